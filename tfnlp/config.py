@@ -1,0 +1,175 @@
+"""Frozen experiment configuration and `--set section.key=value` overrides."""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+from dataclasses import dataclass, field
+from typing import Any, Iterable
+
+from tfnlp.errors import UserError
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Where records come from and how they are split.
+
+    Attributes:
+        source: a source spec (`cim10`, `cim10:lang=es`, `icd10cm`, `csv:PATH`, ...).
+        text_column: column holding the text in tabular sources.
+        label_column: column holding the target in tabular sources.
+        validation_fraction: share of records held out for model selection.
+        test_fraction: share of records held out for the final report.
+        seed: seed of the split.
+        max_records: keep at most this many records before splitting (0 keeps all).
+    """
+
+    source: str = "cim10"
+    text_column: str = "RawText"
+    label_column: str = "ICD10"
+    validation_fraction: float = 0.1
+    test_fraction: float = 0.1
+    seed: int = 42
+    max_records: int = 0
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Model factory name and its hyper-parameters (not all factories use all of them).
+
+    Attributes:
+        name: model factory name.
+        vocab_size: word vocabulary size of the TextVectorization layer.
+        max_input_tokens: words kept from each text (longer texts are cut).
+        embedding_dim: word embedding size.
+        subword_buckets: hash buckets of character n-gram features per word (0 turns them off).
+        units: encoder LSTM units per direction.
+        decoder_units: decoder LSTM units.
+        char_embedding_dim: decoder character embedding size.
+        attention_units: size of the additive attention projection.
+        dropout: dropout rate on embeddings and encoder outputs.
+        max_output_length: most characters the decoder writes before the end token.
+        beam_size: beam width for `model_beam`; 1 means greedy decoding only.
+        constrain: restrict decoding to codes of the classification (prefix trie).
+    """
+
+    name: str = "char_seq2seq"
+    vocab_size: int = 20000
+    max_input_tokens: int = 48
+    embedding_dim: int = 128
+    subword_buckets: int = 20000
+    units: int = 128
+    decoder_units: int = 256
+    char_embedding_dim: int = 32
+    attention_units: int = 128
+    dropout: float = 0.2
+    max_output_length: int = 6
+    beam_size: int = 4
+    constrain: bool = True
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """How the model is fitted.
+
+    Attributes:
+        epochs: most epochs to train.
+        batch_size: global batch size (split across replicas).
+        learning_rate: Adam learning rate.
+        patience: epochs without improvement of the monitored value before stopping.
+        strategy: `auto`, `default`, `mirrored`, `tpu` or `one_device:/gpu:0`.
+        seed: seed for weights, shuffling and dropout.
+        shuffle_buffer: tf.data shuffle buffer size.
+        baselines: also fit the scikit-learn baselines on the same split.
+    """
+
+    epochs: int = 20
+    batch_size: int = 64
+    learning_rate: float = 2e-3
+    patience: int = 3
+    strategy: str = "auto"
+    seed: int = 1234
+    shuffle_buffer: int = 20000
+    baselines: bool = True
+
+
+@dataclass(frozen=True)
+class Experiment:
+    """Everything one training run needs; built by a registered experiment function."""
+
+    name: str
+    task: str
+    description: str
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+
+SECTIONS = ("data", "model", "train")
+
+
+def _parse_bool(text: str) -> bool:
+    lowered = text.strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(f"expected true or false, got {text!r}")
+
+
+def parse_value(text: str, target_type: Any) -> Any:
+    """Parse `text` as `target_type` (bool, int, float or str)."""
+    if target_type is bool:
+        return _parse_bool(text)
+    if target_type is int:
+        return int(text)
+    if target_type is float:
+        return float(text)
+    if target_type is str:
+        return text
+    raise ValueError(f"cannot parse a value of type {target_type}")
+
+
+def _field_types(section: Any) -> dict[str, Any]:
+    hints = typing.get_type_hints(type(section))
+    return {f.name: hints[f.name] for f in dataclasses.fields(section)}
+
+
+def apply_overrides(experiment: Experiment, overrides: Iterable[str]) -> Experiment:
+    """Return a copy of `experiment` with `section.key=value` overrides applied.
+
+    Args:
+        experiment: the configuration to start from.
+        overrides: strings such as `train.epochs=3` or `model.units=64`.
+
+    Raises:
+        UserError: for a malformed override, an unknown key or a value of the wrong type.
+    """
+    changes: dict[str, dict[str, Any]] = {}
+    for override in overrides:
+        key, sep, raw_value = override.partition("=")
+        section_name, dot, field_name = key.strip().partition(".")
+        if not sep or not dot:
+            raise UserError(f"override {override!r} should look like section.key=value, e.g. train.epochs=3")
+        if section_name not in SECTIONS:
+            raise UserError(f"override {override!r}: unknown section {section_name!r}; known: {', '.join(SECTIONS)}")
+        types = _field_types(getattr(experiment, section_name))
+        if field_name not in types:
+            known = ", ".join(f"{section_name}.{name}" for name in types)
+            raise UserError(f"override {override!r}: unknown key {key!r}; known: {known}")
+        try:
+            value = parse_value(raw_value.strip(), types[field_name])
+        except ValueError as error:
+            raise UserError(
+                f"override {override!r}: {key} takes a {types[field_name].__name__} ({error})"
+            ) from None
+        changes.setdefault(section_name, {})[field_name] = value
+    for section_name, values in changes.items():
+        section = dataclasses.replace(getattr(experiment, section_name), **values)
+        experiment = dataclasses.replace(experiment, **{section_name: section})
+    return experiment
+
+
+def to_dict(experiment: Experiment) -> dict[str, Any]:
+    """The experiment as plain JSON-ready data."""
+    return dataclasses.asdict(experiment)
