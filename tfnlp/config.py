@@ -80,6 +80,9 @@ class TrainConfig:
         strategy: `auto`, `default`, `mirrored`, `tpu` or `one_device:/gpu:0`.
         seed: seed for weights, shuffling and dropout.
         shuffle_buffer: tf.data shuffle buffer size.
+        monitor: the epoch log value that early stopping and checkpointing follow. Decoded
+            validation exact-match by default: teacher-forced validation loss is a poor guide
+            to decoded accuracy on ICD-10 coding (FINDINGS.md); `val_loss` is the alternative.
         baselines: also fit the scikit-learn baselines on the same split.
     """
 
@@ -90,6 +93,7 @@ class TrainConfig:
     strategy: str = "auto"
     seed: int = 1234
     shuffle_buffer: int = 20000
+    monitor: str = "val_exact_match"
     baselines: bool = True
 
 

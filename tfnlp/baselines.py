@@ -1,0 +1,54 @@
+"""scikit-learn baselines for ICD-10 coding, fitted on the same split as the neural model.
+
+- `baseline_tfidf_nn`: TF-IDF (word 1-2 and character 2-5 n-grams) nearest neighbour, the
+  dictionary look-up that won CLEF eHealth 2016. It can only answer codes seen in training.
+- `baseline_tfidf_linear`: a linear SVM on the same features predicting the category
+  (three characters); its "code" is that category.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+from sklearn.pipeline import FeatureUnion
+from sklearn.preprocessing import normalize
+from sklearn.svm import LinearSVC
+from sklearn.feature_extraction.text import TfidfVectorizer
+
+from tfnlp.data import Record
+from tfnlp.data.icd10 import category
+
+
+def tfidf_features() -> FeatureUnion:
+    """Word 1-2 grams and character 2-5 grams (within word boundaries), sublinear TF."""
+    return FeatureUnion([
+        ("words", TfidfVectorizer(analyzer="word", ngram_range=(1, 2), sublinear_tf=True)),
+        ("chars", TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 5), sublinear_tf=True)),
+    ])
+
+
+def tfidf_nearest_neighbour(train: Sequence[Record], texts: Sequence[str], batch_size: int = 2048) -> list[str]:
+    """The code of each text's most similar training text (cosine on TF-IDF)."""
+    features = tfidf_features().fit([record.text for record in train])
+    train_matrix = normalize(features.transform([record.text for record in train]))
+    codes = np.array([record.target for record in train])
+    predicted: list[str] = []
+    for start in range(0, len(texts), batch_size):
+        query = normalize(features.transform(texts[start:start + batch_size]))
+        predicted += codes[np.asarray((query @ train_matrix.T).argmax(axis=1)).ravel()].tolist()
+    return predicted
+
+
+def tfidf_linear_category(train: Sequence[Record], texts: Sequence[str], seed: int = 0) -> list[str]:
+    """A linear SVM's category (three characters) for each text."""
+    features = tfidf_features()
+    matrix = features.fit_transform([record.text for record in train])
+    classifier = LinearSVC(C=1.0, random_state=seed).fit(matrix, [category(record.target) for record in train])
+    return classifier.predict(features.transform(list(texts))).tolist()
+
+
+BASELINES = {
+    "baseline_tfidf_nn": tfidf_nearest_neighbour,
+    "baseline_tfidf_linear": tfidf_linear_category,
+}

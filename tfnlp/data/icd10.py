@@ -1,0 +1,137 @@
+"""ICD-10 sources: French (and other) WHO labels from GNU Health, English ICD-10-CM.
+
+Codes are normalised without the dot (`S06.2` -> `S062`). The chapter of a code, for
+metrics and stratification, is its first character; its category its first three.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+import xml.etree.ElementTree as ElementTree
+from pathlib import Path
+
+from tfnlp import assets
+from tfnlp.data import Record
+from tfnlp.errors import UserError, located
+
+PATHOLOGY_CONTEXT = re.compile(r"^model:gnuhealth\.pathology,name:(?P<code>[A-Z][0-9A-Z]{2,6})$")
+# GNU Health's translators wrote many four-character labels as the tail of their parent's:
+# A00.0 is "A Vibrio cholerae 01, biovar cholerae" under A00 "Choléra". A label is such a
+# fragment when it starts lowercase or with a linking word; those get the parent label in
+# front. Prefixing every child instead would leak the category name into the text.
+FRAGMENT_START = re.compile(
+    r"^(?:[a-zà-ÿ]|(?:A|À|Au|Aux|Avec|Sans|Par|De|Du|Des|D'|D’|En|Dans|Sur|Pour|Chez|Lors|Après|Au cours)\b)"
+)
+
+
+def normalise_code(code: str) -> str:
+    """Upper-case, strip, and drop the dot: ` s06.2` -> `S062`."""
+    return code.strip().upper().replace(".", "")
+
+
+def chapter(code: str) -> str:
+    """The chapter key used for metrics and stratification: the first character."""
+    return code[:1]
+
+
+def category(code: str) -> str:
+    """The three-character category of a code."""
+    return code[:3]
+
+
+def _po_string(path: Path, line_number: int, literal: str) -> str:
+    try:
+        value = ast.literal_eval(literal)
+    except (ValueError, SyntaxError):
+        raise located(path, line_number, f"expected a quoted PO string, got {literal[:60]!r}") from None
+    if not isinstance(value, str):
+        raise located(path, line_number, f"expected a quoted PO string, got {literal[:60]!r}")
+    return value
+
+
+def parse_po(path: Path) -> dict[str, str]:
+    """Read a gettext PO file into {msgctxt: msgstr}, skipping fuzzy and untranslated entries.
+
+    Raises:
+        UserError: for a line that is not a comment, keyword or quoted continuation.
+    """
+    entries: dict[str, str] = {}
+    current: dict[str, str] = {}
+    key = None
+    fuzzy = False
+
+    def flush() -> None:
+        if current.get("msgstr") and "msgctxt" in current and not fuzzy:
+            entries[current["msgctxt"]] = current["msgstr"]
+
+    with open(path, encoding="utf-8") as handle:
+        for line_number, raw in enumerate(handle, start=1):
+            line = raw.strip()
+            if not line:
+                flush()
+                current, key, fuzzy = {}, None, False
+            elif line.startswith("#"):
+                fuzzy = fuzzy or (line.startswith("#,") and "fuzzy" in line)
+            elif line.startswith('"'):
+                if key is None:
+                    raise located(path, line_number, "a quoted continuation line with no keyword before it")
+                current[key] += _po_string(path, line_number, line)
+            else:
+                keyword, _, literal = line.partition(" ")
+                if keyword not in ("msgctxt", "msgid", "msgstr", "msgid_plural") and not keyword.startswith("msgstr["):
+                    raise located(path, line_number, f"unknown PO keyword {keyword!r}")
+                key = keyword
+                current[key] = _po_string(path, line_number, literal)
+    flush()
+    return entries
+
+
+def complete_fragments(labels: dict[str, str]) -> dict[str, str]:
+    """Prefix the parent's label to child labels that are fragments of it."""
+    completed = {}
+    for code, label in labels.items():
+        parent = labels.get(category(code)) if len(code) > 3 else None
+        if parent and FRAGMENT_START.match(label):
+            label = f"{parent} {label[0].lower()}{label[1:]}"
+        completed[code] = label
+    return completed
+
+
+def cim10_labels(lang: str = "fr") -> dict[str, str]:
+    """WHO ICD-10 labels in `lang` from the cim10-fr asset, fragments completed.
+
+    Args:
+        lang: a locale the asset carries (fr, es, de, it_IT, pt_BR, ...).
+
+    Returns:
+        {code without dot: label}.
+    """
+    locale_dir = assets.find_file("cim10-fr", "*/locale/fr.po").parent
+    path = locale_dir / f"{lang}.po"
+    if not path.exists():
+        known = ", ".join(sorted(p.stem for p in locale_dir.glob("*.po")))
+        raise UserError(f"cim10: no language {lang!r} in the asset; known: {known}")
+    labels = {}
+    for context, text in parse_po(path).items():
+        match = PATHOLOGY_CONTEXT.match(context)
+        if match:
+            labels[normalise_code(match["code"])] = " ".join(text.split())
+    return complete_fragments(labels)
+
+
+def load_cim10(lang: str = "fr") -> list[Record]:
+    """Records (label, code) of the WHO ICD-10 classification in `lang`."""
+    return [Record(text, code) for code, text in sorted(cim10_labels(lang).items())]
+
+
+def icd10cm_terms() -> list[Record]:
+    """English ICD-10-CM descriptions and inclusion terms, each with its code."""
+    path = assets.find_file("icd10cm", "*/icd10c-tabular-*.xml")
+    records = []
+    for diag in ElementTree.parse(path).iter("diag"):
+        code = normalise_code(diag.findtext("name", ""))
+        texts = [diag.findtext("desc", "")]
+        texts += [note.text or "" for note in diag.findall("inclusionTerm/note")]
+        records += [Record(" ".join(text.split()), code) for text in texts if text.strip()]
+    return records

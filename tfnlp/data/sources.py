@@ -1,0 +1,125 @@
+"""Source specs (`cim10`, `cim10:lang=es`, `icd10cm`, `csv:PATH`) -> split records.
+
+A spec is `name` or `name:argument`. Tabular sources take a file (split here), a folder
+holding train / validation (or valid, dev, devel) / test files, or three comma-separated
+files in that order.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from tfnlp.config import DataConfig
+from tfnlp.data import Record, icd10, tabular
+from tfnlp.data.splits import Splits, split_records
+from tfnlp.errors import UserError
+from tfnlp.registry import Registry
+
+
+@dataclass(frozen=True)
+class LoadedData:
+    """What a source gives: split records, and the codes of its classification if it has one.
+
+    Attributes:
+        splits: train / validation / test records.
+        classification: every valid target of the source's classification (for constrained
+            decoding), or None when the source only knows the targets it holds.
+    """
+
+    splits: Splits
+    classification: frozenset[str] | None
+
+
+Loader = Callable[[str, DataConfig], LoadedData]
+SOURCES: Registry[Loader] = Registry("data source")
+PART_NAMES = {
+    "train": ("train", "training"),
+    "validation": ("validation", "valid", "val", "dev", "devel"),
+    "test": ("test", "testing"),
+}
+
+
+def parse_options(argument: str, source: str, allowed: tuple[str, ...]) -> dict[str, str]:
+    """Parse `k=v,k2=v2` source options, refusing unknown keys."""
+    options = {}
+    for item in filter(None, argument.split(",")):
+        key, sep, value = item.partition("=")
+        if not sep or key not in allowed:
+            raise UserError(f"source {source!r}: unknown option {item!r}; options: {', '.join(allowed) or 'none'}")
+        options[key] = value
+    return options
+
+
+def _sample(records: list[Record], max_records: int, seed: int) -> list[Record]:
+    if max_records and len(records) > max_records:
+        records = random.Random(seed).sample(records, max_records)
+    return records
+
+
+def _split(records: list[Record], config: DataConfig) -> Splits:
+    records = _sample(records, config.max_records, config.seed)
+    return split_records(records, config.validation_fraction, config.test_fraction, config.seed,
+                         stratify=lambda record: icd10.chapter(record.target))
+
+
+@SOURCES.register("cim10")
+def cim10_source(argument: str, config: DataConfig) -> LoadedData:
+    """French WHO ICD-10 labels (GNU Health); `cim10:lang=es` for another language."""
+    lang = parse_options(argument, "cim10", ("lang",)).get("lang", "fr")
+    records = icd10.load_cim10(lang)
+    return LoadedData(_split(records, config), frozenset(record.target for record in records))
+
+
+@SOURCES.register("icd10cm")
+def icd10cm_source(argument: str, config: DataConfig) -> LoadedData:
+    """English ICD-10-CM descriptions and inclusion terms."""
+    parse_options(argument, "icd10cm", ())
+    records = icd10.icd10cm_terms()
+    return LoadedData(_split(records, config), frozenset(record.target for record in records))
+
+
+def _part_files(folder: Path) -> dict[str, Path]:
+    found: dict[str, Path] = {}
+    for path in sorted(folder.iterdir()):
+        if path.suffix.lower() not in tabular.FORMATS:
+            continue
+        for part, stems in PART_NAMES.items():
+            if path.stem.lower() in stems:
+                found.setdefault(part, path)
+    if "train" not in found:
+        raise UserError(f"{folder}: no train file (train.csv, train.tsv or train.jsonl)")
+    return found
+
+
+def tabular_source(argument: str, config: DataConfig) -> LoadedData:
+    """The user's CSV / TSV / JSONL file(s); see the module docstring for the forms."""
+    if not argument:
+        raise UserError("a tabular source needs a path: csv:PATH (a file, a folder, or train,valid,test files)")
+    paths = [Path(part) for part in argument.split(",")]
+    read = lambda path: tabular.read_records(path, config.text_column, config.label_column)  # noqa: E731
+    if len(paths) == 3:
+        splits = Splits(*(read(path) for path in paths))
+    elif len(paths) == 1 and paths[0].is_dir():
+        parts = _part_files(paths[0])
+        if len(parts) == 3:
+            splits = Splits(read(parts["train"]), read(parts["validation"]), read(parts["test"]))
+        else:
+            splits = _split([record for path in parts.values() for record in read(path)], config)
+    elif len(paths) == 1:
+        splits = _split(read(paths[0]), config)
+    else:
+        raise UserError(f"tabular source {argument!r}: give one file, one folder, or three files (train,valid,test)")
+    return LoadedData(splits, None)
+
+
+for _name in ("csv", "tsv", "jsonl"):
+    SOURCES.add(_name, tabular_source)
+
+
+def load(spec: str, config: DataConfig) -> LoadedData:
+    """Load the records that `spec` names, split as `config` says."""
+    name, _, argument = spec.partition(":")
+    return SOURCES.get(name)(argument, config)

@@ -1,0 +1,66 @@
+"""Seeded, reproducible train / validation / test splits, stratified where possible."""
+
+from __future__ import annotations
+
+import random
+from collections import defaultdict
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
+from tfnlp.data import Record
+from tfnlp.errors import UserError
+
+
+@dataclass(frozen=True)
+class Splits:
+    """The three parts of a data set."""
+
+    train: list[Record]
+    validation: list[Record]
+    test: list[Record]
+
+    def sizes(self) -> dict[str, int]:
+        """Number of records in each part."""
+        return {"train": len(self.train), "validation": len(self.validation), "test": len(self.test)}
+
+
+def split_records(
+    records: Sequence[Record],
+    validation_fraction: float,
+    test_fraction: float,
+    seed: int,
+    stratify: Callable[[Record], str] | None = None,
+) -> Splits:
+    """Split records reproducibly; within each stratum the fractions are kept.
+
+    Strata too small to give a record to every part give what rounding allows, which is the
+    "where possible" of stratification: every record lands in exactly one part.
+
+    Args:
+        records: the records to split.
+        validation_fraction: share for validation, in [0, 1).
+        test_fraction: share for test, in [0, 1).
+        seed: the split's seed; the same seed and records give the same split.
+        stratify: maps a record to its stratum (e.g. the ICD chapter); None for one stratum.
+    """
+    if not (0 <= validation_fraction < 1 and 0 <= test_fraction < 1 and validation_fraction + test_fraction < 1):
+        raise UserError(
+            f"data.validation_fraction={validation_fraction} and data.test_fraction={test_fraction} "
+            "must each be in [0, 1) and sum to less than 1"
+        )
+    strata: dict[str, list[Record]] = defaultdict(list)
+    for record in records:
+        strata[stratify(record) if stratify else ""].append(record)
+    rng = random.Random(seed)
+    train, validation, test = [], [], []
+    for key in sorted(strata):
+        members = list(strata[key])
+        rng.shuffle(members)
+        n_test = round(len(members) * test_fraction)
+        n_validation = round(len(members) * validation_fraction)
+        test += members[:n_test]
+        validation += members[n_test:n_test + n_validation]
+        train += members[n_test + n_validation:]
+    for part in (train, validation, test):
+        rng.shuffle(part)
+    return Splits(train, validation, test)

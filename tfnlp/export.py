@@ -1,0 +1,60 @@
+"""Versioned, atomic SavedModel export in the layout TF Serving reads: <base>/<name>/<version>/."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import tensorflow as tf
+
+MODEL_CARD = "tfnlp_model_card.json"
+
+
+def existing_versions(model_dir: Path) -> list[int]:
+    """Integer version folders under `model_dir`, sorted (temporary siblings are ignored)."""
+    if not model_dir.is_dir():
+        return []
+    return sorted(int(path.name) for path in model_dir.iterdir() if path.is_dir() and path.name.isdigit())
+
+
+def export_savedmodel(module: tf.Module, export_base: Path, name: str, signatures: dict,
+                      model_card: dict[str, Any]) -> Path:
+    """Write `module` as version N+1 of `name`, whole or not at all.
+
+    The SavedModel is written into a temporary sibling and renamed into place, so TF Serving,
+    which polls the base path, never sees a half-written version.
+
+    Args:
+        module: the tf.Module to save.
+        export_base: the folder holding one sub-folder per model name.
+        name: model name (the experiment name).
+        signatures: signature name -> tf.function.
+        model_card: JSON-ready description written to `assets.extra/tfnlp_model_card.json`.
+
+    Returns:
+        The version folder.
+    """
+    model_dir = Path(export_base) / name
+    model_dir.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".tmp-", dir=model_dir))
+    try:
+        tf.saved_model.save(module, str(staging), signatures=signatures)
+        extra = staging / "assets.extra"
+        extra.mkdir(exist_ok=True)
+        (extra / MODEL_CARD).write_text(json.dumps(model_card, indent=2, ensure_ascii=False) + "\n")
+        while True:
+            versions = existing_versions(model_dir)
+            target = model_dir / str((versions[-1] if versions else 0) + 1)
+            try:
+                os.rename(staging, target)  # fails if another export took this number meanwhile
+                return target
+            except OSError:
+                if not target.exists():
+                    raise
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging, ignore_errors=True)

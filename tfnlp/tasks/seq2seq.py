@@ -1,0 +1,361 @@
+"""Text -> ICD-10 code, character by character: preprocessing, tf.data and metrics.
+
+Inputs are words (TextVectorization adapted on the training split, OOV for unknown words)
+plus hashed character n-grams of each word; targets are the code's characters framed by a
+start and an end token. Everything that touches a raw string runs in the graph, so the
+exported signature repeats it exactly.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterable, Sequence
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from tfnlp.config import Experiment, ModelConfig
+from tfnlp.data import Record, text
+from tfnlp.data.icd10 import category, chapter, normalise_code
+from tfnlp.data.splits import Splits
+from tfnlp.models.decoding import beam_decode
+from tfnlp.models.seq2seq import END, PAD, START, char_seq2seq, masked_accuracy, masked_loss
+
+SPECIAL_TOKENS = ("", "<s>", "</s>")
+
+
+@dataclass(frozen=True)
+class Alphabet:
+    """The decoder's characters; ids 0, 1, 2 are padding, start and end."""
+
+    characters: tuple[str, ...]
+
+    @classmethod
+    def from_codes(cls, codes: Iterable[str]) -> "Alphabet":
+        """The sorted set of characters used by `codes`."""
+        return cls(tuple(sorted({character for code in codes for character in code})))
+
+    @property
+    def tokens(self) -> tuple[str, ...]:
+        """Token strings indexed by id."""
+        return SPECIAL_TOKENS + self.characters
+
+    @property
+    def size(self) -> int:
+        """Number of decoder tokens, special ones included."""
+        return len(self.tokens)
+
+    def ids(self, code: str) -> list[int]:
+        """Character ids of `code`; a character outside the alphabet becomes padding (ignored by the loss)."""
+        index = {character: i for i, character in enumerate(self.tokens)}
+        return [index.get(character, PAD) for character in code]
+
+
+@dataclass(frozen=True)
+class CodeTrie:
+    """A prefix trie of allowed codes as two dense tables the decoder indexes in the graph.
+
+    Attributes:
+        allowed: bool [nodes, alphabet size]: which tokens may follow the prefix a node stands for.
+        next_node: int32 [nodes, alphabet size]: the node reached by emitting a token.
+    """
+
+    allowed: np.ndarray
+    next_node: np.ndarray
+
+    @classmethod
+    def from_codes(cls, codes: Iterable[str], alphabet: Alphabet) -> "CodeTrie":
+        """A trie that lets the decoder write exactly the given codes."""
+        index = {character: i for i, character in enumerate(alphabet.tokens)}
+        children: list[dict[int, int]] = [{}]
+        for code in sorted(set(codes)):
+            if any(character not in index for character in code):
+                continue
+            node = 0
+            for character in code:
+                token = index[character]
+                if token not in children[node]:
+                    children[node][token] = len(children)
+                    children.append({})
+                node = children[node][token]
+            children[node][END] = node
+        allowed = np.zeros((len(children), alphabet.size), dtype=bool)
+        next_node = np.zeros((len(children), alphabet.size), dtype=np.int32)
+        for node, edges in enumerate(children):
+            for token, child in edges.items():
+                allowed[node, token] = True
+                next_node[node, token] = child
+        return cls(allowed, next_node)
+
+    @classmethod
+    def unconstrained(cls, alphabet: Alphabet) -> "CodeTrie":
+        """One node that allows every character and the end token."""
+        allowed = np.ones((1, alphabet.size), dtype=bool)
+        allowed[0, PAD] = allowed[0, START] = False
+        return cls(allowed, np.zeros((1, alphabet.size), dtype=np.int32))
+
+
+def _at_least_one(dense: tf.Tensor) -> tf.Tensor:
+    """Pad every axis after the first to length >= 1, so an empty batch still has a time step."""
+    shape = tf.shape(dense)
+    padding = [[0, 0]] + [[0, tf.maximum(0, 1 - shape[axis])] for axis in range(1, len(dense.shape))]
+    return tf.pad(dense, padding)
+
+
+class Seq2SeqPreprocessor:
+    """Turns raw texts into model inputs and codes into decoder sequences.
+
+    Args:
+        vectorizer: TextVectorization adapted on the training texts (standardised already).
+        alphabet: the decoder's characters.
+        max_input_tokens: words kept from a text.
+        subword_buckets: hash buckets of the character n-gram features.
+        max_output_length: most characters of a code.
+    """
+
+    def __init__(self, vectorizer: keras.layers.TextVectorization, alphabet: Alphabet,
+                 max_input_tokens: int, subword_buckets: int, max_output_length: int) -> None:
+        self.vectorizer = vectorizer
+        self.alphabet = alphabet
+        self.max_input_tokens = max_input_tokens
+        self.subword_buckets = subword_buckets
+        self.max_output_length = max_output_length
+
+    @classmethod
+    def adapt(cls, train: Sequence[Record], classification: Iterable[str], config: ModelConfig) -> "Seq2SeqPreprocessor":
+        """Fit the word vocabulary on the training texts only; the alphabet on all known codes."""
+        vectorizer = keras.layers.TextVectorization(
+            max_tokens=config.vocab_size, standardize=None, split="whitespace", ragged=True, name="words")
+        texts = tf.data.Dataset.from_tensor_slices(tf.constant([record.text for record in train]))
+        vectorizer.adapt(texts.batch(1024).map(text.standardize))
+        codes = [record.target for record in train] + list(classification)
+        longest = max(len(code) for code in codes)
+        return cls(vectorizer, Alphabet.from_codes(codes), config.max_input_tokens, config.subword_buckets,
+                   config.max_output_length or longest)
+
+    @property
+    def decoder_length(self) -> int:
+        """Decoder steps: the longest code plus the end token."""
+        return self.max_output_length + 1
+
+    def input_tokens(self, texts: tf.Tensor) -> tf.Tensor:
+        """The words the model reads, padded with "": [B] -> [B, T]."""
+        return _at_least_one(text.split_words(texts, self.max_input_tokens).to_tensor(""))
+
+    def encode_texts(self, texts: tf.Tensor) -> dict[str, tf.Tensor]:
+        """Raw texts [B] -> {"token_ids": [B, T], "subword_ids": [B, T, N]} (0 = padding)."""
+        token_ids = self.vectorizer(text.standardize(texts))[:, :self.max_input_tokens]
+        inputs = {"token_ids": _at_least_one(tf.cast(token_ids.to_tensor(0), tf.int32))}
+        if self.subword_buckets:
+            words = text.split_words(texts, self.max_input_tokens)
+            subwords = text.subword_ids(words, self.subword_buckets).to_tensor(0)
+            inputs["subword_ids"] = _at_least_one(tf.cast(subwords, tf.int32))
+        return inputs
+
+    def encode_codes(self, codes: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        """Teacher-forcing pairs: decoder input `<s> c1 .. cn` and target `c1 .. cn </s>`, padded."""
+        length = self.decoder_length
+        inputs = np.zeros((len(codes), length), dtype=np.int32)
+        targets = np.zeros((len(codes), length), dtype=np.int32)
+        for row, code in enumerate(codes):
+            ids = self.alphabet.ids(code[:self.max_output_length])
+            inputs[row, :len(ids) + 1] = [START] + ids
+            targets[row, :len(ids) + 1] = ids + [END]
+        return inputs, targets
+
+    def dataset(self, records: Sequence[Record], batch_size: int, training: bool, seed: int,
+                shuffle_buffer: int = 20000) -> tf.data.Dataset:
+        """Batched ({inputs}, target) pairs; shuffled each epoch when `training`."""
+        decoder_input, decoder_target = self.encode_codes([record.target for record in records])
+        texts = tf.constant([record.text for record in records])
+        dataset = tf.data.Dataset.from_tensor_slices((texts, decoder_input, decoder_target)).cache()
+        if training:
+            dataset = dataset.shuffle(min(shuffle_buffer, len(records)), seed=seed, reshuffle_each_iteration=True)
+
+        def to_model_inputs(batch_texts, batch_decoder_input, batch_target):
+            inputs = self.encode_texts(batch_texts)
+            inputs["decoder_input"] = batch_decoder_input
+            return inputs, batch_target
+
+        return (dataset.batch(batch_size)
+                .map(to_model_inputs, num_parallel_calls=tf.data.AUTOTUNE)
+                .prefetch(tf.data.AUTOTUNE))
+
+
+def code_accuracies(true_codes: Sequence[str], predicted_codes: Sequence[str]) -> dict[str, float]:
+    """Chapter (first character), category (first three) and exact-code accuracy."""
+    if len(true_codes) != len(predicted_codes):
+        raise ValueError(f"{len(true_codes)} true codes but {len(predicted_codes)} predictions")
+    total = max(len(true_codes), 1)
+    pairs = list(zip(true_codes, predicted_codes))
+    return {
+        "chapter_accuracy": sum(chapter(t) == chapter(p) for t, p in pairs) / total,
+        "category_accuracy": sum(category(t) == category(p) for t, p in pairs) / total,
+        "exact_match": sum(t == p for t, p in pairs) / total,
+    }
+
+
+TEXT_SPEC = tf.TensorSpec([None], tf.string, name="text")
+
+
+class Seq2SeqServing(tf.Module):
+    """What is exported: raw strings in, named outputs out, all preprocessing in the graph.
+
+    `serve` (the `serving_default` signature) decodes with the configured beam width, `greedy`
+    with width 1. `encode` and `decode_step` expose single steps for step-by-step callers
+    such as the decode benchmark. `allowed` / `next_node` hold the prefix trie.
+    """
+
+    def __init__(self, preprocessor: Seq2SeqPreprocessor, model: keras.Model, trie: CodeTrie, beam_size: int) -> None:
+        super().__init__(name="seq2seq_serving")
+        self.model = model
+        self.vectorizer = preprocessor.vectorizer
+        self.allowed = tf.Variable(trie.allowed, trainable=False, name="allowed")
+        self.next_node = tf.Variable(trie.next_node, trainable=False, name="next_node")
+        self.token_strings = tf.Variable(list(preprocessor.alphabet.tokens), trainable=False, name="token_strings")
+        self.beam_size = beam_size
+        self.decoder_length = preprocessor.decoder_length
+        self._preprocessor = preprocessor
+
+    def predict(self, text: tf.Tensor, beam_size: int) -> dict[str, tf.Tensor]:
+        """Decode raw texts [B] into the named outputs of the serving signature."""
+        decoded = beam_decode(self.model, self._preprocessor.encode_texts(text), self.allowed, self.next_node,
+                              self.decoder_length, beam_size)
+        tokens = decoded["tokens"]
+        strings = tf.gather(self.token_strings, tokens)
+        # Steps up to and including the first end token are real; the rest is padding.
+        real = tf.equal(tf.cumsum(tf.cast(tf.equal(tokens, END), tf.int32), axis=1, exclusive=True), 0)
+        return {
+            "code": tf.strings.reduce_join(tf.where(tokens > END, strings, ""), axis=1),
+            "score": tf.exp(decoded["log_prob"]),
+            "attention": decoded["attention"] * tf.cast(real, tf.float32)[:, :, None],
+            "input_tokens": self._preprocessor.input_tokens(text),
+            "output_tokens": tf.where(real, strings, ""),
+        }
+
+    @tf.function(input_signature=[TEXT_SPEC])
+    def serve(self, text):
+        return self.predict(text, self.beam_size)
+
+    @tf.function(input_signature=[TEXT_SPEC])
+    def greedy(self, text):
+        return self.predict(text, 1)
+
+    @tf.function(input_signature=[TEXT_SPEC])
+    def encode(self, text):
+        """Encoder outputs, mask, decoder initial state and projected attention keys of raw texts."""
+        inputs = self._preprocessor.encode_texts(text)
+        outputs, mask, (h, c) = self.model.encoder(inputs["token_ids"], inputs.get("subword_ids"), training=False)
+        keys = self.model.decoder.attention.key_projection(outputs)
+        return {"encoder_outputs": outputs, "mask": mask, "h": h, "c": c, "projected_keys": keys}
+
+    @tf.function(input_signature=[
+        tf.TensorSpec([None, 1], tf.int32, name="previous_token"),
+        tf.TensorSpec([None, None], tf.float32, name="h"), tf.TensorSpec([None, None], tf.float32, name="c"),
+        tf.TensorSpec([None, None, None], tf.float32, name="encoder_outputs"),
+        tf.TensorSpec([None, None], tf.bool, name="mask"),
+        tf.TensorSpec([None, None, None], tf.float32, name="projected_keys"),
+    ])
+    def decode_step(self, previous_token, h, c, encoder_outputs, mask, projected_keys):
+        """One decoder step: next-token log-probabilities [B, V], new state and attention [B, T]."""
+        logits, weights, (h, c) = self.model.decoder(previous_token, [h, c], encoder_outputs, mask,
+                                                     projected_keys=projected_keys, training=False)
+        return {"log_probs": tf.nn.log_softmax(logits[:, 0, :]), "h": h, "c": c, "attention": weights[:, 0, :]}
+
+    def signatures(self) -> dict:
+        """Signatures to write into the SavedModel."""
+        return {"serving_default": self.serve, "greedy": self.greedy}
+
+
+class DecodedValidation(keras.callbacks.Callback):
+    """Adds decoded validation accuracies (`val_exact_match`, ...) to each epoch's logs.
+
+    Teacher-forced validation loss is a poor guide to decoded accuracy on this task (it rose
+    while exact-code accuracy kept improving, see FINDINGS.md), so selection and early
+    stopping can monitor what is reported instead. Put it before the callbacks that read logs.
+    """
+
+    def __init__(self, task: "Seq2SeqTask", serving: Seq2SeqServing, records: Sequence[Record]) -> None:
+        super().__init__()
+        self.task, self.serving, self.records = task, serving, records
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        predicted = self.task.decode(self.serving, [record.text for record in self.records], beam_size=1)
+        scores = code_accuracies([record.target for record in self.records], predicted)
+        if logs is not None:
+            logs.update({f"val_{name}": value for name, value in scores.items()})
+
+
+class Seq2SeqTask:
+    """One seq2seq run's data side: preprocessing, datasets, model, decoding and evaluation.
+
+    Args:
+        experiment: the run's configuration.
+        splits: train / validation / test records (targets are normalised to codes without dots).
+        classification: every valid code, for constrained decoding; None uses the training codes.
+    """
+
+    def __init__(self, experiment: Experiment, splits: Splits, classification: Iterable[str] | None) -> None:
+        normalise = lambda records: [Record(r.text, normalise_code(r.target)) for r in records]  # noqa: E731
+        self.experiment = experiment
+        self.splits = Splits(normalise(splits.train), normalise(splits.validation), normalise(splits.test))
+        codes = {record.target for record in self.splits.train}
+        self.classification = sorted({normalise_code(code) for code in classification} if classification else codes)
+        self.preprocessor = Seq2SeqPreprocessor.adapt(self.splits.train, self.classification, experiment.model)
+        alphabet = self.preprocessor.alphabet
+        self.trie = (CodeTrie.from_codes(self.classification, alphabet) if experiment.model.constrain
+                     else CodeTrie.unconstrained(alphabet))
+
+    def build_model(self) -> keras.Model:
+        """A compiled model; call inside the distribution strategy's scope."""
+        model = char_seq2seq(self.experiment.model, self.preprocessor.vectorizer.vocabulary_size(),
+                             self.preprocessor.alphabet.size)
+        # Build the weights now: BackupAndRestore needs a built model to restore into.
+        sample = self.splits.train[:2]
+        inputs = self.preprocessor.encode_texts(tf.constant([record.text for record in sample]))
+        inputs["decoder_input"] = tf.constant(self.preprocessor.encode_codes([record.target for record in sample])[0])
+        model(inputs)
+        model.compile(optimizer=keras.optimizers.Adam(self.experiment.train.learning_rate),
+                      loss=masked_loss, metrics=[masked_accuracy])
+        return model
+
+    def datasets(self) -> tuple[tf.data.Dataset, tf.data.Dataset]:
+        """Training (shuffled) and validation datasets."""
+        train = self.experiment.train
+        return (self.preprocessor.dataset(self.splits.train, train.batch_size, True, train.seed, train.shuffle_buffer),
+                self.preprocessor.dataset(self.splits.validation, train.batch_size, False, train.seed))
+
+    def serving(self, model: keras.Model) -> Seq2SeqServing:
+        """The exportable module around `model`."""
+        return Seq2SeqServing(self.preprocessor, model, self.trie, self.experiment.model.beam_size)
+
+    def callbacks(self, serving: Seq2SeqServing) -> list[keras.callbacks.Callback]:
+        """Task callbacks that add to the epoch logs (run them first)."""
+        return [DecodedValidation(self, serving, self.splits.validation)]
+
+    @staticmethod
+    def decode(serving: Seq2SeqServing, texts: Sequence[str], beam_size: int, batch_size: int = 512) -> list[str]:
+        """Codes for `texts`, decoded in batches with the in-graph decoder."""
+        function = serving.serve if beam_size > 1 else serving.greedy
+        codes: list[str] = []
+        for start in range(0, len(texts), batch_size):
+            outputs = function(tf.constant(list(texts[start:start + batch_size]), dtype=tf.string))
+            codes += [code.decode("utf-8") for code in outputs["code"].numpy()]
+        return codes
+
+    def systems(self) -> dict[str, int]:
+        """Decoding systems to report: `model` (greedy) and `model_beam` when beam search is on."""
+        beam_size = self.experiment.model.beam_size
+        return {"model": 1, **({"model_beam": beam_size} if beam_size > 1 else {})}
+
+    def evaluate(self, serving: Seq2SeqServing, records: Sequence[Record]) -> tuple[dict, list[dict]]:
+        """Accuracies of each decoding system on `records`, and a few examples of the last system."""
+        texts = [record.text for record in records]
+        truth = [record.target for record in records]
+        results, predicted = {}, []
+        for system, beam_size in self.systems().items():
+            predicted = self.decode(serving, texts, beam_size)
+            results[system] = code_accuracies(truth, predicted)
+        examples = [{"text": t, "true": c, "predicted": p} for t, c, p in list(zip(texts, truth, predicted))[:8]]
+        return results, examples

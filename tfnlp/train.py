@@ -1,0 +1,189 @@
+"""Train, evaluate and export one experiment.
+
+    python -m tfnlp.train icd10_seq2seq [--data SRC] [--set k=v ...] [--workdir DIR]
+                                        [--export_base DIR] [--tiny]
+    python -m tfnlp.train --list
+
+The last line printed is `exported: <path>` so that scripts can pick the model up.
+Re-running an interrupted command resumes it: without --workdir, the newest unfinished run
+of the same experiment and configuration is picked up again.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+import time
+from datetime import datetime
+from pathlib import Path
+from typing import Sequence
+
+from tfnlp import config as config_lib
+from tfnlp import experiments
+from tfnlp.errors import UserError, cli_main
+from tfnlp.registry import Registry
+
+CONFIG_FILE = "config.json"
+METRICS_FILE = "metrics.json"
+METRIC_NAMES = ("chapter_accuracy", "category_accuracy", "exact_match")
+
+
+def make_strategy(name: str):
+    """A tf.distribute strategy: `auto` picks TPU, then several GPUs, then the default strategy."""
+    import tensorflow as tf
+
+    if name in ("auto", "tpu"):
+        try:
+            resolver = tf.distribute.cluster_resolver.TPUClusterResolver()
+            tf.config.experimental_connect_to_cluster(resolver)
+            tf.tpu.experimental.initialize_tpu_system(resolver)
+            return tf.distribute.TPUStrategy(resolver)
+        except (ValueError, RuntimeError, tf.errors.NotFoundError) as error:
+            if name == "tpu":
+                raise UserError(f"train.strategy=tpu but no TPU was found ({error})") from None
+    gpus = tf.config.list_logical_devices("GPU")
+    if name == "mirrored" or (name == "auto" and len(gpus) > 1):
+        return tf.distribute.MirroredStrategy()
+    if name.startswith("one_device:"):
+        return tf.distribute.OneDeviceStrategy(name.partition(":")[2])
+    if name in ("auto", "default"):
+        return tf.distribute.get_strategy()
+    raise UserError(f"train.strategy={name!r}: use auto, default, mirrored, tpu or one_device:/gpu:0")
+
+
+def _task_class(name: str):
+    from tfnlp.tasks.seq2seq import Seq2SeqTask
+
+    tasks: Registry = Registry("task")
+    tasks.add("seq2seq", Seq2SeqTask)
+    return tasks.get(name)
+
+
+def resolve_workdir(experiment: config_lib.Experiment, workdir: str | None) -> Path:
+    """The given workdir, else the newest unfinished run with the same config, else a new one."""
+    if workdir:
+        return Path(workdir)
+    root = Path("runs") / experiment.name
+    wanted = config_lib.to_dict(experiment)
+    if root.is_dir():
+        for run in sorted(root.iterdir(), reverse=True):
+            config_path = run / CONFIG_FILE
+            if (config_path.exists() and not (run / METRICS_FILE).exists()
+                    and json.loads(config_path.read_text()) == wanted):
+                print(f"resuming the unfinished run in {run}")
+                return run
+    return root / datetime.now().strftime("%Y%m%d-%H%M%S")
+
+
+def _callbacks(task_callbacks: list, workdir: Path, train: config_lib.TrainConfig) -> list:
+    import keras
+
+    mode = "min" if train.monitor.endswith("loss") else "max"
+    return task_callbacks + [  # task callbacks first: they add the metrics the others monitor
+        keras.callbacks.BackupAndRestore(str(workdir / "backup")),
+        keras.callbacks.ModelCheckpoint(str(workdir / "checkpoints" / "best.weights.h5"), monitor=train.monitor,
+                                        mode=mode, save_best_only=True, save_weights_only=True),
+        keras.callbacks.EarlyStopping(monitor=train.monitor, mode=mode, patience=train.patience,
+                                      restore_best_weights=True, verbose=1),
+        keras.callbacks.TensorBoard(str(workdir / "tensorboard")),
+    ]
+
+
+def format_table(results: dict[str, dict[str, float]]) -> str:
+    """A markdown table: one row a system, one column a metric."""
+    lines = ["| system | " + " | ".join(METRIC_NAMES) + " |", "|---" * (len(METRIC_NAMES) + 1) + "|"]
+    for system, scores in results.items():
+        lines.append(f"| {system} | " + " | ".join(f"{scores[name]:.3f}" for name in METRIC_NAMES) + " |")
+    return "\n".join(lines)
+
+
+def run(experiment: config_lib.Experiment, workdir: Path, export_base: Path) -> Path:
+    """Train, evaluate on the test split beside the baselines, export; returns the version folder."""
+    import keras
+
+    from tfnlp import baselines, export
+    from tfnlp.data import sources
+    from tfnlp.tasks.seq2seq import code_accuracies
+
+    keras.utils.set_random_seed(experiment.train.seed)
+    workdir.mkdir(parents=True, exist_ok=True)
+    (workdir / CONFIG_FILE).write_text(json.dumps(config_lib.to_dict(experiment), indent=2))
+    print(f"workdir: {workdir}\nwatch it: tensorboard --logdir {workdir / 'tensorboard'}")
+    loaded = sources.load(experiment.data.source, experiment.data)
+    task = _task_class(experiment.task)(experiment, loaded.splits, loaded.classification)
+    print(f"data: {experiment.data.source} {task.splits.sizes()}")
+
+    strategy = make_strategy(experiment.train.strategy)
+    with strategy.scope():
+        model = task.build_model()
+    serving = task.serving(model)
+    train_data, validation_data = task.datasets()
+    started = time.perf_counter()
+    model.fit(train_data, validation_data=validation_data, epochs=experiment.train.epochs,
+              callbacks=_callbacks(task.callbacks(serving), workdir, experiment.train), shuffle=False, verbose=2)
+    train_seconds = time.perf_counter() - started
+    best = workdir / "checkpoints" / "best.weights.h5"
+    if best.exists():
+        model.load_weights(str(best))
+
+    results, examples = task.evaluate(serving, task.splits.test)
+    if experiment.train.baselines:
+        texts = [record.text for record in task.splits.test]
+        truth = [record.target for record in task.splits.test]
+        for name, baseline in baselines.BASELINES.items():
+            results[name] = code_accuracies(truth, baseline(task.splits.train, texts))
+    print(f"\ntest split ({len(task.splits.test)} texts), trained {train_seconds:.0f} s:\n{format_table(results)}")
+    for example in examples:
+        print(f"  {example['true']:>6} -> {example['predicted']:<6} {example['text']}")
+
+    version = export.export_savedmodel(serving, export_base, experiment.name, serving.signatures(), {
+        "experiment": config_lib.to_dict(experiment), "test": results, "workdir": str(workdir)})
+    (workdir / METRICS_FILE).write_text(json.dumps({
+        "test": results, "examples": examples, "sizes": task.splits.sizes(),
+        "train_seconds": round(train_seconds, 1), "exported": str(version)}, indent=2, ensure_ascii=False))
+    return version
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m tfnlp.train", description="Train, evaluate and export.")
+    parser.add_argument("experiment", nargs="?", help="experiment name (see --list)")
+    parser.add_argument("--list", action="store_true", help="list the experiments and exit")
+    parser.add_argument("--data", help="data source replacing the experiment's (cim10, icd10cm, csv:PATH, ...)")
+    parser.add_argument("--set", dest="overrides", action="extend", nargs="+", default=[], metavar="KEY=VALUE",
+                        help="override config values, e.g. train.epochs=3 model.units=64")
+    parser.add_argument("--tiny", action="store_true", help="the experiment's tiny variant (seconds; for tests)")
+    parser.add_argument("--workdir", help="run folder (default: runs/<experiment>/<timestamp>)")
+    parser.add_argument("--export_base", default="savedmodels", help="export root (default: savedmodels)")
+    return parser
+
+
+def configure(argv: Sequence[str] | None = None) -> tuple[config_lib.Experiment | None, argparse.Namespace]:
+    """Parse the command line into an experiment (None with --list)."""
+    args = build_parser().parse_args(argv)
+    if args.list:
+        return None, args
+    if not args.experiment:
+        raise UserError("name an experiment; `python -m tfnlp.train --list` shows them")
+    experiment = experiments.get(args.experiment, tiny=args.tiny)
+    if args.data:
+        experiment = dataclasses.replace(experiment, data=dataclasses.replace(experiment.data, source=args.data))
+    return config_lib.apply_overrides(experiment, args.overrides), args
+
+
+@cli_main
+def main(argv: Sequence[str] | None = None) -> int:
+    experiment, args = configure(argv)
+    if experiment is None:
+        for name, description in experiments.describe():
+            print(f"{name:28} {description}")
+        return 0
+    version = run(experiment, resolve_workdir(experiment, args.workdir), Path(args.export_base))
+    print(f"exported: {version}")
+    sys.stdout.flush()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
