@@ -27,6 +27,7 @@ from tfnlp.registry import Registry
 
 CONFIG_FILE = "config.json"
 METRICS_FILE = "metrics.json"
+HISTORY_FILE = "history.csv"
 METRIC_NAMES = ("chapter_accuracy", "category_accuracy", "exact_match")
 
 
@@ -88,6 +89,7 @@ def _callbacks(task_callbacks: list, workdir: Path, train: config_lib.TrainConfi
         keras.callbacks.EarlyStopping(monitor=train.monitor, mode=mode, patience=train.patience,
                                       restore_best_weights=True, verbose=1),
         keras.callbacks.TensorBoard(str(workdir / "tensorboard")),
+        keras.callbacks.CSVLogger(str(workdir / HISTORY_FILE), append=True),
     ]
 
 

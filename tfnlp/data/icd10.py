@@ -98,6 +98,16 @@ def complete_fragments(labels: dict[str, str]) -> dict[str, str]:
     return completed
 
 
+def labels_from_po(path: Path) -> dict[str, str]:
+    """{code: label} of the pathology entries of one GNU Health PO file, fragments completed."""
+    labels = {}
+    for context, text in parse_po(path).items():
+        match = PATHOLOGY_CONTEXT.match(context)
+        if match:
+            labels[normalise_code(match["code"])] = " ".join(text.split())
+    return complete_fragments(labels)
+
+
 def cim10_labels(lang: str = "fr") -> dict[str, str]:
     """WHO ICD-10 labels in `lang` from the cim10-fr asset, fragments completed.
 
@@ -112,12 +122,7 @@ def cim10_labels(lang: str = "fr") -> dict[str, str]:
     if not path.exists():
         known = ", ".join(sorted(p.stem for p in locale_dir.glob("*.po")))
         raise UserError(f"cim10: no language {lang!r} in the asset; known: {known}")
-    labels = {}
-    for context, text in parse_po(path).items():
-        match = PATHOLOGY_CONTEXT.match(context)
-        if match:
-            labels[normalise_code(match["code"])] = " ".join(text.split())
-    return complete_fragments(labels)
+    return labels_from_po(path)
 
 
 def load_cim10(lang: str = "fr") -> list[Record]:
@@ -125,13 +130,20 @@ def load_cim10(lang: str = "fr") -> list[Record]:
     return [Record(text, code) for code, text in sorted(cim10_labels(lang).items())]
 
 
-def icd10cm_terms() -> list[Record]:
-    """English ICD-10-CM descriptions and inclusion terms, each with its code."""
-    path = assets.find_file("icd10cm", "*/icd10c-tabular-*.xml")
+def terms_from_tabular_xml(path: Path) -> list[Record]:
+    """Descriptions and inclusion terms of an ICD-10-CM tabular XML file, each with its code."""
+    try:
+        tree = ElementTree.parse(path)
+    except ElementTree.ParseError as error:
+        raise located(path, error.position[0], f"not well-formed XML ({error})") from None
     records = []
-    for diag in ElementTree.parse(path).iter("diag"):
+    for diag in tree.iter("diag"):
         code = normalise_code(diag.findtext("name", ""))
-        texts = [diag.findtext("desc", "")]
-        texts += [note.text or "" for note in diag.findall("inclusionTerm/note")]
+        texts = [diag.findtext("desc", "")] + [note.text or "" for note in diag.findall("inclusionTerm/note")]
         records += [Record(" ".join(text.split()), code) for text in texts if text.strip()]
     return records
+
+
+def icd10cm_terms() -> list[Record]:
+    """English ICD-10-CM descriptions and inclusion terms from the icd10cm asset."""
+    return terms_from_tabular_xml(assets.find_file("icd10cm", "*/icd10c-tabular-*.xml"))

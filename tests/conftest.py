@@ -1,0 +1,25 @@
+"""Shared fixtures: one tiny icd10_seq2seq run, trained and exported once per session."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory) -> dict:
+    """Train the tiny seq2seq for one epoch through the CLI entry point; return its paths and metrics."""
+    from tfnlp import train
+
+    root = tmp_path_factory.mktemp("tiny_run")
+    workdir, export_base = root / "work", root / "savedmodels"
+    assert train.main(["icd10_seq2seq", "--tiny", "--workdir", str(workdir), "--export_base", str(export_base)]) == 0
+    version = export_base / "icd10_seq2seq" / "1"
+    return {"workdir": workdir, "export_base": export_base, "version": version,
+            "metrics": json.loads((workdir / train.METRICS_FILE).read_text())}

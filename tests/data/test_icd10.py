@@ -1,0 +1,91 @@
+import pytest
+
+from tfnlp.data import Record, icd10
+from tfnlp.errors import UserError
+
+PO = '''#
+msgid ""
+msgstr "Content-Type: text/plain; charset=utf-8\\n"
+
+msgctxt "model:gnuhealth.pathology,name:A00"
+msgid "Cholera"
+msgstr "Choléra"
+
+msgctxt "model:gnuhealth.pathology,name:A000"
+msgid "Cholera due to Vibrio cholerae 01"
+msgstr "A Vibrio cholerae 01"
+
+msgctxt "model:gnuhealth.pathology,name:A009"
+msgid "Cholera, unspecified"
+msgstr "Choléra, sans précision"
+
+msgctxt "model:gnuhealth.pathology,name:A01"
+msgid "Typhoid"
+msgstr ""
+"Fièvres typhoïde et "
+"paratyphoïde \\"longues\\""
+
+msgctxt "model:gnuhealth.pathology,name:A010"
+msgid "Untranslated"
+msgstr ""
+
+#, fuzzy
+msgctxt "model:gnuhealth.pathology,name:A011"
+msgid "Fuzzy"
+msgstr "Paratyphoïde A"
+
+msgctxt "model:gnuhealth.pathology.category,name:1"
+msgid "Chapter"
+msgstr "Chapitre"
+'''
+
+
+def test_po_labels_join_continuations_skip_fuzzy_and_complete_fragments(tmp_path):
+    path = tmp_path / "fr.po"
+    path.write_text(PO, encoding="utf-8")
+    labels = icd10.labels_from_po(path)
+    assert labels == {
+        "A00": "Choléra",
+        "A000": "Choléra a Vibrio cholerae 01",  # a fragment of its parent's label, completed
+        "A009": "Choléra, sans précision",        # a full label, left alone
+        "A01": 'Fièvres typhoïde et paratyphoïde "longues"',
+    }
+
+
+def test_a_malformed_po_line_names_file_and_line(tmp_path):
+    path = tmp_path / "bad.po"
+    path.write_text('msgctxt "x"\nmsgid "y"\nmsgstr "z\n', encoding="utf-8")
+    with pytest.raises(UserError, match=r"bad.po:3: expected a quoted PO string"):
+        icd10.parse_po(path)
+    path.write_text('msgctxt "x"\nbogus "y"\n', encoding="utf-8")
+    with pytest.raises(UserError, match=r"bad.po:2: unknown PO keyword 'bogus'"):
+        icd10.parse_po(path)
+
+
+def test_codes_are_normalised_and_cut_into_chapter_and_category():
+    assert icd10.normalise_code(" s06.2 ") == "S062"
+    assert icd10.chapter("S062") == "S" and icd10.category("S062") == "S06"
+
+
+def test_icd10cm_xml_gives_descriptions_and_inclusion_terms(tmp_path):
+    path = tmp_path / "tabular.xml"
+    path.write_text("""<ICD10CM.tabular><chapter><section><diag><name>A00</name><desc>Cholera</desc>
+        <diag><name>A00.0</name><desc>Cholera due to Vibrio cholerae 01, biovar cholerae</desc>
+        <inclusionTerm><note>Classical cholera</note></inclusionTerm></diag></diag></section></chapter>
+        </ICD10CM.tabular>""", encoding="utf-8")
+    assert icd10.terms_from_tabular_xml(path) == [
+        Record("Cholera", "A00"),
+        Record("Cholera due to Vibrio cholerae 01, biovar cholerae", "A000"),
+        Record("Classical cholera", "A000"),
+    ]
+    path.write_text("<diag><name>A00</name>", encoding="utf-8")
+    with pytest.raises(UserError, match="tabular.xml:1: not well-formed XML"):
+        icd10.terms_from_tabular_xml(path)
+
+
+def test_the_packaged_french_labels_load_with_fragments_completed():
+    labels = icd10.cim10_labels("fr")
+    assert len(labels) > 13000
+    assert labels["A000"].startswith("Choléra ")
+    with pytest.raises(UserError, match="no language 'xx'.*fr"):
+        icd10.cim10_labels("xx")

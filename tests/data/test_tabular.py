@@ -1,0 +1,76 @@
+import json
+
+import pytest
+
+from tfnlp.config import DataConfig
+from tfnlp.data import Record, sources, tabular
+from tfnlp.errors import UserError
+
+
+def write(path, text):
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_csv_tsv_and_jsonl_read_the_default_cepidc_columns(tmp_path):
+    expected = [Record("douleur thoracique", "R074"), Record("infarctus, aigu", "I219")]
+    csv_path = write(tmp_path / "a.csv", 'RawText,ICD10\ndouleur thoracique,R074\n"infarctus, aigu",I219\n')
+    tsv_path = write(tmp_path / "a.tsv", "RawText\tICD10\ndouleur thoracique\tR074\ninfarctus, aigu\tI219\n")
+    jsonl_path = write(tmp_path / "a.jsonl", "".join(json.dumps({"RawText": r.text, "ICD10": r.target}) + "\n"
+                                                     for r in expected))
+    for path in (csv_path, tsv_path, jsonl_path):
+        assert tabular.read_records(path, "RawText", "ICD10") == expected
+
+
+def test_other_column_names_are_chosen_by_config(tmp_path):
+    path = write(tmp_path / "a.csv", "cause,code\nsepsis,A419\n")
+    assert tabular.read_records(path, "cause", "code") == [Record("sepsis", "A419")]
+
+
+@pytest.mark.parametrize("name, content, message", [
+    ("a.csv", "text,ICD10\nx,A00\n", r"a.csv:2: no column 'RawText'.*data.text_column"),
+    ("a.csv", "RawText,ICD10\nx,A00\ny,A01,extra\n", r"a.csv:3: more fields than the header"),
+    ("a.csv", "RawText,ICD10\nx\n", r"a.csv:2: row has fewer fields"),
+    ("a.csv", "RawText,ICD10\nx,\n", r"a.csv:2: empty 'ICD10'"),
+    ("a.csv", "", r"a.csv:1: empty file"),
+    ("a.jsonl", '{"RawText": "x", "ICD10": "A00"}\n{not json}\n', r"a.jsonl:2: not a JSON object"),
+    ("a.jsonl", '["x", "A00"]\n', r"a.jsonl:1: expected a JSON object, got list"),
+    ("a.xlsx", "x", r"unknown file type '.xlsx'"),
+])
+def test_malformed_files_name_file_line_and_fix(tmp_path, name, content, message):
+    path = write(tmp_path / name, content)
+    with pytest.raises(UserError, match=message):
+        tabular.read_records(path, "RawText", "ICD10")
+
+
+def rows(n, offset=0):
+    return "RawText,ICD10\n" + "".join(f"texte {i},A{i % 10:02d}\n" for i in range(offset, offset + n))
+
+
+def test_a_folder_with_three_parts_is_used_as_given(tmp_path):
+    write(tmp_path / "train.csv", rows(8))
+    write(tmp_path / "dev.csv", rows(3, 100))
+    write(tmp_path / "test.csv", rows(2, 200))
+    loaded = sources.load(f"csv:{tmp_path}", DataConfig())
+    assert loaded.splits.sizes() == {"train": 8, "validation": 3, "test": 2}
+    assert loaded.classification is None
+
+
+def test_three_comma_separated_files_and_a_single_file(tmp_path):
+    paths = [write(tmp_path / f"{name}.tsv", rows(n).replace(",", "\t")) for name, n in
+             (("a", 6), ("b", 2), ("c", 3))]
+    loaded = sources.load("tsv:" + ",".join(map(str, paths)), DataConfig())
+    assert loaded.splits.sizes() == {"train": 6, "validation": 2, "test": 3}
+    single = sources.load(f"csv:{write(tmp_path / 'all.csv', rows(100))}", DataConfig())
+    assert sum(single.splits.sizes().values()) == 100
+
+
+def test_source_errors_are_user_errors(tmp_path):
+    with pytest.raises(UserError, match="unknown data source 'excel'; known: cim10, csv"):
+        sources.load("excel:x", DataConfig())
+    with pytest.raises(UserError, match="no such file"):
+        sources.load(f"csv:{tmp_path / 'missing.csv'}", DataConfig())
+    with pytest.raises(UserError, match="no train file"):
+        sources.load(f"csv:{tmp_path}", DataConfig())
+    with pytest.raises(UserError, match="unknown option 'language=es'; options: lang"):
+        sources.load("cim10:language=es", DataConfig())

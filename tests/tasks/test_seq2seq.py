@@ -1,0 +1,95 @@
+import keras
+import numpy as np
+import tensorflow as tf
+
+from tfnlp.config import ModelConfig
+from tfnlp.data import Record
+from tfnlp.models.decoding import beam_decode
+from tfnlp.models.seq2seq import END, START, char_seq2seq
+from tfnlp.tasks.seq2seq import Alphabet, CodeTrie, Seq2SeqPreprocessor, code_accuracies
+
+TRAIN = [Record("Choléra à Vibrio", "A000"), Record("Fièvre typhoïde", "A010"), Record("Asthme", "J45"),
+         Record("Diabète sucré de type 2", "E119"), Record("Hypertension essentielle", "I10")]
+CLASSIFICATION = ["A000", "A001", "A00", "A010", "J45", "J450", "E119", "I10", "Z99"]
+CONFIG = ModelConfig(vocab_size=50, embedding_dim=8, subword_buckets=40, units=4, decoder_units=8,
+                     char_embedding_dim=4, attention_units=4, dropout=0.0, max_output_length=0)
+
+
+def preprocessor():
+    return Seq2SeqPreprocessor.adapt(TRAIN, CLASSIFICATION, CONFIG)
+
+
+def test_alphabet_and_teacher_forcing_sequences():
+    pre = preprocessor()
+    assert pre.alphabet.tokens[:3] == ("", "<s>", "</s>") and "Z" in pre.alphabet.characters
+    assert pre.decoder_length == 5  # longest code (4) + end
+    decoder_input, target = pre.encode_codes(["J45"])
+    ids = pre.alphabet.ids("J45")
+    assert decoder_input.tolist() == [[START] + ids + [0]]
+    assert target.tolist() == [ids + [END, 0]]
+
+
+def test_inputs_keep_at_least_one_position_and_match_the_input_tokens():
+    pre = preprocessor()
+    texts = tf.constant(["", "   ", "mot inconnu", "Asthme " * 100])
+    inputs = pre.encode_texts(texts)
+    tokens = pre.input_tokens(texts).numpy()
+    assert inputs["token_ids"].shape[1] == tokens.shape[1] == CONFIG.max_input_tokens
+    assert inputs["subword_ids"].shape[:2] == inputs["token_ids"].shape
+    assert inputs["token_ids"].numpy()[0].tolist() == [0] * CONFIG.max_input_tokens  # empty: all padding
+    assert inputs["token_ids"].numpy()[2, :2].tolist() == [1, 1]  # unknown words -> OOV id 1
+    small = pre.encode_texts(tf.constant(["", ""]))
+    assert small["token_ids"].shape == (2, 1) and small["subword_ids"].shape == (2, 1, 1)
+
+
+def trie_codes(trie: CodeTrie, alphabet: Alphabet, node=0, prefix=""):
+    """Every code the trie lets a decoder write (walked in Python)."""
+    codes = {prefix} if trie.allowed[node, END] else set()
+    for token in np.flatnonzero(trie.allowed[node]):
+        if token != END:
+            codes |= trie_codes(trie, alphabet, int(trie.next_node[node, token]), prefix + alphabet.tokens[token])
+    return codes
+
+
+def test_the_trie_allows_exactly_the_classification():
+    alphabet = preprocessor().alphabet
+    assert trie_codes(CodeTrie.from_codes(CLASSIFICATION, alphabet), alphabet) == set(CLASSIFICATION)
+
+
+def decode(model, pre, trie, texts, beam_size):
+    out = beam_decode(model, pre.encode_texts(tf.constant(texts)), tf.constant(trie.allowed),
+                      tf.constant(trie.next_node), pre.decoder_length, beam_size)
+    codes = ["".join(pre.alphabet.tokens[t] for t in row if t > END) for row in out["tokens"].numpy()]
+    return codes, out
+
+
+def test_constrained_decoding_never_writes_an_unknown_code_even_untrained():
+    pre = preprocessor()
+    trie = CodeTrie.from_codes(CLASSIFICATION, pre.alphabet)
+    texts = [r.text for r in TRAIN] + ["", "漢字", "quelque chose d'autre " * 50]
+    for seed in range(3):
+        keras.utils.set_random_seed(seed)
+        model = char_seq2seq(CONFIG, pre.vectorizer.vocabulary_size(), pre.alphabet.size)
+        for beam_size in (1, 3):
+            codes, out = decode(model, pre, trie, texts, beam_size)
+            assert set(codes) <= set(CLASSIFICATION)
+            assert out["attention"].shape[:2] == (len(texts), pre.decoder_length)
+
+
+def test_beam_search_scores_at_least_as_high_as_greedy():
+    pre = preprocessor()
+    trie = CodeTrie.unconstrained(pre.alphabet)
+    keras.utils.set_random_seed(3)
+    model = char_seq2seq(CONFIG, pre.vectorizer.vocabulary_size(), pre.alphabet.size)
+    texts = [r.text for r in TRAIN]
+    greedy_codes, greedy = decode(model, pre, trie, texts, 1)
+    _, beam = decode(model, pre, trie, texts, 4)
+    assert np.all(beam["log_prob"].numpy() >= greedy["log_prob"].numpy() - 1e-5)
+    # The greedy log-probability is the sum of the chosen tokens' step log-probabilities.
+    assert np.all(greedy["log_prob"].numpy() <= 0)
+    assert all(len(code) <= pre.max_output_length for code in greedy_codes)
+
+
+def test_code_accuracies():
+    scores = code_accuracies(["A000", "J45", "E119"], ["A001", "J45", "I10"])
+    assert scores == {"chapter_accuracy": 2 / 3, "category_accuracy": 2 / 3, "exact_match": 1 / 3}

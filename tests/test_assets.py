@@ -1,0 +1,66 @@
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from tfnlp import assets
+from tfnlp.errors import UserError
+from tfnlp.registry import Registry
+
+
+def make_wheel(path: Path) -> Path:
+    with zipfile.ZipFile(path, "w") as wheel:
+        wheel.writestr("pkg/data/labels.po", "msgid \"\"\n")
+        wheel.writestr("pkg/__init__.py", "raise RuntimeError('assets are never imported')\n")
+    return path
+
+
+@pytest.fixture
+def registry(monkeypatch, tmp_path):
+    monkeypatch.setenv("TFNLP_CACHE", str(tmp_path / "cache"))
+    registry: Registry = Registry("asset")
+    monkeypatch.setattr(assets, "ASSETS", registry)
+    return registry
+
+
+def test_a_pre_seeded_archive_is_checked_unpacked_once_and_never_imported(registry, tmp_path):
+    downloads = tmp_path / "cache" / "downloads"
+    downloads.mkdir(parents=True)
+    wheel = make_wheel(downloads / "pkg-1.0-py3-none-any.whl")
+    registry.add("pkg", assets.Asset("pkg", "pkg==1.0", wheel.name, assets.sha256_of(wheel),
+                                     ("pkg/data/*",), "MIT", "test"))
+    folder = assets.fetch("pkg")
+    assert (folder / "pkg/data/labels.po").exists()
+    assert not (folder / "pkg/__init__.py").exists()  # only the listed members
+    assert assets.find_file("pkg", "*/labels.po") == folder / "pkg/data/labels.po"
+    wheel.unlink()  # a second fetch uses the cache, not the archive
+    assert assets.fetch("pkg") == folder
+
+
+def test_a_wrong_hash_is_refused(registry, tmp_path):
+    downloads = tmp_path / "cache" / "downloads"
+    downloads.mkdir(parents=True)
+    wheel = make_wheel(downloads / "pkg-1.0-py3-none-any.whl")
+    registry.add("pkg", assets.Asset("pkg", "pkg==1.0", wheel.name, "0" * 64, ("*",), "MIT", "test"))
+    with pytest.raises(UserError, match="has sha256 .* expected 0000"):
+        assets.fetch("pkg")
+
+
+def test_a_failed_download_names_the_package_and_how_to_pre_seed(registry, monkeypatch):
+    monkeypatch.setenv("PIP_INDEX_URL", "http://127.0.0.1:9/simple")  # nothing listens there
+    registry.add("ghost", assets.Asset("ghost", "tfnlp-no-such-package==0.0.1", "ghost.whl", "0" * 64,
+                                       ("*",), "MIT", "test"))
+    with pytest.raises(UserError) as error:
+        assets.fetch("ghost")
+    message = str(error.value)
+    assert "tfnlp-no-such-package==0.0.1" in message and "127.0.0.1:9" in message
+    assert "pre-seed" in message and "downloads" in message
+
+
+def test_the_cli_lists_assets_and_rejects_unknown_names(capsys):
+    assert assets.main(["list"]) == 0
+    assert "cim10-fr" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as exit_info:
+        assets.main(["fetch", "no-such-asset"])
+    assert exit_info.value.code == 2
+    assert "unknown asset 'no-such-asset'" in capsys.readouterr().err

@@ -1,0 +1,29 @@
+import pytest
+
+from tfnlp.config import Experiment, apply_overrides
+from tfnlp.errors import UserError
+
+
+def base() -> Experiment:
+    return Experiment("x", "seq2seq", "test")
+
+
+def test_overrides_are_parsed_to_the_field_types():
+    experiment = apply_overrides(base(), ["train.epochs=3", "model.units=64", "model.dropout=0.5",
+                                          "model.constrain=false", "data.source=csv:a.csv"])
+    assert experiment.train.epochs == 3 and experiment.model.units == 64
+    assert experiment.model.dropout == 0.5 and experiment.model.constrain is False
+    assert experiment.data.source == "csv:a.csv"
+    assert base().train.epochs != 3  # frozen: the original is untouched
+
+
+@pytest.mark.parametrize("override, message", [
+    ("train.epoch=3", "unknown key 'train.epoch'; known: train.epochs"),
+    ("trian.epochs=3", "unknown section 'trian'"),
+    ("train.epochs=three", "train.epochs takes a int"),
+    ("model.constrain=maybe", "expected true or false"),
+    ("epochs", "should look like section.key=value"),
+])
+def test_bad_overrides_are_clear_user_errors(override, message):
+    with pytest.raises(UserError, match=message):
+        apply_overrides(base(), [override])

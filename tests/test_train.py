@@ -1,0 +1,113 @@
+import json
+import subprocess
+import sys
+import textwrap
+
+import keras
+import pytest
+
+from tfnlp import train
+from tfnlp.errors import UserError
+
+# Runs in a fresh interpreter with TensorFlow alone: no tfnlp import, no custom objects.
+RELOAD = textwrap.dedent("""
+    import json, sys
+    import tensorflow as tf
+    assert "tfnlp" not in sys.modules
+    model = tf.saved_model.load(sys.argv[1])
+    serve = model.signatures["serving_default"]
+    texts = json.loads(sys.stdin.read())
+    out = serve(text=tf.constant(texts))
+    print(json.dumps({
+        "code": [c.decode() for c in out["code"].numpy()],
+        "score": out["score"].numpy().tolist(),
+        "attention_shape": list(out["attention"].shape),
+        "attention_row_sums": out["attention"].numpy().sum(-1).tolist(),
+        "input_tokens": [[t.decode() for t in row] for row in out["input_tokens"].numpy()],
+        "output_tokens": [[t.decode() for t in row] for row in out["output_tokens"].numpy()],
+        "inputs": {k: str(v.dtype.name) + str(v.shape) for k, v in serve.structured_input_signature[1].items()},
+    }))
+""")
+
+HARD_TEXTS = ["Choléra à Vibrio cholerae", "", "   ", "douleur " * 10000, "zzqx wwkk", "急性心肌梗死 Ωμέγα"]
+
+
+def test_tiny_run_trains_evaluates_and_writes_metrics(tiny_run):
+    metrics = tiny_run["metrics"]["test"]
+    assert set(metrics) == {"model", "model_beam", "baseline_tfidf_nn", "baseline_tfidf_linear"}
+    for scores in metrics.values():
+        assert set(scores) == {"chapter_accuracy", "category_accuracy", "exact_match"}
+        assert all(0.0 <= value <= 1.0 for value in scores.values())
+    assert tiny_run["metrics"]["examples"] and tiny_run["metrics"]["exported"] == str(tiny_run["version"])
+    assert (tiny_run["workdir"] / "tensorboard").is_dir()
+    assert (tiny_run["version"] / "assets.extra" / "tfnlp_model_card.json").exists()
+
+
+def test_export_reloads_in_a_fresh_process_and_answers_hard_inputs(tiny_run):
+    result = subprocess.run([sys.executable, "-c", RELOAD, str(tiny_run["version"])], input=json.dumps(HARD_TEXTS),
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    out = json.loads(result.stdout.strip().splitlines()[-1])
+    assert out["inputs"] == {"text": "string(None,)"}
+    assert len(out["code"]) == len(HARD_TEXTS) and all(out["code"])  # a code for every text
+    assert all(0.0 < score <= 1.0 for score in out["score"])
+    batch, steps, words = out["attention_shape"]
+    assert batch == len(HARD_TEXTS) and words == len(out["input_tokens"][0])
+    assert out["input_tokens"][0][:3] == ["choléra", "à", "vibrio"]
+    for row, tokens, sums in zip(out["input_tokens"], out["output_tokens"], out["attention_row_sums"]):
+        real_steps = tokens.index("</s>") + 1 if "</s>" in tokens else steps
+        has_words = any(row)
+        assert sums[:real_steps] == pytest.approx([1.0 if has_words else 0.0] * real_steps, abs=1e-5)
+        assert sums[real_steps:] == pytest.approx([0.0] * (steps - real_steps))
+
+
+def test_the_last_line_names_the_export_and_versions_increase(tiny_run, tmp_path, capsys):
+    argv = ["icd10_seq2seq", "--tiny", "--workdir", str(tmp_path / "w"), "--export_base",
+            str(tiny_run["export_base"]), "--set", "train.baselines=false", "model.beam_size=1"]
+    assert train.main(argv) == 0
+    last = capsys.readouterr().out.strip().splitlines()[-1]
+    assert last == f"exported: {tiny_run['export_base'] / 'icd10_seq2seq' / '2'}"
+    names = sorted(p.name for p in (tiny_run["export_base"] / "icd10_seq2seq").iterdir())
+    assert names == ["1", "2"]  # no temporary folder left behind
+    metrics = json.loads((tmp_path / "w" / train.METRICS_FILE).read_text())["test"]
+    assert set(metrics) == {"model"}
+
+
+class Interrupt(keras.callbacks.Callback):
+    def on_epoch_end(self, epoch, logs=None):
+        if epoch == 0:
+            raise KeyboardInterrupt("simulated interruption after the first epoch")
+
+
+def test_an_interrupted_run_resumes_when_the_command_is_repeated(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    argv = ["icd10_seq2seq", "--tiny", "--set", "train.epochs=2", "train.baselines=false", "train.patience=5",
+            "--export_base", str(tmp_path / "sm")]
+    original = train._callbacks
+    monkeypatch.setattr(train, "_callbacks", lambda *args: original(*args) + [Interrupt()])
+    with pytest.raises(KeyboardInterrupt):
+        train.main(argv)
+    monkeypatch.setattr(train, "_callbacks", original)
+    assert train.main(argv) == 0
+    runs = list((tmp_path / "runs" / "icd10_seq2seq").iterdir())
+    assert len(runs) == 1  # the same run folder was picked up again
+    epochs = [row.split(",")[0] for row in (runs[0] / train.HISTORY_FILE).read_text().splitlines()[1:]]
+    assert epochs == ["0", "1"]  # epoch 0 was not trained twice
+
+
+def test_list_and_user_errors_exit_2_without_traceback(capsys):
+    assert train.main(["--list"]) == 0
+    assert "icd10_seq2seq" in capsys.readouterr().out
+    for argv, message in ((["nope"], "unknown experiment 'nope'; known: icd10_seq2seq"),
+                          (["icd10_seq2seq", "--set", "train.epochz=1"], "unknown key 'train.epochz'"),
+                          (["icd10_seq2seq", "--data", "parquet:x"], "unknown data source 'parquet'")):
+        with pytest.raises(SystemExit) as exit_info:
+            train.main(argv)
+        assert exit_info.value.code == 2
+        assert message in capsys.readouterr().err
+
+
+def test_strategy_names():
+    assert train.make_strategy("default") is not None
+    with pytest.raises(UserError, match="train.strategy='gpus'"):
+        train.make_strategy("gpus")
