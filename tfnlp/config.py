@@ -86,10 +86,10 @@ class TrainConfig:
         baselines: also fit the scikit-learn baselines on the same split.
     """
 
-    epochs: int = 20
+    epochs: int = 30
     batch_size: int = 64
     learning_rate: float = 2e-3
-    patience: int = 3
+    patience: int = 5
     strategy: str = "auto"
     seed: int = 1234
     shuffle_buffer: int = 20000

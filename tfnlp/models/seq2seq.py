@@ -68,6 +68,35 @@ class BahdanauAttention(keras.layers.Layer):
 
 
 @keras.saving.register_keras_serializable(package="tfnlp")
+class MeanSubwordEmbedding(keras.layers.Layer):
+    """Mean embedding of each word's hashed character n-grams: ids [B, T, N] (0 = none) -> [B, T, D].
+
+    A sparse lookup touches only the n-grams present; gathering a dense [B, T, N, D] block
+    first made a training step about three times slower on CPU.
+    """
+
+    def __init__(self, buckets: int, output_dim: int, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.buckets, self.output_dim = buckets, output_dim
+
+    def build(self, input_shape) -> None:
+        self.embeddings = self.add_weight(shape=(self.buckets + 1, self.output_dim), initializer="uniform",
+                                          name="embeddings")
+
+    def call(self, subword_ids):
+        shape = tf.shape(subword_ids)
+        flat = tf.reshape(subword_ids, [-1, shape[2]])  # [B*T, N]
+        present = tf.where(tf.not_equal(flat, 0))  # [K, 2]: (word row, n-gram slot) of each real n-gram
+        vectors = tf.gather(self.embeddings, tf.gather_nd(flat, present))  # [K, D]
+        # Rows (words) with no n-gram, i.e. padding, get a zero vector.
+        means = tf.math.unsorted_segment_mean(vectors, present[:, 0], num_segments=shape[0] * shape[1])
+        return tf.reshape(means, [shape[0], shape[1], self.output_dim])
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "buckets": self.buckets, "output_dim": self.output_dim}
+
+
+@keras.saving.register_keras_serializable(package="tfnlp")
 class Seq2SeqEncoder(keras.layers.Layer):
     """Word embedding (+ mean of character n-gram embeddings), dropout, bidirectional LSTM.
 
@@ -80,7 +109,7 @@ class Seq2SeqEncoder(keras.layers.Layer):
         self.vocab_size, self.embedding_dim, self.subword_buckets = vocab_size, embedding_dim, subword_buckets
         self.units, self.decoder_units, self.dropout_rate = units, decoder_units, dropout
         self.word_embedding = keras.layers.Embedding(vocab_size, embedding_dim, mask_zero=True, name="word_embedding")
-        self.subword_embedding = (keras.layers.Embedding(subword_buckets + 1, embedding_dim, name="subword_embedding")
+        self.subword_embedding = (MeanSubwordEmbedding(subword_buckets, embedding_dim, name="subword_embedding")
                                   if subword_buckets else None)
         self.dropout = keras.layers.Dropout(dropout)
         self.rnn = keras.layers.Bidirectional(
@@ -93,9 +122,7 @@ class Seq2SeqEncoder(keras.layers.Layer):
         embedded = self.word_embedding(token_ids)
         mask = self.word_embedding.compute_mask(token_ids)
         if self.subword_embedding is not None:
-            present = tf.cast(tf.not_equal(subword_ids, 0), embedded.dtype)[..., None]  # [B, T, N, 1]
-            summed = tf.reduce_sum(self.subword_embedding(subword_ids) * present, axis=2)
-            embedded += summed / tf.maximum(tf.reduce_sum(present, axis=2), 1.0)
+            embedded += self.subword_embedding(subword_ids)
         embedded = self.dropout(embedded, training=training)
         outputs, forward_h, forward_c, backward_h, backward_c = self.rnn(embedded, mask=mask, training=training)
         outputs = self.dropout(outputs, training=training)

@@ -23,6 +23,7 @@ from tfnlp.models.decoding import beam_decode
 from tfnlp.models.seq2seq import END, PAD, START, char_seq2seq, masked_accuracy, masked_loss
 
 SPECIAL_TOKENS = ("", "<s>", "</s>")
+LENGTH_BUCKETS = (5, 7, 9, 12, 16, 24)  # word-count boundaries of the training batches
 
 
 @dataclass(frozen=True)
@@ -169,18 +170,22 @@ class Seq2SeqPreprocessor:
         """Batched ({inputs}, target) pairs; shuffled each epoch when `training`."""
         decoder_input, decoder_target = self.encode_codes([record.target for record in records])
         texts = tf.constant([record.text for record in records])
-        dataset = tf.data.Dataset.from_tensor_slices((texts, decoder_input, decoder_target)).cache()
+        # Word counts (approximate: before standardisation) only choose a length bucket.
+        lengths = tf.constant([min(len(record.text.split()), self.max_input_tokens) for record in records])
+        dataset = tf.data.Dataset.from_tensor_slices((texts, decoder_input, decoder_target, lengths)).cache()
         if training:
             dataset = dataset.shuffle(min(shuffle_buffer, len(records)), seed=seed, reshuffle_each_iteration=True)
+        # Batches of texts of similar length waste less time on padding (about 2x faster on CPU).
+        dataset = dataset.bucket_by_sequence_length(
+            lambda *element: element[-1], bucket_boundaries=list(LENGTH_BUCKETS),
+            bucket_batch_sizes=[batch_size] * (len(LENGTH_BUCKETS) + 1))
 
-        def to_model_inputs(batch_texts, batch_decoder_input, batch_target):
+        def to_model_inputs(batch_texts, batch_decoder_input, batch_target, _):
             inputs = self.encode_texts(batch_texts)
             inputs["decoder_input"] = batch_decoder_input
             return inputs, batch_target
 
-        return (dataset.batch(batch_size)
-                .map(to_model_inputs, num_parallel_calls=tf.data.AUTOTUNE)
-                .prefetch(tf.data.AUTOTUNE))
+        return dataset.map(to_model_inputs, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
 
 
 def code_accuracies(true_codes: Sequence[str], predicted_codes: Sequence[str]) -> dict[str, float]:

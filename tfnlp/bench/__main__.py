@@ -1,0 +1,31 @@
+"""`python -m tfnlp.bench <suite> [--quick] [suite options]`."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Sequence
+
+from tfnlp.errors import cli_main
+from tfnlp.registry import Registry
+
+SUITES: Registry = Registry("benchmark suite")
+
+
+def _load_suites() -> None:
+    from tfnlp.bench import decode
+
+    if "decode" not in SUITES:
+        SUITES.add("decode", decode)
+
+
+@cli_main
+def main(argv: Sequence[str] | None = None) -> int:
+    _load_suites()
+    parser = argparse.ArgumentParser(prog="python -m tfnlp.bench", description=__doc__)
+    parser.add_argument("suite", help=f"one of: {', '.join(SUITES.names())}")
+    args, rest = parser.parse_known_args(argv)
+    return SUITES.get(args.suite).main(rest)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
