@@ -54,7 +54,7 @@ def test_export_reloads_in_a_fresh_process_and_answers_hard_inputs(tiny_run):
     batch, steps, words = out["attention_shape"]
     assert batch == len(HARD_TEXTS) and words == len(out["input_tokens"][0])
     assert out["input_tokens"][0][:3] == ["choléra", "à", "vibrio"]
-    for row, tokens, sums in zip(out["input_tokens"], out["output_tokens"], out["attention_row_sums"]):
+    for row, tokens, sums in zip(out["input_tokens"], out["output_tokens"], out["attention_row_sums"], strict=True):
         real_steps = tokens.index("</s>") + 1 if "</s>" in tokens else steps
         has_words = any(row)
         assert sums[:real_steps] == pytest.approx([1.0 if has_words else 0.0] * real_steps, abs=1e-5)

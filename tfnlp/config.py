@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import dataclasses
 import typing
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Any
 
 from tfnlp.errors import UserError
 
@@ -51,6 +52,9 @@ class ModelConfig:
         max_output_length: most characters the decoder writes before the end token.
         beam_size: beam width for `model_beam`; 1 means greedy decoding only.
         constrain: restrict decoding to codes of the classification (prefix trie).
+        category_loss_weight: weight of the auxiliary category head's loss (0: no head).
+        category_rerank_weight: with beam search, each final code scores log P(code) plus this
+            times the category head's log P(category of the code); 0 keeps the best beam.
     """
 
     name: str = "char_seq2seq"
@@ -66,6 +70,8 @@ class ModelConfig:
     max_output_length: int = 6
     beam_size: int = 4
     constrain: bool = True
+    category_loss_weight: float = 0.5
+    category_rerank_weight: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -77,6 +83,8 @@ class TrainConfig:
         batch_size: global batch size (split across replicas).
         learning_rate: Adam learning rate.
         patience: epochs without improvement of the monitored value before stopping.
+        lr_patience: epochs without improvement before the learning rate is multiplied by `lr_factor`.
+        lr_factor: learning-rate decay factor on a plateau (1.0 turns the decay off).
         strategy: `auto`, `default`, `mirrored`, `tpu` or `one_device:/gpu:0`.
         seed: seed for weights, shuffling and dropout.
         shuffle_buffer: tf.data shuffle buffer size.
@@ -90,6 +98,8 @@ class TrainConfig:
     batch_size: int = 64
     learning_rate: float = 2e-3
     patience: int = 5
+    lr_patience: int = 2
+    lr_factor: float = 0.5
     strategy: str = "auto"
     seed: int = 1234
     shuffle_buffer: int = 20000

@@ -16,9 +16,9 @@ import dataclasses
 import json
 import sys
 import time
+from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import Sequence
 
 from tfnlp import config as config_lib
 from tfnlp import experiments
@@ -82,10 +82,14 @@ def _callbacks(task_callbacks: list, workdir: Path, train: config_lib.TrainConfi
     import keras
 
     mode = "min" if train.monitor.endswith("loss") else "max"
+    decay = [keras.callbacks.ReduceLROnPlateau(monitor=train.monitor, mode=mode, factor=train.lr_factor,
+                                               patience=train.lr_patience, min_lr=1e-5, verbose=1)
+             ] if train.lr_factor < 1.0 else []
     return task_callbacks + [  # task callbacks first: they add the metrics the others monitor
         keras.callbacks.BackupAndRestore(str(workdir / "backup")),
         keras.callbacks.ModelCheckpoint(str(workdir / "checkpoints" / "best.weights.h5"), monitor=train.monitor,
                                         mode=mode, save_best_only=True, save_weights_only=True),
+        *decay,
         keras.callbacks.EarlyStopping(monitor=train.monitor, mode=mode, patience=train.patience,
                                       restore_best_weights=True, verbose=1),
         keras.callbacks.TensorBoard(str(workdir / "tensorboard")),
@@ -124,7 +128,8 @@ def run(experiment: config_lib.Experiment, workdir: Path, export_base: Path) -> 
     train_data, validation_data = task.datasets()
     started = time.perf_counter()
     model.fit(train_data, validation_data=validation_data, epochs=experiment.train.epochs,
-              callbacks=_callbacks(task.callbacks(serving), workdir, experiment.train), shuffle=False, verbose=2)
+              callbacks=_callbacks(task.callbacks(serving), workdir, experiment.train), shuffle=False,
+              verbose=1 if sys.stdout.isatty() else 2)  # a progress bar on a terminal, a line per epoch in logs
     train_seconds = time.perf_counter() - started
     best = workdir / "checkpoints" / "best.weights.h5"
     if best.exists():

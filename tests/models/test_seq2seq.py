@@ -3,8 +3,15 @@ import numpy as np
 import tensorflow as tf
 
 from tfnlp.config import ModelConfig
-from tfnlp.models.seq2seq import (BahdanauAttention, CharSeq2Seq, Seq2SeqDecoder, Seq2SeqEncoder, char_seq2seq,
-                                  masked_accuracy, masked_loss)
+from tfnlp.models.seq2seq import (
+    BahdanauAttention,
+    CharSeq2Seq,
+    Seq2SeqDecoder,
+    Seq2SeqEncoder,
+    char_seq2seq,
+    masked_accuracy,
+    masked_loss,
+)
 
 TINY = ModelConfig(embedding_dim=8, subword_buckets=50, units=4, decoder_units=8, char_embedding_dim=4,
                    attention_units=4, dropout=0.0)
@@ -31,20 +38,22 @@ def test_layers_and_model_round_trip_through_their_config():
     for layer in (BahdanauAttention(3), Seq2SeqEncoder(20, 4, 10, 3, 5, 0.1), Seq2SeqDecoder(9, 4, 5, 3, 0.1)):
         clone = layer.__class__.from_config(layer.get_config())
         assert clone.get_config() == layer.get_config()
-    model = char_seq2seq(TINY, vocab_size=30, alphabet_size=12)
+    model = char_seq2seq(TINY, vocab_size=30, alphabet_size=12, num_categories=5)
     clone = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(model))
     assert isinstance(clone, CharSeq2Seq) and clone.encoder.get_config() == model.encoder.get_config()
+    assert clone.num_categories == 5
 
 
 def test_padding_after_a_text_does_not_change_the_logits():
     keras.utils.set_random_seed(1)
-    model = char_seq2seq(TINY, vocab_size=30, alphabet_size=12)
+    model = char_seq2seq(TINY, vocab_size=30, alphabet_size=12, num_categories=7)
     inputs = {"token_ids": tf.constant([[5, 6, 7]]), "subword_ids": tf.constant([[[1, 2], [3, 0], [4, 5]]]),
               "decoder_input": tf.constant([[1, 4, 5]])}
     padded = {"token_ids": tf.constant([[5, 6, 7, 0, 0]]),
               "subword_ids": tf.constant([[[1, 2], [3, 0], [4, 5], [0, 0], [0, 0]]]),
               "decoder_input": inputs["decoder_input"]}
-    np.testing.assert_allclose(model(inputs).numpy(), model(padded).numpy(), rtol=1e-5, atol=1e-6)
+    for name in ("chars", "category"):
+        np.testing.assert_allclose(model(inputs)[name].numpy(), model(padded)[name].numpy(), rtol=1e-5, atol=1e-6)
 
 
 def test_masked_loss_and_accuracy_ignore_padding():

@@ -4,7 +4,7 @@ import tensorflow as tf
 
 from tfnlp.config import ModelConfig
 from tfnlp.data import Record
-from tfnlp.models.decoding import beam_decode
+from tfnlp.models.decoding import beam_search, select
 from tfnlp.models.seq2seq import END, START, char_seq2seq
 from tfnlp.tasks.seq2seq import Alphabet, CodeTrie, Seq2SeqPreprocessor, code_accuracies
 
@@ -57,8 +57,10 @@ def test_the_trie_allows_exactly_the_classification():
 
 
 def decode(model, pre, trie, texts, beam_size):
-    out = beam_decode(model, pre.encode_texts(tf.constant(texts)), tf.constant(trie.allowed),
-                      tf.constant(trie.next_node), pre.decoder_length, beam_size)
+    hypotheses = beam_search(model, pre.encode_texts(tf.constant(texts)), tf.constant(trie.allowed),
+                             tf.constant(trie.next_node), pre.decoder_length, beam_size)
+    assert hypotheses["tokens"].shape[:2] == (len(texts), beam_size)
+    out = select(hypotheses, hypotheses["log_prob"])
     codes = ["".join(pre.alphabet.tokens[t] for t in row if t > END) for row in out["tokens"].numpy()]
     return codes, out
 

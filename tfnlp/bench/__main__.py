@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import argparse
-from typing import Sequence
+from collections.abc import Sequence
 
 from tfnlp.errors import cli_main
 from tfnlp.registry import Registry

@@ -14,8 +14,8 @@ from __future__ import annotations
 import argparse
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
@@ -113,7 +113,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     python_loop_decode(model, texts[:2])
     graph_codes, graph_seconds = _timed(graph_decode, model, texts, args.batch_size)
     loop_codes, loop_seconds = _timed(python_loop_decode, model, loop_texts)
-    agreement = np.mean([a == b for a, b in zip(loop_codes, graph_codes)])
+    agreement = np.mean([a == b for a, b in zip(loop_codes, graph_codes[:len(loop_codes)], strict=True)])
     graph_rate, loop_rate = len(texts) / graph_seconds, len(loop_texts) / loop_seconds
 
     print(f"model: {path}\n")

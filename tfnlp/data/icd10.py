@@ -35,9 +35,12 @@ def chapter(code: str) -> str:
     return code[:1]
 
 
+CATEGORY_LENGTH = 3
+
+
 def category(code: str) -> str:
     """The three-character category of a code."""
-    return code[:3]
+    return code[:CATEGORY_LENGTH]
 
 
 def _po_string(path: Path, line_number: int, literal: str) -> str:

@@ -8,9 +8,9 @@ files in that order.
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 from tfnlp.config import DataConfig
 from tfnlp.data import Record, icd10, tabular

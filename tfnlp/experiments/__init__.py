@@ -6,7 +6,7 @@ first line is the description `python -m tfnlp.train --list` prints.
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from tfnlp.config import Experiment
 from tfnlp.registry import Registry

@@ -17,9 +17,9 @@ def _repeat_beams(tensor: tf.Tensor, beam_size: int) -> tf.Tensor:
     return tf.repeat(tensor, beam_size, axis=0)
 
 
-def beam_decode(model: CharSeq2Seq, inputs: dict[str, tf.Tensor], allowed: tf.Tensor, next_node: tf.Tensor,
+def beam_search(model: CharSeq2Seq, inputs: dict[str, tf.Tensor], allowed: tf.Tensor, next_node: tf.Tensor,
                 steps: int, beam_size: int = 1) -> dict[str, tf.Tensor]:
-    """Decode a batch with beam search (greedy when `beam_size` is 1).
+    """Decode a batch with beam search (greedy when `beam_size` is 1), keeping every final hypothesis.
 
     Args:
         model: the trained encoder-decoder.
@@ -30,13 +30,14 @@ def beam_decode(model: CharSeq2Seq, inputs: dict[str, tf.Tensor], allowed: tf.Te
         beam_size: hypotheses kept per text.
 
     Returns:
-        tokens [B, steps] int32 (end token, then padding), log_prob [B], attention [B, steps, T].
+        tokens [B, K, steps] int32 (end token, then padding), log_prob [B, K] (sorted best first),
+        attention [B, K, steps, T], and the encoder's outputs [B, T, D] and mask [B, T].
     """
-    encoder_outputs, mask, state = model.encoder(inputs["token_ids"], inputs.get("subword_ids"), training=False)
-    batch = tf.shape(encoder_outputs)[0]
+    text_outputs, text_mask, state = model.encoder(inputs["token_ids"], inputs.get("subword_ids"), training=False)
+    batch = tf.shape(text_outputs)[0]
     vocab = tf.shape(allowed)[1]
-    encoder_outputs = _repeat_beams(encoder_outputs, beam_size)
-    mask = _repeat_beams(mask, beam_size)
+    encoder_outputs = _repeat_beams(text_outputs, beam_size)
+    mask = _repeat_beams(text_mask, beam_size)
     state = [_repeat_beams(part, beam_size) for part in state]
     projected_keys = model.decoder.attention.key_projection(encoder_outputs)
 
@@ -76,27 +77,40 @@ def beam_decode(model: CharSeq2Seq, inputs: dict[str, tf.Tensor], allowed: tf.Te
         parents_ta = parents_ta.write(step, tf.reshape(parent, [batch, beam_size]) - beam_offsets)
         attention_ta = attention_ta.write(step, tf.reshape(tf.gather(weights[:, 0, :], parent),
                                                            [batch, beam_size, -1]))
-    return _backtrack(tokens_ta.stack(), parents_ta.stack(), attention_ta.stack(),
-                      tf.reshape(log_prob, [batch, beam_size]), steps)
+    tokens, attention = _backtrack(tokens_ta.stack(), parents_ta.stack(), attention_ta.stack(), steps)
+    return {"tokens": tokens, "log_prob": tf.reshape(log_prob, [batch, beam_size]), "attention": attention,
+            "encoder_outputs": text_outputs, "mask": text_mask}
 
 
-def _backtrack(tokens, parents, attention, log_prob, steps):
-    """Follow parent pointers back from the best final beam (index 0: top_k sorts).
+def select(hypotheses: dict[str, tf.Tensor], scores: tf.Tensor) -> dict[str, tf.Tensor]:
+    """The highest-scoring hypothesis of each text: tokens [B, S], log_prob [B], attention [B, S, T].
 
-    tokens, parents: [S, B, K]; attention: [S, B, K, T]; log_prob: [B, K].
+    Args:
+        hypotheses: the output of `beam_search`.
+        scores: [B, K] score of each hypothesis (its log_prob, or a reranked score).
     """
-    batch = tf.shape(log_prob)[0]
-    rows = tf.range(batch)
-    beam = tf.zeros([batch], tf.int32)
-    best_tokens = tf.TensorArray(tf.int32, size=steps)
-    best_attention = tf.TensorArray(tf.float32, size=steps)
+    chosen = tf.argmax(scores, axis=1, output_type=tf.int32)
+    return {name: tf.gather(hypotheses[name], chosen, batch_dims=1) for name in ("tokens", "log_prob", "attention")}
+
+
+def _backtrack(tokens, parents, attention, steps):
+    """Follow parent pointers back from every final beam.
+
+    Args:
+        tokens, parents: [S, B, K] per-step tokens and parent beam of each beam.
+        attention: [S, B, K, T].
+
+    Returns:
+        tokens [B, K, S] and attention [B, K, S, T] of each final hypothesis.
+    """
+    batch, beam_size = tf.shape(tokens)[1], tf.shape(tokens)[2]
+    rows = tf.tile(tf.range(batch)[:, None], [1, beam_size])
+    beam = tf.tile(tf.range(beam_size)[None, :], [batch, 1])
+    path_tokens = tf.TensorArray(tf.int32, size=steps)
+    path_attention = tf.TensorArray(tf.float32, size=steps)
     for step in tf.range(steps - 1, -1, -1):
-        where = tf.stack([rows, beam], axis=1)
-        best_tokens = best_tokens.write(step, tf.gather_nd(tokens[step], where))
-        best_attention = best_attention.write(step, tf.gather_nd(attention[step], where))
+        where = tf.stack([rows, beam], axis=-1)  # [B, K, 2]
+        path_tokens = path_tokens.write(step, tf.gather_nd(tokens[step], where))
+        path_attention = path_attention.write(step, tf.gather_nd(attention[step], where))
         beam = tf.gather_nd(parents[step], where)
-    return {
-        "tokens": tf.transpose(best_tokens.stack()),                   # [B, S]
-        "log_prob": log_prob[:, 0],                                     # [B]
-        "attention": tf.transpose(best_attention.stack(), [1, 0, 2]),  # [B, S, T]
-    }
+    return tf.transpose(path_tokens.stack(), [1, 2, 0]), tf.transpose(path_attention.stack(), [1, 2, 0, 3])

@@ -84,6 +84,7 @@ class MeanSubwordEmbedding(keras.layers.Layer):
                                           name="embeddings")
 
     def call(self, subword_ids):
+        subword_ids = tf.cast(subword_ids, tf.int32)  # Keras may trace the model with float inputs
         shape = tf.shape(subword_ids)
         flat = tf.reshape(subword_ids, [-1, shape[2]])  # [B*T, N]
         present = tf.where(tf.not_equal(flat, 0))  # [K, 2]: (word row, n-gram slot) of each real n-gram
@@ -169,37 +170,58 @@ class Seq2SeqDecoder(keras.layers.Layer):
 
 @keras.saving.register_keras_serializable(package="tfnlp")
 class CharSeq2Seq(keras.Model):
-    """The teacher-forced training model: {token_ids, subword_ids, decoder_input} -> logits [B, L, V]."""
+    """The teacher-forced training model.
 
-    def __init__(self, encoder: Seq2SeqEncoder, decoder: Seq2SeqDecoder, **kwargs) -> None:
+    {token_ids, subword_ids, decoder_input} -> {"chars": logits [B, L, V]} and, with a category
+    head, {"category": logits [B, C]} from the masked mean of the encoder outputs. The head
+    gives the encoder a direct signal for the code's category (few examples per category make
+    the character-by-character signal weak) and lets decoding rerank its beam.
+
+    Args:
+        encoder: the encoder layer.
+        decoder: the decoder layer.
+        num_categories: size of the category head's output; 0 for no head.
+    """
+
+    def __init__(self, encoder: Seq2SeqEncoder, decoder: Seq2SeqDecoder, num_categories: int = 0, **kwargs) -> None:
         super().__init__(**kwargs)
         self.encoder = encoder
         self.decoder = decoder
+        self.num_categories = num_categories
+        self.category_head = keras.layers.Dense(num_categories, name="category_head") if num_categories else None
+
+    def category_logits(self, encoder_outputs, mask):
+        """Category logits [B, C] from the masked mean of encoder outputs [B, T, D]."""
+        weights = tf.cast(mask, encoder_outputs.dtype)[:, :, None]
+        pooled = tf.reduce_sum(encoder_outputs * weights, axis=1) / tf.maximum(tf.reduce_sum(weights, axis=1), 1.0)
+        return self.category_head(pooled)
 
     def call(self, inputs, training=None):
         outputs, mask, state = self.encoder(inputs["token_ids"], inputs.get("subword_ids"), training=training)
         logits, _, _ = self.decoder(inputs["decoder_input"], state, outputs, mask, training=training)
-        return logits
+        if self.category_head is None:
+            return {"chars": logits}
+        return {"chars": logits, "category": self.category_logits(outputs, mask)}
 
     def get_config(self) -> dict:
         return {**super().get_config(), "encoder": keras.saving.serialize_keras_object(self.encoder),
-                "decoder": keras.saving.serialize_keras_object(self.decoder)}
+                "decoder": keras.saving.serialize_keras_object(self.decoder), "num_categories": self.num_categories}
 
     @classmethod
-    def from_config(cls, config: dict) -> "CharSeq2Seq":
+    def from_config(cls, config: dict) -> CharSeq2Seq:
         config = dict(config)
         encoder = keras.saving.deserialize_keras_object(config.pop("encoder"))
         decoder = keras.saving.deserialize_keras_object(config.pop("decoder"))
         return cls(encoder, decoder, **config)
 
 
-def char_seq2seq(config: ModelConfig, vocab_size: int, alphabet_size: int) -> CharSeq2Seq:
+def char_seq2seq(config: ModelConfig, vocab_size: int, alphabet_size: int, num_categories: int = 0) -> CharSeq2Seq:
     """Build the character seq2seq model from its config and the sizes the data fixed."""
     encoder = Seq2SeqEncoder(vocab_size, config.embedding_dim, config.subword_buckets, config.units,
                              config.decoder_units, config.dropout, name="encoder")
     decoder = Seq2SeqDecoder(alphabet_size, config.char_embedding_dim, config.decoder_units,
                              config.attention_units, config.dropout, name="decoder")
-    return CharSeq2Seq(encoder, decoder, name="char_seq2seq")
+    return CharSeq2Seq(encoder, decoder, num_categories, name="char_seq2seq")
 
 
 def masked_loss(y_true: tf.Tensor, logits: tf.Tensor) -> tf.Tensor:

@@ -8,8 +8,8 @@ exported signature repeats it exactly.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Iterable, Sequence
 
 import keras
 import numpy as np
@@ -17,9 +17,9 @@ import tensorflow as tf
 
 from tfnlp.config import Experiment, ModelConfig
 from tfnlp.data import Record, text
-from tfnlp.data.icd10 import category, chapter, normalise_code
+from tfnlp.data.icd10 import CATEGORY_LENGTH, category, chapter, normalise_code
 from tfnlp.data.splits import Splits
-from tfnlp.models.decoding import beam_decode
+from tfnlp.models.decoding import beam_search, select
 from tfnlp.models.seq2seq import END, PAD, START, char_seq2seq, masked_accuracy, masked_loss
 
 SPECIAL_TOKENS = ("", "<s>", "</s>")
@@ -33,7 +33,7 @@ class Alphabet:
     characters: tuple[str, ...]
 
     @classmethod
-    def from_codes(cls, codes: Iterable[str]) -> "Alphabet":
+    def from_codes(cls, codes: Iterable[str]) -> Alphabet:
         """The sorted set of characters used by `codes`."""
         return cls(tuple(sorted({character for code in codes for character in code})))
 
@@ -66,7 +66,7 @@ class CodeTrie:
     next_node: np.ndarray
 
     @classmethod
-    def from_codes(cls, codes: Iterable[str], alphabet: Alphabet) -> "CodeTrie":
+    def from_codes(cls, codes: Iterable[str], alphabet: Alphabet) -> CodeTrie:
         """A trie that lets the decoder write exactly the given codes."""
         index = {character: i for i, character in enumerate(alphabet.tokens)}
         children: list[dict[int, int]] = [{}]
@@ -90,7 +90,7 @@ class CodeTrie:
         return cls(allowed, next_node)
 
     @classmethod
-    def unconstrained(cls, alphabet: Alphabet) -> "CodeTrie":
+    def unconstrained(cls, alphabet: Alphabet) -> CodeTrie:
         """One node that allows every character and the end token."""
         allowed = np.ones((1, alphabet.size), dtype=bool)
         allowed[0, PAD] = allowed[0, START] = False
@@ -113,18 +113,20 @@ class Seq2SeqPreprocessor:
         max_input_tokens: words kept from a text.
         subword_buckets: hash buckets of the character n-gram features.
         max_output_length: most characters of a code.
+        categories: the category head's classes (empty: no head).
     """
 
-    def __init__(self, vectorizer: keras.layers.TextVectorization, alphabet: Alphabet,
-                 max_input_tokens: int, subword_buckets: int, max_output_length: int) -> None:
+    def __init__(self, vectorizer: keras.layers.TextVectorization, alphabet: Alphabet, max_input_tokens: int,
+                 subword_buckets: int, max_output_length: int, categories: tuple[str, ...] = ()) -> None:
         self.vectorizer = vectorizer
         self.alphabet = alphabet
+        self.categories = categories
         self.max_input_tokens = max_input_tokens
         self.subword_buckets = subword_buckets
         self.max_output_length = max_output_length
 
     @classmethod
-    def adapt(cls, train: Sequence[Record], classification: Iterable[str], config: ModelConfig) -> "Seq2SeqPreprocessor":
+    def adapt(cls, train: Sequence[Record], classification: Iterable[str], config: ModelConfig) -> Seq2SeqPreprocessor:
         """Fit the word vocabulary on the training texts only; the alphabet on all known codes."""
         vectorizer = keras.layers.TextVectorization(
             max_tokens=config.vocab_size, standardize=None, split="whitespace", ragged=True, name="words")
@@ -132,8 +134,9 @@ class Seq2SeqPreprocessor:
         vectorizer.adapt(texts.batch(1024).map(text.standardize))
         codes = [record.target for record in train] + list(classification)
         longest = max(len(code) for code in codes)
+        categories = tuple(sorted({category(code) for code in codes})) if config.category_loss_weight else ()
         return cls(vectorizer, Alphabet.from_codes(codes), config.max_input_tokens, config.subword_buckets,
-                   config.max_output_length or longest)
+                   config.max_output_length or longest, categories)
 
     @property
     def decoder_length(self) -> int:
@@ -165,14 +168,21 @@ class Seq2SeqPreprocessor:
             targets[row, :len(ids) + 1] = ids + [END]
         return inputs, targets
 
+    def category_ids(self, codes: Sequence[str]) -> np.ndarray:
+        """Category-head class of each code; -1 (ignored by the loss) for a category it does not know."""
+        index = {name: i for i, name in enumerate(self.categories)}
+        return np.array([index.get(category(code), -1) for code in codes], dtype=np.int32)
+
     def dataset(self, records: Sequence[Record], batch_size: int, training: bool, seed: int,
                 shuffle_buffer: int = 20000) -> tf.data.Dataset:
         """Batched ({inputs}, target) pairs; shuffled each epoch when `training`."""
-        decoder_input, decoder_target = self.encode_codes([record.target for record in records])
+        codes = [record.target for record in records]
+        decoder_input, decoder_target = self.encode_codes(codes)
+        targets = {"chars": decoder_target, **({"category": self.category_ids(codes)} if self.categories else {})}
         texts = tf.constant([record.text for record in records])
         # Word counts (approximate: before standardisation) only choose a length bucket.
         lengths = tf.constant([min(len(record.text.split()), self.max_input_tokens) for record in records])
-        dataset = tf.data.Dataset.from_tensor_slices((texts, decoder_input, decoder_target, lengths)).cache()
+        dataset = tf.data.Dataset.from_tensor_slices((texts, decoder_input, targets, lengths)).cache()
         if training:
             dataset = dataset.shuffle(min(shuffle_buffer, len(records)), seed=seed, reshuffle_each_iteration=True)
         # Batches of texts of similar length waste less time on padding (about 2x faster on CPU).
@@ -180,10 +190,10 @@ class Seq2SeqPreprocessor:
             lambda *element: element[-1], bucket_boundaries=list(LENGTH_BUCKETS),
             bucket_batch_sizes=[batch_size] * (len(LENGTH_BUCKETS) + 1))
 
-        def to_model_inputs(batch_texts, batch_decoder_input, batch_target, _):
+        def to_model_inputs(batch_texts, batch_decoder_input, batch_targets, _):
             inputs = self.encode_texts(batch_texts)
             inputs["decoder_input"] = batch_decoder_input
-            return inputs, batch_target
+            return inputs, batch_targets
 
         return dataset.map(to_model_inputs, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
 
@@ -193,7 +203,7 @@ def code_accuracies(true_codes: Sequence[str], predicted_codes: Sequence[str]) -
     if len(true_codes) != len(predicted_codes):
         raise ValueError(f"{len(true_codes)} true codes but {len(predicted_codes)} predictions")
     total = max(len(true_codes), 1)
-    pairs = list(zip(true_codes, predicted_codes))
+    pairs = list(zip(true_codes, predicted_codes, strict=True))
     return {
         "chapter_accuracy": sum(chapter(t) == chapter(p) for t, p in pairs) / total,
         "category_accuracy": sum(category(t) == category(p) for t, p in pairs) / total,
@@ -212,7 +222,8 @@ class Seq2SeqServing(tf.Module):
     such as the decode benchmark. `allowed` / `next_node` hold the prefix trie.
     """
 
-    def __init__(self, preprocessor: Seq2SeqPreprocessor, model: keras.Model, trie: CodeTrie, beam_size: int) -> None:
+    def __init__(self, preprocessor: Seq2SeqPreprocessor, model: keras.Model, trie: CodeTrie, beam_size: int,
+                 rerank_weight: float = 0.0) -> None:
         super().__init__(name="seq2seq_serving")
         self.model = model
         self.vectorizer = preprocessor.vectorizer
@@ -220,13 +231,21 @@ class Seq2SeqServing(tf.Module):
         self.next_node = tf.Variable(trie.next_node, trainable=False, name="next_node")
         self.token_strings = tf.Variable(list(preprocessor.alphabet.tokens), trainable=False, name="token_strings")
         self.beam_size = beam_size
+        self.rerank_weight = rerank_weight if preprocessor.categories else 0.0
+        self.category_table = (tf.lookup.StaticHashTable(tf.lookup.KeyValueTensorInitializer(
+            tf.constant(preprocessor.categories), tf.range(len(preprocessor.categories))), default_value=-1)
+            if self.rerank_weight else None)
         self.decoder_length = preprocessor.decoder_length
         self._preprocessor = preprocessor
 
     def predict(self, text: tf.Tensor, beam_size: int) -> dict[str, tf.Tensor]:
         """Decode raw texts [B] into the named outputs of the serving signature."""
-        decoded = beam_decode(self.model, self._preprocessor.encode_texts(text), self.allowed, self.next_node,
-                              self.decoder_length, beam_size)
+        hypotheses = beam_search(self.model, self._preprocessor.encode_texts(text), self.allowed, self.next_node,
+                                 self.decoder_length, beam_size)
+        scores = hypotheses["log_prob"]
+        if beam_size > 1 and self.rerank_weight:
+            scores += self.rerank_weight * self._category_log_prob(hypotheses)
+        decoded = select(hypotheses, scores)
         tokens = decoded["tokens"]
         strings = tf.gather(self.token_strings, tokens)
         # Steps up to and including the first end token are real; the rest is padding.
@@ -238,6 +257,16 @@ class Seq2SeqServing(tf.Module):
             "input_tokens": self._preprocessor.input_tokens(text),
             "output_tokens": tf.where(real, strings, ""),
         }
+
+    def _category_log_prob(self, hypotheses: dict[str, tf.Tensor]) -> tf.Tensor:
+        """Category head's log-probability [B, K] of each hypothesis' category."""
+        log_probs = tf.nn.log_softmax(self.model.category_logits(hypotheses["encoder_outputs"], hypotheses["mask"]))
+        prefixes = tf.strings.reduce_join(
+            tf.gather(self.token_strings, hypotheses["tokens"][:, :, :CATEGORY_LENGTH]), axis=-1)
+        index = self.category_table.lookup(prefixes)
+        known = tf.gather(log_probs, tf.maximum(index, 0), batch_dims=1)
+        # A category the head never learned counts as its least likely one.
+        return tf.where(index >= 0, known, tf.reduce_min(log_probs, axis=1, keepdims=True))
 
     @tf.function(input_signature=[TEXT_SPEC])
     def serve(self, text):
@@ -281,7 +310,7 @@ class DecodedValidation(keras.callbacks.Callback):
     stopping can monitor what is reported instead. Put it before the callbacks that read logs.
     """
 
-    def __init__(self, task: "Seq2SeqTask", serving: Seq2SeqServing, records: Sequence[Record]) -> None:
+    def __init__(self, task: Seq2SeqTask, serving: Seq2SeqServing, records: Sequence[Record]) -> None:
         super().__init__()
         self.task, self.serving, self.records = task, serving, records
 
@@ -314,15 +343,22 @@ class Seq2SeqTask:
 
     def build_model(self) -> keras.Model:
         """A compiled model; call inside the distribution strategy's scope."""
-        model = char_seq2seq(self.experiment.model, self.preprocessor.vectorizer.vocabulary_size(),
-                             self.preprocessor.alphabet.size)
+        config = self.experiment.model
+        categories = self.preprocessor.categories
+        model = char_seq2seq(config, self.preprocessor.vectorizer.vocabulary_size(), self.preprocessor.alphabet.size,
+                             len(categories))
         # Build the weights now: BackupAndRestore needs a built model to restore into.
         sample = self.splits.train[:2]
         inputs = self.preprocessor.encode_texts(tf.constant([record.text for record in sample]))
         inputs["decoder_input"] = tf.constant(self.preprocessor.encode_codes([record.target for record in sample])[0])
         model(inputs)
-        model.compile(optimizer=keras.optimizers.Adam(self.experiment.train.learning_rate),
-                      loss=masked_loss, metrics=[masked_accuracy])
+        losses = {"chars": masked_loss}
+        weights = {"chars": 1.0}
+        if categories:
+            losses["category"] = keras.losses.SparseCategoricalCrossentropy(from_logits=True, ignore_class=-1)
+            weights["category"] = config.category_loss_weight
+        model.compile(optimizer=keras.optimizers.Adam(self.experiment.train.learning_rate), loss=losses,
+                      loss_weights=weights, metrics={"chars": [masked_accuracy]})
         return model
 
     def datasets(self) -> tuple[tf.data.Dataset, tf.data.Dataset]:
@@ -333,7 +369,8 @@ class Seq2SeqTask:
 
     def serving(self, model: keras.Model) -> Seq2SeqServing:
         """The exportable module around `model`."""
-        return Seq2SeqServing(self.preprocessor, model, self.trie, self.experiment.model.beam_size)
+        config = self.experiment.model
+        return Seq2SeqServing(self.preprocessor, model, self.trie, config.beam_size, config.category_rerank_weight)
 
     def callbacks(self, serving: Seq2SeqServing) -> list[keras.callbacks.Callback]:
         """Task callbacks that add to the epoch logs (run them first)."""
@@ -362,5 +399,6 @@ class Seq2SeqTask:
         for system, beam_size in self.systems().items():
             predicted = self.decode(serving, texts, beam_size)
             results[system] = code_accuracies(truth, predicted)
-        examples = [{"text": t, "true": c, "predicted": p} for t, c, p in list(zip(texts, truth, predicted))[:8]]
+        shown = zip(texts[:8], truth[:8], predicted[:8], strict=True)
+        examples = [{"text": text_, "true": true, "predicted": guess} for text_, true, guess in shown]
         return results, examples
