@@ -189,6 +189,8 @@ class Seq2SeqPreprocessor:
         dataset = dataset.bucket_by_sequence_length(
             lambda *element: element[-1], bucket_boundaries=list(LENGTH_BUCKETS),
             bucket_batch_sizes=[batch_size] * (len(LENGTH_BUCKETS) + 1))
+        buckets = np.bincount(np.digitize(lengths.numpy(), LENGTH_BUCKETS), minlength=len(LENGTH_BUCKETS) + 1)
+        dataset = dataset.apply(tf.data.experimental.assert_cardinality(int(np.sum(-(-buckets // batch_size)))))
 
         def to_model_inputs(batch_texts, batch_decoder_input, batch_targets, _):
             inputs = self.encode_texts(batch_texts)
@@ -235,7 +237,7 @@ class Seq2SeqServing(tf.Module):
         self.category_table = (tf.lookup.StaticHashTable(tf.lookup.KeyValueTensorInitializer(
             tf.constant(preprocessor.categories), tf.range(len(preprocessor.categories))), default_value=-1)
             if self.rerank_weight else None)
-        self.decoder_length = preprocessor.decoder_length
+        self.decoder_length = tf.Variable(preprocessor.decoder_length, trainable=False, name="decoder_length")
         self._preprocessor = preprocessor
 
     def predict(self, text: tf.Tensor, beam_size: int) -> dict[str, tf.Tensor]:
@@ -354,11 +356,13 @@ class Seq2SeqTask:
         model(inputs)
         losses = {"chars": masked_loss}
         weights = {"chars": 1.0}
+        metrics = {"chars": [masked_accuracy]}
         if categories:
             losses["category"] = keras.losses.SparseCategoricalCrossentropy(from_logits=True, ignore_class=-1)
             weights["category"] = config.category_loss_weight
+            metrics["category"] = [keras.metrics.SparseCategoricalAccuracy(name="accuracy")]
         model.compile(optimizer=keras.optimizers.Adam(self.experiment.train.learning_rate), loss=losses,
-                      loss_weights=weights, metrics={"chars": [masked_accuracy]})
+                      loss_weights=weights, metrics=metrics)
         return model
 
     def datasets(self) -> tuple[tf.data.Dataset, tf.data.Dataset]:
