@@ -360,7 +360,8 @@ class Seq2SeqTask:
         if categories:
             losses["category"] = keras.losses.SparseCategoricalCrossentropy(from_logits=True, ignore_class=-1)
             weights["category"] = config.category_loss_weight
-            metrics["category"] = [keras.metrics.SparseCategoricalAccuracy(name="accuracy")]
+            # Logged as category_head_accuracy: `val_category_accuracy` is the decoded one.
+            metrics["category"] = [keras.metrics.SparseCategoricalAccuracy(name="head_accuracy")]
         model.compile(optimizer=keras.optimizers.Adam(self.experiment.train.learning_rate), loss=losses,
                       loss_weights=weights, metrics=metrics)
         return model
