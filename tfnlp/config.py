@@ -68,10 +68,10 @@ class ModelConfig:
     attention_units: int = 128
     dropout: float = 0.2
     max_output_length: int = 6
-    beam_size: int = 4
+    beam_size: int = 8
     constrain: bool = True
     category_loss_weight: float = 0.5
-    category_rerank_weight: float = 1.0
+    category_rerank_weight: float = 3.0
 
 
 @dataclass(frozen=True)
@@ -97,8 +97,8 @@ class TrainConfig:
     epochs: int = 30
     batch_size: int = 64
     learning_rate: float = 2e-3
-    patience: int = 5
-    lr_patience: int = 2
+    patience: int = 3
+    lr_patience: int = 1
     lr_factor: float = 0.5
     strategy: str = "auto"
     seed: int = 1234
