@@ -62,3 +62,16 @@ def test_masked_loss_and_accuracy_ignore_padding():
     assert float(masked_accuracy(targets, logits)) == 0.5
     full = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=targets[:, :2], logits=logits[:, :2])
     np.testing.assert_allclose(float(masked_loss(targets, logits)), float(tf.reduce_mean(full)), rtol=1e-6)
+
+
+def test_a_decoder_step_equals_the_layer_on_a_one_token_sequence():
+    keras.utils.set_random_seed(2)
+    decoder = Seq2SeqDecoder(9, 4, 5, 3, 0.0)
+    state = [tf.random.normal([3, 5]), tf.random.normal([3, 5])]
+    keys = tf.random.normal([3, 4, 6])
+    mask = tf.constant([[True, True, False, False]] * 3)
+    previous = tf.constant([1, 4, 7])
+    logits, weights, (h, c) = decoder(previous[:, None], state, keys, mask)
+    step_logits, step_weights, (step_h, step_c) = decoder.step(previous, state, keys, mask)
+    for whole, single in ((logits[:, 0], step_logits), (weights[:, 0], step_weights), (h, step_h), (c, step_c)):
+        np.testing.assert_allclose(whole.numpy(), single.numpy(), rtol=1e-5, atol=1e-6)

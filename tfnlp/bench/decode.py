@@ -95,7 +95,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tfnlp.bench decode", description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer texts; about a minute")
     parser.add_argument("--model", help="SavedModel version folder (default: newest savedmodels/icd10_seq2seq)")
-    parser.add_argument("--batch_size", type=int, default=256)
+    parser.add_argument("--batch_size", type=int, default=1024, help="texts per call of the batched decoder")
     args = parser.parse_args(argv)
 
     scratch = tempfile.TemporaryDirectory()

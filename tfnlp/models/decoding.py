@@ -46,7 +46,7 @@ def beam_search(model: CharSeq2Seq, inputs: dict[str, tf.Tensor], allowed: tf.Te
     log_prob = tf.reshape(tf.tile(first_beam[None, :], [batch, 1]), [-1])  # [B*K]
     node = tf.zeros([batch * beam_size], tf.int32)
     finished = tf.zeros([batch * beam_size], tf.bool)
-    previous = tf.fill([batch * beam_size, 1], START)
+    previous = tf.fill([batch * beam_size], START)
     beam_offsets = (tf.range(batch) * beam_size)[:, None]  # [B, 1]
     pad_only = tf.one_hot(PAD, vocab, on_value=0.0, off_value=NEG_INF)  # a finished beam only pads, at no cost
     end_only = tf.one_hot(END, vocab, on_value=True, off_value=False)
@@ -55,9 +55,9 @@ def beam_search(model: CharSeq2Seq, inputs: dict[str, tf.Tensor], allowed: tf.Te
     parents_ta = tf.TensorArray(tf.int32, size=steps)
     attention_ta = tf.TensorArray(tf.float32, size=steps)
     for step in tf.range(steps):
-        logits, weights, state = model.decoder(previous, state, encoder_outputs, mask,
-                                               projected_keys=projected_keys, training=False)
-        step_log_prob = tf.nn.log_softmax(logits[:, 0, :])  # [B*K, V]
+        logits, weights, state = model.decoder.step(previous, state, encoder_outputs, mask,
+                                                    projected_keys=projected_keys)
+        step_log_prob = tf.nn.log_softmax(logits)  # [B*K, V]
         step_allowed = tf.gather(allowed, node)
         step_allowed = tf.logical_and(step_allowed, tf.logical_or(step < steps - 1, end_only)[None, :])
         step_log_prob = tf.where(step_allowed, step_log_prob, NEG_INF)
@@ -72,10 +72,10 @@ def beam_search(model: CharSeq2Seq, inputs: dict[str, tf.Tensor], allowed: tf.Te
         node = tf.gather_nd(next_node, tf.stack([tf.gather(node, parent), token], axis=1))
         finished = tf.logical_or(tf.gather(finished, parent), tf.equal(token, END))
         log_prob = tf.reshape(best, [-1])
-        previous = token[:, None]
+        previous = token
         tokens_ta = tokens_ta.write(step, tf.reshape(token, [batch, beam_size]))
         parents_ta = parents_ta.write(step, tf.reshape(parent, [batch, beam_size]) - beam_offsets)
-        attention_ta = attention_ta.write(step, tf.reshape(tf.gather(weights[:, 0, :], parent),
+        attention_ta = attention_ta.write(step, tf.reshape(tf.gather(weights, parent),
                                                            [batch, beam_size, -1]))
     tokens, attention = _backtrack(tokens_ta.stack(), parents_ta.stack(), attention_ta.stack(), steps)
     return {"tokens": tokens, "log_prob": tf.reshape(log_prob, [batch, beam_size]), "attention": attention,

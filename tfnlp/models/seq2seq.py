@@ -157,10 +157,26 @@ class Seq2SeqDecoder(keras.layers.Layer):
         """previous_tokens [B, L] -> logits [B, L, V], attention weights [B, L, T], new state [h, c]."""
         embedded = self.embedding(previous_tokens)
         rnn_outputs, h, c = self.rnn(embedded, initial_state=state, training=training)
+        logits, weights = self._attend_and_predict(rnn_outputs, encoder_outputs, encoder_mask, projected_keys,
+                                                   training)
+        return logits, weights, [h, c]
+
+    def step(self, previous_token, state, encoder_outputs, encoder_mask, projected_keys=None):
+        """One inference step through the LSTM cell, without the layer's time loop.
+
+        previous_token [B] -> logits [B, V], attention weights [B, T], new state [h, c]. Same
+        weights and result as `call` on a length-1 sequence, with less overhead per step.
+        """
+        output, state = self.rnn.cell(self.embedding(previous_token), state, training=False)
+        logits, weights = self._attend_and_predict(output[:, None, :], encoder_outputs, encoder_mask,
+                                                   projected_keys, training=False)
+        return logits[:, 0, :], weights[:, 0, :], list(state)
+
+    def _attend_and_predict(self, rnn_outputs, encoder_outputs, encoder_mask, projected_keys, training):
         context, weights = self.attention(rnn_outputs, encoder_outputs, mask=encoder_mask,
                                           projected_keys=projected_keys)
         combined = self.combine(tf.concat([rnn_outputs, context], axis=-1))
-        return self.logits(self.dropout(combined, training=training)), weights, [h, c]
+        return self.logits(self.dropout(combined, training=training)), weights
 
     def get_config(self) -> dict:
         return {**super().get_config(), "alphabet_size": self.alphabet_size,
