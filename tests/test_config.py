@@ -27,3 +27,10 @@ def test_overrides_are_parsed_to_the_field_types():
 def test_bad_overrides_are_clear_user_errors(override, message):
     with pytest.raises(UserError, match=message):
         apply_overrides(base(), [override])
+
+
+def test_an_experiment_round_trips_through_its_dict():
+    from tfnlp.config import from_dict, to_dict
+
+    experiment = apply_overrides(base(), ["model.units=7", "train.monitor=val_loss"])
+    assert from_dict(to_dict(experiment)) == experiment

@@ -187,3 +187,9 @@ def apply_overrides(experiment: Experiment, overrides: Iterable[str]) -> Experim
 def to_dict(experiment: Experiment) -> dict[str, Any]:
     """The experiment as plain JSON-ready data."""
     return dataclasses.asdict(experiment)
+
+
+def from_dict(raw: dict[str, Any]) -> Experiment:
+    """The experiment that `to_dict` wrote (e.g. a run's config.json)."""
+    sections = {"data": DataConfig, "model": ModelConfig, "train": TrainConfig}
+    return Experiment(**{key: sections[key](**value) if key in sections else value for key, value in raw.items()})

@@ -22,3 +22,16 @@ def test_unknown_suite_and_bad_model_folder_are_user_errors(tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_info:
         bench.main(["decode", "--model", str(tmp_path)])
     assert exit_info.value.code == 2 and "not a SavedModel folder" in capsys.readouterr().err
+
+
+def test_rerank_bench_tabulates_decoding_choices_of_a_run(tiny_run, capsys):
+    assert bench.main(["rerank", "--quick", "--workdir", str(tiny_run["workdir"])]) == 0
+    out = capsys.readouterr().out
+    assert "| 1 | 0 |" in out and "| 4 | 1 |" in out
+    assert out.strip().splitlines()[-1].startswith("headline: best on validation: beam ")
+
+
+def test_rerank_bench_needs_a_run_folder(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        bench.main(["rerank", "--workdir", str(tmp_path)])
+    assert exit_info.value.code == 2 and "config.json: missing" in capsys.readouterr().err

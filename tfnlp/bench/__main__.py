@@ -12,10 +12,11 @@ SUITES: Registry = Registry("benchmark suite")
 
 
 def _load_suites() -> None:
-    from tfnlp.bench import decode
+    from tfnlp.bench import decode, rerank
 
-    if "decode" not in SUITES:
-        SUITES.add("decode", decode)
+    for name, module in (("decode", decode), ("rerank", rerank)):
+        if name not in SUITES:
+            SUITES.add(name, module)
 
 
 @cli_main

@@ -59,18 +59,6 @@ def python_loop_decode(model, texts: Sequence[str]) -> list[str]:
     return codes
 
 
-def graph_decode(model, texts: Sequence[str], batch_size: int) -> list[str]:
-    """Greedy constrained decoding with the exported in-graph decoder, in batches."""
-    import tensorflow as tf
-
-    greedy = model.signatures["greedy"]
-    codes = []
-    for start in range(0, len(texts), batch_size):
-        out = greedy(text=tf.constant(list(texts[start:start + batch_size])))
-        codes += [code.decode() for code in out["code"].numpy()]
-    return codes
-
-
 def _timed(function, *args) -> tuple[list[str], float]:
     started = time.perf_counter()
     result = function(*args)
@@ -91,6 +79,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     from tfnlp.config import DataConfig
     from tfnlp.data import sources
+    from tfnlp.tasks.seq2seq import decode
 
     parser = argparse.ArgumentParser(prog="python -m tfnlp.bench decode", description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer texts; about a minute")
@@ -109,9 +98,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     texts = [record.text for record in sources.load("cim10", DataConfig()).splits.test]
     loop_texts = texts[:64 if args.quick else 256]
 
-    graph_decode(model, texts[:8], args.batch_size)  # trace and warm up both paths
+    greedy = model.signatures["greedy"]
+    decode(greedy, texts[:8])  # warm up both paths
     python_loop_decode(model, texts[:2])
-    graph_codes, graph_seconds = _timed(graph_decode, model, texts, args.batch_size)
+    graph_codes, graph_seconds = _timed(decode, greedy, texts, args.batch_size)
     loop_codes, loop_seconds = _timed(python_loop_decode, model, loop_texts)
     agreement = np.mean([a == b for a, b in zip(loop_codes, graph_codes[:len(loop_codes)], strict=True)])
     graph_rate, loop_rate = len(texts) / graph_seconds, len(loop_texts) / loop_seconds

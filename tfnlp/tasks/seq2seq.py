@@ -8,7 +8,8 @@ exported signature repeats it exactly.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import functools
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 import keras
@@ -48,10 +49,13 @@ class Alphabet:
         """Number of decoder tokens, special ones included."""
         return len(self.tokens)
 
+    @functools.cached_property
+    def _index(self) -> dict[str, int]:
+        return {token: i for i, token in enumerate(self.tokens)}
+
     def ids(self, code: str) -> list[int]:
         """Character ids of `code`; a character outside the alphabet becomes padding (ignored by the loss)."""
-        index = {character: i for i, character in enumerate(self.tokens)}
-        return [index.get(character, PAD) for character in code]
+        return [self._index.get(character, PAD) for character in code]
 
 
 @dataclass(frozen=True)
@@ -347,7 +351,7 @@ class DecodedValidation(keras.callbacks.Callback):
         self.task, self.serving, self.records = task, serving, records
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
-        predicted = self.task.decode(self.serving, [record.text for record in self.records], beam_size=1)
+        predicted = decode(self.serving.greedy, [record.text for record in self.records])
         scores = code_accuracies([record.target for record in self.records], predicted)
         if logs is not None:
             logs.update({f"val_{name}": value for name, value in scores.items()})
@@ -363,9 +367,8 @@ class Seq2SeqTask:
     """
 
     def __init__(self, experiment: Experiment, splits: Splits, classification: Iterable[str] | None) -> None:
-        normalise = lambda records: [Record(r.text, normalise_code(r.target)) for r in records]  # noqa: E731
         self.experiment = experiment
-        self.splits = Splits(normalise(splits.train), normalise(splits.validation), normalise(splits.test))
+        self.splits = Splits(*(_normalised(part) for part in (splits.train, splits.validation, splits.test)))
         codes = {record.target for record in self.splits.train}
         self.classification = sorted({normalise_code(code) for code in classification} if classification else codes)
         self.preprocessor = Seq2SeqPreprocessor.adapt(self.splits.train, self.classification, experiment.model)
@@ -411,29 +414,38 @@ class Seq2SeqTask:
         """Task callbacks that add to the epoch logs (run them first)."""
         return [DecodedValidation(self, serving, self.splits.validation)]
 
-    @staticmethod
-    def decode(serving: Seq2SeqServing, texts: Sequence[str], beam_size: int, batch_size: int = 512) -> list[str]:
-        """Codes for `texts`, decoded in batches with the in-graph decoder."""
-        function = serving.serve if beam_size > 1 else serving.greedy
-        codes: list[str] = []
-        for start in range(0, len(texts), batch_size):
-            outputs = function(tf.constant(list(texts[start:start + batch_size]), dtype=tf.string))
-            codes += [code.decode("utf-8") for code in outputs["code"].numpy()]
-        return codes
-
-    def systems(self) -> dict[str, int]:
-        """Decoding systems to report: `model` (greedy) and `model_beam` when beam search is on."""
-        beam_size = self.experiment.model.beam_size
-        return {"model": 1, **({"model_beam": beam_size} if beam_size > 1 else {})}
+    def systems(self, serving: Seq2SeqServing) -> dict[str, Callable]:
+        """Decoders to report: `model` (greedy) and `model_beam` when beam search is on."""
+        return {"model": serving.greedy, **({"model_beam": serving.serve} if serving.beam_size > 1 else {})}
 
     def evaluate(self, serving: Seq2SeqServing, records: Sequence[Record]) -> tuple[dict, list[dict]]:
         """Accuracies of each decoding system on `records`, and a few examples of the last system."""
         texts = [record.text for record in records]
         truth = [record.target for record in records]
         results, predicted = {}, []
-        for system, beam_size in self.systems().items():
-            predicted = self.decode(serving, texts, beam_size)
+        for system, function in self.systems(serving).items():
+            predicted = decode(function, texts)
             results[system] = code_accuracies(truth, predicted)
         shown = zip(texts[:8], truth[:8], predicted[:8], strict=True)
         examples = [{"text": text_, "true": true, "predicted": guess} for text_, true, guess in shown]
         return results, examples
+
+
+def _normalised(records: Sequence[Record]) -> list[Record]:
+    """Records with their targets as codes without dots (`S06.2` -> `S062`)."""
+    return [Record(record.text, normalise_code(record.target)) for record in records]
+
+
+def decode(function: Callable, texts: Sequence[str], batch_size: int = 1024) -> list[str]:
+    """Codes for `texts` from a serving function, in batches.
+
+    Args:
+        function: `Seq2SeqServing.greedy` or `.serve`, or a loaded SavedModel's signature.
+        texts: raw texts.
+        batch_size: texts per call.
+    """
+    codes: list[str] = []
+    for start in range(0, len(texts), batch_size):
+        outputs = function(text=tf.constant(list(texts[start:start + batch_size]), dtype=tf.string))
+        codes += [code.decode("utf-8") for code in outputs["code"].numpy()]
+    return codes

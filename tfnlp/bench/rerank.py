@@ -1,0 +1,69 @@
+"""Decoding choices of a trained seq2seq run, side by side on its validation split.
+
+    python -m tfnlp.bench rerank --workdir runs/icd10_seq2seq/<timestamp> [--quick]
+
+Rebuilds the run's task from its `config.json` (the same seeded split and vocabulary), loads
+its best checkpoint, and decodes the validation texts greedily and with beam search at
+several widths and category-rerank weights. This is how `model.beam_size` and
+`model.category_rerank_weight` were chosen: on validation, never on test.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+from tfnlp.errors import UserError
+
+WIDTHS = (1, 4, 8, 16)
+WEIGHTS = (0.0, 1.0, 2.0, 3.0, 4.0)
+
+
+def load_run(workdir: Path):
+    """The task and model of a finished or interrupted run, with its best weights loaded."""
+    from tfnlp.config import from_dict
+    from tfnlp.data import sources
+    from tfnlp.tasks.seq2seq import Seq2SeqTask
+
+    config_path, weights = workdir / "config.json", workdir / "checkpoints" / "best.weights.h5"
+    for path in (config_path, weights):
+        if not path.exists():
+            raise UserError(f"{path}: missing; --workdir must name a run folder of `python -m tfnlp.train`")
+    experiment = from_dict(json.loads(config_path.read_text()))
+    loaded = sources.load(experiment.data.source, experiment.data)
+    task = Seq2SeqTask(experiment, loaded.splits, loaded.classification)
+    model = task.build_model()
+    model.load_weights(str(weights))
+    return task, model
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Print the validation table of decoding choices and the best one."""
+    from tfnlp.tasks.seq2seq import Seq2SeqServing, code_accuracies, decode
+
+    parser = argparse.ArgumentParser(prog="python -m tfnlp.bench rerank", description=__doc__.splitlines()[0])
+    parser.add_argument("--workdir", required=True, help="run folder holding config.json and checkpoints/")
+    parser.add_argument("--quick", action="store_true", help="widths 1 and 4, weights 0 and 1")
+    args = parser.parse_args(argv)
+    task, model = load_run(Path(args.workdir))
+    records = task.splits.validation
+    texts, truth = [record.text for record in records], [record.target for record in records]
+    widths, weights = ((1, 4), (0.0, 1.0)) if args.quick else (WIDTHS, WEIGHTS)
+    rows = []
+    for width in widths:
+        for weight in (weights if width > 1 else (0.0,)):
+            serving = Seq2SeqServing(task.preprocessor, model, task.trie, width, weight)
+            scores = code_accuracies(truth, decode(serving.serve if width > 1 else serving.greedy, texts))
+            rows.append((width, weight, scores))
+    print(f"run: {args.workdir} (validation split, {len(texts)} texts)\n")
+    print("| beam width | rerank weight | chapter_accuracy | category_accuracy | exact_match |")
+    print("|---|---|---|---|---|")
+    for width, weight, scores in rows:
+        print(f"| {width} | {weight:g} | {scores['chapter_accuracy']:.3f} | {scores['category_accuracy']:.3f} "
+              f"| {scores['exact_match']:.3f} |")
+    width, weight, scores = max(rows, key=lambda row: (row[2]["category_accuracy"] + row[2]["exact_match"]))
+    print(f"headline: best on validation: beam {width}, rerank weight {weight:g} "
+          f"(category {scores['category_accuracy']:.3f}, exact {scores['exact_match']:.3f})")
+    return 0
