@@ -19,6 +19,14 @@ msgctxt "model:gnuhealth.pathology,name:A009"
 msgid "Cholera, unspecified"
 msgstr "Choléra, sans précision"
 
+msgctxt "model:gnuhealth.pathology,name:W00"
+msgid "Fall on ice"
+msgstr "Chute due à la glace"
+
+msgctxt "model:gnuhealth.pathology,name:W000"
+msgid "Fall on ice, home"
+msgstr "chute due à la glace | domicile"
+
 msgctxt "model:gnuhealth.pathology,name:A01"
 msgid "Typhoid"
 msgstr ""
@@ -48,6 +56,8 @@ def test_po_labels_join_continuations_skip_fuzzy_and_complete_fragments(tmp_path
         "A00": "Choléra",
         "A000": "Choléra a Vibrio cholerae 01",  # a fragment of its parent's label, completed
         "A009": "Choléra, sans précision",        # a full label, left alone
+        "W00": "Chute due à la glace",
+        "W000": "chute due à la glace | domicile",  # already repeats its parent's label: whole
         "A01": 'Fièvres typhoïde et paratyphoïde "longues"',
     }
 

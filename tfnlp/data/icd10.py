@@ -91,11 +91,15 @@ def parse_po(path: Path) -> dict[str, str]:
 
 
 def complete_fragments(labels: dict[str, str]) -> dict[str, str]:
-    """Prefix the parent's label to child labels that are fragments of it."""
+    """Prefix the parent's label to child labels that are fragments of it.
+
+    Most lowercase child labels (external causes, W00.0 "chute de plain-pied due à la glace
+    et la neige | domicile") already repeat the parent's label before a `|`: those are whole.
+    """
     completed = {}
     for code, label in labels.items():
         parent = labels.get(category(code)) if len(code) > 3 else None
-        if parent and FRAGMENT_START.match(label):
+        if parent and FRAGMENT_START.match(label) and not label.lower().startswith(parent.lower()):
             label = f"{parent} {label[0].lower()}{label[1:]}"
         completed[code] = label
     return completed
