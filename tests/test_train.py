@@ -111,3 +111,20 @@ def test_strategy_names():
     assert train.make_strategy("default") is not None
     with pytest.raises(UserError, match="train.strategy='gpus'"):
         train.make_strategy("gpus")
+
+
+def test_tensorboard_logs_hold_scalars_histograms_images_and_hparams(tiny_run):
+    from tensorboard.backend.event_processing.plugin_event_accumulator import EventAccumulator
+
+    def plugin_tags(run: str, plugin: str) -> set[str]:
+        accumulator = EventAccumulator(str(tiny_run["workdir"] / "tensorboard" / run))
+        accumulator.Reload()
+        return set(accumulator.PluginTagToContent(plugin))
+
+    assert {"epoch_loss", "epoch_learning_rate"} <= plugin_tags("train", "scalars")
+    assert {"epoch_loss", "epoch_exact_match", "epoch_category_accuracy"} <= plugin_tags("validation", "scalars")
+    assert any("kernel" in tag for tag in plugin_tags("train", "histograms"))
+    assert plugin_tags("attention", "images") == {"attention"}
+    assert plugin_tags("hparams", "hparams")
+    assert "test/model_beam/exact_match" in plugin_tags("hparams", "scalars")
+    assert (tiny_run["workdir"] / "learning_curves.png").stat().st_size > 5000

@@ -83,8 +83,10 @@ class TrainConfig:
         batch_size: global batch size (split across replicas).
         learning_rate: Adam learning rate.
         patience: epochs without improvement of the monitored value before stopping.
-        lr_patience: epochs without improvement before the learning rate is multiplied by `lr_factor`.
-        lr_factor: learning-rate decay factor on a plateau (1.0 turns the decay off).
+        lr_schedule: `cosine` (decay to 5% over `epochs`: a predictable run time) or `plateau`
+            (multiply by `lr_factor` after `lr_patience` epochs without improvement).
+        lr_patience: with `plateau`, epochs without improvement before the learning rate decays.
+        lr_factor: with `plateau`, the decay factor.
         strategy: `auto`, `default`, `mirrored`, `tpu` or `one_device:/gpu:0`.
         seed: seed for weights, shuffling and dropout.
         shuffle_buffer: tf.data shuffle buffer size.
@@ -94,11 +96,12 @@ class TrainConfig:
         baselines: also fit the scikit-learn baselines on the same split.
     """
 
-    epochs: int = 30
+    epochs: int = 18
     batch_size: int = 64
     learning_rate: float = 2e-3
-    patience: int = 3
-    lr_patience: int = 1
+    patience: int = 4
+    lr_schedule: str = "cosine"
+    lr_patience: int = 2
     lr_factor: float = 0.5
     strategy: str = "auto"
     seed: int = 1234

@@ -12,6 +12,7 @@ of the same experiment and configuration is picked up again.
 from __future__ import annotations
 
 import argparse
+import csv
 import dataclasses
 import json
 import sys
@@ -83,18 +84,43 @@ def _callbacks(task_callbacks: list, workdir: Path, train: config_lib.TrainConfi
 
     mode = "min" if train.monitor.endswith("loss") else "max"
     decay = [keras.callbacks.ReduceLROnPlateau(monitor=train.monitor, mode=mode, factor=train.lr_factor,
-                                               patience=train.lr_patience, min_lr=1e-5, verbose=1)
-             ] if train.lr_factor < 1.0 else []
+                                               patience=train.lr_patience, min_delta=1e-3, min_lr=1e-5, verbose=1)
+             ] if train.lr_schedule == "plateau" and train.lr_factor < 1.0 else []
     return task_callbacks + [  # task callbacks first: they add the metrics the others monitor
         keras.callbacks.BackupAndRestore(str(workdir / "backup")),
         keras.callbacks.ModelCheckpoint(str(workdir / "checkpoints" / "best.weights.h5"), monitor=train.monitor,
                                         mode=mode, save_best_only=True, save_weights_only=True),
         *decay,
-        keras.callbacks.EarlyStopping(monitor=train.monitor, mode=mode, patience=train.patience,
+        keras.callbacks.EarlyStopping(monitor=train.monitor, mode=mode, patience=train.patience, min_delta=1e-3,
                                       restore_best_weights=True, verbose=1),
-        keras.callbacks.TensorBoard(str(workdir / "tensorboard")),
+        keras.callbacks.TensorBoard(str(workdir / "tensorboard"), histogram_freq=1, write_graph=True),
         keras.callbacks.CSVLogger(str(workdir / HISTORY_FILE), append=True),
     ]
+
+
+def read_history(path: Path) -> dict[str, list[float]]:
+    """The per-epoch logs that CSVLogger wrote, as {name: values}."""
+    with open(path, newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    return {name: [float(row[name]) for row in rows] for name in (rows[0] if rows else {}) if name != "epoch"}
+
+
+def write_run_summary(workdir: Path, experiment: config_lib.Experiment, results: dict[str, dict[str, float]]) -> None:
+    """Learning curves as a PNG, and the config with its test metrics for TensorBoard's HParams tab."""
+    import tensorflow as tf
+    from tensorboard.plugins.hparams import api as hparams_api
+
+    from tfnlp.plots import learning_curves
+
+    if (workdir / HISTORY_FILE).exists():
+        learning_curves(read_history(workdir / HISTORY_FILE), workdir / "learning_curves.png")
+    config = config_lib.to_dict(experiment)
+    flat = {f"{section}.{key}": value for section in config_lib.SECTIONS for key, value in config[section].items()}
+    with tf.summary.create_file_writer(str(workdir / "tensorboard" / "hparams")).as_default():
+        hparams_api.hparams({"experiment": experiment.name, **flat}, trial_id=workdir.name)
+        for system, scores in results.items():
+            for metric, value in scores.items():
+                tf.summary.scalar(f"test/{system}/{metric}", value, step=0)
 
 
 def format_table(results: dict[str, dict[str, float]]) -> str:
@@ -121,14 +147,15 @@ def run(experiment: config_lib.Experiment, workdir: Path, export_base: Path) -> 
     task = _task_class(experiment.task)(experiment, loaded.splits, loaded.classification)
     print(f"data: {experiment.data.source} {task.splits.sizes()}")
 
+    train_data, validation_data = task.datasets()
     strategy = make_strategy(experiment.train.strategy)
     with strategy.scope():
-        model = task.build_model()
+        model = task.build_model(steps_per_epoch=int(train_data.cardinality()))
     serving = task.serving(model)
-    train_data, validation_data = task.datasets()
     started = time.perf_counter()
     model.fit(train_data, validation_data=validation_data, epochs=experiment.train.epochs,
-              callbacks=_callbacks(task.callbacks(serving), workdir, experiment.train), shuffle=False,
+              callbacks=_callbacks(task.callbacks(serving, str(workdir / "tensorboard")), workdir, experiment.train),
+              shuffle=False,
               verbose=1 if sys.stdout.isatty() else 2)  # a progress bar on a terminal, a line per epoch in logs
     train_seconds = time.perf_counter() - started
     best = workdir / "checkpoints" / "best.weights.h5"
@@ -145,6 +172,7 @@ def run(experiment: config_lib.Experiment, workdir: Path, export_base: Path) -> 
     for example in examples:
         print(f"  {example['true']:>6} -> {example['predicted']:<6} {example['text']}")
 
+    write_run_summary(workdir, experiment, results)
     version = export.export_savedmodel(serving, export_base, experiment.name, serving.signatures(), {
         "experiment": config_lib.to_dict(experiment), "test": results, "workdir": str(workdir)})
     (workdir / METRICS_FILE).write_text(json.dumps({

@@ -34,7 +34,7 @@ def load_run(workdir: Path):
     experiment = from_dict(json.loads(config_path.read_text()))
     loaded = sources.load(experiment.data.source, experiment.data)
     task = Seq2SeqTask(experiment, loaded.splits, loaded.classification)
-    model = task.build_model()
+    model = task.build_model(steps_per_epoch=1)  # only the weights matter here
     model.load_weights(str(weights))
     return task, model
 

@@ -16,10 +16,11 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tfnlp.config import Experiment, ModelConfig
+from tfnlp.config import Experiment, ModelConfig, TrainConfig
 from tfnlp.data import Record, text
 from tfnlp.data.icd10 import CATEGORY_LENGTH, category, chapter, normalise_code
 from tfnlp.data.splits import Splits
+from tfnlp.errors import UserError
 from tfnlp.models.decoding import beam_search, select
 from tfnlp.models.seq2seq import END, PAD, START, char_seq2seq, masked_accuracy, masked_loss
 
@@ -357,6 +358,32 @@ class DecodedValidation(keras.callbacks.Callback):
             logs.update({f"val_{name}": value for name, value in scores.items()})
 
 
+class AttentionImages(keras.callbacks.Callback):
+    """Writes attention heatmaps of a few fixed validation texts to TensorBoard after each epoch.
+
+    Args:
+        serving: the serving module around the model being trained.
+        texts: the texts to show (the same ones every epoch, so epochs compare).
+        log_dir: TensorBoard folder for the images.
+    """
+
+    def __init__(self, serving: Seq2SeqServing, texts: Sequence[str], log_dir: str) -> None:
+        super().__init__()
+        self.serving, self.texts, self.log_dir = serving, list(texts), log_dir
+        self._writer = None
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        from tfnlp.attention import alignments_from_outputs
+        from tfnlp.plots import attention_figure, figure_png
+
+        outputs = {name: value.numpy() for name, value in self.serving.greedy(text=tf.constant(self.texts)).items()}
+        image = tf.io.decode_png(figure_png(attention_figure(alignments_from_outputs(self.texts, outputs))))
+        self._writer = self._writer or tf.summary.create_file_writer(self.log_dir)
+        with self._writer.as_default():
+            tf.summary.image("attention", image[None], step=epoch)
+        self._writer.flush()
+
+
 class Seq2SeqTask:
     """One seq2seq run's data side: preprocessing, datasets, model, decoding and evaluation.
 
@@ -376,8 +403,12 @@ class Seq2SeqTask:
         self.trie = (CodeTrie.from_codes(self.classification, alphabet) if experiment.model.constrain
                      else CodeTrie.unconstrained(alphabet))
 
-    def build_model(self) -> keras.Model:
-        """A compiled model; call inside the distribution strategy's scope."""
+    def build_model(self, steps_per_epoch: int) -> keras.Model:
+        """A compiled model; call inside the distribution strategy's scope.
+
+        Args:
+            steps_per_epoch: training batches per epoch, for the learning-rate schedule.
+        """
         config = self.experiment.model
         categories = self.preprocessor.categories
         model = char_seq2seq(config, self.preprocessor.vectorizer.vocabulary_size(), self.preprocessor.alphabet.size,
@@ -395,8 +426,8 @@ class Seq2SeqTask:
             weights["category"] = config.category_loss_weight
             # Logged as category_head_accuracy: `val_category_accuracy` is the decoded one.
             metrics["category"] = [keras.metrics.SparseCategoricalAccuracy(name="head_accuracy")]
-        model.compile(optimizer=keras.optimizers.Adam(self.experiment.train.learning_rate), loss=losses,
-                      loss_weights=weights, metrics=metrics)
+        model.compile(optimizer=keras.optimizers.Adam(learning_rate(self.experiment.train, steps_per_epoch)),
+                      loss=losses, loss_weights=weights, metrics=metrics)
         return model
 
     def datasets(self) -> tuple[tf.data.Dataset, tf.data.Dataset]:
@@ -410,9 +441,12 @@ class Seq2SeqTask:
         config = self.experiment.model
         return Seq2SeqServing(self.preprocessor, model, self.trie, config.beam_size, config.category_rerank_weight)
 
-    def callbacks(self, serving: Seq2SeqServing) -> list[keras.callbacks.Callback]:
-        """Task callbacks that add to the epoch logs (run them first)."""
-        return [DecodedValidation(self, serving, self.splits.validation)]
+    def callbacks(self, serving: Seq2SeqServing, tensorboard_dir: str) -> list[keras.callbacks.Callback]:
+        """Task callbacks: decoded validation metrics (they add to the epoch logs: run them first) and
+        attention images of four validation texts."""
+        shown = [record.text for record in self.splits.validation[:4]]
+        return [DecodedValidation(self, serving, self.splits.validation),
+                AttentionImages(serving, shown, f"{tensorboard_dir}/attention")]
 
     def systems(self, serving: Seq2SeqServing) -> dict[str, Callable]:
         """Decoders to report: `model` (greedy) and `model_beam` when beam search is on."""
@@ -449,3 +483,12 @@ def decode(function: Callable, texts: Sequence[str], batch_size: int = 1024) -> 
         outputs = function(text=tf.constant(list(texts[start:start + batch_size]), dtype=tf.string))
         codes += [code.decode("utf-8") for code in outputs["code"].numpy()]
     return codes
+
+
+def learning_rate(train: TrainConfig, steps_per_epoch: int) -> float | keras.optimizers.schedules.LearningRateSchedule:
+    """The optimizer's learning rate: a cosine schedule over the run, or a constant that plateaus decay."""
+    if train.lr_schedule == "cosine":
+        return keras.optimizers.schedules.CosineDecay(train.learning_rate, train.epochs * steps_per_epoch, alpha=0.05)
+    if train.lr_schedule == "plateau":
+        return train.learning_rate
+    raise UserError(f"train.lr_schedule={train.lr_schedule!r}: use cosine or plateau")

@@ -1,0 +1,108 @@
+"""Figures for reports and TensorBoard: attention heatmaps and learning curves (matplotlib, no display)."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only: no display on servers and CI
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+
+@dataclass(frozen=True)
+class Alignment:
+    """One decoded text: what the model read, what it wrote, and where it looked.
+
+    Attributes:
+        text: the raw input text.
+        code: the predicted code.
+        score: the model's probability of that code.
+        input_tokens: the words the model read (padding removed).
+        output_tokens: the characters it wrote, end token included (padding removed).
+        attention: [len(output_tokens), len(input_tokens)] attention weights.
+    """
+
+    text: str
+    code: str
+    score: float
+    input_tokens: list[str]
+    output_tokens: list[str]
+    attention: np.ndarray
+
+    def strongest_words(self) -> list[tuple[str, str, float]]:
+        """(output character, the input word it attended to most, that weight) for each step."""
+        if not self.input_tokens:
+            return [(token, "", 0.0) for token in self.output_tokens]
+        best = self.attention.argmax(axis=1)
+        return [(token, self.input_tokens[index], float(self.attention[row, index]))
+                for row, (token, index) in enumerate(zip(self.output_tokens, best, strict=True))]
+
+
+def _draw_heatmap(axes, alignment: Alignment):
+    image = axes.imshow(alignment.attention, cmap="viridis", vmin=0.0, vmax=1.0, aspect="auto")
+    axes.set_xticks(range(len(alignment.input_tokens)), alignment.input_tokens, rotation=60, ha="right")
+    axes.set_yticks(range(len(alignment.output_tokens)), alignment.output_tokens)
+    axes.set_xlabel("input words")
+    axes.set_ylabel("generated characters")
+    axes.set_title(f"{alignment.code} (score {alignment.score:.2f})")
+    return image
+
+
+def attention_figure(alignments: Sequence[Alignment], columns: int = 2):
+    """A figure with one heatmap per alignment (a grid when there are several)."""
+    columns = min(columns, len(alignments))
+    rows = -(-len(alignments) // columns)
+    widest = max(max(len(a.input_tokens), 1) for a in alignments)
+    figure, axes_grid = plt.subplots(rows, columns, squeeze=False,
+                                     figsize=(columns * max(4.0, 0.45 * widest + 1.5), rows * 3.6))
+    for axes in axes_grid.flat[len(alignments):]:
+        axes.axis("off")
+    image = None
+    for axes, alignment in zip(axes_grid.flat, alignments, strict=False):
+        image = _draw_heatmap(axes, alignment)
+    figure.colorbar(image, ax=list(axes_grid.flat), label="attention weight", shrink=0.8)
+    return figure
+
+
+def save_figure(figure, path: Path) -> Path:
+    """Write a figure to `path` (PNG or SVG by suffix) and close it."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=110, bbox_inches="tight")
+    plt.close(figure)
+    return path
+
+
+def figure_png(figure) -> bytes:
+    """The figure as PNG bytes (for HTML pages and TensorBoard images); closes it."""
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=90, bbox_inches="tight")
+    plt.close(figure)
+    return buffer.getvalue()
+
+
+def learning_curves(history: dict[str, list[float]], path: Path, columns: int = 4) -> Path:
+    """Train vs validation curves of each logged quantity (validation alone where it has no train twin)."""
+    names = [name for name in history if not name.startswith("val_") and f"val_{name}" in history]
+    names += [name for name in history if name.startswith("val_") and name[4:] not in history]
+    panels = max(len(names), 1)
+    rows, columns = -(-panels // columns), min(columns, panels)
+    figure, axes_grid = plt.subplots(rows, columns, squeeze=False, figsize=(4 * columns, 3.2 * rows))
+    for axes in axes_grid.flat[len(names):]:
+        axes.axis("off")
+    for axes, name in zip(axes_grid.flat, names, strict=False):
+        epochs = np.arange(1, len(history[name]) + 1)
+        if not name.startswith("val_"):
+            axes.plot(epochs, history[name], label="train")
+        axes.plot(epochs, history[name if name.startswith("val_") else f"val_{name}"], label="validation")
+        axes.legend()
+        axes.set_title(name.removeprefix("val_"))
+        axes.set_xlabel("epoch")
+    figure.tight_layout()
+    return save_figure(figure, path)
