@@ -44,12 +44,13 @@ class Alignment:
                 for row, (token, index) in enumerate(zip(self.output_tokens, best, strict=True))]
 
 
-def _draw_heatmap(axes, alignment: Alignment):
+def _draw_heatmap(axes, alignment: Alignment, first_column: bool):
     image = axes.imshow(alignment.attention, cmap="viridis", vmin=0.0, vmax=1.0, aspect="auto")
     axes.set_xticks(range(len(alignment.input_tokens)), alignment.input_tokens, rotation=60, ha="right")
     axes.set_yticks(range(len(alignment.output_tokens)), alignment.output_tokens)
     axes.set_xlabel("input words")
-    axes.set_ylabel("generated characters")
+    if first_column:  # one label per row of panels, so it never runs into the panel on its left
+        axes.set_ylabel("generated characters")
     axes.set_title(f"{alignment.code} (score {alignment.score:.2f})")
     return image
 
@@ -64,8 +65,8 @@ def attention_figure(alignments: Sequence[Alignment], columns: int = 2):
     for axes in axes_grid.flat[len(alignments):]:
         axes.axis("off")
     image = None
-    for axes, alignment in zip(axes_grid.flat, alignments, strict=False):
-        image = _draw_heatmap(axes, alignment)
+    for index, (axes, alignment) in enumerate(zip(axes_grid.flat, alignments, strict=False)):
+        image = _draw_heatmap(axes, alignment, first_column=index % columns == 0)
     figure.colorbar(image, ax=list(axes_grid.flat), label="attention weight", shrink=0.8)
     return figure
 

@@ -131,13 +131,26 @@ def format_table(results: dict[str, dict[str, float]]) -> str:
     return "\n".join(lines)
 
 
+def evaluate(task, serving, with_baselines: bool) -> tuple[dict[str, dict[str, float]], list[dict]]:
+    """The model's decoders on the test split, beside the scikit-learn baselines fitted on its train split."""
+    from tfnlp import baselines
+    from tfnlp.tasks.seq2seq import code_accuracies
+
+    results, examples = task.evaluate(serving, task.splits.test)
+    if with_baselines:
+        texts = [record.text for record in task.splits.test]
+        truth = [record.target for record in task.splits.test]
+        for name, baseline in baselines.BASELINES.items():
+            results[name] = code_accuracies(truth, baseline(task.splits.train, texts))
+    return results, examples
+
+
 def run(experiment: config_lib.Experiment, workdir: Path, export_base: Path) -> Path:
     """Train, evaluate on the test split beside the baselines, export; returns the version folder."""
     import keras
 
-    from tfnlp import baselines, export
+    from tfnlp import export
     from tfnlp.data import sources
-    from tfnlp.tasks.seq2seq import code_accuracies
 
     keras.utils.set_random_seed(experiment.train.seed)
     workdir.mkdir(parents=True, exist_ok=True)
@@ -162,12 +175,7 @@ def run(experiment: config_lib.Experiment, workdir: Path, export_base: Path) -> 
     if best.exists():
         model.load_weights(str(best))
 
-    results, examples = task.evaluate(serving, task.splits.test)
-    if experiment.train.baselines:
-        texts = [record.text for record in task.splits.test]
-        truth = [record.target for record in task.splits.test]
-        for name, baseline in baselines.BASELINES.items():
-            results[name] = code_accuracies(truth, baseline(task.splits.train, texts))
+    results, examples = evaluate(task, serving, with_baselines=experiment.train.baselines)
     print(f"\ntest split ({len(task.splits.test)} texts), trained {train_seconds:.0f} s:\n{format_table(results)}")
     for example in examples:
         print(f"  {example['true']:>6} -> {example['predicted']:<6} {example['text']}")

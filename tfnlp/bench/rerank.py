@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -35,7 +36,9 @@ def load_run(workdir: Path):
     loaded = sources.load(experiment.data.source, experiment.data)
     task = Seq2SeqTask(experiment, loaded.splits, loaded.classification)
     model = task.build_model(steps_per_epoch=1)  # only the weights matter here
-    model.load_weights(str(weights))
+    with warnings.catch_warnings():  # the checkpoint's optimizer state is not needed for decoding
+        warnings.filterwarnings("ignore", message="Skipping variable loading for optimizer")
+        model.load_weights(str(weights))
     return task, model
 
 
