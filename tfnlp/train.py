@@ -91,7 +91,8 @@ def _callbacks(task_callbacks: list, workdir: Path, train: config_lib.TrainConfi
         keras.callbacks.ModelCheckpoint(str(workdir / "checkpoints" / "best.weights.h5"), monitor=train.monitor,
                                         mode=mode, save_best_only=True, save_weights_only=True),
         *decay,
-        keras.callbacks.EarlyStopping(monitor=train.monitor, mode=mode, patience=train.patience, min_delta=1e-3,
+        # No min_delta: early stopping must name the same best epoch as the checkpoint that is evaluated.
+        keras.callbacks.EarlyStopping(monitor=train.monitor, mode=mode, patience=train.patience,
                                       restore_best_weights=True, verbose=1),
         keras.callbacks.TensorBoard(str(workdir / "tensorboard"), histogram_freq=1, write_graph=True),
         keras.callbacks.CSVLogger(str(workdir / HISTORY_FILE), append=True),
