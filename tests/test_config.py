@@ -1,6 +1,6 @@
 import pytest
 
-from tfnlp.config import Experiment, apply_overrides
+from tfnlp.config import Experiment, apply_overrides, validate
 from tfnlp.errors import UserError
 
 
@@ -34,3 +34,14 @@ def test_an_experiment_round_trips_through_its_dict():
 
     experiment = apply_overrides(base(), ["model.units=7", "train.monitor=val_loss"])
     assert from_dict(to_dict(experiment)) == experiment
+
+
+@pytest.mark.parametrize("override, message", [
+    ("model.beam_size=0", "model.beam_size=0: must be at least 1"),
+    ("train.epochs=0", "train.epochs=0: must be at least 1"),
+    ("model.dropout=1.0", "model.dropout=1.0: must be below 1"),
+])
+def test_values_no_run_can_use_are_refused(override, message):
+    with pytest.raises(UserError, match=message):
+        validate(apply_overrides(base(), [override]))
+    assert validate(base()) == base()

@@ -196,3 +196,26 @@ def from_dict(raw: dict[str, Any]) -> Experiment:
     """The experiment that `to_dict` wrote (e.g. a run's config.json)."""
     sections = {"data": DataConfig, "model": ModelConfig, "train": TrainConfig}
     return Experiment(**{key: sections[key](**value) if key in sections else value for key, value in raw.items()})
+
+
+# (section, key, smallest allowed value) of the settings that make no sense below a bound.
+LOWER_BOUNDS = (
+    ("model", "vocab_size", 3), ("model", "max_input_tokens", 1), ("model", "embedding_dim", 1),
+    ("model", "subword_buckets", 0), ("model", "units", 1), ("model", "decoder_units", 1),
+    ("model", "char_embedding_dim", 1), ("model", "attention_units", 1), ("model", "max_output_length", 0),
+    ("model", "beam_size", 1), ("model", "dropout", 0.0), ("model", "category_loss_weight", 0.0),
+    ("model", "category_rerank_weight", 0.0), ("train", "epochs", 1), ("train", "batch_size", 1),
+    ("train", "learning_rate", 1e-12), ("train", "patience", 0), ("train", "shuffle_buffer", 1),
+    ("data", "max_records", 0),
+)
+
+
+def validate(experiment: Experiment) -> Experiment:
+    """Refuse values no run can use, naming the key (`model.beam_size=0`, `train.epochs=0`, ...)."""
+    for section, key, lowest in LOWER_BOUNDS:
+        value = getattr(getattr(experiment, section), key)
+        if value < lowest:
+            raise UserError(f"{section}.{key}={value}: must be at least {lowest}")
+    if not experiment.model.dropout < 1.0:
+        raise UserError(f"model.dropout={experiment.model.dropout}: must be below 1")
+    return experiment

@@ -213,7 +213,7 @@ def configure(argv: Sequence[str] | None = None) -> tuple[config_lib.Experiment 
     experiment = experiments.get(args.experiment, tiny=args.tiny)
     if args.data:
         experiment = dataclasses.replace(experiment, data=dataclasses.replace(experiment.data, source=args.data))
-    return config_lib.apply_overrides(experiment, args.overrides), args
+    return config_lib.validate(config_lib.apply_overrides(experiment, args.overrides)), args
 
 
 @cli_main
