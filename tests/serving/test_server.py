@@ -1,0 +1,123 @@
+"""The TF Serving-compatible server in a subprocess on 127.0.0.1, called with the official stubs and the client."""
+
+import shutil
+import socket
+import subprocess
+import sys
+import time
+
+import grpc
+import numpy as np
+import pytest
+import tensorflow as tf
+from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
+
+from tfnlp.serving import client
+
+TEXTS = ["Choléra à Vibrio cholerae", "", "Asthme"]
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(tiny_run, tmp_path_factory):
+    base = tmp_path_factory.mktemp("served") / "icd10_seq2seq"
+    shutil.copytree(tiny_run["version"], base / "1")
+    port = free_port()
+    process = subprocess.Popen([sys.executable, "-m", "tfnlp.serving.server", f"--port={port}",
+                                "--model_name=icd10_seq2seq", f"--model_base_path={base}"],
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    target = f"127.0.0.1:{port}"
+    deadline = time.monotonic() + 120
+    while True:
+        try:
+            client.status("icd10_seq2seq", target, timeout=2)
+            break
+        except grpc.RpcError:
+            if process.poll() is not None or time.monotonic() > deadline:
+                process.kill()
+                pytest.fail(f"server did not start: {process.stdout.read()[-3000:]}")
+            time.sleep(0.5)
+    yield {"target": target, "version": base / "1"}
+    process.terminate()
+    process.wait(timeout=30)
+
+
+def in_process(version, texts):
+    outputs = tf.saved_model.load(str(version)).signatures["serving_default"](text=tf.constant(texts))
+    return {name: value.numpy() for name, value in outputs.items()}
+
+
+def test_official_stub_and_client_match_the_savedmodel_in_process(server):
+    expected = in_process(server["version"], TEXTS)
+    request = predict_pb2.PredictRequest()
+    request.model_spec.name = "icd10_seq2seq"
+    request.inputs["text"].CopyFrom(tf.make_tensor_proto(TEXTS, dtype=tf.string))
+    with grpc.insecure_channel(server["target"]) as channel:
+        response = prediction_service_pb2_grpc.PredictionServiceStub(channel).Predict(request, timeout=60)
+    assert response.model_spec.version.value == 1
+    for name in ("code", "score", "attention", "input_tokens", "output_tokens"):
+        np.testing.assert_array_equal(tf.make_ndarray(response.outputs[name]), expected[name])
+    outputs = client.predict(TEXTS, "icd10_seq2seq", server["target"])
+    assert outputs["code"] == [code.decode() for code in expected["code"]]
+    assert outputs["input_tokens"][0][:2] == ["choléra", "à"]
+    np.testing.assert_allclose(outputs["attention"], expected["attention"])
+
+
+def test_metadata_and_status(server):
+    signatures = client.metadata("icd10_seq2seq", server["target"])
+    assert signatures["serving_default"]["inputs"] == {"text": "DT_STRING"}
+    assert signatures["serving_default"]["outputs"] == {
+        "code": "DT_STRING", "score": "DT_FLOAT", "attention": "DT_FLOAT",
+        "input_tokens": "DT_STRING", "output_tokens": "DT_STRING"}
+    assert client.status("icd10_seq2seq", server["target"]) == [{"version": 1, "state": "AVAILABLE"}]
+
+
+def raw_predict(target, inputs, model="icd10_seq2seq", version=None):
+    request = predict_pb2.PredictRequest()
+    request.model_spec.name = model
+    if version is not None:
+        request.model_spec.version.value = version
+    for name, proto in inputs.items():
+        request.inputs[name].CopyFrom(proto)
+    with grpc.insecure_channel(target) as channel:
+        return prediction_service_pb2_grpc.PredictionServiceStub(channel).Predict(request, timeout=30)
+
+
+@pytest.mark.parametrize("inputs, model, version, code", [
+    ({"text": tf.make_tensor_proto(["x"])}, "nope", None, grpc.StatusCode.NOT_FOUND),
+    ({"text": tf.make_tensor_proto(["x"])}, "icd10_seq2seq", 7, grpc.StatusCode.NOT_FOUND),
+    ({"words": tf.make_tensor_proto(["x"])}, "icd10_seq2seq", None, grpc.StatusCode.INVALID_ARGUMENT),
+    ({"text": tf.make_tensor_proto([1.0])}, "icd10_seq2seq", None, grpc.StatusCode.INVALID_ARGUMENT),
+    ({"text": tf.make_tensor_proto([["x"]])}, "icd10_seq2seq", None, grpc.StatusCode.INVALID_ARGUMENT),
+])
+def test_bad_requests_get_the_right_status_and_the_server_keeps_serving(server, inputs, model, version, code):
+    with pytest.raises(grpc.RpcError) as error:
+        raw_predict(server["target"], inputs, model, version)
+    assert error.value.code() == code and error.value.details()
+    assert client.predict(["Asthme"], "icd10_seq2seq", server["target"])["code"][0]
+
+
+def test_client_cli_prints_json_and_reports_errors(server, capsys):
+    assert client.main(["--model", "icd10_seq2seq", "--target", server["target"], "Asthme"]) == 0
+    assert '"text": "Asthme"' in capsys.readouterr().out
+    with pytest.raises(SystemExit) as exit_info:
+        client.main(["--model", "nope", "--target", server["target"], "x"])
+    assert exit_info.value.code == 2 and "NOT_FOUND" in capsys.readouterr().err
+
+
+def test_server_flags_errors_exit_2(tmp_path, capsys):
+    from tfnlp.serving import server as server_module
+
+    bad_config = tmp_path / "models.config"
+    bad_config.write_text("model_config_list { config { nme: 'x' } }")
+    for argv, message in ((["--port=0"], "give --model_name and --model_base_path"),
+                          (["--model_name=m", f"--model_base_path={tmp_path}"], "no numbered SavedModel version"),
+                          ([f"--model_config_file={bad_config}"], "not a readable model config")):
+        with pytest.raises(SystemExit) as exit_info:
+            server_module.main(argv)
+        assert exit_info.value.code == 2 and message in capsys.readouterr().err

@@ -1,0 +1,150 @@
+"""Call a TF Serving (or tfnlp.serving.server) model over gRPC.
+
+    python -m tfnlp.serving.client --model icd10_seq2seq "douleur thoracique"
+    python -m tfnlp.serving.client --model icd10_seq2seq --file texts.txt --target localhost:8500
+
+Prints the named outputs as JSON, one object per text. REST (`--rest`) is not written yet.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import grpc
+from tensorflow.core.framework import types_pb2
+from tensorflow_serving.apis import (
+    get_model_metadata_pb2,
+    get_model_status_pb2,
+    model_service_pb2_grpc,
+    predict_pb2,
+    prediction_service_pb2_grpc,
+)
+
+from tfnlp.errors import UserError, cli_main
+
+MAX_MESSAGE_BYTES = 64 * 1024 * 1024
+RETRIES = 3
+
+
+def _channel(target: str) -> grpc.Channel:
+    return grpc.insecure_channel(target, options=[("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+                                                  ("grpc.max_send_message_length", MAX_MESSAGE_BYTES)])
+
+
+def _call(method, request, timeout: float):
+    """Call with a deadline, retrying UNAVAILABLE (server starting, connection reset) with backoff."""
+    for attempt in range(RETRIES):
+        try:
+            return method(request, timeout=timeout)
+        except grpc.RpcError as error:
+            if error.code() != grpc.StatusCode.UNAVAILABLE or attempt == RETRIES - 1:
+                raise
+            time.sleep(0.2 * 2 ** attempt)
+    raise AssertionError("unreachable")
+
+
+def _spec(request, model: str, version: int | None, signature: str | None = None) -> None:
+    request.model_spec.name = model
+    if version is not None:
+        request.model_spec.version.value = version
+    if signature is not None:
+        request.model_spec.signature_name = signature
+
+
+def _to_python(value):
+    """A tensor proto (or a nested list of its values) as Python values, strings decoded."""
+    import tensorflow as tf
+
+    if not isinstance(value, (list, bytes, int, float, bool)):
+        value = tf.make_ndarray(value).tolist()
+    if isinstance(value, list):
+        return [_to_python(item) for item in value]
+    return value.decode("utf-8") if isinstance(value, bytes) else value
+
+
+def predict(texts: Sequence[str], model: str, target: str = "localhost:8500", version: int | None = None,
+            signature: str = "serving_default", timeout: float = 30.0) -> dict[str, list]:
+    """Named outputs of `model` for `texts`, as Python lists (strings decoded).
+
+    Raises:
+        grpc.RpcError: the server's status (NOT_FOUND, INVALID_ARGUMENT, ...) after retries.
+    """
+    import tensorflow as tf
+
+    request = predict_pb2.PredictRequest()
+    _spec(request, model, version, signature)
+    request.inputs["text"].CopyFrom(tf.make_tensor_proto(list(texts), dtype=tf.string))
+    with _channel(target) as channel:
+        response = _call(prediction_service_pb2_grpc.PredictionServiceStub(channel).Predict, request, timeout)
+    return {name: _to_python(proto) for name, proto in response.outputs.items()}
+
+
+def metadata(model: str, target: str = "localhost:8500", version: int | None = None,
+             timeout: float = 10.0) -> dict[str, Any]:
+    """{signature: {"inputs": {name: dtype}, "outputs": {name: dtype}}} of a served model."""
+    request = get_model_metadata_pb2.GetModelMetadataRequest(metadata_field=["signature_def"])
+    _spec(request, model, version)
+    with _channel(target) as channel:
+        response = _call(prediction_service_pb2_grpc.PredictionServiceStub(channel).GetModelMetadata, request,
+                         timeout)
+    signatures = get_model_metadata_pb2.SignatureDefMap()
+    response.metadata["signature_def"].Unpack(signatures)
+
+    def described(tensors):
+        return {name: types_pb2.DataType.Name(info.dtype) for name, info in tensors.items()}
+
+    return {name: {"inputs": described(definition.inputs), "outputs": described(definition.outputs)}
+            for name, definition in signatures.signature_def.items()}
+
+
+def status(model: str, target: str = "localhost:8500", timeout: float = 10.0) -> list[dict[str, Any]]:
+    """[{"version": N, "state": "AVAILABLE"}, ...] of a served model."""
+    request = get_model_status_pb2.GetModelStatusRequest()
+    _spec(request, model, None)
+    with _channel(target) as channel:
+        response = _call(model_service_pb2_grpc.ModelServiceStub(channel).GetModelStatus, request, timeout)
+    states = get_model_status_pb2.ModelVersionStatus.State
+    return [{"version": entry.version, "state": states.Name(entry.state)} for entry in response.model_version_status]
+
+
+def _texts(args: argparse.Namespace) -> list[str]:
+    texts = list(args.texts)
+    if args.file:
+        path = Path(args.file)
+        if not path.is_file():
+            raise UserError(f"{path}: no such file (--file takes one text per line)")
+        texts += [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    if not texts:
+        raise UserError("give a text, or --file with one text per line")
+    return texts
+
+
+@cli_main
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m tfnlp.serving.client", description=__doc__.splitlines()[0])
+    parser.add_argument("texts", nargs="*")
+    parser.add_argument("--model", required=True)
+    parser.add_argument("--target", default="localhost:8500", help="host:port of the gRPC server")
+    parser.add_argument("--version", type=int)
+    parser.add_argument("--signature", default="serving_default")
+    parser.add_argument("--file", help="one text per line")
+    parser.add_argument("--timeout", type=float, default=30.0, help="deadline in seconds")
+    args = parser.parse_args(argv)
+    texts = _texts(args)
+    try:
+        outputs = predict(texts, args.model, args.target, args.version, args.signature, args.timeout)
+    except grpc.RpcError as error:
+        raise UserError(f"{args.target}: {error.code().name}: {error.details()}") from None
+    for row in range(len(texts)):
+        print(json.dumps({"text": texts[row], **{name: values[row] for name, values in sorted(outputs.items())}},
+                         ensure_ascii=False))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
