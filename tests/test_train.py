@@ -128,3 +128,6 @@ def test_tensorboard_logs_hold_scalars_histograms_images_and_hparams(tiny_run):
     assert plugin_tags("hparams", "hparams")
     assert "test/model_beam/exact_match" in plugin_tags("hparams", "scalars")
     assert (tiny_run["workdir"] / "learning_curves.png").stat().st_size > 5000
+    graph = EventAccumulator(str(tiny_run["workdir"] / "tensorboard" / "graph"))
+    graph.Reload()
+    assert graph.Tags()["graph"] and len(graph.Graph().node) > 50

@@ -2,9 +2,11 @@
 
     python -m tfnlp.attention MODEL "texte du diagnostic" [-o heatmap.png] [--html page.html]
     python -m tfnlp.attention MODEL --file texts.txt [-o heatmaps.png] [--grid]
+    python -m tfnlp.attention --server localhost:8500 --model icd10_seq2seq "texte"
 
 MODEL is a SavedModel version folder, a model folder (its newest version is used), or a
-model name under `--export_base` (default `savedmodels/`). The model must be a seq2seq export
+model name under `--export_base` (default `savedmodels/`); with `--server`, the model is
+asked over gRPC (TF Serving or `tfnlp.serving.server`). The model must be a seq2seq export
 whose signature returns `attention`, `input_tokens`, `output_tokens`, `code` and `score`.
 For each text the terminal shows, per generated character, the input word it attended to most.
 """
@@ -44,16 +46,20 @@ def resolve_model(model: str, export_base: Path) -> Path:
     return path / str(versions[-1])
 
 
+def _text(value: bytes | str) -> str:
+    return value.decode("utf-8") if isinstance(value, bytes) else value
+
+
 def alignments_from_outputs(texts: Sequence[str], outputs: dict) -> list[Alignment]:
-    """Turn the signature's batched outputs into one `Alignment` per text, padding removed."""
+    """Turn the signature's batched outputs (numpy, or the client's lists) into one `Alignment` per text."""
     alignments = []
     for row, text in enumerate(texts):
-        inputs = [token.decode("utf-8") for token in outputs["input_tokens"][row]]
-        produced = [token.decode("utf-8") for token in outputs["output_tokens"][row]]
+        inputs = [_text(token) for token in outputs["input_tokens"][row]]
+        produced = [_text(token) for token in outputs["output_tokens"][row]]
         words = [index for index, token in enumerate(inputs) if token]
         steps = [index for index, token in enumerate(produced) if token]
         attention = np.asarray(outputs["attention"][row])[np.ix_(steps, words)]
-        alignments.append(Alignment(text, outputs["code"][row].decode("utf-8"), float(outputs["score"][row]),
+        alignments.append(Alignment(text, _text(outputs["code"][row]), float(outputs["score"][row]),
                                     [inputs[i] for i in words], [produced[i] for i in steps], attention))
     return alignments
 
@@ -74,6 +80,22 @@ def predict_local(path: Path, texts: Sequence[str], signature: str = "serving_de
         raise UserError(f"{path}: signature {signature!r} has no {', '.join(missing)} output: not a seq2seq model "
                         f"with attention (it returns {', '.join(sorted(function.structured_outputs))})")
     return {name: value.numpy() for name, value in function(text=tf.constant(list(texts))).items()}
+
+
+def predict_remote(target: str, model: str, texts: Sequence[str], signature: str = "serving_default") -> dict:
+    """Ask a served model over gRPC; the same outputs as `predict_local`."""
+    import grpc
+
+    from tfnlp.serving import client
+
+    try:
+        outputs = client.predict(texts, model, target, signature=signature, timeout=30.0)
+    except grpc.RpcError as error:
+        raise UserError(f"{target}: {error.code().name}: {error.details()}") from None
+    missing = [name for name in REQUIRED_OUTPUTS if name not in outputs]
+    if missing:
+        raise UserError(f"{model} at {target}: no {', '.join(missing)} output: not a seq2seq model with attention")
+    return outputs
 
 
 def terminal_report(alignment: Alignment) -> str:
@@ -124,8 +146,10 @@ def _write_figures(alignments: list[Alignment], output: Path, grid: bool) -> lis
 @cli_main
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tfnlp.attention", description=__doc__.splitlines()[0])
-    parser.add_argument("model", help="SavedModel folder, model folder, or model name under --export_base")
+    parser.add_argument("model", nargs="?", help="SavedModel folder, model folder, or model name under --export_base")
     parser.add_argument("texts", nargs="*", help="texts to decode")
+    parser.add_argument("--server", help="host:port of a gRPC model server to ask instead of a local model")
+    parser.add_argument("--model", dest="served_model", help="with --server: the served model's name")
     parser.add_argument("--file", help="a text file, one text per line")
     parser.add_argument("-o", "--output", default="heatmap.png", help="PNG path (default heatmap.png)")
     parser.add_argument("--grid", action="store_true", help="several texts in one figure instead of one file each")
@@ -133,9 +157,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--export_base", default="savedmodels", help="where model names are looked up")
     parser.add_argument("--signature", default="serving_default")
     args = parser.parse_args(argv)
-    texts = _texts(args)
-    path = resolve_model(args.model, Path(args.export_base))
-    alignments = alignments_from_outputs(texts, predict_local(path, texts, args.signature))
+    if args.server:
+        if not args.served_model:
+            raise UserError("--server needs --model NAME (the served model)")
+        if args.model:  # with --server, every positional argument is a text
+            args.texts = [args.model, *args.texts]
+        texts = _texts(args)
+        outputs = predict_remote(args.server, args.served_model, texts, args.signature)
+    else:
+        if not args.model:
+            raise UserError("name a model (folder or name under --export_base), or use --server with --model")
+        texts = _texts(args)
+        outputs = predict_local(resolve_model(args.model, Path(args.export_base)), texts, args.signature)
+    alignments = alignments_from_outputs(texts, outputs)
     for alignment in alignments:
         print(terminal_report(alignment))
     for written in _write_figures(alignments, Path(args.output), args.grid):

@@ -106,8 +106,13 @@ def read_history(path: Path) -> dict[str, list[float]]:
     return {name: [float(row[name]) for row in rows] for name in (rows[0] if rows else {}) if name != "epoch"}
 
 
-def write_run_summary(workdir: Path, experiment: config_lib.Experiment, results: dict[str, dict[str, float]]) -> None:
-    """Learning curves as a PNG, and the config with its test metrics for TensorBoard's HParams tab."""
+def write_run_summary(workdir: Path, experiment: config_lib.Experiment, results: dict[str, dict[str, float]],
+                      serving_function) -> None:
+    """Learning curves as a PNG; for TensorBoard, the serving graph and the config with its test metrics.
+
+    The graph is the exported one (preprocessing, model and decoding loop): Keras writes no
+    graph for a subclassed model.
+    """
     import tensorflow as tf
     from tensorboard.plugins.hparams import api as hparams_api
 
@@ -115,6 +120,8 @@ def write_run_summary(workdir: Path, experiment: config_lib.Experiment, results:
 
     if (workdir / HISTORY_FILE).exists():
         learning_curves(read_history(workdir / HISTORY_FILE), workdir / "learning_curves.png")
+    with tf.summary.create_file_writer(str(workdir / "tensorboard" / "graph")).as_default():
+        tf.summary.graph(serving_function.get_concrete_function().graph)
     config = config_lib.to_dict(experiment)
     flat = {f"{section}.{key}": value for section in config_lib.SECTIONS for key, value in config[section].items()}
     with tf.summary.create_file_writer(str(workdir / "tensorboard" / "hparams")).as_default():
@@ -181,7 +188,7 @@ def run(experiment: config_lib.Experiment, workdir: Path, export_base: Path) -> 
     for example in examples:
         print(f"  {example['true']:>6} -> {example['predicted']:<6} {example['text']}")
 
-    write_run_summary(workdir, experiment, results)
+    write_run_summary(workdir, experiment, results, serving.serve)
     version = export.export_savedmodel(serving, export_base, experiment.name, serving.signatures(), {
         "experiment": config_lib.to_dict(experiment), "test": results, "workdir": str(workdir)})
     (workdir / METRICS_FILE).write_text(json.dumps({

@@ -121,3 +121,25 @@ def test_server_flags_errors_exit_2(tmp_path, capsys):
         with pytest.raises(SystemExit) as exit_info:
             server_module.main(argv)
         assert exit_info.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_attention_over_the_server_matches_the_local_model(server, tmp_path, capsys):
+    from tfnlp import attention
+
+    remote = attention.alignments_from_outputs(TEXTS, attention.predict_remote(server["target"], "icd10_seq2seq",
+                                                                             TEXTS))
+    local = attention.alignments_from_outputs(TEXTS, attention.predict_local(server["version"], TEXTS))
+    for one, other in zip(remote, local, strict=True):
+        assert (one.code, one.input_tokens, one.output_tokens) == (other.code, other.input_tokens, other.output_tokens)
+        np.testing.assert_allclose(one.attention, other.attention)
+    png = tmp_path / "served.png"
+    assert attention.main(["--server", server["target"], "--model", "icd10_seq2seq", "Asthme", "-o", str(png)]) == 0
+    assert png.stat().st_size > 5000
+
+
+def test_attention_reports_an_unreachable_server(capsys):
+    from tfnlp import attention
+
+    with pytest.raises(SystemExit) as exit_info:
+        attention.main(["--server", f"127.0.0.1:{free_port()}", "--model", "icd10_seq2seq", "x"])
+    assert exit_info.value.code == 2 and "UNAVAILABLE" in capsys.readouterr().err
