@@ -13,6 +13,7 @@ version polling, server-side batching (see the README).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import threading
 from collections.abc import Sequence
 from concurrent import futures
@@ -20,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import grpc
+import numpy as np
 import tensorflow as tf
 from google.protobuf import text_format
 from tensorflow.core.protobuf import saved_model_pb2
@@ -36,6 +38,16 @@ from tfnlp.errors import UserError, cli_main
 from tfnlp.export import existing_versions
 
 MAX_MESSAGE_BYTES = 64 * 1024 * 1024
+# Tensor dtypes a request may carry; anything else (resources, variants) is refused.
+ACCEPTED_DTYPES = {dtype.as_datatype_enum for dtype in (tf.string, tf.float32, tf.float64, tf.int32, tf.int64, tf.bool)}
+
+
+class ServingError(Exception):
+    """A request the server refuses: a gRPC status code and a readable message."""
+
+    def __init__(self, code: grpc.StatusCode, message: str) -> None:
+        super().__init__(message)
+        self.code = code
 
 
 @dataclass
@@ -83,15 +95,69 @@ class ModelStore:
                 raise UserError(f"{base}: no numbered SavedModel version for model {name!r}")
             self._models[name] = load_version(base / str(versions[-1]))
 
-    def get(self, name: str, version: int | None, context: grpc.ServicerContext) -> LoadedVersion:
-        """The requested model version, or abort with NOT_FOUND."""
+    def get(self, name: str, version: int | None = None) -> LoadedVersion:
+        """The requested model version; ServingError NOT_FOUND otherwise."""
         with self._lock:
             model = self._models.get(name)
         if model is None:
-            context.abort(grpc.StatusCode.NOT_FOUND, f"Servable not found for request: Latest({name})")
+            raise ServingError(grpc.StatusCode.NOT_FOUND, f"Servable not found for request: Latest({name})")
         if version is not None and version != model.version:
-            context.abort(grpc.StatusCode.NOT_FOUND, f"Servable not found for request: Specific({name}, {version})")
+            raise ServingError(grpc.StatusCode.NOT_FOUND,
+                               f"Servable not found for request: Specific({name}, {version})")
         return model
+
+
+def run_signature(model: LoadedVersion, signature_name: str, inputs: dict, output_filter: Sequence[str] = ()) -> dict:
+    """Check the inputs against the signature, call it, and return the (filtered) outputs as numpy arrays.
+
+    Args:
+        model: the loaded version.
+        signature_name: the signature to call ("" means serving_default).
+        inputs: input name -> numpy array (strings as bytes or str objects).
+        output_filter: output names to return; empty returns all.
+
+    Raises:
+        ServingError: INVALID_ARGUMENT for an unknown signature, a missing or unexpected input, a wrong
+            dtype or shape, or an unknown output name.
+    """
+    signature_name = signature_name or "serving_default"
+    if signature_name not in model.signatures:
+        raise ServingError(grpc.StatusCode.INVALID_ARGUMENT,
+                           f"Serving signature name: \"{signature_name}\" not found in signature def")
+    function = model.signatures[signature_name]
+    expected = function.structured_input_signature[1]
+    missing, extra = sorted(set(expected) - set(inputs)), sorted(set(inputs) - set(expected))
+    if missing or extra:
+        raise ServingError(grpc.StatusCode.INVALID_ARGUMENT,
+                           f"input mismatch: missing {missing}, unexpected {extra}; expected {sorted(expected)}")
+    arguments = {}
+    for name, spec in expected.items():
+        value = np.asarray(inputs[name])
+        is_text = value.dtype.kind in "OSU"
+        if is_text != (spec.dtype == tf.string):
+            raise ServingError(grpc.StatusCode.INVALID_ARGUMENT,
+                               f"input {name!r}: expects {spec.dtype.name}, got {value.dtype}")
+        if not spec.shape.is_compatible_with(value.shape):
+            raise ServingError(grpc.StatusCode.INVALID_ARGUMENT,
+                               f"input {name!r}: expects shape {spec.shape}, got {list(value.shape)}")
+        arguments[name] = tf.constant(value.tolist() if is_text else value, dtype=spec.dtype)
+    try:
+        outputs = function(**arguments)
+    except (tf.errors.InvalidArgumentError, ValueError) as error:
+        raise ServingError(grpc.StatusCode.INVALID_ARGUMENT, str(error).splitlines()[0]) from None
+    unknown = sorted(set(output_filter) - set(outputs))
+    if unknown:
+        raise ServingError(grpc.StatusCode.INVALID_ARGUMENT, f"output_filter names unknown outputs {unknown}")
+    return {name: outputs[name].numpy() for name in (output_filter or outputs)}
+
+
+@contextlib.contextmanager
+def _grpc_errors(context: grpc.ServicerContext):
+    """Turn a ServingError into the gRPC status it names (the server keeps serving)."""
+    try:
+        yield
+    except ServingError as error:
+        context.abort(error.code, str(error))
 
 
 def _requested_version(model_spec) -> int | None:
@@ -105,49 +171,27 @@ class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
         self.store = store
 
     def Predict(self, request, context):  # noqa: N802 (gRPC method name)
-        model = self.store.get(request.model_spec.name, _requested_version(request.model_spec), context)
-        signature_name = request.model_spec.signature_name or "serving_default"
-        if signature_name not in model.signatures:
-            context.abort(grpc.StatusCode.INVALID_ARGUMENT,
-                          f"Serving signature name: \"{signature_name}\" not found in signature def")
-        function = model.signatures[signature_name]
-        expected = function.structured_input_signature[1]
-        missing = sorted(set(expected) - set(request.inputs))
-        extra = sorted(set(request.inputs) - set(expected))
-        if missing or extra:
-            context.abort(grpc.StatusCode.INVALID_ARGUMENT,
-                          f"input mismatch: missing {missing}, unexpected {extra}; expected {sorted(expected)}")
-        inputs = {}
-        for name, spec in expected.items():
-            proto = request.inputs[name]
-            if proto.dtype != spec.dtype.as_datatype_enum:
-                context.abort(grpc.StatusCode.INVALID_ARGUMENT,
-                              f"input {name!r}: expects {spec.dtype.name}, got {tf.dtypes.as_dtype(proto.dtype).name}")
-            value = tf.constant(tf.make_ndarray(proto), dtype=spec.dtype)
-            if not spec.shape.is_compatible_with(value.shape):
-                context.abort(grpc.StatusCode.INVALID_ARGUMENT,
-                              f"input {name!r}: expects shape {spec.shape}, got {value.shape}")
-            inputs[name] = value
-        try:
-            outputs = function(**inputs)
-        except (tf.errors.InvalidArgumentError, ValueError) as error:
-            context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(error).splitlines()[0])
-        wanted = set(request.output_filter) or set(outputs)
-        unknown = sorted(wanted - set(outputs))
-        if unknown:
-            context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"output_filter names unknown outputs {unknown}")
+        with _grpc_errors(context):
+            model = self.store.get(request.model_spec.name, _requested_version(request.model_spec))
+            for name, proto in request.inputs.items():
+                if proto.dtype not in ACCEPTED_DTYPES:
+                    raise ServingError(grpc.StatusCode.INVALID_ARGUMENT,
+                                       f"input {name!r}: unsupported dtype {tf.dtypes.as_dtype(proto.dtype).name}")
+            inputs = {name: tf.make_ndarray(proto) for name, proto in request.inputs.items()}
+            outputs = run_signature(model, request.model_spec.signature_name, inputs, list(request.output_filter))
         response = predict_pb2.PredictResponse()
         response.model_spec.name = request.model_spec.name
         response.model_spec.version.value = model.version
-        response.model_spec.signature_name = signature_name
-        for name in wanted:
-            response.outputs[name].CopyFrom(tf.make_tensor_proto(outputs[name].numpy()))
+        response.model_spec.signature_name = request.model_spec.signature_name or "serving_default"
+        for name, value in outputs.items():
+            response.outputs[name].CopyFrom(tf.make_tensor_proto(value))
         return response
 
     def GetModelMetadata(self, request, context):  # noqa: N802
-        model = self.store.get(request.model_spec.name, _requested_version(request.model_spec), context)
-        if list(request.metadata_field) != ["signature_def"]:
-            context.abort(grpc.StatusCode.INVALID_ARGUMENT, "metadata_field must be [\"signature_def\"]")
+        with _grpc_errors(context):
+            model = self.store.get(request.model_spec.name, _requested_version(request.model_spec))
+            if list(request.metadata_field) != ["signature_def"]:
+                raise ServingError(grpc.StatusCode.INVALID_ARGUMENT, "metadata_field must be [\"signature_def\"]")
         signature_map = get_model_metadata_pb2.SignatureDefMap()
         for name, definition in model.signature_defs.items():
             signature_map.signature_def[name].CopyFrom(definition)
@@ -165,7 +209,8 @@ class ModelService(model_service_pb2_grpc.ModelServiceServicer):
         self.store = store
 
     def GetModelStatus(self, request, context):  # noqa: N802
-        model = self.store.get(request.model_spec.name, _requested_version(request.model_spec), context)
+        with _grpc_errors(context):
+            model = self.store.get(request.model_spec.name, _requested_version(request.model_spec))
         response = get_model_status_pb2.GetModelStatusResponse()
         status = response.model_version_status.add()
         status.version = model.version
