@@ -27,9 +27,10 @@ def free_port() -> int:
 def server(tiny_run, tmp_path_factory):
     base = tmp_path_factory.mktemp("served") / "icd10_seq2seq"
     shutil.copytree(tiny_run["version"], base / "1")
-    port = free_port()
+    port, rest_port = free_port(), free_port()
     process = subprocess.Popen([sys.executable, "-m", "tfnlp.serving.server", f"--port={port}",
-                                "--model_name=icd10_seq2seq", f"--model_base_path={base}"],
+                                f"--rest_api_port={rest_port}", "--model_name=icd10_seq2seq",
+                                f"--model_base_path={base}"],
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     target = f"127.0.0.1:{port}"
     deadline = time.monotonic() + 120
@@ -42,7 +43,7 @@ def server(tiny_run, tmp_path_factory):
                 process.kill()
                 pytest.fail(f"server did not start: {process.stdout.read()[-3000:]}")
             time.sleep(0.5)
-    yield {"target": target, "version": base / "1"}
+    yield {"target": target, "version": base / "1", "rest": f"http://127.0.0.1:{rest_port}/v1/models"}
     process.terminate()
     process.wait(timeout=30)
 
@@ -143,3 +144,51 @@ def test_attention_reports_an_unreachable_server(capsys):
     with pytest.raises(SystemExit) as exit_info:
         attention.main(["--server", f"127.0.0.1:{free_port()}", "--model", "icd10_seq2seq", "x"])
     assert exit_info.value.code == 2 and "UNAVAILABLE" in capsys.readouterr().err
+
+
+def http(url, body=None, method=None):
+    """(status, JSON payload) of a REST call."""
+    import json
+    import urllib.error
+    import urllib.request
+
+    data = body if isinstance(body, bytes) or body is None else json.dumps(body).encode()
+    request = urllib.request.Request(url, data=data, method=method or ("POST" if data is not None else "GET"))
+    try:
+        with urllib.request.urlopen(request, timeout=60) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read())
+
+
+def test_rest_agrees_with_grpc(server):
+    rest = server["rest"]
+    grpc_codes = client.predict(TEXTS, "icd10_seq2seq", server["target"])["code"]
+    status, rows = http(f"{rest}/icd10_seq2seq:predict", {"instances": TEXTS})
+    assert status == 200 and [row["code"] for row in rows["predictions"]] == grpc_codes
+    status, named_rows = http(f"{rest}/icd10_seq2seq/versions/1:predict", {"instances": [{"text": t} for t in TEXTS]})
+    assert status == 200 and named_rows == rows
+    status, columns = http(f"{rest}/icd10_seq2seq:predict", {"inputs": {"text": TEXTS}})
+    assert status == 200 and columns["outputs"]["code"] == grpc_codes
+    assert columns["outputs"]["input_tokens"][0][:2] == ["choléra", "à"]
+    status, model_status = http(f"{rest}/icd10_seq2seq")
+    assert status == 200 and model_status["model_version_status"][0]["state"] == "AVAILABLE"
+    status, metadata = http(f"{rest}/icd10_seq2seq/metadata")
+    signature = metadata["metadata"]["signature_def"]["signatureDef"]["serving_default"]
+    assert status == 200 and signature["inputs"]["text"]["dtype"] == "DT_STRING"
+
+
+@pytest.mark.parametrize("path, body, expected", [
+    ("/nope:predict", {"instances": ["x"]}, 404),
+    ("/icd10_seq2seq/versions/9:predict", {"instances": ["x"]}, 404),
+    ("/icd10_seq2seq/labels/stable:predict", {"instances": ["x"]}, 404),
+    ("/icd10_seq2seq:predict", b"{not json", 400),
+    ("/icd10_seq2seq:predict", {"instances": [1.5, 2.5]}, 400),
+    ("/icd10_seq2seq:predict", {"instances": ["x"], "inputs": ["y"]}, 400),
+    ("/icd10_seq2seq:predict", {"inputs": {"words": ["x"]}}, 400),
+    ("/icd10_seq2seq:predict", {"instances": [["a", "b"]]}, 400),
+])
+def test_rest_bad_requests_get_the_right_status(server, path, body, expected):
+    status, payload = http(server["rest"] + path, body)
+    assert status == expected and payload["error"]
+    assert http(server["rest"] + "/icd10_seq2seq:predict", {"instances": ["Asthme"]})[0] == 200

@@ -26,6 +26,7 @@ from tensorflow_serving.apis import (
 )
 
 from tfnlp.errors import UserError, cli_main
+from tfnlp.serving import python_values
 
 MAX_MESSAGE_BYTES = 64 * 1024 * 1024
 RETRIES = 3
@@ -56,15 +57,10 @@ def _spec(request, model: str, version: int | None, signature: str | None = None
         request.model_spec.signature_name = signature
 
 
-def _to_python(value):
-    """A tensor proto (or a nested list of its values) as Python values, strings decoded."""
+def _to_python(proto) -> list:
     import tensorflow as tf
 
-    if not isinstance(value, (list, bytes, int, float, bool)):
-        value = tf.make_ndarray(value).tolist()
-    if isinstance(value, list):
-        return [_to_python(item) for item in value]
-    return value.decode("utf-8") if isinstance(value, bytes) else value
+    return python_values(tf.make_ndarray(proto))
 
 
 def predict(texts: Sequence[str], model: str, target: str = "localhost:8500", version: int | None = None,

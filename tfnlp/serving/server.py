@@ -6,8 +6,8 @@
 It speaks the official `tensorflow-serving-api` protocol (PredictionService.Predict and
 GetModelMetadata, ModelService.GetModelStatus), with TF Serving's flag names, and loads the
 newest version of each model at start. Production serves the same exports with
-`tensorflow_model_server`; this server is not a replacement for it. Not yet here: REST,
-version polling, server-side batching (see the README).
+`tensorflow_model_server`; this server is not a replacement for it. REST with
+`--rest_api_port`. Not yet here: version polling, server-side batching (see the README).
 """
 
 from __future__ import annotations
@@ -235,16 +235,30 @@ def serve(store: ModelStore, host: str, port: int, workers: int = 8) -> grpc.Ser
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tfnlp.serving.server", description=__doc__.splitlines()[0])
     parser.add_argument("--port", type=int, default=8500, help="gRPC port")
+    parser.add_argument("--rest_api_port", type=int, default=0, help="REST port (0: no REST)")
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default: loopback only)")
     parser.add_argument("--model_name")
     parser.add_argument("--model_base_path")
     parser.add_argument("--model_config_file")
     args = parser.parse_args(argv)
-    server = serve(ModelStore(model_paths(args)), args.host, args.port)
+    store = ModelStore(model_paths(args))
+    server = serve(store, args.host, args.port)
     print(f"serving gRPC on {args.host}:{args.port}", flush=True)
+    if args.rest_api_port:
+        from tfnlp.serving.rest import serve_rest
+
+        try:
+            serve_rest(store, args.host, args.rest_api_port)
+        except OSError as error:
+            raise UserError(f"cannot bind REST port {args.host}:{args.rest_api_port} ({error})") from None
+        print(f"serving REST on {args.host}:{args.rest_api_port}", flush=True)
     server.wait_for_termination()
     return 0
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    # Run the package's copy of this module, not `__main__`'s: the REST module imports
+    # tfnlp.serving.server, and both must share one ServingError class.
+    from tfnlp.serving import server as package_module
+
+    raise SystemExit(package_module.main())
