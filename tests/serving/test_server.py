@@ -1,5 +1,6 @@
 """The TF Serving-compatible server in a subprocess on 127.0.0.1, called with the official stubs and the client."""
 
+import contextlib
 import shutil
 import socket
 import subprocess
@@ -23,14 +24,13 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-@pytest.fixture(scope="module")
-def server(tiny_run, tmp_path_factory):
-    base = tmp_path_factory.mktemp("served") / "icd10_seq2seq"
-    shutil.copytree(tiny_run["version"], base / "1")
+@contextlib.contextmanager
+def running_server(base, *flags):
+    """A server subprocess on free loopback ports, ready to answer; yields its gRPC and REST addresses."""
     port, rest_port = free_port(), free_port()
     process = subprocess.Popen([sys.executable, "-m", "tfnlp.serving.server", f"--port={port}",
                                 f"--rest_api_port={rest_port}", "--model_name=icd10_seq2seq",
-                                f"--model_base_path={base}"],
+                                f"--model_base_path={base}", *flags],
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     target = f"127.0.0.1:{port}"
     deadline = time.monotonic() + 120
@@ -43,9 +43,19 @@ def server(tiny_run, tmp_path_factory):
                 process.kill()
                 pytest.fail(f"server did not start: {process.stdout.read()[-3000:]}")
             time.sleep(0.5)
-    yield {"target": target, "version": base / "1", "rest": f"http://127.0.0.1:{rest_port}/v1/models"}
-    process.terminate()
-    process.wait(timeout=30)
+    try:
+        yield target, f"http://127.0.0.1:{rest_port}/v1/models"
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+@pytest.fixture(scope="module")
+def server(tiny_run, tmp_path_factory):
+    base = tmp_path_factory.mktemp("served") / "icd10_seq2seq"
+    shutil.copytree(tiny_run["version"], base / "1")
+    with running_server(base) as (target, rest):
+        yield {"target": target, "version": base / "1", "rest": rest}
 
 
 def in_process(version, texts):
@@ -117,7 +127,7 @@ def test_server_flags_errors_exit_2(tmp_path, capsys):
     bad_config = tmp_path / "models.config"
     bad_config.write_text("model_config_list { config { nme: 'x' } }")
     for argv, message in ((["--port=0"], "give --model_name and --model_base_path"),
-                          (["--model_name=m", f"--model_base_path={tmp_path}"], "no numbered SavedModel version"),
+                          (["--model_name=m", f"--model_base_path={tmp_path}"], "no SavedModel version to serve"),
                           ([f"--model_config_file={bad_config}"], "not a readable model config")):
         with pytest.raises(SystemExit) as exit_info:
             server_module.main(argv)
@@ -192,3 +202,46 @@ def test_rest_bad_requests_get_the_right_status(server, path, body, expected):
     status, payload = http(server["rest"] + path, body)
     assert status == expected and payload["error"]
     assert http(server["rest"] + "/icd10_seq2seq:predict", {"instances": ["Asthme"]})[0] == 200
+
+
+def test_a_new_version_is_served_after_the_poll_with_no_failed_request(tiny_run, tmp_path):
+    base = tmp_path / "icd10_seq2seq"
+    shutil.copytree(tiny_run["version"], base / "1")
+    with running_server(base, "--file_system_poll_wait_seconds=0.5") as (target, _):
+        assert client.status("icd10_seq2seq", target) == [{"version": 1, "state": "AVAILABLE"}]
+        staging = tmp_path / "staging"
+        shutil.copytree(tiny_run["version"], staging)
+        staging.rename(base / "2")  # appears whole, as tfnlp's export writes it
+        served, failures, deadline = set(), 0, time.monotonic() + 60
+        while 2 not in served and time.monotonic() < deadline:
+            request = predict_pb2.PredictRequest()
+            request.model_spec.name = "icd10_seq2seq"
+            request.inputs["text"].CopyFrom(tf.make_tensor_proto(["Asthme"], dtype=tf.string))
+            try:
+                with grpc.insecure_channel(target) as channel:
+                    response = prediction_service_pb2_grpc.PredictionServiceStub(channel).Predict(request, timeout=30)
+                served.add(response.model_spec.version.value)
+            except grpc.RpcError:
+                failures += 1
+        assert 2 in served and failures == 0
+        assert client.status("icd10_seq2seq", target) == [{"version": 2, "state": "AVAILABLE"}]  # latest: 1 retired
+
+
+def test_version_policies_from_a_model_config(tmp_path):
+    import argparse
+
+    from tfnlp.serving.server import model_paths
+
+    for version in (1, 2, 5):
+        (tmp_path / "m" / str(version)).mkdir(parents=True)
+    config = tmp_path / "models.config"
+    config.write_text(f"""model_config_list {{
+      config {{ name: "every" base_path: "{tmp_path / 'm'}" model_version_policy {{ all {{}} }} }}
+      config {{ name: "pinned" base_path: "{tmp_path / 'm'}"
+                model_version_policy {{ specific {{ versions: 2 versions: 9 }} }} }}
+      config {{ name: "two" base_path: "{tmp_path / 'm'}" model_version_policy {{ latest {{ num_versions: 2 }} }} }}
+      config {{ name: "plain" base_path: "{tmp_path / 'm'}" }}
+    }}""")
+    models = model_paths(argparse.Namespace(model_config_file=str(config)))
+    assert {name: served.wanted() for name, served in models.items()} == {
+        "every": [1, 2, 5], "pinned": [2], "two": [2, 5], "plain": [5]}

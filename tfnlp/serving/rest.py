@@ -33,9 +33,9 @@ HTTP_STATUS = {
 }
 
 
-def _status(model: LoadedVersion) -> dict:
+def _status(models: list[LoadedVersion]) -> dict:
     return {"model_version_status": [{"version": str(model.version), "state": "AVAILABLE",
-                                      "status": {"error_code": "OK", "error_message": ""}}]}
+                                      "status": {"error_code": "OK", "error_message": ""}} for model in models]}
 
 
 def _metadata(name: str, model: LoadedVersion) -> dict:
@@ -117,9 +117,13 @@ class Handler(BaseHTTPRequestHandler):
                 raise ServingError(grpc.StatusCode.NOT_FOUND, f"no such endpoint: {method} {self.path}")
             if match["label"]:
                 raise ServingError(grpc.StatusCode.NOT_FOUND, "version labels are not supported")
-            model = self.server.store.get(match["name"], int(match["version"]) if match["version"] else None)
-            if method == "GET":
-                self._answer(HTTPStatus.OK, _metadata(match["name"], model) if match["suffix"] else _status(model))
+            version = int(match["version"]) if match["version"] else None
+            model = self.server.store.get(match["name"], version)
+            if method == "GET" and not match["suffix"]:
+                models = [model] if version is not None else self.server.store.versions(match["name"])
+                self._answer(HTTPStatus.OK, _status(models))
+            elif method == "GET":
+                self._answer(HTTPStatus.OK, _metadata(match["name"], model))
             else:
                 self._answer(HTTPStatus.OK, _predict(model, _json_object(raw)))
         except ServingError as error:

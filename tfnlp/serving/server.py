@@ -7,7 +7,8 @@ It speaks the official `tensorflow-serving-api` protocol (PredictionService.Pred
 GetModelMetadata, ModelService.GetModelStatus), with TF Serving's flag names, and loads the
 newest version of each model at start. Production serves the same exports with
 `tensorflow_model_server`; this server is not a replacement for it. REST with
-`--rest_api_port`. Not yet here: version polling, server-side batching (see the README).
+`--rest_api_port`; version policies `latest`, `all` and `specific` from the model config, and
+new versions picked up every `--file_system_poll_wait_seconds`. Not yet: server-side batching.
 """
 
 from __future__ import annotations
@@ -69,42 +70,112 @@ def load_version(path: Path) -> LoadedVersion:
     return LoadedVersion(int(path.name), dict(loaded.signatures), defs)
 
 
-def model_paths(args: argparse.Namespace) -> dict[str, Path]:
-    """{model name: base path} from --model_name/--model_base_path or --model_config_file."""
+@dataclass(frozen=True)
+class ServedModel:
+    """A model to serve: its base path and TF Serving's version policy.
+
+    Attributes:
+        base_path: folder of numbered version folders.
+        policy: `latest` (the newest `num_versions`), `all`, or `specific` (`versions`).
+        num_versions: versions kept under `latest`.
+        versions: the versions served under `specific`.
+    """
+
+    base_path: Path
+    policy: str = "latest"
+    num_versions: int = 1
+    versions: tuple[int, ...] = ()
+
+    def wanted(self) -> list[int]:
+        """The versions on disk that the policy serves."""
+        present = existing_versions(self.base_path)
+        if self.policy == "all":
+            return present
+        if self.policy == "specific":
+            return [version for version in present if version in self.versions]
+        return present[-self.num_versions:]
+
+
+def _served_model(entry) -> ServedModel:
+    policy = entry.model_version_policy
+    kind = policy.WhichOneof("policy_choice") or "latest"
+    return ServedModel(Path(entry.base_path), kind, max(policy.latest.num_versions, 1),
+                       tuple(policy.specific.versions))
+
+
+def model_paths(args: argparse.Namespace) -> dict[str, ServedModel]:
+    """{model name: ServedModel} from --model_name/--model_base_path or --model_config_file."""
     if args.model_config_file:
         config = model_server_config_pb2.ModelServerConfig()
         try:
             text_format.Parse(Path(args.model_config_file).read_text(), config)
         except (OSError, text_format.ParseError) as error:
             raise UserError(f"{args.model_config_file}: not a readable model config ({error})") from None
-        return {entry.name: Path(entry.base_path) for entry in config.model_config_list.config}
+        return {entry.name: _served_model(entry) for entry in config.model_config_list.config}
     if not (args.model_name and args.model_base_path):
         raise UserError("give --model_name and --model_base_path, or --model_config_file")
-    return {args.model_name: Path(args.model_base_path)}
+    return {args.model_name: ServedModel(Path(args.model_base_path))}
 
 
 class ModelStore:
-    """The loaded models: the newest version of each base path (TF Serving's `latest` policy)."""
+    """The loaded versions of each model, as its version policy wants them.
 
-    def __init__(self, paths: dict[str, Path]) -> None:
+    `refresh` loads new versions before it retires old ones, and swaps them in under a lock,
+    so a request in flight during a switch is answered by the version it got.
+    """
+
+    def __init__(self, models: dict[str, ServedModel]) -> None:
         self._lock = threading.Lock()
-        self._models: dict[str, LoadedVersion] = {}
-        for name, base in paths.items():
-            versions = existing_versions(base)
+        self._served = models
+        self._versions: dict[str, dict[int, LoadedVersion]] = {name: {} for name in models}
+        self.refresh()
+        for name, versions in self._versions.items():
             if not versions:
-                raise UserError(f"{base}: no numbered SavedModel version for model {name!r}")
-            self._models[name] = load_version(base / str(versions[-1]))
+                raise UserError(f"{models[name].base_path}: no SavedModel version to serve for model {name!r}")
+
+    def refresh(self) -> None:
+        """Load the versions each policy now wants and retire the others."""
+        for name, served in self._served.items():
+            wanted = served.wanted()
+            with self._lock:
+                current = dict(self._versions[name])
+            loaded = {version: current.get(version) or load_version(served.base_path / str(version))
+                      for version in wanted}
+            with self._lock:
+                self._versions[name] = loaded
+
+    def versions(self, name: str) -> list[LoadedVersion]:
+        """The loaded versions of `name`, oldest first; ServingError NOT_FOUND for an unknown model."""
+        with self._lock:
+            loaded = self._versions.get(name)
+        if not loaded:
+            raise ServingError(grpc.StatusCode.NOT_FOUND, f"Servable not found for request: Latest({name})")
+        return [loaded[version] for version in sorted(loaded)]
 
     def get(self, name: str, version: int | None = None) -> LoadedVersion:
-        """The requested model version; ServingError NOT_FOUND otherwise."""
-        with self._lock:
-            model = self._models.get(name)
-        if model is None:
-            raise ServingError(grpc.StatusCode.NOT_FOUND, f"Servable not found for request: Latest({name})")
-        if version is not None and version != model.version:
-            raise ServingError(grpc.StatusCode.NOT_FOUND,
-                               f"Servable not found for request: Specific({name}, {version})")
-        return model
+        """The requested version, or the newest; ServingError NOT_FOUND otherwise."""
+        loaded = self.versions(name)
+        if version is None:
+            return loaded[-1]
+        for candidate in loaded:
+            if candidate.version == version:
+                return candidate
+        raise ServingError(grpc.StatusCode.NOT_FOUND, f"Servable not found for request: Specific({name}, {version})")
+
+
+def poll(store: ModelStore, seconds: float, stop: threading.Event) -> threading.Thread:
+    """Refresh the store every `seconds` until `stop` is set (TF Serving's file-system polling)."""
+
+    def loop() -> None:
+        while not stop.wait(seconds):
+            try:
+                store.refresh()
+            except Exception as error:  # noqa: BLE001 - a bad new version must not stop the server
+                print(f"poll: {error}", flush=True)
+
+    thread = threading.Thread(target=loop, daemon=True, name="poll")
+    thread.start()
+    return thread
 
 
 def run_signature(model: LoadedVersion, signature_name: str, inputs: dict, output_filter: Sequence[str] = ()) -> dict:
@@ -210,11 +281,14 @@ class ModelService(model_service_pb2_grpc.ModelServiceServicer):
 
     def GetModelStatus(self, request, context):  # noqa: N802
         with _grpc_errors(context):
-            model = self.store.get(request.model_spec.name, _requested_version(request.model_spec))
+            requested = _requested_version(request.model_spec)
+            models = ([self.store.get(request.model_spec.name, requested)] if requested is not None
+                      else self.store.versions(request.model_spec.name))
         response = get_model_status_pb2.GetModelStatusResponse()
-        status = response.model_version_status.add()
-        status.version = model.version
-        status.state = get_model_status_pb2.ModelVersionStatus.AVAILABLE
+        for model in models:
+            status = response.model_version_status.add()
+            status.version = model.version
+            status.state = get_model_status_pb2.ModelVersionStatus.AVAILABLE
         return response
 
 
@@ -240,9 +314,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--model_name")
     parser.add_argument("--model_base_path")
     parser.add_argument("--model_config_file")
+    parser.add_argument("--file_system_poll_wait_seconds", type=float, default=1.0,
+                        help="how often to look for new or retired versions (0: never)")
     args = parser.parse_args(argv)
     store = ModelStore(model_paths(args))
     server = serve(store, args.host, args.port)
+    if args.file_system_poll_wait_seconds > 0:
+        poll(store, args.file_system_poll_wait_seconds, threading.Event())
     print(f"serving gRPC on {args.host}:{args.port}", flush=True)
     if args.rest_api_port:
         from tfnlp.serving.rest import serve_rest
