@@ -131,3 +131,20 @@ def test_tensorboard_logs_hold_scalars_histograms_images_and_hparams(tiny_run):
     graph = EventAccumulator(str(tiny_run["workdir"] / "tensorboard" / "graph"))
     graph.Reload()
     assert graph.Tags()["graph"] and len(graph.Graph().node) > 50
+
+
+def test_exports_carry_tf_serving_warmup_requests_that_the_model_answers(tiny_run):
+    import tensorflow as tf
+    from tensorflow_serving.apis import prediction_log_pb2
+
+    path = tiny_run["version"] / "assets.extra" / "tf_serving_warmup_requests"
+    records = tf.data.TFRecordDataset(str(path))
+    logs = [prediction_log_pb2.PredictionLog.FromString(record.numpy()) for record in records]
+    assert len(logs) == train.WARMUP_REQUESTS
+    serve = tf.saved_model.load(str(tiny_run["version"])).signatures["serving_default"]
+    for log in logs:
+        request = log.predict_log.request
+        assert request.model_spec.name == "icd10_seq2seq" and request.model_spec.signature_name == "serving_default"
+        text = tf.make_ndarray(request.inputs["text"])
+        assert text.shape == (1,) and text[0]
+        assert serve(text=tf.constant(text))["code"].numpy()[0]

@@ -12,6 +12,26 @@ from typing import Any
 import tensorflow as tf
 
 MODEL_CARD = "tfnlp_model_card.json"
+WARMUP_FILE = "tf_serving_warmup_requests"
+
+
+def write_warmup_requests(path: Path, model_name: str, texts: list[str], signature: str = "serving_default") -> Path:
+    """TF Serving's warmup file: a TFRecord of PredictionLogs, one Predict request per text.
+
+    TF Serving replays them when it loads the version, so the first real request does not pay
+    for graph tracing and memory allocation.
+    """
+    from tensorflow_serving.apis import predict_pb2, prediction_log_pb2
+
+    with tf.io.TFRecordWriter(str(path)) as writer:
+        for text in texts:
+            request = predict_pb2.PredictRequest()
+            request.model_spec.name = model_name
+            request.model_spec.signature_name = signature
+            request.inputs["text"].CopyFrom(tf.make_tensor_proto([text], dtype=tf.string))
+            log = prediction_log_pb2.PredictionLog(predict_log=prediction_log_pb2.PredictLog(request=request))
+            writer.write(log.SerializeToString())
+    return path
 
 
 def existing_versions(model_dir: Path) -> list[int]:
@@ -22,7 +42,7 @@ def existing_versions(model_dir: Path) -> list[int]:
 
 
 def export_savedmodel(module: tf.Module, export_base: Path, name: str, signatures: dict,
-                      model_card: dict[str, Any]) -> Path:
+                      model_card: dict[str, Any], warmup_texts: list[str] = ()) -> Path:
     """Write `module` as version N+1 of `name`, whole or not at all.
 
     The SavedModel is written into a temporary sibling and renamed into place, so TF Serving,
@@ -34,6 +54,7 @@ def export_savedmodel(module: tf.Module, export_base: Path, name: str, signature
         name: model name (the experiment name).
         signatures: signature name -> tf.function.
         model_card: JSON-ready description written to `assets.extra/tfnlp_model_card.json`.
+        warmup_texts: texts for `assets.extra/tf_serving_warmup_requests` (none: no file).
 
     Returns:
         The version folder.
@@ -46,6 +67,8 @@ def export_savedmodel(module: tf.Module, export_base: Path, name: str, signature
         extra = staging / "assets.extra"
         extra.mkdir(exist_ok=True)
         (extra / MODEL_CARD).write_text(json.dumps(model_card, indent=2, ensure_ascii=False) + "\n")
+        if warmup_texts:
+            write_warmup_requests(extra / WARMUP_FILE, name, list(warmup_texts))
         while True:
             versions = existing_versions(model_dir)
             target = model_dir / str((versions[-1] if versions else 0) + 1)

@@ -29,6 +29,7 @@ from tfnlp.registry import Registry
 CONFIG_FILE = "config.json"
 METRICS_FILE = "metrics.json"
 HISTORY_FILE = "history.csv"
+WARMUP_REQUESTS = 5  # validation texts written as TF Serving warmup requests
 METRIC_NAMES = ("chapter_accuracy", "category_accuracy", "exact_match")
 
 
@@ -189,8 +190,10 @@ def run(experiment: config_lib.Experiment, workdir: Path, export_base: Path) -> 
         print(f"  {example['true']:>6} -> {example['predicted']:<6} {example['text']}")
 
     write_run_summary(workdir, experiment, results, serving.serve)
-    version = export.export_savedmodel(serving, export_base, experiment.name, serving.signatures(), {
-        "experiment": config_lib.to_dict(experiment), "test": results, "workdir": str(workdir)})
+    version = export.export_savedmodel(
+        serving, export_base, experiment.name, serving.signatures(),
+        {"experiment": config_lib.to_dict(experiment), "test": results, "workdir": str(workdir)},
+        warmup_texts=[record.text for record in task.splits.validation[:WARMUP_REQUESTS]])
     (workdir / METRICS_FILE).write_text(json.dumps({
         "test": results, "examples": examples, "sizes": task.splits.sizes(),
         "train_seconds": round(train_seconds, 1), "exported": str(version)}, indent=2, ensure_ascii=False))
