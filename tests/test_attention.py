@@ -54,7 +54,7 @@ def test_bad_models_and_inputs_exit_2_with_a_reason(tiny_run, tmp_path, capsys):
         ([str(plain), "x"], "has no attention, input_tokens, output_tokens, code, score output"),
         (["nope", "x", "--export_base", str(tiny_run["export_base"])], "no model 'nope'"),
         ([str(tmp_path), "x"], "neither a SavedModel"),
-        ([str(tiny_run["version"])], "give a text to decode"),
+        ([str(tiny_run["version"])], "give a text, or --file"),
         ([str(tiny_run["version"]), "--file", str(tmp_path / "missing.txt")], "no such file"),
     ]
     for argv, message in cases:

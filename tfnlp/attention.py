@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from tfnlp.cli import read_texts
 from tfnlp.errors import UserError, cli_main
 from tfnlp.plots import Alignment, attention_figure, figure_png, save_figure
 
@@ -124,18 +125,6 @@ def html_page(alignments: Sequence[Alignment]) -> str:
             + "".join(sections) + "</body></html>\n")
 
 
-def _texts(args: argparse.Namespace) -> list[str]:
-    texts = list(args.texts)
-    if args.file:
-        path = Path(args.file)
-        if not path.is_file():
-            raise UserError(f"{path}: no such file (--file takes a text file, one text per line)")
-        texts += [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-    if not texts:
-        raise UserError("give a text to decode, or --file with one text per line")
-    return texts
-
-
 def _write_figures(alignments: list[Alignment], output: Path, grid: bool) -> list[Path]:
     if grid or len(alignments) == 1:
         return [save_figure(attention_figure(alignments), output)]
@@ -162,12 +151,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise UserError("--server needs --model NAME (the served model)")
         if args.model:  # with --server, every positional argument is a text
             args.texts = [args.model, *args.texts]
-        texts = _texts(args)
+        texts = read_texts(args.texts, args.file)
         outputs = predict_remote(args.server, args.served_model, texts, args.signature)
     else:
         if not args.model:
             raise UserError("name a model (folder or name under --export_base), or use --server with --model")
-        texts = _texts(args)
+        texts = read_texts(args.texts, args.file)
         outputs = predict_local(resolve_model(args.model, Path(args.export_base)), texts, args.signature)
     alignments = alignments_from_outputs(texts, outputs)
     for alignment in alignments:

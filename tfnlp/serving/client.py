@@ -12,7 +12,6 @@ import argparse
 import json
 import time
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import grpc
@@ -25,16 +24,15 @@ from tensorflow_serving.apis import (
     prediction_service_pb2_grpc,
 )
 
+from tfnlp.cli import read_texts
 from tfnlp.errors import UserError, cli_main
-from tfnlp.serving import python_values
+from tfnlp.serving import GRPC_OPTIONS, python_values
 
-MAX_MESSAGE_BYTES = 64 * 1024 * 1024
 RETRIES = 3
 
 
 def _channel(target: str) -> grpc.Channel:
-    return grpc.insecure_channel(target, options=[("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
-                                                  ("grpc.max_send_message_length", MAX_MESSAGE_BYTES)])
+    return grpc.insecure_channel(target, options=GRPC_OPTIONS)
 
 
 def _call(method, request, timeout: float):
@@ -108,18 +106,6 @@ def status(model: str, target: str = "localhost:8500", timeout: float = 10.0) ->
     return [{"version": entry.version, "state": states.Name(entry.state)} for entry in response.model_version_status]
 
 
-def _texts(args: argparse.Namespace) -> list[str]:
-    texts = list(args.texts)
-    if args.file:
-        path = Path(args.file)
-        if not path.is_file():
-            raise UserError(f"{path}: no such file (--file takes one text per line)")
-        texts += [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-    if not texts:
-        raise UserError("give a text, or --file with one text per line")
-    return texts
-
-
 @cli_main
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tfnlp.serving.client", description=__doc__.splitlines()[0])
@@ -131,7 +117,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--file", help="one text per line")
     parser.add_argument("--timeout", type=float, default=30.0, help="deadline in seconds")
     args = parser.parse_args(argv)
-    texts = _texts(args)
+    texts = read_texts(args.texts, args.file)
     try:
         outputs = predict(texts, args.model, args.target, args.version, args.signature, args.timeout)
     except grpc.RpcError as error:

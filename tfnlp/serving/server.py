@@ -37,8 +37,8 @@ from tensorflow_serving.config import model_server_config_pb2
 
 from tfnlp.errors import UserError, cli_main
 from tfnlp.export import existing_versions
+from tfnlp.serving import GRPC_OPTIONS
 
-MAX_MESSAGE_BYTES = 64 * 1024 * 1024
 # Tensor dtypes a request may carry; anything else (resources, variants) is refused.
 ACCEPTED_DTYPES = {dtype.as_datatype_enum for dtype in (tf.string, tf.float32, tf.float64, tf.int32, tf.int64, tf.bool)}
 
@@ -294,9 +294,7 @@ class ModelService(model_service_pb2_grpc.ModelServiceServicer):
 
 def serve(store: ModelStore, host: str, port: int, workers: int = 8) -> grpc.Server:
     """Start the gRPC server (returns at once; call `wait_for_termination`)."""
-    options = [("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
-               ("grpc.max_send_message_length", MAX_MESSAGE_BYTES)]
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=workers), options=options)
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=workers), options=GRPC_OPTIONS)
     prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(PredictionService(store), server)
     model_service_pb2_grpc.add_ModelServiceServicer_to_server(ModelService(store), server)
     if server.add_insecure_port(f"{host}:{port}") == 0:
