@@ -30,7 +30,7 @@ REQUIRED_OUTPUTS = ("attention", "input_tokens", "output_tokens", "code", "score
 
 def resolve_model(model: str, export_base: Path) -> Path:
     """The SavedModel version folder that `model` names (a folder, a model folder, or a name)."""
-    from tfnlp.export import existing_versions
+    from tfnlp.export import latest_version
 
     path = Path(model)
     if not path.exists():
@@ -41,10 +41,10 @@ def resolve_model(model: str, export_base: Path) -> Path:
                             f"(known: {', '.join(known) or 'none'})")
     if (path / "saved_model.pb").exists():
         return path
-    versions = existing_versions(path)
-    if not versions:
+    newest = latest_version(path)
+    if newest is None:
         raise UserError(f"{path}: neither a SavedModel (no saved_model.pb) nor a folder of numbered versions")
-    return path / str(versions[-1])
+    return newest
 
 
 def _text(value: bytes | str) -> str:

@@ -41,6 +41,12 @@ def existing_versions(model_dir: Path) -> list[int]:
     return sorted(int(path.name) for path in model_dir.iterdir() if path.is_dir() and path.name.isdigit())
 
 
+def latest_version(model_dir: Path) -> Path | None:
+    """The highest integer version folder under `model_dir`, or None when there is none."""
+    versions = existing_versions(model_dir)
+    return Path(model_dir) / str(versions[-1]) if versions else None
+
+
 def export_savedmodel(module: tf.Module, export_base: Path, name: str, signatures: dict,
                       model_card: dict[str, Any], warmup_texts: list[str] = ()) -> Path:
     """Write `module` as version N+1 of `name`, whole or not at all.

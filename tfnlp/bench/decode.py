@@ -20,16 +20,9 @@ from pathlib import Path
 import numpy as np
 
 from tfnlp.errors import UserError
+from tfnlp.export import latest_version
 
 END = 2
-
-
-def latest_version(export_base: Path, name: str) -> Path | None:
-    """The highest integer version folder of `name`, or None."""
-    from tfnlp.export import existing_versions
-
-    versions = existing_versions(export_base / name)
-    return export_base / name / str(versions[-1]) if versions else None
 
 
 def python_loop_decode(model, texts: Sequence[str]) -> list[str]:
@@ -70,7 +63,7 @@ def _train_tiny(folder: Path) -> Path:
 
     train.main(["icd10_seq2seq", "--tiny", "--workdir", str(folder / "work"), "--export_base", str(folder),
                 "--set", "train.baselines=false"])
-    return latest_version(folder, "icd10_seq2seq")
+    return latest_version(folder / "icd10_seq2seq")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -88,7 +81,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     scratch = tempfile.TemporaryDirectory()
-    path = Path(args.model) if args.model else latest_version(Path("savedmodels"), "icd10_seq2seq")
+    path = Path(args.model) if args.model else latest_version(Path("savedmodels") / "icd10_seq2seq")
     if path is None:
         print("no savedmodels/icd10_seq2seq yet: training the tiny model for this benchmark")
         path = _train_tiny(Path(scratch.name))

@@ -347,9 +347,9 @@ class DecodedValidation(keras.callbacks.Callback):
     stopping can monitor what is reported instead. Put it before the callbacks that read logs.
     """
 
-    def __init__(self, task: Seq2SeqTask, serving: Seq2SeqServing, records: Sequence[Record]) -> None:
+    def __init__(self, serving: Seq2SeqServing, records: Sequence[Record]) -> None:
         super().__init__()
-        self.task, self.serving, self.records = task, serving, records
+        self.serving, self.records = serving, records
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         predicted = decode(self.serving.greedy, [record.text for record in self.records])
@@ -445,7 +445,7 @@ class Seq2SeqTask:
         """Task callbacks: decoded validation metrics (they add to the epoch logs: run them first) and
         attention images of four validation texts."""
         shown = [record.text for record in self.splits.validation[:4]]
-        return [DecodedValidation(self, serving, self.splits.validation),
+        return [DecodedValidation(serving, self.splits.validation),
                 AttentionImages(serving, shown, f"{tensorboard_dir}/attention")]
 
     def systems(self, serving: Seq2SeqServing) -> dict[str, Callable]:
