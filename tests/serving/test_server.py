@@ -128,7 +128,9 @@ def test_server_flags_errors_exit_2(tmp_path, capsys):
     bad_config.write_text("model_config_list { config { nme: 'x' } }")
     for argv, message in ((["--port=0"], "give --model_name and --model_base_path"),
                           (["--model_name=m", f"--model_base_path={tmp_path}"], "no SavedModel version to serve"),
-                          ([f"--model_config_file={bad_config}"], "not a readable model config")):
+                          ([f"--model_config_file={bad_config}"], "not a readable model config"),
+                          (["--batching_parameters_file=serving/batching.config"], "only with --enable_batching"),
+                          (["--enable_batching", f"--batching_parameters_file={bad_config}"], "cannot use")):
         with pytest.raises(SystemExit) as exit_info:
             server_module.main(argv)
         assert exit_info.value.code == 2 and message in capsys.readouterr().err
@@ -245,3 +247,18 @@ def test_version_policies_from_a_model_config(tmp_path):
     models = model_paths(argparse.Namespace(model_config_file=str(config)))
     assert {name: served.wanted() for name, served in models.items()} == {
         "every": [1, 2, 5], "pinned": [2], "two": [2, 5], "plain": [5]}
+
+
+def test_batching_server_answers_concurrent_clients_as_in_process(tiny_run, tmp_path):
+    from concurrent.futures import ThreadPoolExecutor
+
+    texts = [f"{text} {index}" for index in range(4) for text in TEXTS]
+    expected = in_process(tiny_run["version"], texts)["code"].tolist()
+    base = tmp_path / "icd10_seq2seq"
+    shutil.copytree(tiny_run["version"], base / "1")
+    with running_server(base, "--enable_batching", "--batching_parameters_file=serving/batching.config") as (
+            target, rest):
+        with ThreadPoolExecutor(len(texts)) as pool:
+            answers = list(pool.map(lambda text: client.predict([text], "icd10_seq2seq", target)["code"][0], texts))
+        assert answers == [code.decode() for code in expected]
+        assert http(rest + "/icd10_seq2seq:predict", {"instances": texts[:2]})[0] == 200

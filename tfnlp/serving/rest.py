@@ -5,7 +5,7 @@
     POST /v1/models/<name>[/versions/<v>]:predict    {"instances": [...]} or {"inputs": ...}
 
 Errors answer `{"error": "..."}` with 404 (unknown model or version), 400 (bad request) or
-413 (body over the size bound). Labels (`/labels/<l>`) are not supported.
+413 (body over the size bound), 429 (batching queue full). Labels (`/labels/<l>`) are not supported.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ PATH = re.compile(r"^/v1/models/(?P<name>[^/:]+)(?:/versions/(?P<version>\d+)|/l
 HTTP_STATUS = {
     grpc.StatusCode.NOT_FOUND: HTTPStatus.NOT_FOUND,
     grpc.StatusCode.INVALID_ARGUMENT: HTTPStatus.BAD_REQUEST,
-    grpc.StatusCode.RESOURCE_EXHAUSTED: HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
+    grpc.StatusCode.RESOURCE_EXHAUSTED: HTTPStatus.TOO_MANY_REQUESTS,
 }
 
 
@@ -70,12 +70,12 @@ def _all_text(value) -> bool:
     return isinstance(value, str)
 
 
-def _predict(model: LoadedVersion, body: dict) -> dict:
+def _predict(model: LoadedVersion, body: dict, predict) -> dict:
     signature = body.get("signature_name", "")
     function = model.signatures.get(signature or "serving_default")
     input_names = sorted(function.structured_input_signature[1]) if function is not None else []
     inputs, rows = _inputs(body, input_names)
-    outputs = {name: python_values(value) for name, value in run_signature(model, signature, inputs).items()}
+    outputs = {name: python_values(value) for name, value in predict(model, signature, inputs).items()}
     if not rows:
         return {"outputs": outputs}
     count = len(next(iter(outputs.values()))) if outputs else 0
@@ -125,15 +125,17 @@ class Handler(BaseHTTPRequestHandler):
             elif method == "GET":
                 self._answer(HTTPStatus.OK, _metadata(match["name"], model))
             else:
-                self._answer(HTTPStatus.OK, _predict(model, _json_object(raw)))
+                self._answer(HTTPStatus.OK, _predict(model, _json_object(raw), self.server.predict))
         except ServingError as error:
-            self._answer(HTTP_STATUS.get(error.code, HTTPStatus.INTERNAL_SERVER_ERROR), {"error": str(error)})
+            status = error.http_status or HTTP_STATUS.get(error.code, HTTPStatus.INTERNAL_SERVER_ERROR)
+            self._answer(status, {"error": str(error)})
 
     def _raw_body(self) -> bytes:
         length = int(self.headers.get("Content-Length") or 0)
         if length > MAX_MESSAGE_BYTES:
             self.close_connection = True  # the oversized body is not read
-            raise ServingError(grpc.StatusCode.RESOURCE_EXHAUSTED, f"body of {length} bytes over {MAX_MESSAGE_BYTES}")
+            raise ServingError(grpc.StatusCode.RESOURCE_EXHAUSTED, f"body of {length} bytes over {MAX_MESSAGE_BYTES}",
+                               HTTPStatus.REQUEST_ENTITY_TOO_LARGE)
         return self.rfile.read(length)
 
     def do_GET(self) -> None:  # noqa: N802 (stdlib name)
@@ -143,9 +145,10 @@ class Handler(BaseHTTPRequestHandler):
         self._route("POST")
 
 
-def serve_rest(store: ModelStore, host: str, port: int) -> ThreadingHTTPServer:
-    """Start the REST server in a daemon thread and return it."""
+def serve_rest(store: ModelStore, host: str, port: int, predict=run_signature) -> ThreadingHTTPServer:
+    """Start the REST server in a daemon thread and return it; `predict` as for the gRPC server."""
     server = ThreadingHTTPServer((host, port), Handler)
     server.store = store
+    server.predict = predict
     threading.Thread(target=server.serve_forever, daemon=True, name="rest").start()
     return server

@@ -7,8 +7,9 @@ It speaks the official `tensorflow-serving-api` protocol (PredictionService.Pred
 GetModelMetadata, ModelService.GetModelStatus), with TF Serving's flag names, and loads the
 newest version of each model at start. Production serves the same exports with
 `tensorflow_model_server`; this server is not a replacement for it. REST with
-`--rest_api_port`; version policies `latest`, `all` and `specific` from the model config, and
-new versions picked up every `--file_system_poll_wait_seconds`. Not yet: server-side batching.
+`--rest_api_port`; version policies `latest`, `all` and `specific` from the model config;
+new versions picked up every `--file_system_poll_wait_seconds`; server-side batching with
+`--enable_batching [--batching_parameters_file=serving/batching.config]`.
 """
 
 from __future__ import annotations
@@ -44,11 +45,13 @@ ACCEPTED_DTYPES = {dtype.as_datatype_enum for dtype in (tf.string, tf.float32, t
 
 
 class ServingError(Exception):
-    """A request the server refuses: a gRPC status code and a readable message."""
+    """A request the server refuses: a gRPC status code, a readable message, and an HTTP status for REST
+    when the code's usual one does not fit."""
 
-    def __init__(self, code: grpc.StatusCode, message: str) -> None:
+    def __init__(self, code: grpc.StatusCode, message: str, http_status: int | None = None) -> None:
         super().__init__(message)
         self.code = code
+        self.http_status = http_status
 
 
 @dataclass
@@ -178,18 +181,20 @@ def poll(store: ModelStore, seconds: float, stop: threading.Event) -> threading.
     return thread
 
 
-def run_signature(model: LoadedVersion, signature_name: str, inputs: dict, output_filter: Sequence[str] = ()) -> dict:
-    """Check the inputs against the signature, call it, and return the (filtered) outputs as numpy arrays.
+def checked_arguments(model: LoadedVersion, signature_name: str, inputs: dict) -> tuple:
+    """The signature to call and its arguments as tensors, after checking the inputs against it.
 
     Args:
         model: the loaded version.
         signature_name: the signature to call ("" means serving_default).
         inputs: input name -> numpy array (strings as bytes or str objects).
-        output_filter: output names to return; empty returns all.
+
+    Returns:
+        (the concrete function, {input name: tf.Tensor}).
 
     Raises:
-        ServingError: INVALID_ARGUMENT for an unknown signature, a missing or unexpected input, a wrong
-            dtype or shape, or an unknown output name.
+        ServingError: INVALID_ARGUMENT for an unknown signature, a missing or unexpected input, or a
+            wrong dtype or shape.
     """
     signature_name = signature_name or "serving_default"
     if signature_name not in model.signatures:
@@ -212,14 +217,30 @@ def run_signature(model: LoadedVersion, signature_name: str, inputs: dict, outpu
             raise ServingError(grpc.StatusCode.INVALID_ARGUMENT,
                                f"input {name!r}: expects shape {spec.shape}, got {list(value.shape)}")
         arguments[name] = tf.constant(value.tolist() if is_text else value, dtype=spec.dtype)
+    return function, arguments
+
+
+def call_signature(function, arguments: dict) -> dict:
+    """Call a signature; all outputs as numpy arrays. A failure inside the graph is INVALID_ARGUMENT."""
     try:
         outputs = function(**arguments)
     except (tf.errors.InvalidArgumentError, ValueError) as error:
         raise ServingError(grpc.StatusCode.INVALID_ARGUMENT, str(error).splitlines()[0]) from None
+    return {name: value.numpy() for name, value in outputs.items()}
+
+
+def filtered(outputs: dict, output_filter: Sequence[str]) -> dict:
+    """The outputs named in `output_filter` (all when it is empty); INVALID_ARGUMENT for an unknown name."""
     unknown = sorted(set(output_filter) - set(outputs))
     if unknown:
         raise ServingError(grpc.StatusCode.INVALID_ARGUMENT, f"output_filter names unknown outputs {unknown}")
-    return {name: outputs[name].numpy() for name in (output_filter or outputs)}
+    return {name: outputs[name] for name in (output_filter or outputs)}
+
+
+def run_signature(model: LoadedVersion, signature_name: str, inputs: dict, output_filter: Sequence[str] = ()) -> dict:
+    """Check the inputs, call the signature, and return the (filtered) outputs as numpy arrays, unbatched."""
+    function, arguments = checked_arguments(model, signature_name, inputs)
+    return filtered(call_signature(function, arguments), output_filter)
 
 
 @contextlib.contextmanager
@@ -236,10 +257,11 @@ def _requested_version(model_spec) -> int | None:
 
 
 class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
-    """PredictionService.Predict and GetModelMetadata."""
+    """PredictionService.Predict and GetModelMetadata; `predict` is `run_signature` or a Batcher's `run`."""
 
-    def __init__(self, store: ModelStore) -> None:
+    def __init__(self, store: ModelStore, predict=run_signature) -> None:
         self.store = store
+        self.predict = predict
 
     def Predict(self, request, context):  # noqa: N802 (gRPC method name)
         with _grpc_errors(context):
@@ -249,7 +271,7 @@ class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
                     raise ServingError(grpc.StatusCode.INVALID_ARGUMENT,
                                        f"input {name!r}: unsupported dtype {tf.dtypes.as_dtype(proto.dtype).name}")
             inputs = {name: tf.make_ndarray(proto) for name, proto in request.inputs.items()}
-            outputs = run_signature(model, request.model_spec.signature_name, inputs, list(request.output_filter))
+            outputs = self.predict(model, request.model_spec.signature_name, inputs, list(request.output_filter))
         response = predict_pb2.PredictResponse()
         response.model_spec.name = request.model_spec.name
         response.model_spec.version.value = model.version
@@ -292,15 +314,43 @@ class ModelService(model_service_pb2_grpc.ModelServiceServicer):
         return response
 
 
-def serve(store: ModelStore, host: str, port: int, workers: int = 8) -> grpc.Server:
-    """Start the gRPC server (returns at once; call `wait_for_termination`)."""
+def serve(store: ModelStore, host: str, port: int, workers: int = 64, predict=run_signature) -> grpc.Server:
+    """Start the gRPC server (returns at once; call `wait_for_termination`).
+
+    Args:
+        store: the models.
+        host: address to bind.
+        port: gRPC port.
+        workers: requests handled at once (a request waiting for its batch holds one).
+        predict: `run_signature`, or a Batcher's `run` for server-side batching.
+    """
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=workers), options=GRPC_OPTIONS)
-    prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(PredictionService(store), server)
+    prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(PredictionService(store, predict), server)
     model_service_pb2_grpc.add_ModelServiceServicer_to_server(ModelService(store), server)
     if server.add_insecure_port(f"{host}:{port}") == 0:
         raise UserError(f"cannot bind {host}:{port}")
     server.start()
     return server
+
+
+def _flag(value: str) -> bool:
+    if value.lower() not in ("true", "false", "1", "0"):
+        raise argparse.ArgumentTypeError(f"expected true or false, got {value!r}")
+    return value.lower() in ("true", "1")
+
+
+def _predict_function(args: argparse.Namespace):
+    """run_signature, or a Batcher's run when --enable_batching."""
+    if not args.enable_batching:
+        if args.batching_parameters_file:
+            raise UserError("--batching_parameters_file is read only with --enable_batching")
+        return run_signature
+    from tfnlp.serving.batching import Batcher, BatchingParameters, read_batching_parameters
+
+    parameters = (read_batching_parameters(args.batching_parameters_file) if args.batching_parameters_file
+                  else BatchingParameters())
+    print(f"batching: {parameters}", flush=True)
+    return Batcher(parameters).run
 
 
 @cli_main
@@ -314,9 +364,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--model_config_file")
     parser.add_argument("--file_system_poll_wait_seconds", type=float, default=1.0,
                         help="how often to look for new or retired versions (0: never)")
+    parser.add_argument("--enable_batching", nargs="?", const="true", default="false", type=_flag,
+                        help="merge concurrent requests (tfnlp.serving.batching)")
+    parser.add_argument("--batching_parameters_file", help="ASCII BatchingParameters (serving/batching.config)")
+    parser.add_argument("--grpc_max_threads", type=int, default=64, help="gRPC requests handled at once")
     args = parser.parse_args(argv)
+    predict = _predict_function(args)
     store = ModelStore(model_paths(args))
-    server = serve(store, args.host, args.port)
+    server = serve(store, args.host, args.port, args.grpc_max_threads, predict)
     if args.file_system_poll_wait_seconds > 0:
         poll(store, args.file_system_poll_wait_seconds, threading.Event())
     print(f"serving gRPC on {args.host}:{args.port}", flush=True)
@@ -324,7 +379,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         from tfnlp.serving.rest import serve_rest
 
         try:
-            serve_rest(store, args.host, args.rest_api_port)
+            serve_rest(store, args.host, args.rest_api_port, predict)
         except OSError as error:
             raise UserError(f"cannot bind REST port {args.host}:{args.rest_api_port} ({error})") from None
         print(f"serving REST on {args.host}:{args.rest_api_port}", flush=True)
