@@ -1,6 +1,7 @@
 """The TF Serving-compatible server in a subprocess on 127.0.0.1, called with the official stubs and the client."""
 
 import contextlib
+import json
 import shutil
 import socket
 import subprocess
@@ -186,8 +187,22 @@ def test_rest_agrees_with_grpc(server):
     status, model_status = http(f"{rest}/icd10_seq2seq")
     assert status == 200 and model_status["model_version_status"][0]["state"] == "AVAILABLE"
     status, metadata = http(f"{rest}/icd10_seq2seq/metadata")
-    signature = metadata["metadata"]["signature_def"]["signatureDef"]["serving_default"]
+    signature = metadata["metadata"]["signature_def"]["signature_def"]["serving_default"]  # TF Serving's field names
     assert status == 200 and signature["inputs"]["text"]["dtype"] == "DT_STRING"
+
+
+def test_client_over_rest_agrees_with_grpc(server, capsys):
+    rest_target = server["rest"].removesuffix("/v1/models")
+    assert client.predict(TEXTS, "icd10_seq2seq", rest_target, rest=True) == client.predict(
+        TEXTS, "icd10_seq2seq", server["target"])
+    assert client.metadata("icd10_seq2seq", rest_target, rest=True) == client.metadata("icd10_seq2seq",
+                                                                                         server["target"])
+    assert client.status("icd10_seq2seq", rest_target, rest=True) == client.status("icd10_seq2seq", server["target"])
+    assert client.main(["--model", "icd10_seq2seq", "--rest", "--target", rest_target, "Asthme"]) == 0
+    assert json.loads(capsys.readouterr().out)["text"] == "Asthme"
+    with pytest.raises(SystemExit) as exit_info:
+        client.main(["--model", "nope", "--rest", "--target", rest_target, "x"])
+    assert exit_info.value.code == 2 and "HTTP 404" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("path, body, expected", [

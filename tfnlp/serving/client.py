@@ -1,9 +1,10 @@
-"""Call a TF Serving (or tfnlp.serving.server) model over gRPC.
+"""Call a TF Serving (or tfnlp.serving.server) model over gRPC, or REST with --rest.
 
     python -m tfnlp.serving.client --model icd10_seq2seq "douleur thoracique"
     python -m tfnlp.serving.client --model icd10_seq2seq --file texts.txt --target localhost:8500
+    python -m tfnlp.serving.client --model icd10_seq2seq --rest --target localhost:8501 "douleur thoracique"
 
-Prints the named outputs as JSON, one object per text. REST (`--rest`) is not written yet.
+Prints the named outputs as JSON, one object per text.
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ from __future__ import annotations
 import argparse
 import json
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Sequence
 from typing import Any
 
@@ -29,6 +32,44 @@ from tfnlp.errors import UserError, cli_main
 from tfnlp.serving import GRPC_OPTIONS, python_values
 
 RETRIES = 3
+
+
+class RestError(Exception):
+    """A REST call the server refused: its HTTP status and TF Serving's `error` message."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(f"HTTP {status}: {message}")
+        self.status = status
+
+
+def _rest(url: str, body: dict | None, timeout: float) -> Any:
+    """GET (body None) or POST JSON, retrying refused connections and 503 with backoff; the decoded JSON."""
+    data = None if body is None else json.dumps(body).encode("utf-8")
+    for attempt in range(RETRIES):
+        request = urllib.request.Request(url, data=data, headers={"Content-Type": "application/json"})
+        try:
+            with urllib.request.urlopen(request, timeout=timeout) as response:
+                return json.loads(response.read())
+        except urllib.error.HTTPError as error:
+            if error.code != 503 or attempt == RETRIES - 1:
+                raise RestError(error.code, _error_message(error)) from None
+        except urllib.error.URLError as error:
+            if attempt == RETRIES - 1:
+                raise RestError(503, f"{url}: {error.reason}") from None
+        time.sleep(0.2 * 2 ** attempt)
+    raise AssertionError("unreachable")
+
+
+def _error_message(error: urllib.error.HTTPError) -> str:
+    try:
+        return json.loads(error.read()).get("error", error.reason)
+    except (json.JSONDecodeError, AttributeError):
+        return str(error.reason)
+
+
+def _rest_url(target: str, model: str, version: int | None, suffix: str = "") -> str:
+    base = target if "://" in target else f"http://{target}"
+    return f"{base}/v1/models/{model}" + (f"/versions/{version}" if version is not None else "") + suffix
 
 
 def _channel(target: str) -> grpc.Channel:
@@ -62,12 +103,26 @@ def _to_python(proto) -> list:
 
 
 def predict(texts: Sequence[str], model: str, target: str = "localhost:8500", version: int | None = None,
-            signature: str = "serving_default", timeout: float = 30.0) -> dict[str, list]:
+            signature: str = "serving_default", timeout: float = 30.0, rest: bool = False) -> dict[str, list]:
     """Named outputs of `model` for `texts`, as Python lists (strings decoded).
+
+    Args:
+        texts: the raw texts, one row each.
+        model: the served model's name.
+        target: host:port of the gRPC API, or of the REST API when `rest`.
+        version: a specific version; None asks for the newest.
+        signature: the signature to call.
+        timeout: deadline in seconds, per attempt.
+        rest: call TF Serving's REST API (`:predict` with a columnar `inputs` body) instead of gRPC.
 
     Raises:
         grpc.RpcError: the server's status (NOT_FOUND, INVALID_ARGUMENT, ...) after retries.
+        RestError: the same over REST (404, 400, ...).
     """
+    if rest:
+        body = {"signature_name": signature, "inputs": {"text": list(texts)}}
+        outputs = _rest(_rest_url(target, model, version, ":predict"), body, timeout)["outputs"]
+        return outputs if isinstance(outputs, dict) else {"output": outputs}  # a single-output signature
     import tensorflow as tf
 
     request = predict_pb2.PredictRequest()
@@ -79,8 +134,13 @@ def predict(texts: Sequence[str], model: str, target: str = "localhost:8500", ve
 
 
 def metadata(model: str, target: str = "localhost:8500", version: int | None = None,
-             timeout: float = 10.0) -> dict[str, Any]:
+             timeout: float = 10.0, rest: bool = False) -> dict[str, Any]:
     """{signature: {"inputs": {name: dtype}, "outputs": {name: dtype}}} of a served model."""
+    if rest:
+        answer = _rest(_rest_url(target, model, version, "/metadata"), None, timeout)
+        return {name: {part: {tensor: info["dtype"] for tensor, info in definition.get(part, {}).items()}
+                       for part in ("inputs", "outputs")}
+                for name, definition in answer["metadata"]["signature_def"]["signature_def"].items()}
     request = get_model_metadata_pb2.GetModelMetadataRequest(metadata_field=["signature_def"])
     _spec(request, model, version)
     with _channel(target) as channel:
@@ -96,8 +156,12 @@ def metadata(model: str, target: str = "localhost:8500", version: int | None = N
             for name, definition in signatures.signature_def.items()}
 
 
-def status(model: str, target: str = "localhost:8500", timeout: float = 10.0) -> list[dict[str, Any]]:
+def status(model: str, target: str = "localhost:8500", timeout: float = 10.0,
+           rest: bool = False) -> list[dict[str, Any]]:
     """[{"version": N, "state": "AVAILABLE"}, ...] of a served model."""
+    if rest:
+        answer = _rest(_rest_url(target, model, None), None, timeout)
+        return [{"version": int(entry["version"]), "state": entry["state"]} for entry in answer["model_version_status"]]
     request = get_model_status_pb2.GetModelStatusRequest()
     _spec(request, model, None)
     with _channel(target) as channel:
@@ -111,17 +175,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tfnlp.serving.client", description=__doc__.splitlines()[0])
     parser.add_argument("texts", nargs="*")
     parser.add_argument("--model", required=True)
-    parser.add_argument("--target", default="localhost:8500", help="host:port of the gRPC server")
+    parser.add_argument("--target", help="host:port of the server (default localhost:8500, or :8501 with --rest)")
+    parser.add_argument("--rest", action="store_true", help="use TF Serving's REST API instead of gRPC")
     parser.add_argument("--version", type=int)
     parser.add_argument("--signature", default="serving_default")
     parser.add_argument("--file", help="one text per line")
     parser.add_argument("--timeout", type=float, default=30.0, help="deadline in seconds")
     args = parser.parse_args(argv)
     texts = read_texts(args.texts, args.file)
+    target = args.target or ("localhost:8501" if args.rest else "localhost:8500")
     try:
-        outputs = predict(texts, args.model, args.target, args.version, args.signature, args.timeout)
+        outputs = predict(texts, args.model, target, args.version, args.signature, args.timeout, args.rest)
     except grpc.RpcError as error:
-        raise UserError(f"{args.target}: {error.code().name}: {error.details()}") from None
+        raise UserError(f"{target}: {error.code().name}: {error.details()}") from None
+    except RestError as error:
+        raise UserError(f"{target}: {error}") from None
     for row in range(len(texts)):
         print(json.dumps({"text": texts[row], **{name: values[row] for name, values in sorted(outputs.items())}},
                          ensure_ascii=False))

@@ -43,7 +43,7 @@ def _metadata(name: str, model: LoadedVersion) -> dict:
     for key, definition in model.signature_defs.items():
         signatures.signature_def[key].CopyFrom(definition)
     return {"model_spec": {"name": name, "signature_name": "", "version": str(model.version)},
-            "metadata": {"signature_def": json_format.MessageToDict(signatures)}}
+            "metadata": {"signature_def": json_format.MessageToDict(signatures, preserving_proto_field_name=True)}}
 
 
 def _inputs(body: dict, input_names: list[str]) -> tuple[dict, bool]:
