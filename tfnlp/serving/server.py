@@ -64,7 +64,9 @@ class LoadedVersion:
 
 
 def load_version(path: Path) -> LoadedVersion:
-    """Load a SavedModel version folder."""
+    """Load a SavedModel version folder (tensorflow_text's ops registered, for models that use them)."""
+    import tensorflow_text  # noqa: F401 - importing registers the ops
+
     saved_model = saved_model_pb2.SavedModel()
     saved_model.ParseFromString((path / "saved_model.pb").read_bytes())
     loaded = tf.saved_model.load(str(path))
