@@ -3,9 +3,6 @@
 import contextlib
 import json
 import shutil
-import socket
-import subprocess
-import sys
 import time
 
 import grpc
@@ -14,41 +11,20 @@ import pytest
 import tensorflow as tf
 from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
 
-from tfnlp.serving import client
+from tfnlp.serving import client, process
+from tfnlp.serving.process import free_port
 
 TEXTS = ["Choléra à Vibrio cholerae", "", "Asthme"]
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 @contextlib.contextmanager
 def running_server(base, *flags):
-    """A server subprocess on free loopback ports, ready to answer; yields its gRPC and REST addresses."""
-    port, rest_port = free_port(), free_port()
-    process = subprocess.Popen([sys.executable, "-m", "tfnlp.serving.server", f"--port={port}",
-                                f"--rest_api_port={rest_port}", "--model_name=icd10_seq2seq",
-                                f"--model_base_path={base}", *flags],
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    target = f"127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
-    while True:
-        try:
-            client.status("icd10_seq2seq", target, timeout=2)
-            break
-        except grpc.RpcError:
-            if process.poll() is not None or time.monotonic() > deadline:
-                process.kill()
-                pytest.fail(f"server did not start: {process.stdout.read()[-3000:]}")
-            time.sleep(0.5)
+    """The server on free loopback ports serving `base` as icd10_seq2seq; yields its gRPC and REST addresses."""
     try:
-        yield target, f"http://127.0.0.1:{rest_port}/v1/models"
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
+        with process.running_server("icd10_seq2seq", base, *flags) as addresses:
+            yield addresses
+    except RuntimeError as error:
+        pytest.fail(str(error))
 
 
 @pytest.fixture(scope="module")

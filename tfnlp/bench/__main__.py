@@ -12,9 +12,9 @@ SUITES: Registry = Registry("benchmark suite")
 
 
 def _load_suites() -> None:
-    from tfnlp.bench import decode, rerank
+    from tfnlp.bench import decode, rerank, serving
 
-    for name, module in (("decode", decode), ("rerank", rerank)):
+    for name, module in (("decode", decode), ("rerank", rerank), ("serving", serving)):
         if name not in SUITES:
             SUITES.add(name, module)
 

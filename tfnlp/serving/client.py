@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -72,8 +73,17 @@ def _rest_url(target: str, model: str, version: int | None, suffix: str = "") ->
     return f"{base}/v1/models/{model}" + (f"/versions/{version}" if version is not None else "") + suffix
 
 
+_channels: dict[str, grpc.Channel] = {}
+_channels_lock = threading.Lock()
+
+
 def _channel(target: str) -> grpc.Channel:
-    return grpc.insecure_channel(target, options=GRPC_OPTIONS)
+    """One shared channel per target: a channel is thread-safe and reconnects by itself, and opening one
+    per call would add a connection set-up to every request."""
+    with _channels_lock:
+        if target not in _channels:
+            _channels[target] = grpc.insecure_channel(target, options=GRPC_OPTIONS)
+        return _channels[target]
 
 
 def _call(method, request, timeout: float):
@@ -128,8 +138,8 @@ def predict(texts: Sequence[str], model: str, target: str = "localhost:8500", ve
     request = predict_pb2.PredictRequest()
     _spec(request, model, version, signature)
     request.inputs["text"].CopyFrom(tf.make_tensor_proto(list(texts), dtype=tf.string))
-    with _channel(target) as channel:
-        response = _call(prediction_service_pb2_grpc.PredictionServiceStub(channel).Predict, request, timeout)
+    stub = prediction_service_pb2_grpc.PredictionServiceStub(_channel(target))
+    response = _call(stub.Predict, request, timeout)
     return {name: _to_python(proto) for name, proto in response.outputs.items()}
 
 
@@ -143,9 +153,8 @@ def metadata(model: str, target: str = "localhost:8500", version: int | None = N
                 for name, definition in answer["metadata"]["signature_def"]["signature_def"].items()}
     request = get_model_metadata_pb2.GetModelMetadataRequest(metadata_field=["signature_def"])
     _spec(request, model, version)
-    with _channel(target) as channel:
-        response = _call(prediction_service_pb2_grpc.PredictionServiceStub(channel).GetModelMetadata, request,
-                         timeout)
+    stub = prediction_service_pb2_grpc.PredictionServiceStub(_channel(target))
+    response = _call(stub.GetModelMetadata, request, timeout)
     signatures = get_model_metadata_pb2.SignatureDefMap()
     response.metadata["signature_def"].Unpack(signatures)
 
@@ -164,8 +173,7 @@ def status(model: str, target: str = "localhost:8500", timeout: float = 10.0,
         return [{"version": int(entry["version"]), "state": entry["state"]} for entry in answer["model_version_status"]]
     request = get_model_status_pb2.GetModelStatusRequest()
     _spec(request, model, None)
-    with _channel(target) as channel:
-        response = _call(model_service_pb2_grpc.ModelServiceStub(channel).GetModelStatus, request, timeout)
+    response = _call(model_service_pb2_grpc.ModelServiceStub(_channel(target)).GetModelStatus, request, timeout)
     states = get_model_status_pb2.ModelVersionStatus.State
     return [{"version": entry.version, "state": states.Name(entry.state)} for entry in response.model_version_status]
 

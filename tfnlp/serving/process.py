@@ -1,0 +1,59 @@
+"""Start tfnlp's server in a subprocess on free loopback ports (tests and benchmarks)."""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import grpc
+
+
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@contextlib.contextmanager
+def running_server(model_name: str, base_path: str | Path, *flags: str,
+                   start_timeout: float = 120.0) -> Iterator[tuple[str, str]]:
+    """Serve `base_path` as `model_name` until the block ends; yields (gRPC target, REST URL prefix).
+
+    Args:
+        model_name: the served model's name.
+        base_path: folder of numbered versions.
+        *flags: further server flags (`--enable_batching`, ...).
+        start_timeout: seconds to wait for the model to answer GetModelStatus.
+
+    Raises:
+        RuntimeError: the server exited or did not answer in time (with the end of its output).
+    """
+    from tfnlp.serving import client
+
+    port, rest_port = free_port(), free_port()
+    process = subprocess.Popen([sys.executable, "-m", "tfnlp.serving.server", f"--port={port}",
+                                f"--rest_api_port={rest_port}", f"--model_name={model_name}",
+                                f"--model_base_path={base_path}", *flags],
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    target = f"127.0.0.1:{port}"
+    deadline = time.monotonic() + start_timeout
+    while True:
+        try:
+            client.status(model_name, target, timeout=2)
+            break
+        except grpc.RpcError:
+            if process.poll() is not None or time.monotonic() > deadline:
+                process.kill()
+                raise RuntimeError(f"server did not start: {process.stdout.read()[-3000:]}") from None
+            time.sleep(0.5)
+    try:
+        yield target, f"http://127.0.0.1:{rest_port}/v1/models"
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
