@@ -44,7 +44,8 @@ class Measurement:
     path: str
     batch_size: int
     clients: int
-    latencies: tuple[float, ...]  # seconds, one per request
+    latencies: tuple[float, ...]  # seconds, one per answered request
+    failures: int
     elapsed: float
 
     @property
@@ -56,24 +57,35 @@ class Measurement:
         return float(np.percentile(self.latencies, q)) * 1000
 
 
-def measure(call: Callable[[int, int], None], clients: int, seconds: float) -> tuple[list[float], float]:
+def measure(call: Callable[[int, int], None], clients: int, seconds: float) -> tuple[list[float], int, float]:
     """Run `call(client, request_index)` back to back from `clients` threads for `seconds`.
 
     Returns:
-        (every timed request's latency in seconds, the wall time of the timed part).
+        (every answered timed request's latency in seconds, the number of failed requests, the wall time of
+        the timed part). A failed request (RESOURCE_EXHAUSTED from a full queue, say) is counted, not timed.
     """
     latencies: list[list[float]] = [[] for _ in range(clients)]
+    failures = [0] * clients
     ready, go = threading.Barrier(clients + 1), threading.Event()
     stop_at = [0.0]
 
+    def attempt(index: int, request: int) -> bool:
+        try:
+            call(index, request)
+            return True
+        except Exception:  # noqa: BLE001 - a refused request is a result of the cell, not a crash of the bench
+            failures[index] += 1
+            return False
+
     def client(index: int) -> None:
-        call(index, 0)  # untimed: connection set-up, first-call tracing
+        attempt(index, 0)  # untimed: connection set-up, first-call tracing
+        failures[index] = 0
         ready.wait()
         go.wait()  # stop_at is set
         request = 1
         while (started := time.perf_counter()) < stop_at[0]:
-            call(index, request)
-            latencies[index].append(time.perf_counter() - started)
+            if attempt(index, request):
+                latencies[index].append(time.perf_counter() - started)
             request += 1
 
     threads = [threading.Thread(target=client, args=(index,)) for index in range(clients)]
@@ -85,7 +97,8 @@ def measure(call: Callable[[int, int], None], clients: int, seconds: float) -> t
     go.set()
     for thread in threads:
         thread.join()
-    return [latency for per_client in latencies for latency in per_client], time.perf_counter() - began
+    return ([latency for per_client in latencies for latency in per_client], sum(failures),
+            time.perf_counter() - began)
 
 
 def text_batches(texts: Sequence[str], batch_size: int, count: int = 32) -> list[list[str]]:
@@ -124,16 +137,18 @@ def run_cells(path: str, make_call: Callable[[int, list[list[str]]], Callable], 
     """Measure every (batch size, clients) cell of `grid` on one path."""
     results = []
     for batch_size, clients in grid:
-        latencies, elapsed = measure(make_call(clients, text_batches(texts, batch_size)), clients, seconds)
-        results.append(Measurement(path, batch_size, clients, tuple(latencies), elapsed))
-        print(f"  {path}, batch {batch_size}, {clients} clients: {len(latencies)} requests", flush=True)
+        latencies, failures, elapsed = measure(make_call(clients, text_batches(texts, batch_size)), clients, seconds)
+        results.append(Measurement(path, batch_size, clients, tuple(latencies), failures, elapsed))
+        print(f"  {path}, batch {batch_size}, {clients} clients: {len(latencies)} answered, {failures} failed",
+              flush=True)
     return results
 
 
 def table(results: Sequence[Measurement]) -> str:
-    lines = ["| path | batch | clients | requests | p50 ms | p99 ms | texts/s |", "|---|---|---|---|---|---|---|"]
+    lines = ["| path | batch | clients | requests | failed | p50 ms | p99 ms | texts/s |",
+             "|---|---|---|---|---|---|---|---|"]
     for cell in sorted(results, key=lambda cell: (cell.batch_size, cell.clients)):
-        lines.append(f"| {cell.path} | {cell.batch_size} | {cell.clients} | {len(cell.latencies)} | "
+        lines.append(f"| {cell.path} | {cell.batch_size} | {cell.clients} | {len(cell.latencies)} | {cell.failures} | "
                      f"{cell.percentile_ms(50):.1f} | {cell.percentile_ms(99):.1f} | {cell.throughput:.0f} |")
     return "\n".join(lines)
 

@@ -4,7 +4,7 @@ Read from TF Serving's `--batching_parameters_file` (an ASCII `BatchingParameter
 
     max_batch_size { value: 64 }
     batch_timeout_micros { value: 2000 }
-    max_enqueued_batches { value: 16 }
+    max_enqueued_batches { value: 64 }
     num_batch_threads { value: 2 }
 
 Requests for the same model version and signature, with inputs of the same names, dtypes and
@@ -42,7 +42,7 @@ class BatchingParameters:
 
     max_batch_size: int = 64
     batch_timeout_micros: int = 2000
-    max_enqueued_batches: int = 16
+    max_enqueued_batches: int = 64
     num_batch_threads: int = 2
 
     def __post_init__(self) -> None:
