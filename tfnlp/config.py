@@ -23,6 +23,8 @@ class DataConfig:
         test_fraction: share of records held out for the final report.
         seed: seed of the split.
         max_records: keep at most this many records before splitting (0 keeps all).
+        label_length: classification: cut each target to this many characters (1: the ICD-10 chapter
+            letter, 3: the category); 0 keeps the whole target.
     """
 
     source: str = "cim10"
@@ -32,6 +34,7 @@ class DataConfig:
     test_fraction: float = 0.1
     seed: int = 42
     max_records: int = 0
+    label_length: int = 0
 
 
 @dataclass(frozen=True)
@@ -55,6 +58,11 @@ class ModelConfig:
         category_loss_weight: weight of the auxiliary category head's loss (0: no head).
         category_rerank_weight: with beam search, each final code scores log P(code) plus this
             times the category head's log P(category of the code); 0 keeps the best beam.
+        filters: Conv1D filters (bilstm_conv).
+        kernel_size: Conv1D kernel width (bilstm_conv).
+        vectors: pretrained word vectors: an asset (`glove-6b-50d`, `fr-vectors`) or a GloVe /
+            word2vec / fastText file read with gensim; empty for none.
+        hidden_units: hidden layer size of the mean-vector MLP.
     """
 
     name: str = "char_seq2seq"
@@ -72,6 +80,10 @@ class ModelConfig:
     constrain: bool = True
     category_loss_weight: float = 0.5
     category_rerank_weight: float = 3.0
+    filters: int = 128
+    kernel_size: int = 3
+    vectors: str = ""
+    hidden_units: int = 256
 
 
 @dataclass(frozen=True)
@@ -94,6 +106,11 @@ class TrainConfig:
             validation exact-match by default: teacher-forced validation loss is a poor guide
             to decoded accuracy on ICD-10 coding (FINDINGS.md); `val_loss` is the alternative.
         baselines: also fit the scikit-learn baselines on the same split.
+        loss: classification loss: `ce`, `weighted` (balanced class weights), `focal` or
+            `balanced_focal` (tfnlp.losses).
+        focal_gamma: focal loss focusing parameter.
+        focal_alpha: `focal`'s scalar alpha.
+        focal_beta: `balanced_focal`'s effective-number beta.
     """
 
     epochs: int = 18
@@ -108,6 +125,10 @@ class TrainConfig:
     shuffle_buffer: int = 20000
     monitor: str = "val_exact_match"
     baselines: bool = True
+    loss: str = "ce"
+    focal_gamma: float = 2.0
+    focal_alpha: float = 0.25
+    focal_beta: float = 0.999
 
 
 @dataclass(frozen=True)
@@ -206,7 +227,8 @@ LOWER_BOUNDS = (
     ("model", "beam_size", 1), ("model", "dropout", 0.0), ("model", "category_loss_weight", 0.0),
     ("model", "category_rerank_weight", 0.0), ("train", "epochs", 1), ("train", "batch_size", 1),
     ("train", "learning_rate", 1e-12), ("train", "patience", 0), ("train", "shuffle_buffer", 1),
-    ("data", "max_records", 0),
+    ("data", "max_records", 0), ("data", "label_length", 0), ("model", "filters", 1), ("model", "kernel_size", 1),
+    ("model", "hidden_units", 1), ("train", "focal_gamma", 0.0),
 )
 
 
@@ -216,6 +238,10 @@ def validate(experiment: Experiment) -> Experiment:
         value = getattr(getattr(experiment, section), key)
         if value < lowest:
             raise UserError(f"{section}.{key}={value}: must be at least {lowest}")
+    from tfnlp.losses import LOSSES
+
+    if experiment.train.loss not in LOSSES:
+        raise UserError(f"train.loss={experiment.train.loss!r}: use one of {', '.join(LOSSES)}")
     if not experiment.model.dropout < 1.0:
         raise UserError(f"model.dropout={experiment.model.dropout}: must be below 1")
     return experiment

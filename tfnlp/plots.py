@@ -107,3 +107,46 @@ def learning_curves(history: dict[str, list[float]], path: Path, columns: int = 
         axes.set_xlabel("epoch")
     figure.tight_layout()
     return save_figure(figure, path)
+
+
+def confusion_matrix_figure(matrix: np.ndarray, labels: Sequence[str]):
+    """A row-normalised confusion matrix heatmap (rows: true labels, columns: predicted)."""
+    totals = np.maximum(matrix.sum(axis=1, keepdims=True), 1)
+    size = max(4.0, 0.35 * len(labels) + 2)
+    figure, axes = plt.subplots(figsize=(size + 1, size))
+    image = axes.imshow(matrix / totals, cmap="Blues", vmin=0.0, vmax=1.0)
+    axes.set_xticks(range(len(labels)), labels, rotation=90)
+    axes.set_yticks(range(len(labels)), labels)
+    axes.set_xlabel("predicted")
+    axes.set_ylabel("true")
+    axes.set_title("confusion matrix (share of each true label)")
+    figure.colorbar(image, ax=axes, fraction=0.046)
+    return figure
+
+
+def f1_support_figure(f1: Sequence[float], support: Sequence[int], labels: Sequence[str], annotate: int = 10):
+    """Per-class F1 against test support (log scale): the imbalance picture; the largest classes labelled."""
+    figure, axes = plt.subplots(figsize=(6, 4))
+    axes.scatter(np.maximum(support, 1), f1, s=12, alpha=0.6)
+    for index in np.argsort(support)[::-1][:annotate]:
+        axes.annotate(labels[index], (max(support[index], 1), f1[index]), fontsize=7)
+    axes.set_xscale("log")
+    axes.set_xlabel("test support (texts)")
+    axes.set_ylabel("F1")
+    axes.set_ylim(-0.02, 1.02)
+    axes.set_title("per-class F1 vs support")
+    return figure
+
+
+def class_distribution_figure(counts: dict[str, int], top: int = 40):
+    """Training texts per class, the `top` largest as bars (sorted), the rest summed into one bar."""
+    ordered = sorted(counts.items(), key=lambda item: -item[1])
+    shown = ordered[:top]
+    if len(ordered) > top:
+        shown.append((f"{len(ordered) - top} others", sum(count for _, count in ordered[top:])))
+    figure, axes = plt.subplots(figsize=(max(5.0, 0.25 * len(shown) + 2), 3.5))
+    axes.bar(range(len(shown)), [count for _, count in shown])
+    axes.set_xticks(range(len(shown)), [label for label, _ in shown], rotation=90, fontsize=7)
+    axes.set_ylabel("training texts")
+    axes.set_title(f"class distribution ({len(ordered)} classes)")
+    return figure

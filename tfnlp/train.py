@@ -30,7 +30,6 @@ CONFIG_FILE = "config.json"
 METRICS_FILE = "metrics.json"
 HISTORY_FILE = "history.csv"
 WARMUP_REQUESTS = 5  # validation texts written as TF Serving warmup requests
-METRIC_NAMES = ("chapter_accuracy", "category_accuracy", "exact_match")
 
 
 def make_strategy(name: str):
@@ -57,10 +56,12 @@ def make_strategy(name: str):
 
 
 def _task_class(name: str):
+    from tfnlp.tasks.classification import ClassificationTask
     from tfnlp.tasks.seq2seq import Seq2SeqTask
 
     tasks: Registry = Registry("task")
     tasks.add("seq2seq", Seq2SeqTask)
+    tasks.add("classification", ClassificationTask)
     return tasks.get(name)
 
 
@@ -133,25 +134,12 @@ def write_run_summary(workdir: Path, experiment: config_lib.Experiment, results:
 
 
 def format_table(results: dict[str, dict[str, float]]) -> str:
-    """A markdown table: one row a system, one column a metric."""
-    lines = ["| system | " + " | ".join(METRIC_NAMES) + " |", "|---" * (len(METRIC_NAMES) + 1) + "|"]
+    """A markdown table: one row a system, one column a metric (the first system's metrics)."""
+    names = list(next(iter(results.values())))
+    lines = ["| system | " + " | ".join(names) + " |", "|---" * (len(names) + 1) + "|"]
     for system, scores in results.items():
-        lines.append(f"| {system} | " + " | ".join(f"{scores[name]:.3f}" for name in METRIC_NAMES) + " |")
+        lines.append(f"| {system} | " + " | ".join(f"{scores[name]:.3f}" for name in names) + " |")
     return "\n".join(lines)
-
-
-def evaluate(task, serving, with_baselines: bool) -> tuple[dict[str, dict[str, float]], list[dict]]:
-    """The model's decoders on the test split, beside the scikit-learn baselines fitted on its train split."""
-    from tfnlp import baselines
-    from tfnlp.tasks.seq2seq import code_accuracies
-
-    results, examples = task.evaluate(serving, task.splits.test)
-    if with_baselines:
-        texts = [record.text for record in task.splits.test]
-        truth = [record.target for record in task.splits.test]
-        for name, baseline in baselines.BASELINES.items():
-            results[name] = code_accuracies(truth, baseline(task.splits.train, texts))
-    return results, examples
 
 
 def run(experiment: config_lib.Experiment, workdir: Path, export_base: Path) -> Path:
@@ -173,21 +161,24 @@ def run(experiment: config_lib.Experiment, workdir: Path, export_base: Path) -> 
     strategy = make_strategy(experiment.train.strategy)
     with strategy.scope():
         model = task.build_model(steps_per_epoch=int(train_data.cardinality()))
-    serving = task.serving(model)
     started = time.perf_counter()
-    model.fit(train_data, validation_data=validation_data, epochs=experiment.train.epochs,
-              callbacks=_callbacks(task.callbacks(serving, str(workdir / "tensorboard")), workdir, experiment.train),
-              shuffle=False,
-              verbose=1 if sys.stdout.isatty() else 2)  # a progress bar on a terminal, a line per epoch in logs
+    callbacks = _callbacks(task.callbacks(task.serving(model), str(workdir / "tensorboard")), workdir,
+                           experiment.train)
+    # A progress bar on a terminal, a line per epoch in logs.
+    model = task.fit(model, train_data, validation_data, experiment.train.epochs, callbacks,
+                     verbose=1 if sys.stdout.isatty() else 2)
     train_seconds = time.perf_counter() - started
     best = workdir / "checkpoints" / "best.weights.h5"
     if best.exists():
         model.load_weights(str(best))
+    serving = task.serving(model)
 
-    results, examples = evaluate(task, serving, with_baselines=experiment.train.baselines)
+    results, examples = task.evaluate(serving, task.splits.test, with_baselines=experiment.train.baselines)
     print(f"\ntest split ({len(task.splits.test)} texts), trained {train_seconds:.0f} s:\n{format_table(results)}")
     for example in examples:
         print(f"  {example['true']:>6} -> {example['predicted']:<6} {example['text']}")
+    reports = task.write_reports(serving, workdir, str(workdir / "tensorboard" / "report")) if hasattr(
+        task, "write_reports") else {}
 
     write_run_summary(workdir, experiment, results, serving.serve)
     version = export.export_savedmodel(
@@ -196,7 +187,8 @@ def run(experiment: config_lib.Experiment, workdir: Path, export_base: Path) -> 
         warmup_texts=[record.text for record in task.splits.validation[:WARMUP_REQUESTS]])
     (workdir / METRICS_FILE).write_text(json.dumps({
         "test": results, "examples": examples, "sizes": task.splits.sizes(),
-        "train_seconds": round(train_seconds, 1), "exported": str(version)}, indent=2, ensure_ascii=False))
+        "train_seconds": round(train_seconds, 1), "exported": str(version), **reports}, indent=2,
+        ensure_ascii=False))
     return version
 
 

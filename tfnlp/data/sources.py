@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tfnlp.config import DataConfig
-from tfnlp.data import Record, icd10, tabular
+from tfnlp.data import Record, icd10, sentiment, tabular
 from tfnlp.data.splits import Splits, split_records
 from tfnlp.errors import UserError
 from tfnlp.registry import Registry
@@ -59,10 +59,10 @@ def _sample(records: list[Record], max_records: int, seed: int) -> list[Record]:
     return records
 
 
-def _split(records: list[Record], config: DataConfig) -> Splits:
+def _split(records: list[Record], config: DataConfig, stratify=lambda record: icd10.chapter(record.target)) -> Splits:
+    """Sample and split; stratified by ICD-10 chapter unless told otherwise."""
     records = _sample(records, config.max_records, config.seed)
-    return split_records(records, config.validation_fraction, config.test_fraction, config.seed,
-                         stratify=lambda record: icd10.chapter(record.target))
+    return split_records(records, config.validation_fraction, config.test_fraction, config.seed, stratify=stratify)
 
 
 @SOURCES.register("cim10")
@@ -79,6 +79,14 @@ def icd10cm_source(argument: str, config: DataConfig) -> LoadedData:
     parse_options(argument, "icd10cm", ())
     records = icd10.icd10cm_terms()
     return LoadedData(_split(records, config), frozenset(record.target for record in records))
+
+
+@SOURCES.register("movie-reviews")
+def movie_reviews_source(argument: str, config: DataConfig) -> LoadedData:
+    """Pang & Lee movie-review polarity: 4,000 sentences; `movie-reviews:form=reviews` for 1,500 reviews."""
+    form = parse_options(argument, "movie-reviews", ("form",)).get("form", "sentences")
+    records = sentiment.load_movie_reviews(form)
+    return LoadedData(_split(records, config, stratify=lambda record: record.target), None)
 
 
 def _part_files(folder: Path) -> dict[str, Path]:

@@ -20,3 +20,75 @@ def icd10_seq2seq(tiny: bool = False) -> Experiment:
                             char_embedding_dim=8, attention_units=16, beam_size=2)
         return Experiment("icd10_seq2seq", "seq2seq", "tiny icd10_seq2seq", TINY_DATA, model, TINY_TRAIN)
     return Experiment("icd10_seq2seq", "seq2seq", icd10_seq2seq.__doc__.splitlines()[0])
+
+
+CLASSIFIER_TRAIN = TrainConfig(epochs=10, batch_size=64, learning_rate=2e-3, patience=3, monitor="val_accuracy")
+TINY_CLASSIFIER_TRAIN = TrainConfig(epochs=1, batch_size=32, patience=1, monitor="val_accuracy")
+TINY_CLASSIFIER = ModelConfig(vocab_size=2000, embedding_dim=16, units=16, filters=16, hidden_units=16,
+                              max_input_tokens=24)
+
+
+def classifier(name: str, description: str, model: ModelConfig, label_length: int, tiny: bool,
+               data: DataConfig | None = None, vectors: str = "") -> Experiment:
+    """A classification experiment: `model` (or its tiny twin) on `data` with targets cut to `label_length`."""
+    import dataclasses
+
+    base = dataclasses.replace(TINY_CLASSIFIER, name=model.name) if tiny else model
+    model = dataclasses.replace(base, vectors=vectors)
+    data = data or DataConfig()
+    data = dataclasses.replace(TINY_DATA if tiny else data, source=data.source, label_length=label_length)
+    return Experiment(name, "classification", description, data, model,
+                      TINY_CLASSIFIER_TRAIN if tiny else CLASSIFIER_TRAIN)
+
+
+@EXPERIMENTS.register()
+def icd10_chapter_lstm(tiny: bool = False) -> Experiment:
+    """Text -> ICD-10 chapter letter: TextVectorization, embedding, LSTM with dropout.
+
+    python -m tfnlp.train icd10_chapter_lstm
+    """
+    model = ModelConfig(name="lstm", embedding_dim=128, units=128, dropout=0.3)
+    return classifier("icd10_chapter_lstm", icd10_chapter_lstm.__doc__.splitlines()[0], model, 1, tiny)
+
+
+@EXPERIMENTS.register()
+def icd10_code_bilstm_conv(tiny: bool = False) -> Experiment:
+    """Text -> ICD-10 category (3 characters; data.label_length=4 for the code): BiLSTM + Conv1D.
+
+    python -m tfnlp.train icd10_code_bilstm_conv
+    """
+    model = ModelConfig(name="bilstm_conv", embedding_dim=128, units=128, filters=256, dropout=0.3)
+    return classifier("icd10_code_bilstm_conv", icd10_code_bilstm_conv.__doc__.splitlines()[0], model, 3, tiny)
+
+
+@EXPERIMENTS.register()
+def icd10_glove_logreg(tiny: bool = False) -> Experiment:
+    """Text -> ICD-10 chapter: mean of French static word vectors, logistic regression (scikit-learn).
+
+    python -m tfnlp.train icd10_glove_logreg
+    """
+    model = ModelConfig(name="mean_vectors_linear", vocab_size=50000)
+    return classifier("icd10_glove_logreg", icd10_glove_logreg.__doc__.splitlines()[0], model, 1, tiny,
+                      vectors="fr-vectors")
+
+
+@EXPERIMENTS.register()
+def icd10_glove_mlp(tiny: bool = False) -> Experiment:
+    """Text -> ICD-10 chapter: mean of French static word vectors, MLP (scikit-learn).
+
+    python -m tfnlp.train icd10_glove_mlp
+    """
+    model = ModelConfig(name="mean_vectors_mlp", vocab_size=50000, hidden_units=256)
+    return classifier("icd10_glove_mlp", icd10_glove_mlp.__doc__.splitlines()[0], model, 1, tiny,
+                      vectors="fr-vectors")
+
+
+@EXPERIMENTS.register()
+def icd10_glove_bilstm(tiny: bool = False) -> Experiment:
+    """Text -> ICD-10 chapter: BiLSTM + Conv1D on frozen French static word vectors.
+
+    python -m tfnlp.train icd10_glove_bilstm
+    """
+    model = ModelConfig(name="glove_bilstm", vocab_size=50000, units=128, filters=256, dropout=0.3)
+    return classifier("icd10_glove_bilstm", icd10_glove_bilstm.__doc__.splitlines()[0], model, 1, tiny,
+                      vectors="fr-vectors")

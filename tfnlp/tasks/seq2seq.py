@@ -23,6 +23,7 @@ from tfnlp.data.splits import Splits
 from tfnlp.errors import UserError
 from tfnlp.models.decoding import beam_search, select
 from tfnlp.models.seq2seq import END, PAD, START, char_seq2seq, masked_accuracy, masked_loss
+from tfnlp.tasks import keras_fit
 
 SPECIAL_TOKENS = ("", "<s>", "</s>")
 LENGTH_BUCKETS = (5, 7, 9, 12, 16, 24)  # word-count boundaries of the training batches
@@ -452,14 +453,25 @@ class Seq2SeqTask:
         """Decoders to report: `model` (greedy) and `model_beam` when beam search is on."""
         return {"model": serving.greedy, **({"model_beam": serving.serve} if serving.beam_size > 1 else {})}
 
-    def evaluate(self, serving: Seq2SeqServing, records: Sequence[Record]) -> tuple[dict, list[dict]]:
-        """Accuracies of each decoding system on `records`, and a few examples of the last system."""
+    def fit(self, model: keras.Model, train_data, validation_data, epochs: int, callbacks: list,
+            verbose: int) -> keras.Model:
+        """Keras fit; returns the model."""
+        return keras_fit(model, train_data, validation_data, epochs, callbacks, verbose)
+
+    def evaluate(self, serving: Seq2SeqServing, records: Sequence[Record],
+                 with_baselines: bool = False) -> tuple[dict, list[dict]]:
+        """Accuracies of each decoding system (and of the scikit-learn baselines fitted on the training split)
+        on `records`, and a few examples of the last decoding system."""
+        from tfnlp import baselines
+
         texts = [record.text for record in records]
         truth = [record.target for record in records]
         results, predicted = {}, []
         for system, function in self.systems(serving).items():
             predicted = decode(function, texts)
             results[system] = code_accuracies(truth, predicted)
+        for name, baseline in (baselines.BASELINES.items() if with_baselines else ()):
+            results[name] = code_accuracies(truth, baseline(self.splits.train, texts))
         shown = zip(texts[:8], truth[:8], predicted[:8], strict=True)
         examples = [{"text": text_, "true": true, "predicted": guess} for text_, true, guess in shown]
         return results, examples

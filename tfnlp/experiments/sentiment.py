@@ -1,0 +1,56 @@
+"""Sentiment experiments on Pang & Lee movie-review sentences (`movie-reviews`) by default.
+
+`--data movie-reviews:form=reviews` trains on the 1,500 full reviews instead; `--data csv:PATH`
+on the user's data (text and label columns, `data.text_column` / `data.label_column`).
+"""
+
+from __future__ import annotations
+
+from tfnlp.config import DataConfig, Experiment, ModelConfig
+from tfnlp.experiments import EXPERIMENTS
+from tfnlp.experiments.icd10 import classifier
+
+MOVIE_REVIEWS = DataConfig(source="movie-reviews")
+
+
+@EXPERIMENTS.register()
+def sentiment_bilstm(tiny: bool = False) -> Experiment:
+    """Review -> positive / negative: embedding, BiLSTM + Conv1D.
+
+    python -m tfnlp.train sentiment_bilstm
+    """
+    model = ModelConfig(name="bilstm_conv", embedding_dim=64, units=64, filters=64, dropout=0.5)
+    return classifier("sentiment_bilstm", sentiment_bilstm.__doc__.splitlines()[0], model, 0, tiny, MOVIE_REVIEWS)
+
+
+@EXPERIMENTS.register()
+def sentiment_glove_logreg(tiny: bool = False) -> Experiment:
+    """Review -> positive / negative: mean GloVe 6B 50-d vector, logistic regression (scikit-learn).
+
+    python -m tfnlp.train sentiment_glove_logreg
+    """
+    model = ModelConfig(name="mean_vectors_linear", vocab_size=50000)
+    return classifier("sentiment_glove_logreg", sentiment_glove_logreg.__doc__.splitlines()[0], model, 0, tiny,
+                      MOVIE_REVIEWS, vectors="glove-6b-50d")
+
+
+@EXPERIMENTS.register()
+def sentiment_glove_mlp(tiny: bool = False) -> Experiment:
+    """Review -> positive / negative: mean GloVe 6B 50-d vector, MLP (scikit-learn).
+
+    python -m tfnlp.train sentiment_glove_mlp
+    """
+    model = ModelConfig(name="mean_vectors_mlp", vocab_size=50000, hidden_units=128)
+    return classifier("sentiment_glove_mlp", sentiment_glove_mlp.__doc__.splitlines()[0], model, 0, tiny,
+                      MOVIE_REVIEWS, vectors="glove-6b-50d")
+
+
+@EXPERIMENTS.register()
+def sentiment_glove_bilstm(tiny: bool = False) -> Experiment:
+    """Review -> positive / negative: BiLSTM + Conv1D on frozen GloVe 6B 50-d vectors.
+
+    python -m tfnlp.train sentiment_glove_bilstm
+    """
+    model = ModelConfig(name="glove_bilstm", vocab_size=50000, units=64, filters=64, dropout=0.5)
+    return classifier("sentiment_glove_bilstm", sentiment_glove_bilstm.__doc__.splitlines()[0], model, 0, tiny,
+                      MOVIE_REVIEWS, vectors="glove-6b-50d")

@@ -1,0 +1,118 @@
+"""Text classifier factories: raw strings in, class probabilities out.
+
+Every factory builds a functional Keras model whose input is a batch of raw texts
+(`tf.string`, shape [None]) and whose output is a softmax over the classes. The word
+vocabulary (a `TextVectorization` adapted on the training texts, or fixed by pretrained
+vectors) is the model's first layer, so training and serving share one preprocessing.
+
+- `lstm`: embedding (masked) -> dropout -> LSTM -> dropout -> softmax.
+- `bilstm_conv`: embedding -> bidirectional LSTM -> Conv1D -> masked global average -> softmax.
+- `glove_bilstm`: `bilstm_conv` on a frozen embedding initialised from pretrained vectors.
+- `mean_vectors_linear`, `mean_vectors_mlp`: the average of the words' pretrained vectors fed to
+  dense layers whose weights scikit-learn fits (LogisticRegression, MLPClassifier); see
+  `tfnlp.tasks.classification`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import keras
+import numpy as np
+from keras import ops
+
+from tfnlp.config import ModelConfig
+from tfnlp.registry import Registry
+
+Factory = Callable[..., keras.Model]
+CLASSIFIERS: Registry[Factory] = Registry("classifier")
+
+
+@keras.saving.register_keras_serializable(package="tfnlp")
+class MaskedMean(keras.layers.Layer):
+    """Mean over the time steps where `mask` is true; zeros for a row with none (an empty text)."""
+
+    def call(self, inputs, mask):
+        weights = ops.expand_dims(ops.cast(mask, inputs.dtype), -1)
+        return ops.sum(inputs * weights, axis=1) / ops.maximum(ops.sum(weights, axis=1), 1.0)
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], input_shape[2])
+
+
+def _token_ids(vectorizer: keras.layers.TextVectorization, max_tokens: int) -> tuple:
+    """The text input and its word ids [B, T]: at most `max_tokens` words, and always one (padded) step more,
+    so that a batch of empty texts still has a time step."""
+    text = keras.Input(shape=(), dtype="string", name="text")
+    ids = vectorizer(text)[:, :max_tokens]
+    return text, ops.pad(ids, [[0, 0], [0, 1]])
+
+
+def _softmax(features, num_classes: int, dropout: float):
+    return keras.layers.Dense(num_classes, activation="softmax", name="probabilities")(
+        keras.layers.Dropout(dropout)(features))
+
+
+@CLASSIFIERS.register("lstm")
+def lstm_classifier(config: ModelConfig, vectorizer: keras.layers.TextVectorization, num_classes: int,
+                    vectors: np.ndarray | None = None) -> keras.Model:
+    """Embedding with masking, dropout, one LSTM layer, dropout, softmax."""
+    text, ids = _token_ids(vectorizer, config.max_input_tokens)
+    embedded = _embedding(config, vectorizer, vectors)(ids)
+    encoded = keras.layers.LSTM(config.units, name="lstm")(keras.layers.Dropout(config.dropout)(embedded))
+    return keras.Model(text, _softmax(encoded, num_classes, config.dropout), name="lstm_classifier")
+
+
+@CLASSIFIERS.register("bilstm_conv")
+def bilstm_conv_classifier(config: ModelConfig, vectorizer: keras.layers.TextVectorization, num_classes: int,
+                           vectors: np.ndarray | None = None) -> keras.Model:
+    """Embedding, bidirectional LSTM, Conv1D over its states, global average over the real words, softmax."""
+    text, ids = _token_ids(vectorizer, config.max_input_tokens)
+    embedded = keras.layers.Dropout(config.dropout)(_embedding(config, vectorizer, vectors)(ids))
+    states = keras.layers.Bidirectional(keras.layers.LSTM(config.units, return_sequences=True), name="bilstm")(embedded)
+    # Conv1D drops Keras masks: pool with the word mask explicitly so padding never enters the mean.
+    convolved = keras.layers.Conv1D(config.filters, config.kernel_size, padding="same", activation="relu",
+                                    name="conv")(states)
+    pooled = MaskedMean(name="mean_over_words")(convolved, mask=ops.greater(ids, 0))
+    return keras.Model(text, _softmax(pooled, num_classes, config.dropout), name="bilstm_conv_classifier")
+
+
+@CLASSIFIERS.register("glove_bilstm")
+def glove_bilstm_classifier(config: ModelConfig, vectorizer: keras.layers.TextVectorization, num_classes: int,
+                            vectors: np.ndarray | None = None) -> keras.Model:
+    """`bilstm_conv` on a frozen embedding initialised from pretrained vectors."""
+    if vectors is None:
+        raise ValueError("glove_bilstm needs pretrained vectors")
+    return bilstm_conv_classifier(config, vectorizer, num_classes, vectors)
+
+
+def _embedding(config: ModelConfig, vectorizer: keras.layers.TextVectorization,
+               vectors: np.ndarray | None) -> keras.layers.Embedding:
+    if vectors is None:
+        return keras.layers.Embedding(vectorizer.vocabulary_size(), config.embedding_dim, mask_zero=True,
+                                      name="embedding")
+    return keras.layers.Embedding(vectors.shape[0], vectors.shape[1], mask_zero=True, trainable=False,
+                                  embeddings_initializer=keras.initializers.Constant(vectors), name="embedding")
+
+
+def mean_vectors_features(vectorizer: keras.layers.TextVectorization, vectors: np.ndarray,
+                          max_tokens: int) -> keras.Model:
+    """Raw texts -> the mean of their known words' vectors ([B, D]); unknown words are left out of the mean."""
+    text, ids = _token_ids(vectorizer, max_tokens)
+    embedded = keras.layers.Embedding(vectors.shape[0], vectors.shape[1], trainable=False,
+                                      embeddings_initializer=keras.initializers.Constant(vectors),
+                                      name="vectors")(ids)
+    # Id 0 is padding and id 1 the out-of-vocabulary word: neither has a vector.
+    return keras.Model(text, MaskedMean(name="mean_vector")(embedded, mask=ops.greater(ids, 1)), name="mean_vectors")
+
+
+def dense_head(features: keras.Model, layers: list[tuple[np.ndarray, np.ndarray]], name: str) -> keras.Model:
+    """`features` followed by fitted dense layers (ReLU between them, softmax last), weights as given."""
+    output = features.output
+    for index, (kernel, bias) in enumerate(layers):
+        last = index == len(layers) - 1
+        dense = keras.layers.Dense(kernel.shape[1], activation="softmax" if last else "relu",
+                                   name="probabilities" if last else f"hidden_{index}")
+        output = dense(output)
+        dense.set_weights([kernel.astype("float32"), bias.astype("float32")])
+    return keras.Model(features.input, output, name=name)
