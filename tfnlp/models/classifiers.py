@@ -32,6 +32,13 @@ CLASSIFIERS: Registry[Factory] = Registry("classifier")
 class MaskedMean(keras.layers.Layer):
     """Mean over the time steps where `mask` is true; zeros for a row with none (an empty text)."""
 
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.supports_masking = True  # it consumes the mask it is given
+
+    def compute_mask(self, inputs, mask=None):
+        return None
+
     def call(self, inputs, mask):
         weights = ops.expand_dims(ops.cast(mask, inputs.dtype), -1)
         return ops.sum(inputs * weights, axis=1) / ops.maximum(ops.sum(weights, axis=1), 1.0)

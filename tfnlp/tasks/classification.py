@@ -183,17 +183,20 @@ class ClassificationTask:
     def _fit_sklearn(self, features: keras.Model) -> keras.Model:
         from sklearn.linear_model import LogisticRegression
         from sklearn.neural_network import MLPClassifier
+        from sklearn.preprocessing import StandardScaler
 
         config, seed = self.experiment.model, self.experiment.train.seed
         matrix = features.predict(tf.constant(self._texts(self.splits.train)), batch_size=1024, verbose=0)
         labels = self.label_vocabulary.ids(self._targets(self.splits.train))
+        # Standardised features: the MLP needs them to train well; the scaling is folded into the first layer.
+        scaler = StandardScaler().fit(matrix)
         if config.name == "mean_vectors_linear":
             estimator = LogisticRegression(max_iter=2000, C=1.0)
         else:
             estimator = MLPClassifier(hidden_layer_sizes=(config.hidden_units,), early_stopping=True,
                                       random_state=seed, max_iter=300)
-        estimator.fit(matrix, labels)
-        layers = _fitted_layers(estimator, len(self.label_vocabulary))
+        estimator.fit(scaler.transform(matrix), labels)
+        layers = _fitted_layers(estimator, len(self.label_vocabulary), scaler)
         return dense_head(features, layers, name=config.name)
 
     def serving(self, model: keras.Model) -> ClassifierServing:
@@ -240,16 +243,20 @@ def _words(raw: str) -> list[str]:
     return text.standardize(tf.constant([raw])).numpy()[0].decode().split()
 
 
-def _fitted_layers(estimator, num_classes: int) -> list[tuple[np.ndarray, np.ndarray]]:
+def _fitted_layers(estimator, num_classes: int, scaler=None) -> list[tuple[np.ndarray, np.ndarray]]:
     """The estimator's weights as dense layers over all `num_classes` (classes it never saw get -inf logits).
 
     A binary LogisticRegression / MLPClassifier has one output unit z with P(class 1) = sigmoid(z); as a
-    softmax over two units that is logits (-z/2, z/2).
+    softmax over two units that is logits (-z/2, z/2). A fitted StandardScaler in front is folded into the
+    first layer: W (x - mean) / scale + b = (W / scale) x + (b - (mean / scale) W).
     """
     if hasattr(estimator, "coef_"):
         kernels, biases = [estimator.coef_.T], [estimator.intercept_]
     else:
         kernels, biases = list(estimator.coefs_), list(estimator.intercepts_)
+    if scaler is not None:
+        biases[0] = biases[0] - (scaler.mean_ / scaler.scale_) @ kernels[0]
+        kernels[0] = kernels[0] / scaler.scale_[:, None]
     kernel, bias = kernels[-1], biases[-1]
     if kernel.shape[1] == 1:
         kernel, bias = np.concatenate([-kernel / 2, kernel / 2], axis=1), np.concatenate([-bias / 2, bias / 2])

@@ -1,0 +1,150 @@
+"""The classification task end to end on tiny configs: real training, real SavedModels, real report files."""
+
+import csv
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tfnlp import train
+from tfnlp.config import DataConfig
+from tfnlp.data import Record
+from tfnlp.data.splits import Splits
+from tfnlp.experiments import get
+from tfnlp.tasks.classification import UNKNOWN_LABEL, ClassificationTask, LabelVocabulary, _fitted_layers, cut_label
+
+WORDS = ["good", "great", "fine", "bad", "awful", "poor", "movie", "plot", "the", "a"]
+
+
+def vectors_file(folder):
+    """A GloVe-form text file (no header) with 8-d vectors: positive words near +1, negative near -1."""
+    rng = np.random.default_rng(0)
+    lines = []
+    for word in WORDS:
+        sign = 1.0 if word in ("good", "great", "fine") else -1.0 if word in ("bad", "awful", "poor") else 0.0
+        vector = sign + 0.1 * rng.normal(size=8)
+        lines.append(word + " " + " ".join(f"{value:.4f}" for value in vector))
+    path = folder / "vectors.txt"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def polarity_csv(folder, count=240):
+    rng = np.random.default_rng(1)
+    rows = ["text,label"]
+    for index in range(count):
+        positive = index % 2 == 0
+        words = rng.choice(["good", "great", "fine"] if positive else ["bad", "awful", "poor"], size=2)
+        rows.append(f"the movie {' '.join(words)} plot {index % 7},{'positive' if positive else 'negative'}")
+    path = folder / "polarity.csv"
+    path.write_text("\n".join(rows) + "\n")
+    return path
+
+
+def run_tiny(experiment, tmp_path, *extra):
+    argv = [experiment, "--tiny", "--workdir", str(tmp_path / "work"), "--export_base", str(tmp_path / "export"),
+            *extra]
+    assert train.main(argv) == 0
+    return json.loads((tmp_path / "work" / train.METRICS_FILE).read_text())
+
+
+def answer_in_fresh_process(version, texts):
+    """The exported model's labels from a process that imports TensorFlow alone (no tfnlp, no keras)."""
+    code = ("import json, sys, tensorflow as tf\n"
+            "model = tf.saved_model.load(sys.argv[1])\n"
+            "out = model.signatures['serving_default'](text=tf.constant(json.loads(sys.argv[2])))\n"
+            "print(json.dumps({k: v.numpy().tolist() for k, v in out.items() if k != 'label'} | "
+            "{'label': [x.decode() for x in out['label'].numpy()]}))\n")
+    result = subprocess.run([sys.executable, "-c", code, str(version), json.dumps(texts)], capture_output=True,
+                            text=True, check=True, env={"TF_CPP_MIN_LOG_LEVEL": "3", "PATH": "/usr/bin:/bin"})
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def test_chapter_lstm_trains_reports_and_exports(tmp_path):
+    metrics = run_tiny("icd10_chapter_lstm", tmp_path)
+    assert set(metrics["test"]) == {"model", "baseline_tfidf_logreg"}
+    assert set(metrics["test"]["model"]) == {"accuracy", "macro_precision", "macro_recall", "macro_f1",
+                                             "weighted_f1"}
+    report = tmp_path / "work" / "report"
+    for name in ("per_class.csv", "confusion_matrix.png", "f1_vs_support.png", "class_distribution.png"):
+        assert (report / name).stat().st_size > 0
+    with open(report / "per_class.csv") as handle:
+        rows = list(csv.DictReader(handle))
+    assert sum(int(row["support"]) for row in rows) == metrics["sizes"]["test"]
+    assert all(len(row["label"]) == 1 for row in rows)  # chapter letters
+    texts = ["Choléra", "", "Asthme aigu grave chez l'enfant"]
+    version = tmp_path / "export" / "icd10_chapter_lstm" / "1"
+    served = answer_in_fresh_process(version, texts)
+    local = tf.saved_model.load(str(version)).signatures["serving_default"](text=tf.constant(texts))
+    assert served["label"] == [label.decode() for label in local["label"].numpy()]
+    np.testing.assert_allclose(np.sum(served["probabilities"], axis=1), 1.0, rtol=1e-5)
+    np.testing.assert_allclose(served["score"], np.max(served["probabilities"], axis=1), rtol=1e-6)
+
+
+@pytest.mark.parametrize("experiment", ["sentiment_glove_logreg", "sentiment_glove_mlp", "sentiment_glove_bilstm"])
+def test_vector_classifiers_learn_polarity_and_export(experiment, tmp_path):
+    vectors, data = vectors_file(tmp_path), polarity_csv(tmp_path)
+    metrics = run_tiny(experiment, tmp_path, "--data", f"csv:{data}", "--set", f"model.vectors={vectors}",
+                       "data.text_column=text", "data.label_column=label", "train.epochs=8",
+                       "train.learning_rate=0.01", "train.patience=8", "train.baselines=false")
+    assert metrics["test"]["model"]["accuracy"] >= 0.9  # the vectors separate the two classes
+    version = tmp_path / "export" / experiment / "1"
+    served = answer_in_fresh_process(version, ["a great movie", "an awful plot", ""])
+    assert served["label"][:2] == ["positive", "negative"]
+
+
+def test_fitted_layers_reproduce_scikit_learn_probabilities():
+    import keras
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.neural_network import MLPClassifier
+    from sklearn.preprocessing import StandardScaler
+
+    from tfnlp.models.classifiers import dense_head
+
+    rng = np.random.default_rng(0)
+    features = (3 + 2 * rng.normal(size=(120, 6))).astype("float32")
+    scaler = StandardScaler().fit(features)
+    for labels in (rng.integers(1, 3, size=120), rng.integers(1, 5, size=120)):  # binary and 4 classes; 0 unused
+        for estimator in (LogisticRegression(max_iter=500), MLPClassifier((8,), max_iter=500, random_state=0)):
+            estimator.fit(scaler.transform(features), labels)
+            inputs = keras.Input(shape=(6,))
+            head = dense_head(keras.Model(inputs, inputs), _fitted_layers(estimator, 5, scaler), "head")
+            probabilities = head(features).numpy()
+            np.testing.assert_allclose(probabilities[:, estimator.classes_],
+                                       estimator.predict_proba(scaler.transform(features)), atol=1e-5)
+            assert probabilities[:, 0].max() < 1e-6
+
+
+def test_labels_unseen_in_training_map_to_unk_and_are_counted(tmp_path):
+    experiment = get("icd10_code_bilstm_conv", tiny=True)
+    train_records = [Record(f"texte {i}", code) for i, code in enumerate(["A00.1", "A01", "B20"] * 4)]
+    test_records = [Record("autre", "C99.9"), Record("texte", "A00")]
+    task = ClassificationTask(experiment, Splits(train_records, test_records, test_records))
+    assert task.label_vocabulary.labels == (UNKNOWN_LABEL, "A00", "A01", "B20")
+    assert task._targets(task.splits.test) == [UNKNOWN_LABEL, "A00"]
+    assert LabelVocabulary(["x", "y"]).ids(["y", "z"]).tolist() == [2, 0]
+    assert cut_label("S06.21", 4) == "S062" and cut_label("positive", 0) == "positive"
+
+
+def test_weighted_loss_gives_rare_classes_larger_sample_weights():
+    experiment = get("icd10_chapter_lstm", tiny=True)
+    from tfnlp.config import apply_overrides
+
+    experiment = apply_overrides(experiment, ["train.loss=weighted"])
+    records = [Record("a", "A")] * 9 + [Record("b", "B")]
+    task = ClassificationTask(experiment, Splits(records, records[:2], records[:2]))
+    _, labels, weights = next(iter(task.dataset(records, training=True).unbatch().batch(10)))
+    by_label = dict(zip(labels.numpy().tolist(), weights.numpy().tolist(), strict=False))
+    np.testing.assert_allclose([by_label[1], by_label[2]], [10 / (2 * 9), 10 / (2 * 1)], rtol=1e-6)
+
+
+def test_movie_reviews_reader_and_source_errors(tmp_path):
+    from tfnlp.errors import UserError
+
+    with pytest.raises(UserError, match="form='books'"):
+        from tfnlp.data import sources
+
+        sources.load("movie-reviews:form=books", DataConfig())
