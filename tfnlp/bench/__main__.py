@@ -12,11 +12,12 @@ SUITES: Registry = Registry("benchmark suite")
 
 
 def _load_suites() -> None:
-    from tfnlp.bench import decode, rerank, serving
+    from tfnlp.bench import classifiers, decode, rerank, serving
 
-    for name, module in (("decode", decode), ("rerank", rerank), ("serving", serving)):
+    for name, run in (("decode", decode.main), ("rerank", rerank.main), ("serving", serving.main),
+                      ("classifiers", classifiers.main), ("losses", classifiers.losses_main)):
         if name not in SUITES:
-            SUITES.add(name, module)
+            SUITES.add(name, run)
 
 
 @cli_main
@@ -25,7 +26,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tfnlp.bench", description=__doc__)
     parser.add_argument("suite", help=f"one of: {', '.join(SUITES.names())}")
     args, rest = parser.parse_known_args(argv)
-    return SUITES.get(args.suite).main(rest)
+    return SUITES.get(args.suite)(rest)
 
 
 if __name__ == "__main__":

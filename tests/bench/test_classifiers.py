@@ -1,0 +1,22 @@
+"""`python -m tfnlp.bench classifiers` on a small slice, and its errors."""
+
+import re
+
+import pytest
+
+from tfnlp.bench import __main__ as bench
+
+
+def test_classifiers_bench_tabulates_the_model_beside_the_baseline(capsys):
+    assert bench.main(["classifiers", "--quick", "--tasks", "chapter", "--only", "icd10_chapter_lstm"]) == 0
+    out = capsys.readouterr().out
+    rows = re.findall(r"^\| chapter \| (.+?) \| (0\.\d{3}|1\.000) \| (0\.\d{3}|1\.000) \| \d+ \| (\S+) \|$", out, re.M)
+    assert [row[0] for row in rows] == ["tfidf_logreg (baseline)", "lstm (icd10_chapter_lstm)"]
+    assert rows[0][3] == "-" and float(rows[1][3]) > 0
+    assert "headline: best macro-F1 on chapter" in out
+
+
+def test_unknown_task_is_a_user_error(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        bench.main(["classifiers", "--tasks", "poetry"])
+    assert exit_info.value.code == 2 and "unknown tasks" in capsys.readouterr().err

@@ -1,0 +1,151 @@
+"""Every classifier side by side on one seeded split per task, beside TF-IDF + logistic regression.
+
+    python -m tfnlp.bench classifiers [--quick] [--tasks chapter,category,movie-reviews]
+    python -m tfnlp.bench losses [--quick]
+
+`classifiers`: for the cim10 chapter task (first character of the code), the cim10 category
+task (three characters) and movie-review polarity, each classifier experiment is trained with
+`tfnlp.train` (its own defaults; the data and label length replaced), evaluated on the test
+split, and exported; inference speed is measured through the exported SavedModel's serving
+signature on the test texts (batches of 256).
+
+`losses`: the category task's BiLSTM + Conv1D with each `train.loss` (ce, weighted, focal,
+balanced_focal), the imbalance comparison.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from tfnlp import config as config_lib
+from tfnlp import experiments
+from tfnlp.errors import UserError
+
+# task -> (source, label length, experiments); the vectors experiments use the language's vectors.
+TASKS = {
+    "chapter": ("cim10", 1, ("icd10_chapter_lstm", "icd10_code_bilstm_conv", "icd10_glove_logreg", "icd10_glove_mlp",
+                            "icd10_glove_bilstm")),
+    "category": ("cim10", 3, ("icd10_chapter_lstm", "icd10_code_bilstm_conv", "icd10_glove_logreg",
+                              "icd10_glove_mlp", "icd10_glove_bilstm")),
+    "movie-reviews": ("movie-reviews", 0, ("icd10_chapter_lstm", "sentiment_bilstm", "sentiment_glove_logreg",
+                                           "sentiment_glove_mlp", "sentiment_glove_bilstm")),
+}
+LOSS_EXPERIMENT = "icd10_code_bilstm_conv"
+
+
+def configured(name: str, source: str, label_length: int, quick: bool, overrides: Sequence[str] = ()):
+    """The experiment with the task's data, fewer records and epochs when `quick`."""
+    experiment = experiments.get(name)
+    data = dataclasses.replace(experiment.data, source=source, label_length=label_length,
+                               max_records=3000 if quick else 0)
+    train = dataclasses.replace(experiment.train, epochs=2 if quick else experiment.train.epochs, baselines=False)
+    experiment = dataclasses.replace(experiment, data=data, train=train)
+    return config_lib.validate(config_lib.apply_overrides(experiment, overrides))
+
+
+def texts_per_second(version: Path, texts: Sequence[str], batch_size: int = 256) -> float:
+    """Texts per second through the SavedModel's serving signature (one untimed warm-up call first)."""
+    import tensorflow as tf
+
+    signature = tf.saved_model.load(str(version)).signatures["serving_default"]
+    signature(text=tf.constant(list(texts[:batch_size])))
+    started = time.perf_counter()
+    for start in range(0, len(texts), batch_size):
+        signature(text=tf.constant(list(texts[start:start + batch_size])))
+    return len(texts) / (time.perf_counter() - started)
+
+
+def run_one(experiment, folder: Path) -> dict:
+    """Train, evaluate and export one experiment under `folder`; its test scores, seconds and speed."""
+    from tfnlp import train
+    from tfnlp.data import sources
+
+    version = train.run(experiment, folder / "work", folder / "export")
+    metrics = json.loads((folder / "work" / train.METRICS_FILE).read_text())
+    texts = [record.text for record in sources.load(experiment.data.source, experiment.data).splits.test]
+    return {**metrics["test"]["model"], "train_seconds": metrics["train_seconds"],
+            "texts_per_second": texts_per_second(version, texts)}
+
+
+def baseline(experiment) -> dict:
+    """TF-IDF + logistic regression on the same split and labels (fitted on train, scored on test)."""
+    from tfnlp.data import sources
+    from tfnlp.metrics import classification_scores
+    from tfnlp.tasks.classification import ClassificationTask
+
+    loaded = sources.load(experiment.data.source, experiment.data)
+    task = ClassificationTask(dataclasses.replace(experiment, model=dataclasses.replace(experiment.model,
+                                                                                        vectors="")), loaded.splits)
+    texts = [record.text for record in task.splits.test]
+    started = time.perf_counter()
+    predicted = task.tfidf_logreg(texts)
+    return {**classification_scores(task._targets(task.splits.test), predicted),
+            "train_seconds": time.perf_counter() - started, "texts_per_second": float("nan")}
+
+
+def describe(experiment) -> str:
+    """`model factory [+ vectors] (experiment)`."""
+    vectors = f" + {experiment.model.vectors}" if experiment.model.vectors else ""
+    return f"{experiment.model.name}{vectors} ({experiment.name})"
+
+
+def table(rows: list[tuple[str, str, dict]]) -> str:
+    lines = ["| task | classifier | accuracy | macro-F1 | train s | texts/s (SavedModel) |", "|---" * 6 + "|"]
+    for task, name, scores in rows:
+        speed = "-" if scores["texts_per_second"] != scores["texts_per_second"] else f"{scores['texts_per_second']:.0f}"
+        lines.append(f"| {task} | {name} | {scores['accuracy']:.3f} | {scores['macro_f1']:.3f} | "
+                     f"{scores['train_seconds']:.0f} | {speed} |")
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """`python -m tfnlp.bench classifiers`."""
+    parser = argparse.ArgumentParser(prog="python -m tfnlp.bench classifiers", description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="3,000 records and 2 epochs per run")
+    parser.add_argument("--tasks", default=",".join(TASKS), help=f"comma-separated, of {', '.join(TASKS)}")
+    parser.add_argument("--only", default="", help="comma-separated experiment names to keep")
+    args = parser.parse_args(argv)
+    unknown = sorted(set(args.tasks.split(",")) - set(TASKS))
+    if unknown:
+        raise UserError(f"unknown tasks {unknown}; known: {', '.join(TASKS)}")
+    rows = []
+    with tempfile.TemporaryDirectory() as scratch:
+        for task_name in args.tasks.split(","):
+            source, length, names = TASKS[task_name]
+            names = [name for name in names if not args.only or name in args.only.split(",")]
+            for index, name in enumerate(names):
+                experiment = configured(name, source, length, args.quick)
+                if index == 0:
+                    rows.append((task_name, "tfidf_logreg (baseline)", baseline(experiment)))
+                scores = run_one(experiment, Path(scratch) / f"{task_name}-{name}")
+                rows.append((task_name, describe(experiment), scores))
+    print("\n" + table(rows))
+    best = max((row for row in rows if row[0] == rows[-1][0]), key=lambda row: row[2]["macro_f1"])
+    print(f"headline: best macro-F1 on {best[0]}: {best[1]} {best[2]['macro_f1']:.3f}")
+    return 0
+
+
+def losses_main(argv: Sequence[str] | None = None) -> int:
+    """`python -m tfnlp.bench losses`: train.loss options on the category task."""
+    from tfnlp.losses import LOSSES
+
+    parser = argparse.ArgumentParser(prog="python -m tfnlp.bench losses", description="train.loss compared")
+    parser.add_argument("--quick", action="store_true", help="3,000 records and 2 epochs per run")
+    parser.add_argument("--experiment", default=LOSS_EXPERIMENT)
+    args = parser.parse_args(argv)
+    source, length, _ = TASKS["category"]
+    rows = []
+    with tempfile.TemporaryDirectory() as scratch:
+        for loss in LOSSES:
+            experiment = configured(args.experiment, source, length, args.quick, [f"train.loss={loss}"])
+            rows.append(("category", f"{args.experiment} loss={loss}", run_one(experiment, Path(scratch) / loss)))
+    print("\n" + table(rows))
+    best = max(rows, key=lambda row: row[2]["macro_f1"])
+    print(f"headline: best macro-F1 on the category task: {best[1]} {best[2]['macro_f1']:.3f}")
+    return 0
