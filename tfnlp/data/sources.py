@@ -89,6 +89,29 @@ def movie_reviews_source(argument: str, config: DataConfig) -> LoadedData:
     return LoadedData(_split(records, config, stratify=lambda record: record.target), None)
 
 
+@SOURCES.register("tweets")
+def tweets_source(argument: str, config: DataConfig) -> LoadedData:
+    """38,158 tweets, negative / neutral / positive; `tweets:min_confidence=0.3` keeps the surer annotations."""
+    options = parse_options(argument, "tweets", ("min_confidence",))
+    try:
+        threshold = float(options.get("min_confidence", 0.0))
+    except ValueError:
+        raise UserError(f"tweets: min_confidence={options['min_confidence']!r} is not a number") from None
+    records = sentiment.load_tweets(threshold)
+    return LoadedData(_split(records, config, stratify=lambda record: record.target), None)
+
+
+@SOURCES.register("aclimdb")
+def aclimdb_source(argument: str, config: DataConfig) -> LoadedData:
+    """An aclImdb folder (train/ and test/, each pos/ and neg/): test as given, validation carved from train."""
+    if not argument:
+        raise UserError("aclimdb needs the folder: aclimdb:PATH (holding train/pos, train/neg, test/pos, test/neg)")
+    root = Path(argument)
+    train = _sample(sentiment.load_aclimdb_part(root / "train"), config.max_records, config.seed)
+    carved = split_records(train, config.validation_fraction, 0.0, config.seed, stratify=lambda record: record.target)
+    return LoadedData(Splits(carved.train, carved.validation, sentiment.load_aclimdb_part(root / "test")), None)
+
+
 def _part_files(folder: Path) -> dict[str, Path]:
     found: dict[str, Path] = {}
     for path in sorted(folder.iterdir()):
