@@ -25,6 +25,8 @@ class DataConfig:
         max_records: keep at most this many records before splitting (0 keeps all).
         label_length: classification: cut each target to this many characters (1: the ICD-10 chapter
             letter, 3: the category); 0 keeps the whole target.
+        preprocess: classification: `lemma` lemmatises words (spaCy's French pipeline, compiled into
+            the graph as a word -> lemma table); empty for none.
     """
 
     source: str = "cim10"
@@ -35,6 +37,7 @@ class DataConfig:
     seed: int = 42
     max_records: int = 0
     label_length: int = 0
+    preprocess: str = ""
 
 
 @dataclass(frozen=True)
@@ -240,6 +243,8 @@ def validate(experiment: Experiment) -> Experiment:
             raise UserError(f"{section}.{key}={value}: must be at least {lowest}")
     from tfnlp.losses import LOSSES
 
+    if experiment.data.preprocess not in ("", "lemma"):
+        raise UserError(f"data.preprocess={experiment.data.preprocess!r}: use lemma, or leave it empty")
     if experiment.train.loss not in LOSSES:
         raise UserError(f"train.loss={experiment.train.loss!r}: use one of {', '.join(LOSSES)}")
     if not experiment.model.dropout < 1.0:

