@@ -66,6 +66,7 @@ class ModelConfig:
         vectors: pretrained word vectors: an asset (`glove-6b-50d`, `fr-vectors`) or a GloVe /
             word2vec / fastText file read with gensim; empty for none.
         hidden_units: hidden layer size of the mean-vector MLP.
+        preset: keras-hub preset handle or local preset folder for BERT models (empty: the minilm asset).
     """
 
     name: str = "char_seq2seq"
@@ -87,6 +88,7 @@ class ModelConfig:
     kernel_size: int = 3
     vectors: str = ""
     hidden_units: int = 256
+    preset: str = ""
 
 
 @dataclass(frozen=True)

@@ -171,3 +171,32 @@ def test_lemma_preprocessing_is_the_same_in_training_and_in_the_served_model(tmp
     plain = [line.decode().split() for line in text_lib.standardize(tf.constant(texts)).numpy()]
     assert served != plain  # some training words were lemmatised (e.g. plural nouns)
     assert task.training_words(["des"]) == [["de"]]
+
+
+def tiny_bert_preset(folder):
+    """A 2-layer keras-hub BERT preset with random weights, saved the way keras-hub saves presets."""
+    import keras_hub
+
+    vocabulary = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *WORDS, "an"]
+    keras_hub.models.BertTokenizer(vocabulary=vocabulary, lowercase=True).save_to_preset(str(folder))
+    keras_hub.models.BertBackbone(vocabulary_size=len(vocabulary), num_layers=2, num_heads=2, hidden_dim=16,
+                                  intermediate_dim=32, max_sequence_length=32).save_to_preset(str(folder))
+    return folder
+
+
+def test_bert_classifier_trains_and_exports_a_raw_string_savedmodel(tmp_path):
+    preset, data = tiny_bert_preset(tmp_path / "preset"), polarity_csv(tmp_path)
+    metrics = run_tiny("sentiment_bert", tmp_path, "--data", f"csv:{data}", "--set", f"model.preset={preset}",
+                       "data.text_column=text", "data.label_column=label", "train.epochs=12", "train.patience=12",
+                       "train.learning_rate=0.003", "train.baselines=false")
+    assert metrics["test"]["model"]["accuracy"] >= 0.9
+    version = tmp_path / "export" / "sentiment_bert" / "1"
+    texts = ["a great movie", "an awful plot", ""]
+    code = ("import json, sys, tensorflow as tf, tensorflow_text\n"  # the word-piece tokenizer's ops
+            "out = tf.saved_model.load(sys.argv[1]).signatures['serving_default'](text=tf.constant(json.loads("
+            "sys.argv[2])))\n"
+            "print(json.dumps([x.decode() for x in out['label'].numpy()]))\n")
+    served = json.loads(subprocess.run([sys.executable, "-c", code, str(version), json.dumps(texts)],
+                                       capture_output=True, text=True, check=True,
+                                       env={"TF_CPP_MIN_LOG_LEVEL": "3", "PATH": "/usr/bin:/bin"}).stdout)
+    assert served[:2] == ["positive", "negative"]

@@ -54,3 +54,19 @@ def sentiment_glove_bilstm(tiny: bool = False) -> Experiment:
     model = ModelConfig(name="glove_bilstm", vocab_size=50000, units=64, filters=64, dropout=0.5)
     return classifier("sentiment_glove_bilstm", sentiment_glove_bilstm.__doc__.splitlines()[0], model, 0, tiny,
                       MOVIE_REVIEWS, vectors="glove-6b-50d")
+
+
+@EXPERIMENTS.register()
+def sentiment_bert(tiny: bool = False) -> Experiment:
+    """Review -> positive / negative: keras-hub BERT (the minilm asset, 6 layers) fine-tuned, softmax head.
+
+    python -m tfnlp.train sentiment_bert
+    """
+    import dataclasses
+
+    model = ModelConfig(name="bert", max_input_tokens=64, dropout=0.1)
+    experiment = classifier("sentiment_bert", sentiment_bert.__doc__.splitlines()[0], model, 0, tiny, MOVIE_REVIEWS)
+    train = dataclasses.replace(experiment.train, learning_rate=5e-5 if not tiny else 1e-3, batch_size=32,
+                                epochs=3 if not tiny else 1, patience=1)
+    return dataclasses.replace(experiment, model=dataclasses.replace(experiment.model, max_input_tokens=64 if not tiny
+                                                                     else 16), train=train)

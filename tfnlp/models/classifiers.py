@@ -125,3 +125,32 @@ def dense_head(features: keras.Model, layers: list[tuple[np.ndarray, np.ndarray]
         output = dense(output)
         dense.set_weights([kernel.astype("float32"), bias.astype("float32")])
     return keras.Model(features.input, output, name=name)
+
+
+def bert_preset(preset: str) -> str:
+    """A keras-hub preset handle or local preset folder; empty means the minilm asset (uncased MiniLM BERT)."""
+    if preset:
+        return preset
+    from tfnlp import assets
+
+    return str(assets.find_file("minilm", "*/model/config.json").parent)
+
+
+@CLASSIFIERS.register("bert")
+def bert_classifier(config: ModelConfig, vectorizer=None, num_classes: int = 2, vectors: np.ndarray | None = None,
+                    preprocess: Layer | None = None) -> keras.Model:
+    """keras-hub BERT (word pieces, `model.max_input_tokens` of them) -> pooled output -> dropout -> softmax.
+
+    The word-piece tokenizer is the model's first layer (tensorflow_text ops: the export loads after
+    `import tensorflow_text`).
+    """
+    import keras_hub
+
+    preset = bert_preset(config.preset)
+    backbone = keras_hub.models.BertBackbone.from_preset(preset)
+    tokenizer = keras_hub.models.BertTokenizer.from_preset(preset)
+    preprocessor = keras_hub.models.BertTextClassifierPreprocessor(tokenizer, sequence_length=config.max_input_tokens,
+                                                                   name="wordpieces")
+    text = keras.Input(shape=(), dtype="string", name="text")
+    pooled = backbone(preprocessor(preprocess(text) if preprocess is not None else text))["pooled_output"]
+    return keras.Model(text, _softmax(pooled, num_classes, config.dropout), name="bert_classifier")

@@ -31,6 +31,7 @@ from tfnlp.tasks import keras_fit
 
 UNKNOWN_LABEL = "<UNK>"
 SKLEARN_MODELS = ("mean_vectors_linear", "mean_vectors_mlp")
+WORDPIECE_MODELS = ("bert",)  # they bring their own tokenizer: no word vocabulary
 
 
 def cut_label(target: str, length: int) -> str:
@@ -63,11 +64,13 @@ class ClassifierServing(tf.Module):
     """The export: raw texts -> `label`, `score` (its probability), `probabilities` [B, C]; and, as signature
     `tokens`, the words the model reads (after standardisation and `data.preprocess`)."""
 
-    def __init__(self, model: keras.Model, labels: Sequence[str], preprocess: keras.layers.Layer | None = None) -> None:
+    def __init__(self, model: keras.Model, labels: Sequence[str], preprocess: keras.layers.Layer | None = None,
+                 word_level: bool = True) -> None:
         super().__init__()
         self.model = model
         self.labels = tf.constant(list(labels))
         self.preprocess = preprocess
+        self.word_level = word_level
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text")])
     def serve(self, text):
@@ -82,7 +85,7 @@ class ClassifierServing(tf.Module):
         return {"tokens": tf.strings.split(prepared).to_tensor("")}
 
     def signatures(self) -> dict:
-        return {"serving_default": self.serve, "tokens": self.tokens}
+        return {"serving_default": self.serve, **({"tokens": self.tokens} if self.word_level else {})}
 
     def predict_labels(self, texts: Sequence[str], batch_size: int = 512) -> list[str]:
         labels: list[str] = []
@@ -109,7 +112,7 @@ class ClassificationTask:
         self.label_vocabulary = LabelVocabulary([record.target for record in self.splits.train])
         self.preprocess = self._preprocess_layer()
         self.vectors = self._load_vectors()
-        self.vectorizer = self._vectorizer()
+        self.vectorizer = None if experiment.model.name in WORDPIECE_MODELS else self._vectorizer()
 
     def _preprocess_layer(self) -> keras.layers.Layer | None:
         """`Lemmatize` for `data.preprocess=lemma` (its table built with spaCy on the training texts)."""
@@ -227,7 +230,8 @@ class ClassificationTask:
         return dense_head(features, layers, name=config.name)
 
     def serving(self, model: keras.Model) -> ClassifierServing:
-        return ClassifierServing(model, self.label_vocabulary.labels, self.preprocess)
+        return ClassifierServing(model, self.label_vocabulary.labels, self.preprocess,
+                                 word_level=self.experiment.model.name not in WORDPIECE_MODELS)
 
     def callbacks(self, serving, tensorboard_dir: str) -> list:
         return []
