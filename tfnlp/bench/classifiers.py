@@ -34,7 +34,7 @@ TASKS = {
     "category": ("cim10", 3, ("icd10_chapter_lstm", "icd10_code_bilstm_conv", "icd10_glove_logreg",
                               "icd10_glove_mlp", "icd10_glove_bilstm")),
     "movie-reviews": ("movie-reviews", 0, ("icd10_chapter_lstm", "sentiment_bilstm", "sentiment_glove_logreg",
-                                           "sentiment_glove_mlp", "sentiment_glove_bilstm")),
+                                           "sentiment_glove_mlp", "sentiment_glove_bilstm", "sentiment_bert")),
 }
 LOSS_EXPERIMENT = "icd10_code_bilstm_conv"
 
