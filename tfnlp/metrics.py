@@ -10,16 +10,18 @@ from pathlib import Path
 import numpy as np
 from sklearn.metrics import accuracy_score, confusion_matrix, precision_recall_fscore_support
 
-CLASSIFICATION_METRICS = ("accuracy", "macro_precision", "macro_recall", "macro_f1", "weighted_f1")
+CLASSIFICATION_METRICS = ("accuracy", "macro_precision", "macro_recall", "macro_f1", "weighted_precision",
+                          "weighted_recall", "weighted_f1")
 REPORT_FILES = ("per_class.csv", "confusion_matrix.png", "f1_vs_support.png", "class_distribution.png")
 
 
 def classification_scores(truth: Sequence[str], predicted: Sequence[str]) -> dict[str, float]:
-    """Accuracy, macro precision / recall / F1 and support-weighted F1 (classes of truth and predictions)."""
+    """Accuracy, macro and support-weighted precision / recall / F1 (over the classes of truth and predictions)."""
     macro = precision_recall_fscore_support(truth, predicted, average="macro", zero_division=0)
     weighted = precision_recall_fscore_support(truth, predicted, average="weighted", zero_division=0)
     return {"accuracy": float(accuracy_score(truth, predicted)), "macro_precision": float(macro[0]),
-            "macro_recall": float(macro[1]), "macro_f1": float(macro[2]), "weighted_f1": float(weighted[2])}
+            "macro_recall": float(macro[1]), "macro_f1": float(macro[2]), "weighted_precision": float(weighted[0]),
+            "weighted_recall": float(weighted[1]), "weighted_f1": float(weighted[2])}
 
 
 def per_class_rows(truth: Sequence[str], predicted: Sequence[str]) -> list[dict]:

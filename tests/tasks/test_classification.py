@@ -66,8 +66,9 @@ def answer_in_fresh_process(version, texts):
 def test_chapter_lstm_trains_reports_and_exports(tmp_path):
     metrics = run_tiny("icd10_chapter_lstm", tmp_path)
     assert set(metrics["test"]) == {"model", "baseline_tfidf_logreg"}
-    assert set(metrics["test"]["model"]) == {"accuracy", "macro_precision", "macro_recall", "macro_f1",
-                                             "weighted_f1"}
+    from tfnlp.metrics import CLASSIFICATION_METRICS
+
+    assert tuple(metrics["test"]["model"]) == CLASSIFICATION_METRICS
     report = tmp_path / "work" / "report"
     for name in ("per_class.csv", "confusion_matrix.png", "f1_vs_support.png", "class_distribution.png"):
         assert (report / name).stat().st_size > 0
@@ -91,6 +92,8 @@ def test_vector_classifiers_learn_polarity_and_export(experiment, tmp_path):
                        "data.text_column=text", "data.label_column=label", "train.epochs=8",
                        "train.learning_rate=0.01", "train.patience=8", "train.baselines=false")
     assert metrics["test"]["model"]["accuracy"] >= 0.9  # the vectors separate the two classes
+    coverage = metrics["vector_coverage"]  # every word but "a" occurs in training; the digits 0-6 have no vector
+    assert (coverage["training_words_found"], coverage["training_words_missing"]) == (9, 7)
     version = tmp_path / "export" / experiment / "1"
     served = answer_in_fresh_process(version, ["a great movie", "an awful plot", ""])
     assert served["label"][:2] == ["positive", "negative"]

@@ -138,6 +138,8 @@ class ClassificationTask:
         words = {word for line in self.training_words(self._texts(self.splits.train)) for word in line}
         vectors = load_vectors(self.experiment.model.vectors, self.experiment.model.vocab_size, words)
         found, missing = vectors.coverage(words)
+        self.coverage = {"vectors": self.experiment.model.vectors, "training_words_found": found,
+                         "training_words_missing": missing}
         print(f"vectors {self.experiment.model.vectors}: {len(vectors.words)} words of {vectors.dim} dimensions; "
               f"training vocabulary coverage {found}/{found + missing} ({found / max(found + missing, 1):.1%})")
         return vectors
@@ -274,7 +276,8 @@ class ClassificationTask:
                                     tensorboard_dir=tensorboard_dir)
         unseen = Counter(truth)[UNKNOWN_LABEL]
         print(f"report: {workdir / 'report'}; {unseen} of {len(truth)} test texts have a label unseen in training")
-        return {"unseen_test_labels": unseen, "classes": len(self.label_vocabulary) - 1}
+        return {"unseen_test_labels": unseen, "classes": len(self.label_vocabulary) - 1,
+                **({"vector_coverage": self.coverage} if self.vectors is not None else {})}
 
 
 def _fitted_layers(estimator, num_classes: int, scaler=None) -> list[tuple[np.ndarray, np.ndarray]]:
