@@ -51,15 +51,19 @@ def run_tiny(experiment, tmp_path, *extra):
     return json.loads((tmp_path / "work" / train.METRICS_FILE).read_text())
 
 
-def answer_in_fresh_process(version, texts):
-    """The exported model's labels from a process that imports TensorFlow alone (no tfnlp, no keras)."""
-    code = ("import json, sys, tensorflow as tf\n"
-            "model = tf.saved_model.load(sys.argv[1])\n"
-            "out = model.signatures['serving_default'](text=tf.constant(json.loads(sys.argv[2])))\n"
-            "print(json.dumps({k: v.numpy().tolist() for k, v in out.items() if k != 'label'} | "
-            "{'label': [x.decode() for x in out['label'].numpy()]}))\n")
-    result = subprocess.run([sys.executable, "-c", code, str(version), json.dumps(texts)], capture_output=True,
-                            text=True, check=True, env={"TF_CPP_MIN_LOG_LEVEL": "3", "PATH": "/usr/bin:/bin"})
+def in_fresh_process(version, texts, signature="serving_default", output="label", imports="tensorflow as tf"):
+    """One output of the exported model, decoded, from a process that imports TensorFlow alone (no tfnlp, no
+    keras), plus whatever `imports` adds."""
+    code = "\n".join([
+        f"import json, sys; import {imports}",
+        "model = tf.saved_model.load(sys.argv[1])",
+        "out = model.signatures[sys.argv[3]](text=tf.constant(json.loads(sys.argv[2])))[sys.argv[4]].numpy()",
+        "plain = lambda x: [plain(y) for y in x] if isinstance(x, list) else x.decode() if isinstance(x, bytes) else x",
+        "print(json.dumps(plain(out.tolist())))",
+    ])
+    result = subprocess.run([sys.executable, "-c", code, str(version), json.dumps(texts), signature, output],
+                            capture_output=True, text=True, check=True,
+                            env={"TF_CPP_MIN_LOG_LEVEL": "3", "PATH": "/usr/bin:/bin"})
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
@@ -78,11 +82,12 @@ def test_chapter_lstm_trains_reports_and_exports(tmp_path):
     assert all(len(row["label"]) == 1 for row in rows)  # chapter letters
     texts = ["Choléra", "", "Asthme aigu grave chez l'enfant"]
     version = tmp_path / "export" / "icd10_chapter_lstm" / "1"
-    served = answer_in_fresh_process(version, texts)
     local = tf.saved_model.load(str(version)).signatures["serving_default"](text=tf.constant(texts))
-    assert served["label"] == [label.decode() for label in local["label"].numpy()]
-    np.testing.assert_allclose(np.sum(served["probabilities"], axis=1), 1.0, rtol=1e-5)
-    np.testing.assert_allclose(served["score"], np.max(served["probabilities"], axis=1), rtol=1e-6)
+    assert in_fresh_process(version, texts) == [label.decode() for label in local["label"].numpy()]
+    probabilities = in_fresh_process(version, texts, output="probabilities")
+    np.testing.assert_allclose(np.sum(probabilities, axis=1), 1.0, rtol=1e-5)
+    np.testing.assert_allclose(in_fresh_process(version, texts, output="score"), np.max(probabilities, axis=1),
+                               rtol=1e-6)
 
 
 @pytest.mark.parametrize("experiment", ["sentiment_glove_logreg", "sentiment_glove_mlp", "sentiment_glove_bilstm"])
@@ -95,8 +100,7 @@ def test_vector_classifiers_learn_polarity_and_export(experiment, tmp_path):
     coverage = metrics["vector_coverage"]  # every word but "a" occurs in training; the digits 0-6 have no vector
     assert (coverage["training_words_found"], coverage["training_words_missing"]) == (9, 7)
     version = tmp_path / "export" / experiment / "1"
-    served = answer_in_fresh_process(version, ["a great movie", "an awful plot", ""])
-    assert served["label"][:2] == ["positive", "negative"]
+    assert in_fresh_process(version, ["a great movie", "an awful plot", ""])[:2] == ["positive", "negative"]
 
 
 def test_fitted_layers_reproduce_scikit_learn_probabilities():
@@ -163,13 +167,7 @@ def test_lemma_preprocessing_is_the_same_in_training_and_in_the_served_model(tmp
     task = ClassificationTask(experiment, loaded.splits)
     texts = [record.text for record in task.splits.train[:40]] + ["Fractures multiples", ""]
     version = tmp_path / "export" / "icd10_chapter_lstm" / "1"
-    code = ("import json, sys, tensorflow as tf\n"
-            "model = tf.saved_model.load(sys.argv[1])\n"
-            "out = model.signatures['tokens'](text=tf.constant(json.loads(sys.argv[2])))['tokens'].numpy()\n"
-            "print(json.dumps([[w.decode() for w in row if w] for row in out]))\n")
-    served = json.loads(subprocess.run([sys.executable, "-c", code, str(version), json.dumps(texts)],
-                                       capture_output=True, text=True, check=True,
-                                       env={"TF_CPP_MIN_LOG_LEVEL": "3", "PATH": "/usr/bin:/bin"}).stdout)
+    served = [[word for word in row if word] for row in in_fresh_process(version, texts, "tokens", "tokens")]
     assert served == task.training_words(texts)
     plain = [line.decode().split() for line in text_lib.standardize(tf.constant(texts)).numpy()]
     assert served != plain  # some training words were lemmatised (e.g. plural nouns)
@@ -195,11 +193,6 @@ def test_bert_classifier_trains_and_exports_a_raw_string_savedmodel(tmp_path):
     assert metrics["test"]["model"]["accuracy"] >= 0.9
     version = tmp_path / "export" / "sentiment_bert" / "1"
     texts = ["a great movie", "an awful plot", ""]
-    code = ("import json, sys, tensorflow as tf, tensorflow_text\n"  # the word-piece tokenizer's ops
-            "out = tf.saved_model.load(sys.argv[1]).signatures['serving_default'](text=tf.constant(json.loads("
-            "sys.argv[2])))\n"
-            "print(json.dumps([x.decode() for x in out['label'].numpy()]))\n")
-    served = json.loads(subprocess.run([sys.executable, "-c", code, str(version), json.dumps(texts)],
-                                       capture_output=True, text=True, check=True,
-                                       env={"TF_CPP_MIN_LOG_LEVEL": "3", "PATH": "/usr/bin:/bin"}).stdout)
+    # tensorflow_text registers the word-piece tokenizer's ops.
+    served = in_fresh_process(version, texts, imports="tensorflow as tf, tensorflow_text")
     assert served[:2] == ["positive", "negative"]
