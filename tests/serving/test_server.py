@@ -253,3 +253,28 @@ def test_batching_server_answers_concurrent_clients_as_in_process(tiny_run, tmp_
             answers = list(pool.map(lambda text: client.predict([text], "icd10_seq2seq", target)["code"][0], texts))
         assert answers == [code.decode() for code in expected]
         assert http(rest + "/icd10_seq2seq:predict", {"instances": texts[:2]})[0] == 200
+
+
+def test_version_labels_over_grpc_and_rest(tiny_run, tmp_path):
+    base = tmp_path / "icd10_seq2seq"
+    for version in (1, 2):
+        shutil.copytree(tiny_run["version"], base / str(version))
+    config = tmp_path / "models.config"
+    config.write_text(f"""model_config_list {{ config {{
+        name: "icd10_seq2seq" base_path: "{base}" model_platform: "tensorflow"
+        model_version_policy {{ all {{}} }} version_labels {{ key: "stable" value: 1 }}
+        version_labels {{ key: "canary" value: 2 }} }} }}""")
+    with running_server(base, f"--model_config_file={config}") as (target, rest):
+        request = predict_pb2.PredictRequest()
+        request.model_spec.name = "icd10_seq2seq"
+        request.model_spec.version_label = "canary"
+        request.inputs["text"].CopyFrom(tf.make_tensor_proto(["Asthme"]))
+        with grpc.insecure_channel(target) as channel:
+            stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
+            assert stub.Predict(request, timeout=30).model_spec.version.value == 2
+            request.model_spec.version_label = "nightly"
+            with pytest.raises(grpc.RpcError) as error:
+                stub.Predict(request, timeout=30)
+        assert error.value.code() == grpc.StatusCode.NOT_FOUND and "nightly" in error.value.details()
+        assert http(f"{rest}/icd10_seq2seq/labels/stable:predict", {"instances": ["Asthme"]})[0] == 200
+        assert http(f"{rest}/icd10_seq2seq/labels/nightly:predict", {"instances": ["Asthme"]})[0] == 404

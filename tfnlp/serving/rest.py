@@ -5,7 +5,8 @@
     POST /v1/models/<name>[/versions/<v>]:predict    {"instances": [...]} or {"inputs": ...}
 
 Errors answer `{"error": "..."}` with 404 (unknown model or version), 400 (bad request) or
-413 (body over the size bound), 429 (batching queue full). Labels (`/labels/<l>`) are not supported.
+413 (body over the size bound), 429 (batching queue full). `/labels/<l>` resolves the model
+config's `version_labels`.
 """
 
 from __future__ import annotations
@@ -115,9 +116,8 @@ class Handler(BaseHTTPRequestHandler):
             match = PATH.match(self.path)
             if not match or (method == "GET") == (match["suffix"] == ":predict"):
                 raise ServingError(grpc.StatusCode.NOT_FOUND, f"no such endpoint: {method} {self.path}")
-            if match["label"]:
-                raise ServingError(grpc.StatusCode.NOT_FOUND, "version labels are not supported")
-            version = int(match["version"]) if match["version"] else None
+            version = (self.server.store.labelled_version(match["name"], match["label"]) if match["label"]
+                       else int(match["version"]) if match["version"] else None)
             model = self.server.store.get(match["name"], version)
             if method == "GET" and not match["suffix"]:
                 models = [model] if version is not None else self.server.store.versions(match["name"])

@@ -105,7 +105,7 @@ def _served_model(entry) -> ServedModel:
     policy = entry.model_version_policy
     kind = policy.WhichOneof("policy_choice") or "latest"
     return ServedModel(Path(entry.base_path), kind, max(policy.latest.num_versions, 1),
-                       tuple(policy.specific.versions))
+                       tuple(policy.specific.versions), tuple(sorted(entry.version_labels.items())))
 
 
 def model_paths(args: argparse.Namespace) -> dict[str, ServedModel]:
@@ -156,6 +156,15 @@ class ModelStore:
         if not loaded:
             raise ServingError(grpc.StatusCode.NOT_FOUND, f"Servable not found for request: Latest({name})")
         return [loaded[version] for version in sorted(loaded)]
+
+    def labelled_version(self, name: str, label: str) -> int:
+        """The version a `version_labels` label names; NOT_FOUND when unknown or not loaded (as TF Serving)."""
+        served = self._served.get(name)
+        version = dict(served.labels).get(label) if served else None
+        if version is None:
+            raise ServingError(grpc.StatusCode.NOT_FOUND, f"Unrecognized servable version label: {label}")
+        self.get(name, version)
+        return version
 
     def get(self, name: str, version: int | None = None) -> LoadedVersion:
         """The requested version, or the newest; ServingError NOT_FOUND otherwise."""
@@ -254,8 +263,13 @@ def _grpc_errors(context: grpc.ServicerContext):
         context.abort(error.code, str(error))
 
 
-def _requested_version(model_spec) -> int | None:
-    return model_spec.version.value if model_spec.HasField("version") else None
+def _requested_version(store: ModelStore, model_spec) -> int | None:
+    """The version a ModelSpec asks for: a number, a version label, or None (the newest)."""
+    if model_spec.HasField("version"):
+        return model_spec.version.value
+    if model_spec.version_label:
+        return store.labelled_version(model_spec.name, model_spec.version_label)
+    return None
 
 
 class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
@@ -267,7 +281,7 @@ class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
 
     def Predict(self, request, context):  # noqa: N802 (gRPC method name)
         with _grpc_errors(context):
-            model = self.store.get(request.model_spec.name, _requested_version(request.model_spec))
+            model = self.store.get(request.model_spec.name, _requested_version(self.store, request.model_spec))
             for name, proto in request.inputs.items():
                 if proto.dtype not in ACCEPTED_DTYPES:
                     raise ServingError(grpc.StatusCode.INVALID_ARGUMENT,
@@ -284,7 +298,7 @@ class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
 
     def GetModelMetadata(self, request, context):  # noqa: N802
         with _grpc_errors(context):
-            model = self.store.get(request.model_spec.name, _requested_version(request.model_spec))
+            model = self.store.get(request.model_spec.name, _requested_version(self.store, request.model_spec))
             if list(request.metadata_field) != ["signature_def"]:
                 raise ServingError(grpc.StatusCode.INVALID_ARGUMENT, "metadata_field must be [\"signature_def\"]")
         signature_map = get_model_metadata_pb2.SignatureDefMap()
@@ -305,7 +319,7 @@ class ModelService(model_service_pb2_grpc.ModelServiceServicer):
 
     def GetModelStatus(self, request, context):  # noqa: N802
         with _grpc_errors(context):
-            requested = _requested_version(request.model_spec)
+            requested = _requested_version(self.store, request.model_spec)
             models = ([self.store.get(request.model_spec.name, requested)] if requested is not None
                       else self.store.versions(request.model_spec.name))
         response = get_model_status_pb2.GetModelStatusResponse()
