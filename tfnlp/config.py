@@ -27,6 +27,7 @@ class DataConfig:
             letter, 3: the category); 0 keeps the whole target.
         preprocess: classification: `lemma` lemmatises words (spaCy's French pipeline, compiled into
             the graph as a word -> lemma table); empty for none.
+        types: tagging (PubTator): entity types to keep, `A,B` or renamed `A=X,B=X`; empty keeps all.
     """
 
     source: str = "cim10"
@@ -38,6 +39,7 @@ class DataConfig:
     max_records: int = 0
     label_length: int = 0
     preprocess: str = ""
+    types: str = ""
 
 
 @dataclass(frozen=True)

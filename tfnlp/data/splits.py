@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 from tfnlp.data import Record
@@ -15,7 +15,7 @@ from tfnlp.errors import UserError
 class Splits:
     """The three parts of a data set."""
 
-    train: list[Record]
+    train: list[Record]  # or TaggedSentence for token-tagging sources
     validation: list[Record]
     test: list[Record]
 
@@ -64,3 +64,31 @@ def split_records(
     for part in (train, validation, test):
         rng.shuffle(part)
     return Splits(train, validation, test)
+
+
+def split_multilabel(items: Sequence, labels: Callable[[object], Iterable[str]], validation_fraction: float,
+                     test_fraction: float, seed: int) -> Splits:
+    """Split items that carry several labels each (a sentence's entity types) by iterative stratification
+    (Sechidis et al., 2011; the `iterative-stratification` package), so every label reaches every part
+    when it has enough items: test first, then validation from the rest.
+    """
+    import numpy as np
+    from iterstrat.ml_stratifiers import MultilabelStratifiedShuffleSplit
+
+    names = sorted({label for item in items for label in labels(item)})
+    matrix = np.zeros((len(items), max(len(names), 1)), dtype=np.int8)
+    index = {name: column for column, name in enumerate(names)}
+    for row, item in enumerate(items):
+        for label in labels(item):
+            matrix[row, index[label]] = 1
+
+    def cut(rows: np.ndarray, fraction: float, salt: int) -> tuple[np.ndarray, np.ndarray]:
+        if fraction <= 0 or len(rows) < 2:
+            return rows, rows[:0]
+        splitter = MultilabelStratifiedShuffleSplit(n_splits=1, test_size=fraction, random_state=seed + salt)
+        keep, held = next(splitter.split(np.zeros(len(rows)), matrix[rows]))
+        return rows[keep], rows[held]
+
+    rest, test = cut(np.arange(len(items)), test_fraction, 0)
+    train, validation = cut(rest, validation_fraction / max(1.0 - test_fraction, 1e-9), 1)
+    return Splits(*([items[row] for row in sorted(part)] for part in (train, validation, test)))
