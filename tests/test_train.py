@@ -98,7 +98,7 @@ def test_an_interrupted_run_resumes_when_the_command_is_repeated(tmp_path, monke
 def test_list_and_user_errors_exit_2_without_traceback(capsys):
     assert train.main(["--list"]) == 0
     assert "icd10_seq2seq" in capsys.readouterr().out
-    for argv, message in ((["nope"], "unknown experiment 'nope'; known: icd10_seq2seq"),
+    for argv, message in ((["nope"], "unknown experiment 'nope'; known: icd10_chapter_lstm, "),
                           (["icd10_seq2seq", "--set", "train.epochz=1"], "unknown key 'train.epochz'"),
                           (["icd10_seq2seq", "--data", "parquet:x"], "unknown data source 'parquet'")):
         with pytest.raises(SystemExit) as exit_info:

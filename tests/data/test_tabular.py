@@ -66,7 +66,7 @@ def test_three_comma_separated_files_and_a_single_file(tmp_path):
 
 
 def test_source_errors_are_user_errors(tmp_path):
-    with pytest.raises(UserError, match="unknown data source 'excel'; known: cim10, csv"):
+    with pytest.raises(UserError, match="unknown data source 'excel'; known: aclimdb, cim10, conll, csv"):
         sources.load("excel:x", DataConfig())
     with pytest.raises(UserError, match="no such file"):
         sources.load(f"csv:{tmp_path / 'missing.csv'}", DataConfig())

@@ -129,6 +129,8 @@ class Handler(BaseHTTPRequestHandler):
         except ServingError as error:
             status = error.http_status or HTTP_STATUS.get(error.code, HTTPStatus.INTERNAL_SERVER_ERROR)
             self._answer(status, {"error": str(error)})
+        except Exception as error:  # noqa: BLE001 - a server bug answers 500 and the server keeps serving
+            self._answer(HTTPStatus.INTERNAL_SERVER_ERROR, {"error": f"{type(error).__name__}: {error}"})
 
     def _raw_body(self) -> bytes:
         length = int(self.headers.get("Content-Length") or 0)

@@ -84,12 +84,14 @@ class ServedModel:
         policy: `latest` (the newest `num_versions`), `all`, or `specific` (`versions`).
         num_versions: versions kept under `latest`.
         versions: the versions served under `specific`.
+        labels: (label, version) pairs of the config's `version_labels` ("stable" -> 1, "canary" -> 2).
     """
 
     base_path: Path
     policy: str = "latest"
     num_versions: int = 1
     versions: tuple[int, ...] = ()
+    labels: tuple[tuple[str, int], ...] = ()
 
     def wanted(self) -> list[int]:
         """The versions on disk that the policy serves."""
