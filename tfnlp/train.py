@@ -58,10 +58,12 @@ def make_strategy(name: str):
 def _task_class(name: str):
     from tfnlp.tasks.classification import ClassificationTask
     from tfnlp.tasks.seq2seq import Seq2SeqTask
+    from tfnlp.tasks.tagging import TaggingTask
 
     tasks: Registry = Registry("task")
     tasks.add("seq2seq", Seq2SeqTask)
     tasks.add("classification", ClassificationTask)
+    tasks.add("tagging", TaggingTask)
     return tasks.get(name)
 
 

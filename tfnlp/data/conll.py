@@ -31,6 +31,15 @@ class TaggedSentence:
         return frozenset(tag[2:] for tag in self.tags if tag.startswith("B-"))
 
 
+def joined_sentence(tokens: list[str], tags: list[str]) -> TaggedSentence:
+    """A pre-tokenised sentence with `text` = its tokens joined by single spaces, and their offsets in it."""
+    offsets, position = [], 0
+    for token in tokens:
+        offsets.append((position, position + len(token)))
+        position += len(token) + 1
+    return TaggedSentence(tuple(tokens), tuple(tags), " ".join(tokens), tuple(offsets))
+
+
 def to_bio2(tags: list[str]) -> tuple[list[str], int]:
     """Tags in strict BIO2, and how many `I-` tags had to become `B-`."""
     repaired, changes, previous = [], 0, "O"
@@ -61,7 +70,7 @@ def read_conll(path: str | Path) -> tuple[list[TaggedSentence], int]:
         if tokens:
             fixed, changes = to_bio2(tags)
             repaired += changes
-            sentences.append(TaggedSentence(tuple(tokens), tuple(fixed)))
+            sentences.append(joined_sentence(tokens, fixed))
         tokens, tags = [], []
 
     for number, line in enumerate(lines, start=1):

@@ -29,4 +29,4 @@ def describe() -> list[tuple[str, str]]:
 
 def load_all() -> None:
     """Import the experiment modules, which register their functions."""
-    from tfnlp.experiments import icd10, sentiment  # noqa: F401
+    from tfnlp.experiments import icd10, ner, sentiment  # noqa: F401

@@ -1,0 +1,80 @@
+"""The BiLSTM tagger end to end on a CoNLL folder the test writes: training, seqeval scores, raw-text export."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+
+from tfnlp import train
+from tfnlp.config import apply_overrides
+from tfnlp.data.conll import joined_sentence
+from tfnlp.data.splits import Splits
+from tfnlp.experiments import get
+from tfnlp.tasks.tagging import TaggingTask, TagVocabulary, entity_scores, per_type_rows
+
+DISEASES = ["Crohn", "asthma", "diabetes", "leukemia"]
+FILLER = ["the", "patient", "has", "severe", "and", "was", "treated", "today"]
+
+
+def write_conll(folder, count=160):
+    rng = np.random.default_rng(0)
+    for part, size in (("train", count), ("devel", 30), ("test", 30)):
+        lines = []
+        for _ in range(size):
+            words = [(word, "O") for word in rng.choice(FILLER, size=4)]
+            position = int(rng.integers(0, 4))
+            words.insert(position, (str(rng.choice(DISEASES)), "B-Disease"))
+            if rng.random() < 0.5:
+                words.insert(position + 1, ("disease", "I-Disease"))
+            lines += [f"{word}\t{tag}" for word, tag in words] + [""]
+        (folder / f"{part}.tsv").write_text("\n".join(lines) + "\n")
+    return folder
+
+
+def test_bilstm_tagger_learns_and_its_export_returns_entity_offsets(tmp_path):
+    data = write_conll(tmp_path)
+    argv = ["ner_bilstm", "--tiny", "--data", f"conll:{data}", "--workdir", str(tmp_path / "work"), "--export_base",
+            str(tmp_path / "export"), "--set", "train.epochs=12", "train.patience=12", "train.learning_rate=0.01"]
+    assert train.main(argv) == 0
+    metrics = json.loads((tmp_path / "work" / train.METRICS_FILE).read_text())
+    assert metrics["test"]["model"]["entity_f1"] >= 0.9
+    assert [row["type"] for row in metrics["per_type"]] == ["Disease"]
+    assert (tmp_path / "work" / "report" / "per_type.csv").exists()
+    texts = ["The patient has severe Crohn disease today.", "", "asthma"]
+    code = "\n".join([
+        "import json, sys, tensorflow as tf, tensorflow_text",
+        "model = tf.saved_model.load(sys.argv[1])",
+        "out = model.signatures['serving_default'](text=tf.constant(json.loads(sys.argv[2])))",
+        "plain = lambda x: [plain(y) for y in x] if isinstance(x, list) else x.decode() if isinstance(x, bytes) else x",
+        "print(json.dumps({k: plain(v.numpy().tolist()) for k, v in out.items()}))",
+    ])
+    result = subprocess.run([sys.executable, "-c", code, str(tmp_path / "export" / "ner_bilstm" / "1"),
+                             json.dumps(texts)], capture_output=True, text=True, check=True,
+                            env={"TF_CPP_MIN_LOG_LEVEL": "3", "PATH": "/usr/bin:/bin"})
+    out = json.loads(result.stdout.strip().splitlines()[-1])
+    found = [(text[start:end], kind, entity) for text, starts, ends, kinds, entities in
+             zip(texts, out["entity_start"], out["entity_end"], out["entity_type"], out["entity_text"], strict=True)
+             for start, end, kind, entity in zip(starts, ends, kinds, entities, strict=True) if start >= 0]
+    assert ("Crohn disease", "Disease", "Crohn disease") in found and ("asthma", "Disease", "asthma") in found
+    assert all(sliced == entity for sliced, _, entity in found)
+    assert out["tokens"][0][:3] == ["The", "patient", "has"] and out["tags"][1] == [""] * len(out["tags"][1])
+
+
+def test_entity_scores_are_strict_bio2():
+    truth = [["B-D", "I-D", "O"], ["B-D", "O", "B-C"]]
+    predicted = [["B-D", "I-D", "O"], ["I-D", "O", "B-C"]]  # an I- start is no entity in strict mode
+    scores = entity_scores(truth, predicted)
+    assert (scores["entity_precision"], scores["entity_recall"]) == (1.0, 2 / 3)
+    assert scores["token_accuracy"] == 5 / 6
+    assert [row["type"] for row in per_type_rows(truth, predicted)] == ["C", "D"]
+
+
+def test_weighted_loss_gives_per_token_weights_and_padding_weighs_nothing():
+    experiment = apply_overrides(get("ner_bilstm", tiny=True), ["train.loss=weighted"])
+    sentences = [joined_sentence(["a", "b", "c"], ["B-X", "O", "O"]), joined_sentence(["d"], ["O"])]
+    task = TaggingTask(experiment, Splits(sentences, sentences, sentences))
+    _, tags, weights = next(iter(task.dataset(sentences, training=False)))
+    assert tags.numpy().tolist() == [[1, 0, 0], [0, 0, 0]]
+    np.testing.assert_allclose(weights.numpy(), [[4 / 2, 4 / 6, 4 / 6], [4 / 6, 0, 0]], rtol=1e-6)
+    assert TagVocabulary(sentences).tags == ("O", "B-X", "I-X")

@@ -1,0 +1,235 @@
+"""Token tagging (named entities): tag vocabulary, tf.data, the BiLSTM tagger's fit, seqeval evaluation, export.
+
+Training and evaluation read the corpus's own tokens; the exported signature takes raw text,
+tokenises it in the graph (`tagging_graph.tokenize_with_offsets`, the PubTator reader's rule)
+and answers `tokens`, `tags` and the entities with character offsets into the text.
+
+Per-token weights carry the padding mask and, for `train.loss=weighted`, the class weights
+(Keras refuses `class_weight` for sequences); `focal` and `balanced_focal` apply per token.
+"""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Sequence
+from pathlib import Path
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from tfnlp.config import Experiment
+from tfnlp.data.conll import TaggedSentence
+from tfnlp.data.splits import Splits
+from tfnlp.losses import make_loss
+from tfnlp.tasks import keras_fit
+from tfnlp.tasks.tagging_graph import entities_from_tags, tokenize_with_offsets
+
+TAGGING_METRICS = ("entity_precision", "entity_recall", "entity_f1", "token_accuracy")
+
+
+class TagVocabulary:
+    """`O`, then `B-X` and `I-X` for each entity type of the training split, sorted."""
+
+    def __init__(self, sentences: Sequence[TaggedSentence]) -> None:
+        types = sorted({kind for sentence in sentences for kind in sentence.entity_types()})
+        self.tags = ("O", *(f"{prefix}-{kind}" for kind in types for prefix in "BI"))
+        self._index = {tag: index for index, tag in enumerate(self.tags)}
+
+    def __len__(self) -> int:
+        return len(self.tags)
+
+    def ids(self, tags: Sequence[str]) -> list[int]:
+        """Tag ids; a type unseen in training reads as `O`."""
+        return [self._index.get(tag, 0) for tag in tags]
+
+
+@keras.saving.register_keras_serializable(package="tfnlp")
+class Lowercase(keras.layers.Layer):
+    """Unicode lower-casing of string tensors (the tagger's vocabulary is lower-cased)."""
+
+    def call(self, tokens):
+        return tf.strings.lower(tokens, encoding="utf-8")
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+
+def bilstm_tagger(config, vocabulary: Sequence[str], num_tags: int) -> keras.Model:
+    """Tokens [B, T] (strings, "" padding) -> lower-cased word ids -> embedding -> BiLSTM -> softmax per token."""
+    tokens = keras.Input(shape=(None,), dtype="string", name="tokens")
+    lookup = keras.layers.StringLookup(vocabulary=list(vocabulary), mask_token="", name="words")
+    ids = lookup(Lowercase(name="lowercase")(tokens))
+    embedded = keras.layers.Embedding(lookup.vocabulary_size(), config.embedding_dim, mask_zero=True,
+                                      name="embedding")(ids)
+    states = keras.layers.Bidirectional(keras.layers.LSTM(config.units, return_sequences=True), name="bilstm")(
+        keras.layers.Dropout(config.dropout)(embedded))
+    probabilities = keras.layers.Dense(num_tags, activation="softmax", name="tags")(
+        keras.layers.Dropout(config.dropout)(states))
+    return keras.Model(tokens, probabilities, name="bilstm_tagger")
+
+
+class TaggerServing(tf.Module):
+    """The export: raw texts -> tokens, tags and padded entities with character offsets."""
+
+    def __init__(self, model: keras.Model, tags: Sequence[str]) -> None:
+        super().__init__()
+        self.model = model
+        self.tag_names = tf.constant(list(tags))
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text")])
+    def serve(self, text):
+        tokens, starts, ends = tokenize_with_offsets(text)
+        lengths = tokens.row_lengths()
+        padded = tokens.to_tensor("")
+        padded = tf.pad(padded, [[0, 0], [0, 1 - tf.minimum(tf.shape(padded)[1], 1)]])  # >= 1 step
+        best = tf.argmax(self.model(padded, training=False), axis=-1)
+        mask = tf.sequence_mask(lengths, tf.shape(padded)[1])
+        tags = tf.where(mask, tf.gather(self.tag_names, best), "")
+        entities = entities_from_tags(tags, starts.to_tensor(-1, shape=tf.shape(padded)),
+                                      ends.to_tensor(-1, shape=tf.shape(padded)), text, lengths)
+        return {"tokens": padded, "tags": tags, **entities}
+
+    def signatures(self) -> dict:
+        return {"serving_default": self.serve}
+
+
+class TaggingTask:
+    """One tagging run's data side.
+
+    Args:
+        experiment: the run's configuration.
+        splits: train / validation / test TaggedSentences.
+        classification: unused.
+    """
+
+    def __init__(self, experiment: Experiment, splits: Splits, classification=None) -> None:
+        self.experiment = experiment
+        self.splits = splits
+        self.tag_vocabulary = TagVocabulary(splits.train)
+        counts: dict[str, int] = {}
+        for sentence in splits.train:
+            for token in sentence.tokens:
+                counts[token.lower()] = counts.get(token.lower(), 0) + 1
+        ranked = sorted(counts, key=lambda word: (-counts[word], word))
+        self.vocabulary = ranked[:max(experiment.model.vocab_size - 2, 1)]
+
+    def _tag_counts(self) -> np.ndarray:
+        ids = [tag for sentence in self.splits.train for tag in self.tag_vocabulary.ids(sentence.tags)]
+        return np.bincount(ids, minlength=len(self.tag_vocabulary))
+
+    def build_model(self, steps_per_epoch: int) -> keras.Model:
+        from tfnlp.tasks.seq2seq import learning_rate
+
+        train = self.experiment.train
+        model = bilstm_tagger(self.experiment.model, self.vocabulary, len(self.tag_vocabulary))
+        loss, _ = make_loss(train.loss, self._tag_counts(), train.focal_gamma, train.focal_alpha, train.focal_beta)
+        model.compile(optimizer=keras.optimizers.Adam(learning_rate(train, steps_per_epoch)), loss=loss,
+                      weighted_metrics=[keras.metrics.SparseCategoricalAccuracy(name="token_accuracy")])
+        return model
+
+    def dataset(self, sentences: Sequence[TaggedSentence], training: bool) -> tf.data.Dataset:
+        """(tokens [B, T], tag ids [B, T], per-token weights [B, T]); padding weighs 0."""
+        train = self.experiment.train
+        _, class_weights = make_loss(train.loss, self._tag_counts())
+        weights_of = class_weights if class_weights is not None else np.ones(len(self.tag_vocabulary))
+        tokens = tf.ragged.constant([list(sentence.tokens) for sentence in sentences], dtype=tf.string)
+        ids = [self.tag_vocabulary.ids(sentence.tags) for sentence in sentences]
+        tags = tf.ragged.constant(ids, dtype=tf.int32)
+        weights = tf.ragged.constant([[float(weights_of[tag]) for tag in row] for row in ids], dtype=tf.float32)
+        dataset = tf.data.Dataset.from_tensor_slices((tokens, tags, weights)).cache()
+        if training:
+            dataset = dataset.shuffle(min(train.shuffle_buffer, len(sentences)), seed=train.seed,
+                                      reshuffle_each_iteration=True)
+        return dataset.ragged_batch(train.batch_size).map(
+            lambda t, y, w: (t.to_tensor(""), y.to_tensor(0), w.to_tensor(0.0))).prefetch(tf.data.AUTOTUNE)
+
+    def datasets(self) -> tuple[tf.data.Dataset, tf.data.Dataset]:
+        return self.dataset(self.splits.train, True), self.dataset(self.splits.validation, False)
+
+    def fit(self, model, train_data, validation_data, epochs: int, callbacks: list, verbose: int) -> keras.Model:
+        return keras_fit(model, train_data, validation_data, epochs, callbacks, verbose)
+
+    def serving(self, model: keras.Model) -> TaggerServing:
+        return TaggerServing(model, self.tag_vocabulary.tags)
+
+    def callbacks(self, serving, tensorboard_dir: str) -> list:
+        return []
+
+    def predict_tags(self, serving: TaggerServing, sentences: Sequence[TaggedSentence],
+                     batch_size: int = 256) -> list[list[str]]:
+        """Predicted tags on the corpus's own tokens."""
+        predicted: list[list[str]] = []
+        for start in range(0, len(sentences), batch_size):
+            chunk = sentences[start:start + batch_size]
+            tokens = tf.ragged.constant([list(sentence.tokens) for sentence in chunk], dtype=tf.string).to_tensor("")
+            best = np.argmax(serving.model(tokens, training=False).numpy(), axis=-1)
+            predicted += [[self.tag_vocabulary.tags[i] for i in row[:len(sentence.tokens)]]
+                          for row, sentence in zip(best, chunk, strict=True)]
+        return predicted
+
+    def evaluate(self, serving: TaggerServing, sentences: Sequence[TaggedSentence],
+                 with_baselines: bool = False) -> tuple[dict, list[dict]]:
+        """Entity-level precision / recall / F1 (seqeval, strict BIO2) and token accuracy; a few examples."""
+        truth = [list(sentence.tags) for sentence in sentences]
+        predicted = self.predict_tags(serving, sentences)
+        results = {"model": entity_scores(truth, predicted)}
+        examples = [{"text": sentence.text, "true": _spans(sentence.tokens, gold), "predicted": _spans(sentence.tokens,
+                                                                                                      guess)}
+                    for sentence, gold, guess in zip(sentences[:8], truth[:8], predicted[:8], strict=True)]
+        return results, examples
+
+    def write_reports(self, serving: TaggerServing, workdir: Path, tensorboard_dir: str) -> dict:
+        """`report/per_type.csv` and `report/f1_vs_support.png` for the test split."""
+        from tfnlp.plots import f1_support_figure, save_figure
+
+        truth = [list(sentence.tags) for sentence in self.splits.test]
+        rows = per_type_rows(truth, self.predict_tags(serving, self.splits.test))
+        folder = workdir / "report"
+        folder.mkdir(parents=True, exist_ok=True)
+        with open(folder / "per_type.csv", "w", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=["type", "precision", "recall", "f1", "support"])
+            writer.writeheader()
+            writer.writerows(rows)
+        save_figure(f1_support_figure([row["f1"] for row in rows], np.array([row["support"] for row in rows]),
+                                      [row["type"] for row in rows]), folder / "f1_vs_support.png")
+        return {"per_type": rows}
+
+
+def entity_scores(truth: list[list[str]], predicted: list[list[str]]) -> dict[str, float]:
+    """seqeval's strict BIO2 entity precision / recall / F1 (micro over entities) and token accuracy."""
+    from seqeval.metrics import f1_score, precision_score, recall_score
+    from seqeval.scheme import IOB2
+
+    flat_truth = [tag for row in truth for tag in row]
+    flat_predicted = [tag for row in predicted for tag in row]
+    options = {"mode": "strict", "scheme": IOB2, "zero_division": 0}
+    return {"entity_precision": float(precision_score(truth, predicted, **options)),
+            "entity_recall": float(recall_score(truth, predicted, **options)),
+            "entity_f1": float(f1_score(truth, predicted, **options)),
+            "token_accuracy": float(np.mean([a == b for a, b in zip(flat_truth, flat_predicted, strict=True)]))}
+
+
+def per_type_rows(truth: list[list[str]], predicted: list[list[str]]) -> list[dict]:
+    """Per entity type: precision, recall, F1, support (seqeval strict BIO2)."""
+    from seqeval.metrics import classification_report
+    from seqeval.scheme import IOB2
+
+    report = classification_report(truth, predicted, mode="strict", scheme=IOB2, output_dict=True, zero_division=0)
+    return [{"type": kind, "precision": round(values["precision"], 4), "recall": round(values["recall"], 4),
+             "f1": round(values["f1-score"], 4), "support": int(values["support"])}
+            for kind, values in sorted(report.items()) if not kind.endswith(" avg")]
+
+
+def _spans(tokens: Sequence[str], tags: Sequence[str]) -> str:
+    """`type: words; ...` of the B-started entities, for the printed examples."""
+    spans, current = [], None
+    for token, tag in zip(tokens, tags, strict=True):
+        if tag.startswith("B-") or (tag.startswith("I-") and (current is None or current[0] != tag[2:])):
+            current = [tag[2:], token]
+            spans.append(current)
+        elif tag.startswith("I-") and current is not None:
+            current.append(token)
+        else:
+            current = None
+    return "; ".join(f"{span[0]}: {' '.join(span[1:])}" for span in spans) or "-"
