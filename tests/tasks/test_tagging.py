@@ -41,6 +41,8 @@ def test_bilstm_tagger_learns_and_its_export_returns_entity_offsets(tmp_path):
     assert metrics["test"]["model"]["entity_f1"] >= 0.9
     assert [row["type"] for row in metrics["per_type"]] == ["Disease"]
     assert (tmp_path / "work" / "report" / "per_type.csv").exists()
+    history = train.read_history(tmp_path / "work" / train.HISTORY_FILE)
+    assert len(history["val_entity_f1"]) == 12 and max(history["val_entity_f1"]) >= 0.9  # selected on it
     texts = ["The patient has severe Crohn disease today.", "", "asthma"]
     code = "\n".join([
         "import json, sys, tensorflow as tf, tensorflow_text",

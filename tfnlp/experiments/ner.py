@@ -19,7 +19,7 @@ def ner_bilstm(tiny: bool = False) -> Experiment:
     if tiny:
         return Experiment("ner_bilstm", "tagging", "tiny ner_bilstm", DataConfig(source="wnut16", max_records=300),
                           ModelConfig(name="bilstm_tagger", vocab_size=2000, embedding_dim=16, units=16),
-                          TrainConfig(epochs=1, batch_size=32, patience=1, monitor="val_token_accuracy"))
+                          TrainConfig(epochs=1, batch_size=32, patience=1, monitor="val_entity_f1"))
     return Experiment("ner_bilstm", "tagging", ner_bilstm.__doc__.splitlines()[0], DataConfig(source="wnut16"),
                       ModelConfig(name="bilstm_tagger", vocab_size=30000, embedding_dim=100, units=128, dropout=0.3),
-                      TrainConfig(epochs=15, batch_size=32, learning_rate=2e-3, patience=3, monitor="val_loss"))
+                      TrainConfig(epochs=15, batch_size=32, learning_rate=2e-3, patience=4, monitor="val_entity_f1"))

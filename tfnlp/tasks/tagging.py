@@ -153,8 +153,9 @@ class TaggingTask:
     def serving(self, model: keras.Model) -> TaggerServing:
         return TaggerServing(model, self.tag_vocabulary.tags)
 
-    def callbacks(self, serving, tensorboard_dir: str) -> list:
-        return []
+    def callbacks(self, serving: TaggerServing, tensorboard_dir: str) -> list:
+        """Entity-level validation scores in the epoch logs (`val_entity_f1`, ...): what to select on."""
+        return [EntityValidation(self, serving)]
 
     def predict_tags(self, serving: TaggerServing, sentences: Sequence[TaggedSentence],
                      batch_size: int = 256) -> list[list[str]]:
@@ -194,6 +195,23 @@ class TaggingTask:
         save_figure(f1_support_figure([row["f1"] for row in rows], np.array([row["support"] for row in rows]),
                                       [row["type"] for row in rows]), folder / "f1_vs_support.png")
         return {"per_type": rows}
+
+
+class EntityValidation(keras.callbacks.Callback):
+    """Adds seqeval's validation entity precision / recall / F1 to each epoch's logs (and so to TensorBoard,
+    the CSV history, early stopping and checkpointing)."""
+
+    def __init__(self, task: TaggingTask, serving: TaggerServing) -> None:
+        super().__init__()
+        self.task = task
+        self.serving = serving
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        sentences = self.task.splits.validation
+        scores = entity_scores([list(sentence.tags) for sentence in sentences],
+                               self.task.predict_tags(self.serving, sentences))
+        if logs is not None:
+            logs.update({f"val_{name}": value for name, value in scores.items() if name.startswith("entity")})
 
 
 def entity_scores(truth: list[list[str]], predicted: list[list[str]]) -> dict[str, float]:
