@@ -12,10 +12,10 @@ SUITES: Registry = Registry("benchmark suite")
 
 
 def _load_suites() -> None:
-    from tfnlp.bench import classifiers, decode, rerank, serving
+    from tfnlp.bench import classifiers, decode, ner, rerank, serving
 
     for name, run in (("decode", decode.main), ("rerank", rerank.main), ("serving", serving.main),
-                      ("classifiers", classifiers.main), ("losses", classifiers.losses_main)):
+                      ("classifiers", classifiers.main), ("losses", classifiers.losses_main), ("ner", ner.main)):
         if name not in SUITES:
             SUITES.add(name, run)
 
