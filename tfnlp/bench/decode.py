@@ -66,6 +66,18 @@ def _train_tiny(folder: Path) -> Path:
     return latest_version(folder / "icd10_seq2seq")
 
 
+def seq2seq_model_path(argument: str | None, scratch: Path) -> Path:
+    """The SavedModel version a seq2seq benchmark runs: `--model`, else the newest
+    `savedmodels/icd10_seq2seq/<version>`, else a tiny model trained into `scratch`."""
+    path = Path(argument) if argument else latest_version(Path("savedmodels") / "icd10_seq2seq")
+    if path is None:
+        print("no savedmodels/icd10_seq2seq yet: training the tiny model for this benchmark")
+        path = _train_tiny(scratch)
+    if not (path / "saved_model.pb").exists():
+        raise UserError(f"{path}: not a SavedModel folder (no saved_model.pb)")
+    return path
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the suite and print its table and headline."""
     import tensorflow as tf
@@ -81,12 +93,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     scratch = tempfile.TemporaryDirectory()
-    path = Path(args.model) if args.model else latest_version(Path("savedmodels") / "icd10_seq2seq")
-    if path is None:
-        print("no savedmodels/icd10_seq2seq yet: training the tiny model for this benchmark")
-        path = _train_tiny(Path(scratch.name))
-    if not (path / "saved_model.pb").exists():
-        raise UserError(f"{path}: not a SavedModel folder (no saved_model.pb)")
+    path = seq2seq_model_path(args.model, Path(scratch.name))
     model = tf.saved_model.load(str(path))
     texts = [record.text for record in sources.load("cim10", DataConfig()).splits.test]
     loop_texts = texts[:64 if args.quick else 256]

@@ -29,9 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tfnlp.bench.decode import _train_tiny
-from tfnlp.errors import UserError
-from tfnlp.export import latest_version
+from tfnlp.bench.decode import seq2seq_model_path
 
 MODEL_NAME = "icd10_seq2seq"
 SHIPPED_BATCHING = Path(__file__).resolve().parents[2] / "serving" / "batching.config"
@@ -164,16 +162,6 @@ def headlines(results: Sequence[Measurement], many: int) -> list[str]:
             f"({on.throughput:.0f} vs {off.throughput:.0f} texts/s; target: at least 3x)"]
 
 
-def _model_path(argument: str | None, scratch: Path) -> Path:
-    path = Path(argument) if argument else latest_version(Path("savedmodels") / MODEL_NAME)
-    if path is None:
-        print("no savedmodels/icd10_seq2seq yet: training the tiny model for this benchmark")
-        path = _train_tiny(scratch)
-    if not (path / "saved_model.pb").exists():
-        raise UserError(f"{path}: not a SavedModel folder (no saved_model.pb)")
-    return path
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the suite and print its table and headlines."""
     import tensorflow as tf
@@ -192,7 +180,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     seconds = 1.0 if args.quick else args.seconds
 
     scratch = tempfile.TemporaryDirectory()
-    path = _model_path(args.model, Path(scratch.name))
+    path = seq2seq_model_path(args.model, Path(scratch.name))
     base = Path(scratch.name) / "served" / MODEL_NAME
     shutil.copytree(path, base / "1")
     texts = [record.text for record in sources.load("cim10", DataConfig()).splits.test]
