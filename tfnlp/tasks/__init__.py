@@ -8,3 +8,17 @@ def keras_fit(model, train_data, validation_data, epochs: int, callbacks: list, 
     model.fit(train_data, validation_data=validation_data, epochs=epochs, callbacks=callbacks, shuffle=False,
               verbose=verbose)
     return model
+
+
+def learning_rate(train, steps_per_epoch: int):
+    """The optimizer's learning rate for `train` (a TrainConfig): a cosine schedule over the run, or a constant
+    that ReduceLROnPlateau decays (`plateau`)."""
+    import keras
+
+    from tfnlp.errors import UserError
+
+    if train.lr_schedule == "cosine":
+        return keras.optimizers.schedules.CosineDecay(train.learning_rate, train.epochs * steps_per_epoch, alpha=0.05)
+    if train.lr_schedule == "plateau":
+        return train.learning_rate
+    raise UserError(f"train.lr_schedule={train.lr_schedule!r}: use cosine or plateau")

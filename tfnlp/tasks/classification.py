@@ -27,7 +27,7 @@ from tfnlp.data.splits import Splits
 from tfnlp.losses import make_loss
 from tfnlp.metrics import classification_scores, write_classification_report
 from tfnlp.models.classifiers import CLASSIFIERS, dense_head, mean_vectors_features
-from tfnlp.tasks import keras_fit
+from tfnlp.tasks import keras_fit, learning_rate
 
 UNKNOWN_LABEL = "<UNK>"
 SKLEARN_MODELS = ("mean_vectors_linear", "mean_vectors_mlp")
@@ -181,8 +181,6 @@ class ClassificationTask:
         train = self.experiment.train
         loss, _ = make_loss(train.loss, self.label_vocabulary.counts(self._targets(self.splits.train)),
                             train.focal_gamma, train.focal_alpha, train.focal_beta)
-        from tfnlp.tasks.seq2seq import learning_rate
-
         model.compile(optimizer=keras.optimizers.Adam(learning_rate(train, steps_per_epoch)), loss=loss,
                       metrics=["accuracy"])
         return model

@@ -16,14 +16,13 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tfnlp.config import Experiment, ModelConfig, TrainConfig
+from tfnlp.config import Experiment, ModelConfig
 from tfnlp.data import Record, text
 from tfnlp.data.icd10 import CATEGORY_LENGTH, category, chapter, normalise_code
 from tfnlp.data.splits import Splits
-from tfnlp.errors import UserError
 from tfnlp.models.decoding import beam_search, select
 from tfnlp.models.seq2seq import END, PAD, START, char_seq2seq, masked_accuracy, masked_loss
-from tfnlp.tasks import keras_fit
+from tfnlp.tasks import keras_fit, learning_rate
 
 SPECIAL_TOKENS = ("", "<s>", "</s>")
 LENGTH_BUCKETS = (5, 7, 9, 12, 16, 24)  # word-count boundaries of the training batches
@@ -495,12 +494,3 @@ def decode(function: Callable, texts: Sequence[str], batch_size: int = 1024) -> 
         outputs = function(text=tf.constant(list(texts[start:start + batch_size]), dtype=tf.string))
         codes += [code.decode("utf-8") for code in outputs["code"].numpy()]
     return codes
-
-
-def learning_rate(train: TrainConfig, steps_per_epoch: int) -> float | keras.optimizers.schedules.LearningRateSchedule:
-    """The optimizer's learning rate: a cosine schedule over the run, or a constant that plateaus decay."""
-    if train.lr_schedule == "cosine":
-        return keras.optimizers.schedules.CosineDecay(train.learning_rate, train.epochs * steps_per_epoch, alpha=0.05)
-    if train.lr_schedule == "plateau":
-        return train.learning_rate
-    raise UserError(f"train.lr_schedule={train.lr_schedule!r}: use cosine or plateau")

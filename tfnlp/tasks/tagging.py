@@ -22,7 +22,7 @@ from tfnlp.config import Experiment
 from tfnlp.data.conll import TaggedSentence
 from tfnlp.data.splits import Splits
 from tfnlp.losses import make_loss
-from tfnlp.tasks import keras_fit
+from tfnlp.tasks import keras_fit, learning_rate
 from tfnlp.tasks.tagging_graph import entities_from_tags, tokenize_with_offsets
 
 TAGGING_METRICS = ("entity_precision", "entity_recall", "entity_f1", "token_accuracy")
@@ -119,8 +119,6 @@ class TaggingTask:
         return np.bincount(ids, minlength=len(self.tag_vocabulary))
 
     def build_model(self, steps_per_epoch: int) -> keras.Model:
-        from tfnlp.tasks.seq2seq import learning_rate
-
         train = self.experiment.train
         model = bilstm_tagger(self.experiment.model, self.vocabulary, len(self.tag_vocabulary))
         loss, _ = make_loss(train.loss, self._tag_counts(), train.focal_gamma, train.focal_alpha, train.focal_beta)
