@@ -175,11 +175,11 @@ def run(experiment: config_lib.Experiment, workdir: Path, export_base: Path) -> 
         model.load_weights(str(best))
     serving = task.serving(model)
 
-    results, examples = task.evaluate(serving, task.splits.test, with_baselines=experiment.train.baselines)
+    results, examples, predicted = task.evaluate(serving, task.splits.test, with_baselines=experiment.train.baselines)
     print(f"\ntest split ({len(task.splits.test)} texts), trained {train_seconds:.0f} s:\n{format_table(results)}")
     for example in examples:
         print(f"  {example['true']:>6} -> {example['predicted']:<6} {example['text']}")
-    reports = task.write_reports(serving, workdir, str(workdir / "tensorboard" / "report")) if hasattr(
+    reports = task.write_reports(predicted, workdir, str(workdir / "tensorboard" / "report")) if hasattr(
         task, "write_reports") else {}
 
     write_run_summary(workdir, experiment, results, serving.serve)

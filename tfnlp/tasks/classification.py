@@ -12,6 +12,7 @@ the report counts them.
 
 from __future__ import annotations
 
+import functools
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
@@ -165,6 +166,11 @@ class ClassificationTask:
     def _texts(records: Sequence[Record]) -> list[str]:
         return [record.text for record in records]
 
+    @functools.cached_property
+    def train_counts(self) -> np.ndarray:
+        """Training texts per label index (for class weights and class-balanced alpha)."""
+        return self.label_vocabulary.counts(self._targets(self.splits.train))
+
     def _targets(self, records: Sequence[Record]) -> list[str]:
         return self.label_vocabulary.known([record.target for record in records])
 
@@ -179,8 +185,7 @@ class ClassificationTask:
         model = CLASSIFIERS.get(config.name)(config, self.vectorizer, len(self.label_vocabulary),
                                              self.embedding_matrix(), self.preprocess)
         train = self.experiment.train
-        loss, _ = make_loss(train.loss, self.label_vocabulary.counts(self._targets(self.splits.train)),
-                            train.focal_gamma, train.focal_alpha, train.focal_beta)
+        loss, _ = make_loss(train.loss, self.train_counts, train.focal_gamma, train.focal_alpha, train.focal_beta)
         model.compile(optimizer=keras.optimizers.Adam(learning_rate(train, steps_per_epoch)), loss=loss,
                       metrics=["accuracy"])
         return model
@@ -190,7 +195,7 @@ class ClassificationTask:
         train = self.experiment.train
         labels = self.label_vocabulary.ids(self._targets(records))
         columns = (tf.constant(self._texts(records)), labels)
-        _, class_weights = make_loss(train.loss, self.label_vocabulary.counts(self._targets(self.splits.train)))
+        _, class_weights = make_loss(train.loss, self.train_counts)
         if class_weights is not None and training:
             columns += (class_weights[labels].astype(np.float32),)
         dataset = tf.data.Dataset.from_tensor_slices(columns).cache()
@@ -237,8 +242,9 @@ class ClassificationTask:
         return []
 
     def evaluate(self, serving: ClassifierServing, records: Sequence[Record],
-                 with_baselines: bool) -> tuple[dict, list[dict]]:
-        """Scores of the model (and the TF-IDF + logistic regression baseline) on `records`, and examples."""
+                 with_baselines: bool) -> tuple[dict, list[dict], list[str]]:
+        """Scores of the model (and the TF-IDF + logistic regression baseline) on `records`, a few examples, and
+        the model's predicted labels."""
         texts, truth = self._texts(records), self._targets(records)
         predicted = serving.predict_labels(texts)
         results = {"model": classification_scores(truth, predicted)}
@@ -246,7 +252,7 @@ class ClassificationTask:
             results["baseline_tfidf_logreg"] = classification_scores(truth, self.tfidf_logreg(texts))
         examples = [{"text": text_, "true": true, "predicted": guess}
                     for text_, true, guess in zip(texts[:8], truth[:8], predicted[:8], strict=True)]
-        return results, examples
+        return results, examples, predicted
 
     def tfidf_logreg(self, texts: Sequence[str]) -> list[str]:
         """TF-IDF (word 1-2 and char 2-5 grams) + logistic regression fitted on the training split.
@@ -266,10 +272,10 @@ class ClassificationTask:
         classifier.fit(matrix, self._targets(self.splits.train))
         return classifier.predict(features.transform(list(texts))).tolist()
 
-    def write_reports(self, serving: ClassifierServing, workdir: Path, tensorboard_dir: str) -> dict:
-        """Per-class CSV and figures of the test split under `workdir/report`; counts of unseen labels."""
+    def write_reports(self, predicted: Sequence[str], workdir: Path, tensorboard_dir: str) -> dict:
+        """Per-class CSV and figures of the test split (`predicted`: its labels as `evaluate` gave them) under
+        `workdir/report`; counts of unseen labels."""
         truth = self._targets(self.splits.test)
-        predicted = serving.predict_labels(self._texts(self.splits.test))
         write_classification_report(truth, predicted, self._targets(self.splits.train), workdir / "report",
                                     tensorboard_dir=tensorboard_dir)
         unseen = Counter(truth)[UNKNOWN_LABEL]

@@ -458,9 +458,9 @@ class Seq2SeqTask:
         return keras_fit(model, train_data, validation_data, epochs, callbacks, verbose)
 
     def evaluate(self, serving: Seq2SeqServing, records: Sequence[Record],
-                 with_baselines: bool = False) -> tuple[dict, list[dict]]:
+                 with_baselines: bool = False) -> tuple[dict, list[dict], list[str]]:
         """Accuracies of each decoding system (and of the scikit-learn baselines fitted on the training split)
-        on `records`, and a few examples of the last decoding system."""
+        on `records`, a few examples of the last decoding system, and its codes."""
         from tfnlp import baselines
 
         texts = [record.text for record in records]
@@ -473,7 +473,7 @@ class Seq2SeqTask:
             results[name] = code_accuracies(truth, baseline(self.splits.train, texts))
         shown = zip(texts[:8], truth[:8], predicted[:8], strict=True)
         examples = [{"text": text_, "true": true, "predicted": guess} for text_, true, guess in shown]
-        return results, examples
+        return results, examples, predicted
 
 
 def _normalised(records: Sequence[Record]) -> list[Record]:

@@ -11,6 +11,7 @@ Per-token weights carry the padding mask and, for `train.loss=weighted`, the cla
 from __future__ import annotations
 
 import csv
+import functools
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -114,14 +115,16 @@ class TaggingTask:
         ranked = sorted(counts, key=lambda word: (-counts[word], word))
         self.vocabulary = ranked[:max(experiment.model.vocab_size - 2, 1)]
 
-    def _tag_counts(self) -> np.ndarray:
+    @functools.cached_property
+    def tag_counts(self) -> np.ndarray:
+        """Training tokens per tag index (for class weights and class-balanced alpha)."""
         ids = [tag for sentence in self.splits.train for tag in self.tag_vocabulary.ids(sentence.tags)]
         return np.bincount(ids, minlength=len(self.tag_vocabulary))
 
     def build_model(self, steps_per_epoch: int) -> keras.Model:
         train = self.experiment.train
         model = bilstm_tagger(self.experiment.model, self.vocabulary, len(self.tag_vocabulary))
-        loss, _ = make_loss(train.loss, self._tag_counts(), train.focal_gamma, train.focal_alpha, train.focal_beta)
+        loss, _ = make_loss(train.loss, self.tag_counts, train.focal_gamma, train.focal_alpha, train.focal_beta)
         model.compile(optimizer=keras.optimizers.Adam(learning_rate(train, steps_per_epoch)), loss=loss,
                       weighted_metrics=[keras.metrics.SparseCategoricalAccuracy(name="token_accuracy")])
         return model
@@ -129,7 +132,7 @@ class TaggingTask:
     def dataset(self, sentences: Sequence[TaggedSentence], training: bool) -> tf.data.Dataset:
         """(tokens [B, T], tag ids [B, T], per-token weights [B, T]); padding weighs 0."""
         train = self.experiment.train
-        _, class_weights = make_loss(train.loss, self._tag_counts())
+        _, class_weights = make_loss(train.loss, self.tag_counts)
         weights_of = class_weights if class_weights is not None else np.ones(len(self.tag_vocabulary))
         tokens = tf.ragged.constant([list(sentence.tokens) for sentence in sentences], dtype=tf.string)
         ids = [self.tag_vocabulary.ids(sentence.tags) for sentence in sentences]
@@ -168,22 +171,24 @@ class TaggingTask:
         return predicted
 
     def evaluate(self, serving: TaggerServing, sentences: Sequence[TaggedSentence],
-                 with_baselines: bool = False) -> tuple[dict, list[dict]]:
-        """Entity-level precision / recall / F1 (seqeval, strict BIO2) and token accuracy; a few examples."""
+                 with_baselines: bool = False) -> tuple[dict, list[dict], list[list[str]]]:
+        """Entity-level precision / recall / F1 (seqeval, strict BIO2) and token accuracy, a few examples, and
+        the predicted tags."""
         truth = [list(sentence.tags) for sentence in sentences]
         predicted = self.predict_tags(serving, sentences)
         results = {"model": entity_scores(truth, predicted)}
         examples = [{"text": sentence.text, "true": _spans(sentence.tokens, gold), "predicted": _spans(sentence.tokens,
                                                                                                       guess)}
                     for sentence, gold, guess in zip(sentences[:8], truth[:8], predicted[:8], strict=True)]
-        return results, examples
+        return results, examples, predicted
 
-    def write_reports(self, serving: TaggerServing, workdir: Path, tensorboard_dir: str) -> dict:
-        """`report/per_type.csv` and `report/f1_vs_support.png` for the test split."""
+    def write_reports(self, predicted: list[list[str]], workdir: Path, tensorboard_dir: str) -> dict:
+        """`report/per_type.csv` and `report/f1_vs_support.png` for the test split (`predicted`: its tags as
+        `evaluate` gave them)."""
         from tfnlp.plots import f1_support_figure, save_figure
 
         truth = [list(sentence.tags) for sentence in self.splits.test]
-        rows = per_type_rows(truth, self.predict_tags(serving, self.splits.test))
+        rows = per_type_rows(truth, predicted)
         folder = workdir / "report"
         folder.mkdir(parents=True, exist_ok=True)
         with open(folder / "per_type.csv", "w", newline="") as handle:
