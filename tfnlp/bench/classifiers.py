@@ -61,16 +61,24 @@ def texts_per_second(version: Path, texts: Sequence[str], batch_size: int = 256)
     return len(texts) / (time.perf_counter() - started)
 
 
-def run_one(experiment, folder: Path) -> dict:
-    """Train, evaluate and export one experiment under `folder`; its test scores, seconds and speed."""
+def run_one(experiment, folder: Path, tokens_of=None) -> dict:
+    """Train, evaluate and export one experiment under `folder`; its test scores, seconds and speed.
+
+    Args:
+        experiment: the configured experiment.
+        folder: scratch folder for its workdir and export.
+        tokens_of: for taggers, a test record's token count: adds `tokens_per_second`.
+    """
     from tfnlp import train
     from tfnlp.data import sources
 
     version = train.run(experiment, folder / "work", folder / "export")
     metrics = json.loads((folder / "work" / train.METRICS_FILE).read_text())
-    texts = [record.text for record in sources.load(experiment.data.source, experiment.data).splits.test]
-    return {**metrics["test"]["model"], "train_seconds": metrics["train_seconds"],
-            "texts_per_second": texts_per_second(version, texts)}
+    test = sources.load(experiment.data.source, experiment.data).splits.test
+    speed = texts_per_second(version, [record.text for record in test])
+    tokens = {"tokens_per_second": speed * sum(map(tokens_of, test)) / len(test)} if tokens_of else {}
+    return {**metrics["test"]["model"], "train_seconds": metrics["train_seconds"], "texts_per_second": speed,
+            **tokens}
 
 
 def baseline(experiment) -> dict:

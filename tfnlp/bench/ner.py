@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
@@ -27,9 +26,7 @@ NCBI_CONLL = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "n
 
 def main(argv: Sequence[str] | None = None) -> int:
     """`python -m tfnlp.bench ner`."""
-    from tfnlp import train
-    from tfnlp.bench.classifiers import texts_per_second
-    from tfnlp.data import sources
+    from tfnlp.bench.classifiers import run_one
 
     parser = argparse.ArgumentParser(prog="python -m tfnlp.bench ner", description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="2 epochs per tagger")
@@ -46,16 +43,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             epochs = 2 if args.quick else experiment.train.epochs
             experiment = config_lib.validate(dataclasses.replace(
                 experiment, data=data, train=dataclasses.replace(experiment.train, epochs=epochs)))
-            folder = Path(scratch) / name
-            version = train.run(experiment, folder / "work", folder / "export")
-            metrics = json.loads((folder / "work" / train.METRICS_FILE).read_text())
-            test = sources.load(args.data, experiment.data).splits.test
-            tokens = sum(len(sentence.tokens) for sentence in test) / len(test)
-            speed = texts_per_second(version, [sentence.text for sentence in test]) * tokens
-            scores = metrics["test"]["model"]
+            scores = run_one(experiment, Path(scratch) / name, tokens_of=lambda sentence: len(sentence.tokens))
             lines.append(f"| {name} | {scores['entity_precision']:.3f} | {scores['entity_recall']:.3f} | "
                          f"{scores['entity_f1']:.3f} | {scores['token_accuracy']:.3f} | "
-                         f"{metrics['train_seconds']:.0f} | {speed:.0f} |")
+                         f"{scores['train_seconds']:.0f} | {scores['tokens_per_second']:.0f} |")
     print("\n" + "\n".join(lines))
     print(f"headline: {TAGGERS[-1]} test entity F1 {scores['entity_f1']:.3f} on {args.data}")
     return 0
