@@ -179,8 +179,7 @@ def run(experiment: config_lib.Experiment, workdir: Path, export_base: Path) -> 
     print(f"\ntest split ({len(task.splits.test)} texts), trained {train_seconds:.0f} s:\n{format_table(results)}")
     for example in examples:
         print(f"  {example['true']:>6} -> {example['predicted']:<6} {example['text']}")
-    reports = task.write_reports(predicted, workdir, str(workdir / "tensorboard" / "report")) if hasattr(
-        task, "write_reports") else {}
+    reports = task.write_reports(predicted, workdir, str(workdir / "tensorboard" / "report"))
 
     write_run_summary(workdir, experiment, results, serving.serve)
     version = export.export_savedmodel(

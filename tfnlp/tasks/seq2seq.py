@@ -475,6 +475,10 @@ class Seq2SeqTask:
         examples = [{"text": text_, "true": true, "predicted": guess} for text_, true, guess in shown]
         return results, examples, predicted
 
+    def write_reports(self, predicted: Sequence[str], workdir, tensorboard_dir: str) -> dict:
+        """Nothing more to write: the seq2seq's figures are the attention images (a callback) and the
+        learning curves (`train.write_run_summary`)."""
+        return {}
 
 def _normalised(records: Sequence[Record]) -> list[Record]:
     """Records with their targets as codes without dots (`S06.2` -> `S062`)."""
