@@ -196,3 +196,18 @@ def test_bert_classifier_trains_and_exports_a_raw_string_savedmodel(tmp_path):
     # tensorflow_text registers the word-piece tokenizer's ops.
     served = in_fresh_process(version, texts, imports="tensorflow as tf, tensorflow_text")
     assert served[:2] == ["positive", "negative"]
+
+
+@pytest.mark.parametrize("overrides, message", [
+    (["model.name=cnn"], "not a classifier; known: bert, bilstm_conv, glove_bilstm, lstm, mean_vectors_linear"),
+    (["model.name=glove_bilstm"], "needs pretrained vectors"),
+    (["model.name=mean_vectors_linear"], "needs pretrained vectors"),
+])
+def test_unusable_classifier_choices_are_user_errors(overrides, message):
+    from tfnlp.config import apply_overrides
+    from tfnlp.errors import UserError
+
+    experiment = apply_overrides(get("icd10_chapter_lstm", tiny=True), overrides)
+    records = [Record("texte", "A")]
+    with pytest.raises(UserError, match=message):
+        ClassificationTask(experiment, Splits(records, records, records))

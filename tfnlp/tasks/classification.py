@@ -25,6 +25,7 @@ from tfnlp.config import Experiment
 from tfnlp.data import Record
 from tfnlp.data import text as text_lib
 from tfnlp.data.splits import Splits
+from tfnlp.errors import UserError
 from tfnlp.losses import make_loss
 from tfnlp.metrics import classification_scores, write_classification_report
 from tfnlp.models.classifiers import CLASSIFIERS, dense_head, mean_vectors_features
@@ -33,6 +34,7 @@ from tfnlp.tasks import keras_fit, learning_rate
 UNKNOWN_LABEL = "<UNK>"
 SKLEARN_MODELS = ("mean_vectors_linear", "mean_vectors_mlp")
 WORDPIECE_MODELS = ("bert",)  # they bring their own tokenizer: no word vocabulary
+VECTOR_MODELS = ("glove_bilstm",)  # Keras classifiers that need pretrained vectors
 
 
 def cut_label(target: str, length: int) -> str:
@@ -107,6 +109,7 @@ class ClassificationTask:
 
     def __init__(self, experiment: Experiment, splits: Splits, classification=None) -> None:
         self.experiment = experiment
+        _check_model_name(experiment.model)
         length = experiment.data.label_length
         self.splits = Splits(*([Record(record.text, cut_label(record.target, length)) for record in part]
                                for part in (splits.train, splits.validation, splits.test)))
@@ -178,8 +181,6 @@ class ClassificationTask:
         """A compiled Keras classifier, or the featuriser of a scikit-learn one (fitted in `fit`)."""
         config = self.experiment.model
         if config.name in SKLEARN_MODELS:
-            if self.vectors is None:
-                raise ValueError(f"{config.name} needs model.vectors")
             return mean_vectors_features(self.vectorizer, self.embedding_matrix(), config.max_input_tokens,
                                          self.preprocess)
         model = CLASSIFIERS.get(config.name)(config, self.vectorizer, len(self.label_vocabulary),
@@ -282,6 +283,16 @@ class ClassificationTask:
         print(f"report: {workdir / 'report'}; {unseen} of {len(truth)} test texts have a label unseen in training")
         return {"unseen_test_labels": unseen, "classes": len(self.label_vocabulary) - 1,
                 **({"vector_coverage": self.coverage} if self.vectors is not None else {})}
+
+
+def _check_model_name(config) -> None:
+    """A classifier name the task can build, with the pretrained vectors it needs; UserError otherwise."""
+    known = sorted((*CLASSIFIERS.names(), *SKLEARN_MODELS))
+    if config.name not in known:
+        raise UserError(f"model.name={config.name!r}: not a classifier; known: {', '.join(known)}")
+    if config.name in (*SKLEARN_MODELS, *VECTOR_MODELS) and not config.vectors:
+        raise UserError(f"model.name={config.name} needs pretrained vectors: --set model.vectors=glove-6b-50d "
+                        "(or fr-vectors, or a GloVe / word2vec / fastText file)")
 
 
 def _fitted_layers(estimator, num_classes: int, scaler=None) -> list[tuple[np.ndarray, np.ndarray]]:
