@@ -80,3 +80,18 @@ def test_weighted_loss_gives_per_token_weights_and_padding_weighs_nothing():
     assert tags.numpy().tolist() == [[1, 0, 0], [0, 0, 0]]
     np.testing.assert_allclose(weights.numpy(), [[4 / 2, 4 / 6, 4 / 6], [4 / 6, 0, 0]], rtol=1e-6)
     assert TagVocabulary(sentences).tags == ("O", "B-X", "I-X")
+
+
+def test_a_source_of_the_wrong_kind_is_a_user_error():
+    import pytest
+
+    from tfnlp.data import Record
+    from tfnlp.errors import UserError
+    from tfnlp.tasks.classification import ClassificationTask
+
+    records = [Record("a text", "label")]
+    with pytest.raises(UserError, match="not tagged tokens; a tagger needs conll:PATH"):
+        TaggingTask(get("ner_bilstm", tiny=True), Splits(records, records, records))
+    sentences = [joined_sentence(["a"], ["O"])]
+    with pytest.raises(UserError, match="gives tagged tokens"):
+        ClassificationTask(get("icd10_chapter_lstm", tiny=True), Splits(sentences, sentences, sentences))

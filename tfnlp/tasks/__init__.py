@@ -22,3 +22,22 @@ def learning_rate(train, steps_per_epoch: int):
     if train.lr_schedule == "plateau":
         return train.learning_rate
     raise UserError(f"train.lr_schedule={train.lr_schedule!r}: use cosine or plateau")
+
+
+TAGGING_SOURCES = "conll:PATH, pubtator:PATH or wnut16"
+
+
+def require_records(splits, tagged: bool, source: str) -> None:
+    """Refuse a source whose records do not fit the task: tagged sentences for a tagger, (text, label) records
+    for the other tasks."""
+    from tfnlp.data.conll import TaggedSentence
+    from tfnlp.errors import UserError
+
+    first = next((record for part in (splits.train, splits.validation, splits.test) for record in part), None)
+    if first is None or isinstance(first, TaggedSentence) == tagged:
+        return
+    if tagged:
+        raise UserError(f"data source {source!r} gives texts with labels, not tagged tokens; a tagger needs "
+                        f"{TAGGING_SOURCES}")
+    raise UserError(f"data source {source!r} gives tagged tokens ({TAGGING_SOURCES}); this experiment needs texts "
+                    "with labels (cim10, movie-reviews, csv:PATH, ...)")

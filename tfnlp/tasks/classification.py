@@ -29,7 +29,7 @@ from tfnlp.errors import UserError
 from tfnlp.losses import make_loss
 from tfnlp.metrics import classification_scores, write_classification_report
 from tfnlp.models.classifiers import CLASSIFIERS, dense_head, mean_vectors_features
-from tfnlp.tasks import keras_fit, learning_rate
+from tfnlp.tasks import keras_fit, learning_rate, require_records
 
 UNKNOWN_LABEL = "<UNK>"
 SKLEARN_MODELS = ("mean_vectors_linear", "mean_vectors_mlp")
@@ -110,6 +110,7 @@ class ClassificationTask:
     def __init__(self, experiment: Experiment, splits: Splits, classification=None) -> None:
         self.experiment = experiment
         _check_model_name(experiment.model)
+        require_records(splits, tagged=False, source=experiment.data.source)
         length = experiment.data.label_length
         self.splits = Splits(*([Record(record.text, cut_label(record.target, length)) for record in part]
                                for part in (splits.train, splits.validation, splits.test)))

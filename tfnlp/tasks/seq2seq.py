@@ -22,7 +22,7 @@ from tfnlp.data.icd10 import CATEGORY_LENGTH, category, chapter, normalise_code
 from tfnlp.data.splits import Splits
 from tfnlp.models.decoding import beam_search, select
 from tfnlp.models.seq2seq import END, PAD, START, char_seq2seq, masked_accuracy, masked_loss
-from tfnlp.tasks import keras_fit, learning_rate
+from tfnlp.tasks import keras_fit, learning_rate, require_records
 
 SPECIAL_TOKENS = ("", "<s>", "</s>")
 LENGTH_BUCKETS = (5, 7, 9, 12, 16, 24)  # word-count boundaries of the training batches
@@ -394,6 +394,7 @@ class Seq2SeqTask:
     """
 
     def __init__(self, experiment: Experiment, splits: Splits, classification: Iterable[str] | None) -> None:
+        require_records(splits, tagged=False, source=experiment.data.source)
         self.experiment = experiment
         self.splits = Splits(*(_normalised(part) for part in (splits.train, splits.validation, splits.test)))
         codes = {record.target for record in self.splits.train}

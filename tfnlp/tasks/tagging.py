@@ -23,7 +23,7 @@ from tfnlp.config import Experiment
 from tfnlp.data.conll import TaggedSentence
 from tfnlp.data.splits import Splits
 from tfnlp.losses import make_loss
-from tfnlp.tasks import keras_fit, learning_rate
+from tfnlp.tasks import keras_fit, learning_rate, require_records
 from tfnlp.tasks.tagging_graph import entities_from_tags, tokenize_with_offsets
 
 TAGGING_METRICS = ("entity_precision", "entity_recall", "entity_f1", "token_accuracy")
@@ -107,6 +107,7 @@ class TaggingTask:
     def __init__(self, experiment: Experiment, splits: Splits, classification=None) -> None:
         self.experiment = experiment
         self.splits = splits
+        require_records(splits, tagged=True, source=experiment.data.source)
         self.tag_vocabulary = TagVocabulary(splits.train)
         counts: dict[str, int] = {}
         for sentence in splits.train:
