@@ -49,7 +49,8 @@ class ModelConfig:
     Attributes:
         name: model factory name.
         vocab_size: word vocabulary size of the TextVectorization layer.
-        max_input_tokens: words kept from each text (longer texts are cut).
+        max_input_tokens: words kept from each text (longer texts are cut); for transformer taggers, the
+            window in sub-tokens, special tokens included (longer texts are cut into windows).
         embedding_dim: word embedding size.
         subword_buckets: hash buckets of character n-gram features per word (0 turns them off).
         units: encoder LSTM units per direction.
@@ -68,7 +69,12 @@ class ModelConfig:
         vectors: pretrained word vectors: an asset (`glove-6b-50d`, `fr-vectors`) or a GloVe /
             word2vec / fastText file read with gensim; empty for none.
         hidden_units: hidden layer size of the mean-vector MLP.
-        preset: keras-hub preset handle or local preset folder for BERT models (empty: the minilm asset).
+        preset: keras-hub preset handle or local preset folder for BERT models (empty: the minilm asset);
+            for the GPT-2 tagger, empty means a fresh small GPT-2 with a byte-level BPE vocabulary
+            learnt from the training text.
+        num_layers: transformer layers of a fresh (preset-less) GPT-2 tagger.
+        label_all_subtokens: transformer taggers teach every sub-token of a word (later ones the
+            word's `I-` tag) instead of the first one alone; tags are always read on the first.
     """
 
     name: str = "char_seq2seq"
@@ -91,6 +97,8 @@ class ModelConfig:
     vectors: str = ""
     hidden_units: int = 256
     preset: str = ""
+    num_layers: int = 4
+    label_all_subtokens: bool = False
 
 
 @dataclass(frozen=True)
@@ -228,7 +236,8 @@ def from_dict(raw: dict[str, Any]) -> Experiment:
 
 # (section, key, smallest allowed value) of the settings that make no sense below a bound.
 LOWER_BOUNDS = (
-    ("model", "vocab_size", 3), ("model", "max_input_tokens", 1), ("model", "embedding_dim", 1),
+    ("model", "vocab_size", 3), ("model", "max_input_tokens", 1), ("model", "num_layers", 1),
+    ("model", "embedding_dim", 1),
     ("model", "subword_buckets", 0), ("model", "units", 1), ("model", "decoder_units", 1),
     ("model", "char_embedding_dim", 1), ("model", "attention_units", 1), ("model", "max_output_length", 0),
     ("model", "beam_size", 1), ("model", "dropout", 0.0), ("model", "category_loss_weight", 0.0),

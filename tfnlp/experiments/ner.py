@@ -23,3 +23,35 @@ def ner_bilstm(tiny: bool = False) -> Experiment:
     return Experiment("ner_bilstm", "tagging", ner_bilstm.__doc__.splitlines()[0], DataConfig(source="wnut16"),
                       ModelConfig(name="bilstm_tagger", vocab_size=30000, embedding_dim=100, units=128, dropout=0.3),
                       TrainConfig(epochs=15, batch_size=32, learning_rate=2e-3, patience=4, monitor="val_entity_f1"))
+
+
+@EXPERIMENTS.register()
+def ner_bert(tiny: bool = False) -> Experiment:
+    """Tokens -> BIO tags: keras-hub BERT (the minilm asset, 6 layers) fine-tuned, tags read on first sub-tokens.
+
+    python -m tfnlp.train ner_bert --data conll:../shared/data/ncbi-disease/conll
+    """
+    model = ModelConfig(name="bert_tagger", max_input_tokens=128 if not tiny else 32, dropout=0.1)
+    if tiny:
+        return Experiment("ner_bert", "tagging", "tiny ner_bert", DataConfig(source="wnut16", max_records=200), model,
+                          TrainConfig(epochs=1, batch_size=16, learning_rate=1e-4, patience=1,
+                                      monitor="val_entity_f1"))
+    return Experiment("ner_bert", "tagging", ner_bert.__doc__.splitlines()[0], DataConfig(source="wnut16"), model,
+                      TrainConfig(epochs=4, batch_size=16, learning_rate=1e-4, patience=2, monitor="val_entity_f1"))
+
+
+@EXPERIMENTS.register()
+def ner_gpt(tiny: bool = False) -> Experiment:
+    """Tokens -> BIO tags: a fresh keras-hub GPT-2 (causal, 4 layers) over a byte-level BPE learnt on the training text.
+
+    python -m tfnlp.train ner_gpt --data conll:../shared/data/ncbi-disease/conll
+    """
+    if tiny:
+        return Experiment("ner_gpt", "tagging", "tiny ner_gpt", DataConfig(source="wnut16", max_records=200),
+                          ModelConfig(name="gpt_tagger", max_input_tokens=32, embedding_dim=32, num_layers=1),
+                          TrainConfig(epochs=1, batch_size=16, learning_rate=1e-3, patience=1,
+                                      monitor="val_entity_f1"))
+    return Experiment("ner_gpt", "tagging", ner_gpt.__doc__.splitlines()[0], DataConfig(source="wnut16"),
+                      ModelConfig(name="gpt_tagger", max_input_tokens=128, embedding_dim=256, num_layers=4,
+                                  dropout=0.1),
+                      TrainConfig(epochs=15, batch_size=32, learning_rate=5e-4, patience=4, monitor="val_entity_f1"))

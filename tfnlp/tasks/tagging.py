@@ -22,10 +22,13 @@ import tensorflow as tf
 from tfnlp.config import Experiment
 from tfnlp.data.conll import TaggedSentence
 from tfnlp.data.splits import Splits
+from tfnlp.errors import UserError
 from tfnlp.losses import make_loss
-from tfnlp.tasks import keras_fit, learning_rate, require_records
+from tfnlp.tasks import keras_fit, learning_rate, require_records, subword_tagging
+from tfnlp.tasks.subword_tagging import SUBWORD_TAGGERS, SubwordTokenizer
 from tfnlp.tasks.tagging_graph import entities_from_tags, tokenize_with_offsets
 
+TAGGERS = ("bilstm_tagger", *SUBWORD_TAGGERS)
 TAGGING_METRICS = ("entity_precision", "entity_recall", "entity_f1", "token_accuracy")
 
 
@@ -70,26 +73,49 @@ def bilstm_tagger(config, vocabulary: Sequence[str], num_tags: int) -> keras.Mod
     return keras.Model(tokens, probabilities, name="bilstm_tagger")
 
 
-class TaggerServing(tf.Module):
-    """The export: raw texts -> tokens, tags and padded entities with character offsets."""
+RAGGED_WORDS = tf.RaggedTensorSpec([None, None], tf.string, ragged_rank=1, row_splits_dtype=tf.int64)
+RAGGED_SPACING = tf.RaggedTensorSpec([None, None], tf.bool, ragged_rank=1, row_splits_dtype=tf.int64)
 
-    def __init__(self, model: keras.Model, tags: Sequence[str]) -> None:
+
+class TaggerServing(tf.Module):
+    """The export: raw texts -> tokens, tags and padded entities with character offsets.
+
+    Args:
+        model: the tagger: word strings [B, T] -> tag probabilities, or (with `tokenizer`) a
+            transformer over sub-tokens.
+        tags: tag names by id.
+        tokenizer: the sub-word tokenizer of a transformer tagger; None for word taggers.
+    """
+
+    def __init__(self, model: keras.Model, tags: Sequence[str], tokenizer: SubwordTokenizer | None = None) -> None:
         super().__init__()
         self.model = model
         self.tag_names = tf.constant(list(tags))
+        self.tokenizer = tokenizer
+
+    def word_probabilities(self, words: tf.RaggedTensor, spaced: tf.RaggedTensor) -> tf.Tensor:
+        """Words [B, (T)] (and whether whitespace precedes each) -> tag probabilities [B, max(T, 1), tags]."""
+        if self.tokenizer is not None:
+            return subword_tagging.word_probabilities(self.model, self.tokenizer, words, spaced)
+        steps = tf.maximum(tf.reduce_max(words.row_lengths()), 1) if words.nrows() > 0 else tf.constant(1, tf.int64)
+        return self.model(words.to_tensor("", shape=tf.stack([words.nrows(), steps])), training=False)
+
+    @tf.function(input_signature=[RAGGED_WORDS, RAGGED_SPACING])
+    def predict_words(self, words, spaced):
+        """`word_probabilities` as one graph (evaluation calls it on the corpus's own tokens)."""
+        return self.word_probabilities(words, spaced)
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text")])
     def serve(self, text):
         tokens, starts, ends = tokenize_with_offsets(text)
+        probabilities = self.word_probabilities(tokens, subword_tagging.space_before(starts, text))
+        shape = tf.shape(probabilities, tf.int64)[:2]
         lengths = tokens.row_lengths()
-        padded = tokens.to_tensor("")
-        padded = tf.pad(padded, [[0, 0], [0, 1 - tf.minimum(tf.shape(padded)[1], 1)]])  # >= 1 step
-        best = tf.argmax(self.model(padded, training=False), axis=-1)
-        mask = tf.sequence_mask(lengths, tf.shape(padded)[1])
-        tags = tf.where(mask, tf.gather(self.tag_names, best), "")
-        entities = entities_from_tags(tags, starts.to_tensor(-1, shape=tf.shape(padded)),
-                                      ends.to_tensor(-1, shape=tf.shape(padded)), text, lengths)
-        return {"tokens": padded, "tags": tags, **entities}
+        mask = tf.sequence_mask(lengths, shape[1])
+        tags = tf.where(mask, tf.gather(self.tag_names, tf.argmax(probabilities, axis=-1)), "")
+        entities = entities_from_tags(tags, starts.to_tensor(-1, shape=shape), ends.to_tensor(-1, shape=shape), text,
+                                      lengths)
+        return {"tokens": tokens.to_tensor("", shape=shape), "tags": tags, **entities}
 
     def signatures(self) -> dict:
         return {"serving_default": self.serve}
@@ -108,6 +134,9 @@ class TaggingTask:
         self.experiment = experiment
         self.splits = splits
         require_records(splits, tagged=True, source=experiment.data.source)
+        if experiment.model.name not in TAGGERS:
+            raise UserError(f"model.name={experiment.model.name!r} is not a tagger; known: {', '.join(TAGGERS)}")
+        self.transformer = experiment.model.name in SUBWORD_TAGGERS
         self.tag_vocabulary = TagVocabulary(splits.train)
         counts: dict[str, int] = {}
         for sentence in splits.train:
@@ -122,23 +151,40 @@ class TaggingTask:
         ids = [tag for sentence in self.splits.train for tag in self.tag_vocabulary.ids(sentence.tags)]
         return np.bincount(ids, minlength=len(self.tag_vocabulary))
 
+    @functools.cached_property
+    def tokenizer(self) -> SubwordTokenizer | None:
+        """The transformer tagger's sub-word tokenizer (GPT-2's BPE is learnt on the training texts); None for
+        word taggers."""
+        if not self.transformer:
+            return None
+        return subword_tagging.make_tokenizer(self.experiment.model, [sentence.text for sentence in self.splits.train])
+
     def build_model(self, steps_per_epoch: int) -> keras.Model:
         train = self.experiment.train
-        model = bilstm_tagger(self.experiment.model, self.vocabulary, len(self.tag_vocabulary))
+        if self.transformer:
+            model = subword_tagging.make_tagger(self.experiment.model, self.tokenizer, len(self.tag_vocabulary))
+        else:
+            model = bilstm_tagger(self.experiment.model, self.vocabulary, len(self.tag_vocabulary))
         loss, _ = make_loss(train.loss, self.tag_counts, train.focal_gamma, train.focal_alpha, train.focal_beta)
         model.compile(optimizer=keras.optimizers.Adam(learning_rate(train, steps_per_epoch)), loss=loss,
                       weighted_metrics=[keras.metrics.SparseCategoricalAccuracy(name="token_accuracy")])
         return model
 
     def dataset(self, sentences: Sequence[TaggedSentence], training: bool) -> tf.data.Dataset:
-        """(tokens [B, T], tag ids [B, T], per-token weights [B, T]); padding weighs 0."""
+        """(tokens [B, T], tag ids [B, T], per-token weights [B, T]); padding weighs 0. For a transformer tagger,
+        (backbone inputs, labels, weights) per window of sub-tokens (`subword_tagging.window_dataset`)."""
         train = self.experiment.train
         _, class_weights = make_loss(train.loss, self.tag_counts)
         weights_of = class_weights if class_weights is not None else np.ones(len(self.tag_vocabulary))
-        tokens = tf.ragged.constant([list(sentence.tokens) for sentence in sentences], dtype=tf.string)
         ids = [self.tag_vocabulary.ids(sentence.tags) for sentence in sentences]
+        token_weights = [[float(weights_of[tag]) for tag in row] for row in ids]
+        if self.transformer:
+            return subword_tagging.window_dataset(
+                self.tokenizer, sentences, ids, token_weights, subword_tagging.inside_tags(self.tag_vocabulary.tags),
+                self.experiment.model.label_all_subtokens, train.batch_size, train.seed if training else None)
+        tokens = tf.ragged.constant([list(sentence.tokens) for sentence in sentences], dtype=tf.string)
         tags = tf.ragged.constant(ids, dtype=tf.int32)
-        weights = tf.ragged.constant([[float(weights_of[tag]) for tag in row] for row in ids], dtype=tf.float32)
+        weights = tf.ragged.constant(token_weights, dtype=tf.float32)
         dataset = tf.data.Dataset.from_tensor_slices((tokens, tags, weights)).cache()
         if training:
             dataset = dataset.shuffle(min(train.shuffle_buffer, len(sentences)), seed=train.seed,
@@ -153,22 +199,25 @@ class TaggingTask:
         return keras_fit(model, train_data, validation_data, epochs, callbacks, verbose)
 
     def serving(self, model: keras.Model) -> TaggerServing:
-        return TaggerServing(model, self.tag_vocabulary.tags)
+        return TaggerServing(model, self.tag_vocabulary.tags, self.tokenizer)
 
     def callbacks(self, serving: TaggerServing, tensorboard_dir: str) -> list:
         """Entity-level validation scores in the epoch logs (`val_entity_f1`, ...): what to select on."""
         return [EntityValidation(self, serving)]
 
     def predict_tags(self, serving: TaggerServing, sentences: Sequence[TaggedSentence],
-                     batch_size: int = 256) -> list[list[str]]:
-        """Predicted tags on the corpus's own tokens."""
-        predicted: list[list[str]] = []
-        for start in range(0, len(sentences), batch_size):
-            chunk = sentences[start:start + batch_size]
-            tokens = tf.ragged.constant([list(sentence.tokens) for sentence in chunk], dtype=tf.string).to_tensor("")
-            best = np.argmax(serving.model(tokens, training=False).numpy(), axis=-1)
-            predicted += [[self.tag_vocabulary.tags[i] for i in row[:len(sentence.tokens)]]
-                          for row, sentence in zip(best, chunk, strict=True)]
+                     batch_size: int = 64) -> list[list[str]]:
+        """Predicted tags on the corpus's own tokens (batched by length: less padding)."""
+        order = sorted(range(len(sentences)), key=lambda index: len(sentences[index].tokens))
+        spacing = subword_tagging.sentence_spacing(sentences)
+        predicted: list[list[str]] = [[] for _ in sentences]
+        for start in range(0, len(order), batch_size):
+            chunk = order[start:start + batch_size]
+            words = tf.ragged.constant([list(sentences[index].tokens) for index in chunk], dtype=tf.string)
+            spaced = tf.ragged.constant([spacing[index] for index in chunk], dtype=tf.bool)
+            best = np.argmax(serving.predict_words(words, spaced).numpy(), axis=-1)
+            for row, index in zip(best, chunk, strict=True):
+                predicted[index] = [self.tag_vocabulary.tags[i] for i in row[:len(sentences[index].tokens)]]
         return predicted
 
     def evaluate(self, serving: TaggerServing, sentences: Sequence[TaggedSentence],
