@@ -32,6 +32,27 @@ def write_conll(folder, count=160):
     return folder
 
 
+def served_in_fresh_process(version, texts) -> dict:
+    """Every output of an exported tagger, decoded, from a process importing TensorFlow and tensorflow_text only."""
+    code = "\n".join([
+        "import json, sys, tensorflow as tf, tensorflow_text",
+        "model = tf.saved_model.load(sys.argv[1])",
+        "out = model.signatures['serving_default'](text=tf.constant(json.loads(sys.argv[2])))",
+        "plain = lambda x: [plain(y) for y in x] if isinstance(x, list) else x.decode() if isinstance(x, bytes) else x",
+        "print(json.dumps({k: plain(v.numpy().tolist()) for k, v in out.items()}))",
+    ])
+    result = subprocess.run([sys.executable, "-c", code, str(version), json.dumps(texts)], capture_output=True,
+                            text=True, check=True, env={"TF_CPP_MIN_LOG_LEVEL": "3", "PATH": "/usr/bin:/bin"})
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def entities_found(texts, out) -> list[tuple[str, str, str]]:
+    """(the text sliced at the entity's offsets, its type, its entity_text) for every served entity."""
+    return [(text[start:end], kind, entity) for text, starts, ends, kinds, entities in
+            zip(texts, out["entity_start"], out["entity_end"], out["entity_type"], out["entity_text"], strict=True)
+            for start, end, kind, entity in zip(starts, ends, kinds, entities, strict=True) if start >= 0]
+
+
 def test_bilstm_tagger_learns_and_its_export_returns_entity_offsets(tmp_path):
     data = write_conll(tmp_path)
     argv = ["ner_bilstm", "--tiny", "--data", f"conll:{data}", "--workdir", str(tmp_path / "work"), "--export_base",
@@ -44,20 +65,8 @@ def test_bilstm_tagger_learns_and_its_export_returns_entity_offsets(tmp_path):
     history = train.read_history(tmp_path / "work" / train.HISTORY_FILE)
     assert len(history["val_entity_f1"]) == 12 and max(history["val_entity_f1"]) >= 0.9  # selected on it
     texts = ["The patient has severe Crohn disease today.", "", "asthma"]
-    code = "\n".join([
-        "import json, sys, tensorflow as tf, tensorflow_text",
-        "model = tf.saved_model.load(sys.argv[1])",
-        "out = model.signatures['serving_default'](text=tf.constant(json.loads(sys.argv[2])))",
-        "plain = lambda x: [plain(y) for y in x] if isinstance(x, list) else x.decode() if isinstance(x, bytes) else x",
-        "print(json.dumps({k: plain(v.numpy().tolist()) for k, v in out.items()}))",
-    ])
-    result = subprocess.run([sys.executable, "-c", code, str(tmp_path / "export" / "ner_bilstm" / "1"),
-                             json.dumps(texts)], capture_output=True, text=True, check=True,
-                            env={"TF_CPP_MIN_LOG_LEVEL": "3", "PATH": "/usr/bin:/bin"})
-    out = json.loads(result.stdout.strip().splitlines()[-1])
-    found = [(text[start:end], kind, entity) for text, starts, ends, kinds, entities in
-             zip(texts, out["entity_start"], out["entity_end"], out["entity_type"], out["entity_text"], strict=True)
-             for start, end, kind, entity in zip(starts, ends, kinds, entities, strict=True) if start >= 0]
+    out = served_in_fresh_process(tmp_path / "export" / "ner_bilstm" / "1", texts)
+    found = entities_found(texts, out)
     assert ("Crohn disease", "Disease", "Crohn disease") in found and ("asthma", "Disease", "asthma") in found
     assert all(sliced == entity for sliced, _, entity in found)
     assert out["tokens"][0][:3] == ["The", "patient", "has"] and out["tags"][1] == [""] * len(out["tags"][1])

@@ -50,6 +50,9 @@ class Windows(NamedTuple):
 class SubwordTokenizer(tf.Module):
     """A keras-hub tokenizer applied word by word, with the special tokens its backbone expects.
 
+    Call its methods inside a graph (`tf.function`, tf.data): eagerly, keras-hub tokenizers take a
+    pure-Python path that returns lists.
+
     Args:
         tokenizer: a keras-hub `BertTokenizer` or `GPT2Tokenizer`.
         kind: `bert` (`[CLS] ... [SEP]`, segment ids) or `gpt` (no special tokens; words after a

@@ -1,0 +1,131 @@
+"""Transformer taggers: sub-token alignment, windows, GPT-2 spacing, and tiny BERT / GPT-2 taggers end to end."""
+
+import json
+
+import keras_hub
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tests.tasks.test_tagging import DISEASES, FILLER, entities_found, served_in_fresh_process, write_conll
+from tfnlp import train
+from tfnlp.data import bpe
+from tfnlp.data.conll import TaggedSentence, joined_sentence
+from tfnlp.errors import UserError
+from tfnlp.tasks import subword_tagging
+from tfnlp.tasks.subword_tagging import SubwordTokenizer, inside_tags, sentence_spacing, space_before
+from tfnlp.tasks.tagging_graph import tokenize_with_offsets
+
+VOCABULARY = list(dict.fromkeys(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "the", "crohn", "disease", "##s", "a",
+                                  "b", "##b", *FILLER, *(word.lower() for word in DISEASES), "."]))
+
+
+def bert_tokenizer(window: int) -> SubwordTokenizer:
+    return SubwordTokenizer(keras_hub.models.BertTokenizer(vocabulary=VOCABULARY, lowercase=True), "bert", window)
+
+
+def windows_of(tokenizer, sentences):
+    words = tf.ragged.constant([list(sentence) for sentence in sentences], dtype=tf.string)
+    spaced = tf.ragged.constant([[index > 0 for index in range(len(sentence))] for sentence in sentences],
+                                dtype=tf.bool)
+    return tf.function(tokenizer.windows)(words, spaced)
+
+
+def test_windows_cut_at_word_boundaries_and_never_overflow():
+    tokenizer = bert_tokenizer(window=8)  # 6 sub-tokens a window once [CLS] and [SEP] are in
+    assert (tokenizer.max_word_pieces, tokenizer.stride) == (3, 4)
+    windows = windows_of(tokenizer, [["the", "Crohn", "diseases", "bbbb", "x"], [], ["a"]])
+    # "diseases" -> disease ##s; "bbbb" -> b ##b ##b (##b cut: 3 pieces a word); "x" -> [UNK].
+    assert windows.pieces.to_list() == [[5, 6, 7, 8], [10, 11, 11, 1], [9]]
+    assert windows.word_window.numpy().tolist() == [0, 0, 0, 1, 1, 2]
+    assert windows.word_position.numpy().tolist() == [0, 1, 2, 0, 3, 0]
+    assert windows.piece_is_first.numpy().tolist() == [True, True, True, False, True, False, False, True, True]
+
+
+def test_long_texts_become_several_windows_with_every_word_once():
+    tokenizer = bert_tokenizer(window=16)
+    rng = np.random.default_rng(1)
+    sentence = [str(word) for word in rng.choice(["the", "diseases", "bbbb", "asthma", "a"], size=200)]
+    windows = windows_of(tokenizer, [sentence, ["a"]])
+    room = 16 - 2
+    lengths = windows.pieces.row_lengths().numpy()
+    assert max(lengths) <= room and len(lengths) >= -(-sum(lengths) // room) + 1 > 10
+    firsts = tf.gather(windows.pieces.flat_values, tf.where(windows.piece_is_first)[:, 0]).numpy()
+    at = tf.gather_nd(windows.pieces.to_tensor(-1), tf.stack([windows.word_window, windows.word_position], 1))
+    assert len(firsts) == 201 and at.numpy().tolist() == firsts.tolist()  # each word's first piece, where it says
+
+
+def test_first_sub_token_carries_the_tag_and_the_option_labels_all():
+    tokenizer, tags = bert_tokenizer(window=32), ("O", "B-Disease", "I-Disease")
+    words = tf.ragged.constant([["the", "crohn", "diseases"]])
+    spaced = tf.ragged.constant([[False, True, True]])
+    tag_ids = tf.ragged.constant([[0, 1, 2]], dtype=tf.int32)
+    weights = tf.ragged.constant([[1.0, 2.0, 3.0]])
+    for label_all, labels, piece_weights in ((False, [0, 1, 2, 0], [1, 2, 3, 0]), (True, [0, 1, 2, 2], [1, 2, 3, 3])):
+        pieces, y, w = tf.function(subword_tagging.training_windows)(
+            tokenizer, words, spaced, tag_ids, weights, tf.constant(inside_tags(tags)), label_all)
+        assert pieces.to_list() == [[5, 6, 7, 8]]
+        assert y.to_list() == [labels] and w.to_list() == [piece_weights]
+    assert inside_tags(("O", "B-X", "I-X", "B-Y", "I-Y")).tolist() == [0, 2, 2, 4, 4]
+
+
+def test_space_before_in_the_graph_agrees_with_the_sentences():
+    texts = ["Crohn's disease (CD), ataxia-telangiectasia.", "  two  spaces"]
+    tokens, starts, _ = tokenize_with_offsets(tf.constant(texts))
+    in_graph = space_before(starts, tf.constant(texts)).to_list()
+    sentences = [TaggedSentence(tuple(word.decode() for word in row), ("O",) * len(row), text,
+                                tuple(zip(first, last, strict=True)))
+                 for row, text, first, last in zip(tokens.to_list(), texts, starts.to_list(),
+                                                   tokenize_with_offsets(tf.constant(texts))[2].to_list(), strict=True)]
+    assert in_graph == sentence_spacing(sentences)
+    assert in_graph[0][:4] == [False, False, False, True]  # Crohn ' s disease
+    assert sentence_spacing([joined_sentence(["a", "b"], ["O", "O"])]) == [[False, True]]
+
+
+def test_byte_level_bpe_merges_frequent_pairs_and_the_tokenizer_round_trips():
+    counts = bpe.pre_split(["the disease", "the diseases", "a disease"] * 5)
+    assert counts[" disease"] == 10 and counts["the"] == 10
+    vocabulary, merges = bpe.learn_merges(counts, 30)
+    assert vocabulary[bpe.END_OF_TEXT] == 0 and len(vocabulary) == 1 + 256 + len(merges)
+    assert "Ġdisease" in vocabulary and merges[0].count(" ") == 1
+    tokenizer = keras_hub.models.GPT2Tokenizer(vocabulary=vocabulary, merges=merges)
+    subword = SubwordTokenizer(tokenizer, "gpt", 32)
+    words = tf.ragged.constant([["the", "disease", "é"]])
+    pieces = tf.function(subword.word_pieces)(words, tf.ragged.constant([[False, True, True]]))
+    texts = tf.function(tokenizer.detokenize)(pieces).numpy()
+    assert [text.decode() for text in texts] == ["the", " disease", " é"]  # GPT-2's word-initial space kept
+    assert pieces.row_lengths().numpy().tolist()[:2] == [1, 1]
+
+
+def test_a_window_without_room_is_refused():
+    with pytest.raises(UserError, match="max_input_tokens=3"):
+        bert_tokenizer(window=3)
+
+
+def tiny_bert_tagger_preset(folder):
+    """A 2-layer keras-hub BERT preset with random weights."""
+    keras_hub.models.BertTokenizer(vocabulary=VOCABULARY, lowercase=True).save_to_preset(str(folder))
+    keras_hub.models.BertBackbone(vocabulary_size=len(VOCABULARY), num_layers=2, num_heads=2, hidden_dim=32,
+                                  intermediate_dim=64, max_sequence_length=32).save_to_preset(str(folder))
+    return folder
+
+
+@pytest.mark.parametrize("experiment", ["ner_bert", "ner_gpt"])
+def test_tiny_transformer_tagger_trains_exports_and_serves_entity_offsets(tmp_path, experiment):
+    data = write_conll(tmp_path, count=240)
+    extra = [f"model.preset={tiny_bert_tagger_preset(tmp_path / 'preset')}"] if experiment == "ner_bert" else []
+    argv = [experiment, "--tiny", "--data", f"conll:{data}", "--workdir", str(tmp_path / "work"), "--export_base",
+            str(tmp_path / "export"), "--set", "train.epochs=8", "train.patience=8", "train.learning_rate=0.003",
+            "model.max_input_tokens=16", *extra]
+    assert train.main(argv) == 0
+    metrics = json.loads((tmp_path / "work" / train.METRICS_FILE).read_text())
+    assert metrics["test"]["model"]["entity_f1"] >= 0.8
+    # A text of many windows (16 sub-tokens each): the entity near its end is still found, at its offsets.
+    long_text = " ".join(["the patient was treated today ."] * 12) + " The patient has asthma today."
+    texts = ["The patient has severe Crohn disease today.", "", long_text]
+    out = served_in_fresh_process(tmp_path / "export" / experiment / "1", texts)
+    found = entities_found(texts, out)
+    assert ("Crohn disease", "Disease", "Crohn disease") in found
+    assert ("asthma", "Disease", "asthma") in found and long_text.index("asthma") in out["entity_start"][2]
+    assert all(sliced == entity for sliced, _, entity in found)
+    assert out["tags"][1] == [""] * len(out["tags"][1]) and out["tokens"][2][-2:] == ["today", "."]
