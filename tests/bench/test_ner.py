@@ -2,14 +2,25 @@
 
 import re
 
+import pytest
+
 from tests.tasks.test_tagging import write_conll
 from tfnlp.bench import __main__ as bench
+from tfnlp.errors import UserError
 
 
 def test_ner_bench_tabulates_each_tagger(tmp_path, capsys):
     data = write_conll(tmp_path, count=60)
-    assert bench.main(["ner", "--quick", "--data", f"conll:{data}"]) == 0
+    assert bench.main(["ner", "--quick", "--data", f"conll:{data}", "--taggers", "ner_bilstm,ner_gpt"]) == 0
     out = capsys.readouterr().out
-    row = re.search(r"^\| ner_bilstm \| ([\d.]+) \| ([\d.]+) \| ([\d.]+) \| ([\d.]+) \| \d+ \| (\d+) \|$", out, re.M)
-    assert row and float(row.group(4)) > 0.5 and int(row.group(5)) > 0
-    assert "headline: ner_bilstm test entity F1" in out
+    rows = {name: re.search(rf"^\| {name} \| ([\d.]+) \| ([\d.]+) \| ([\d.]+) \| ([\d.]+) \| \d+ \| (\d+) \|$", out,
+                            re.M) for name in ("ner_bilstm", "ner_gpt")}
+    assert all(rows.values()) and all(int(row.group(5)) > 0 for row in rows.values())
+    assert float(rows["ner_bilstm"].group(4)) > 0.5  # two epochs teach the BiLSTM; GPT-2 from scratch needs more
+    assert re.search(r"^\| Disease \| \d+ \| [\d.]+ \| [\d.]+ \|$", out, re.M)  # per-type F1, both taggers
+    assert re.search(r"headline: best test entity F1 [\d.]+ \(ner_(bilstm|gpt)\)", out)
+
+
+def test_ner_bench_refuses_an_unknown_tagger():
+    with pytest.raises(UserError, match="choose among ner_bilstm, ner_bert, ner_gpt"):
+        bench.main(["ner", "--taggers", "ner_crf"])

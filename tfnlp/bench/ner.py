@@ -1,11 +1,12 @@
 """Entity taggers side by side on the NCBI disease corpus (train on train, select on devel, report on test).
 
-    python -m tfnlp.bench ner [--quick] [--data conll:../shared/data/ncbi-disease/conll]
+    python -m tfnlp.bench ner [--quick] [--taggers ner_bilstm,ner_bert,ner_gpt]
+                              [--data conll:../shared/data/ncbi-disease/conll | pubtator:...]
 
-Each tagger experiment is trained with `tfnlp.train` on the given data; the table shows test
+Each tagger experiment is trained with `tfnlp.train` on the given data; the first table shows test
 entity precision / recall / F1 (seqeval, strict BIO2), training seconds, and tokens per second
-through the exported SavedModel on the test sentences (raw text in, tokenised in the graph).
-Only `ner_bilstm` exists so far; `ner_bert` and `ner_gpt` join the table when they do.
+through the exported SavedModel on the test sentences (raw text in, tokenised in the graph); the
+second, each tagger's F1 per entity type (the PubTator form of NCBI has four).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from tfnlp import config as config_lib
 from tfnlp import experiments
 from tfnlp.errors import UserError
 
-TAGGERS = ("ner_bilstm",)
+TAGGERS = ("ner_bilstm", "ner_bert", "ner_gpt")
 NCBI_CONLL = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "ncbi-disease" / "conll"
 
 
@@ -31,22 +32,48 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tfnlp.bench ner", description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="2 epochs per tagger")
     parser.add_argument("--data", default=f"conll:{NCBI_CONLL}", help="a tagging source (conll:, pubtator:, ...)")
+    parser.add_argument("--taggers", default=",".join(TAGGERS), help="comma-separated tagger experiments")
     args = parser.parse_args(argv)
+    taggers = [name for name in args.taggers.split(",") if name]
+    unknown = sorted(set(taggers) - set(TAGGERS))
+    if unknown or not taggers:
+        raise UserError(f"--taggers {args.taggers!r}: choose among {', '.join(TAGGERS)}")
     if args.data == f"conll:{NCBI_CONLL}" and not NCBI_CONLL.is_dir():
         raise UserError(f"{NCBI_CONLL}: the NCBI disease corpus is not there; give --data conll:DIR")
-    lines = ["| tagger | entity P | entity R | entity F1 | token acc. | train s | tokens/s (SavedModel) |",
-             "|---" * 7 + "|"]
+    results: dict[str, dict] = {}
     with tempfile.TemporaryDirectory() as scratch:
-        for name in TAGGERS:
+        for name in taggers:
             experiment = experiments.get(name)
             data = dataclasses.replace(experiment.data, source=args.data)
             epochs = 2 if args.quick else experiment.train.epochs
             experiment = config_lib.validate(dataclasses.replace(
                 experiment, data=data, train=dataclasses.replace(experiment.train, epochs=epochs)))
-            scores = run_one(experiment, Path(scratch) / name, tokens_of=lambda sentence: len(sentence.tokens))
-            lines.append(f"| {name} | {scores['entity_precision']:.3f} | {scores['entity_recall']:.3f} | "
-                         f"{scores['entity_f1']:.3f} | {scores['token_accuracy']:.3f} | "
-                         f"{scores['train_seconds']:.0f} | {scores['tokens_per_second']:.0f} |")
-    print("\n" + "\n".join(lines))
-    print(f"headline: {TAGGERS[-1]} test entity F1 {scores['entity_f1']:.3f} on {args.data}")
+            results[name] = run_one(experiment, Path(scratch) / name, tokens_of=lambda sentence: len(sentence.tokens))
+    print("\n" + scores_table(results) + "\n\n" + per_type_table(results))
+    best = max(results, key=lambda name: results[name]["entity_f1"])
+    print(f"headline: best test entity F1 {results[best]['entity_f1']:.3f} ({best}) on {args.data}")
     return 0
+
+
+def scores_table(results: dict[str, dict]) -> str:
+    """Markdown: one row per tagger with its test entity scores, training seconds and serving speed."""
+    lines = ["| tagger | entity P | entity R | entity F1 | token acc. | train s | tokens/s (SavedModel) |",
+             "|---" * 7 + "|"]
+    for name, scores in results.items():
+        lines.append(f"| {name} | {scores['entity_precision']:.3f} | {scores['entity_recall']:.3f} | "
+                     f"{scores['entity_f1']:.3f} | {scores['token_accuracy']:.3f} | "
+                     f"{scores['train_seconds']:.0f} | {scores['tokens_per_second']:.0f} |")
+    return "\n".join(lines)
+
+
+def per_type_table(results: dict[str, dict]) -> str:
+    """Markdown: test F1 per entity type (rows, with support) and tagger (columns)."""
+    names = list(results)
+    f1 = {name: {row["type"]: row["f1"] for row in results[name]["per_type"]} for name in names}
+    support = {row["type"]: row["support"] for name in names for row in results[name]["per_type"]}
+    lines = ["| entity type | test entities | " + " | ".join(f"{name} F1" for name in names) + " |",
+             "|---" * (len(names) + 2) + "|"]
+    for kind in sorted(support):
+        lines.append(f"| {kind} | {support[kind]} | " + " | ".join(
+            f"{f1[name][kind]:.3f}" if kind in f1[name] else "-" for name in names) + " |")
+    return "\n".join(lines)
