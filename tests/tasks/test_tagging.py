@@ -64,6 +64,7 @@ def test_bilstm_tagger_learns_and_its_export_returns_entity_offsets(tmp_path):
     assert (tmp_path / "work" / "report" / "per_type.csv").exists()
     history = train.read_history(tmp_path / "work" / train.HISTORY_FILE)
     assert len(history["val_entity_f1"]) == 12 and max(history["val_entity_f1"]) >= 0.9  # selected on it
+    assert np.allclose(history["val_entity_f1_Disease"], history["val_entity_f1"])  # one type: per-type F1 = overall
     texts = ["The patient has severe Crohn disease today.", "", "asthma"]
     out = served_in_fresh_process(tmp_path / "export" / "ner_bilstm" / "1", texts)
     found = entities_found(texts, out)
@@ -104,3 +105,18 @@ def test_a_source_of_the_wrong_kind_is_a_user_error():
     sentences = [joined_sentence(["a"], ["O"])]
     with pytest.raises(UserError, match="gives tagged tokens"):
         ClassificationTask(get("icd10_chapter_lstm", tiny=True), Splits(sentences, sentences, sentences))
+
+
+def test_pretrained_vectors_start_the_bilstm_embedding(tmp_path):
+    from tfnlp.tasks.tagging import bilstm_tagger, pretrained_embeddings
+
+    vector_file = tmp_path / "vectors.txt"  # GloVe text form, most frequent word first
+    vector_file.write_text("the 1 0 0\nasthma 0 1 0\ncrohn 0 0 1\nrare 1 1 1\n")
+    vocabulary, matrix = pretrained_embeddings(str(vector_file), ["the", "patient", "asthma"], vector_words=3)
+    assert vocabulary == ["the", "patient", "asthma", "crohn"]  # test words with a vector are kept
+    assert matrix.shape == (2 + 4, 3) and not matrix[:2].any()
+    assert matrix[2].tolist() == [1, 0, 0] and matrix[4].tolist() == [0, 1, 0] and matrix[5].tolist() == [0, 0, 1]
+    assert matrix[3].any()  # "patient" has no vector: a small random one
+    experiment = apply_overrides(get("ner_bilstm", tiny=True), [])
+    model = bilstm_tagger(experiment.model, vocabulary, 3, matrix)
+    assert np.array_equal(model.get_layer("embedding").get_weights()[0], matrix)

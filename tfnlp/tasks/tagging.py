@@ -59,13 +59,23 @@ class Lowercase(keras.layers.Layer):
         return input_shape
 
 
-def bilstm_tagger(config, vocabulary: Sequence[str], num_tags: int) -> keras.Model:
-    """Tokens [B, T] (strings, "" padding) -> lower-cased word ids -> embedding -> BiLSTM -> softmax per token."""
+def bilstm_tagger(config, vocabulary: Sequence[str], num_tags: int,
+                  initial_embeddings: np.ndarray | None = None) -> keras.Model:
+    """Tokens [B, T] (strings, "" padding) -> lower-cased word ids -> embedding -> BiLSTM -> softmax per token.
+
+    `initial_embeddings` (rows: padding, unknown, then `vocabulary`) starts the embedding from
+    pretrained vectors; it is fine-tuned with the rest.
+    """
     tokens = keras.Input(shape=(None,), dtype="string", name="tokens")
     lookup = keras.layers.StringLookup(vocabulary=list(vocabulary), mask_token="", name="words")
     ids = lookup(Lowercase(name="lowercase")(tokens))
-    embedded = keras.layers.Embedding(lookup.vocabulary_size(), config.embedding_dim, mask_zero=True,
-                                      name="embedding")(ids)
+    if initial_embeddings is None:
+        embedding = keras.layers.Embedding(lookup.vocabulary_size(), config.embedding_dim, mask_zero=True,
+                                           name="embedding")
+    else:
+        embedding = keras.layers.Embedding(*initial_embeddings.shape, mask_zero=True, name="embedding",
+                                           embeddings_initializer=keras.initializers.Constant(initial_embeddings))
+    embedded = embedding(ids)
     states = keras.layers.Bidirectional(keras.layers.LSTM(config.units, return_sequences=True), name="bilstm")(
         keras.layers.Dropout(config.dropout)(embedded))
     probabilities = keras.layers.Dense(num_tags, activation="softmax", name="tags")(
@@ -144,6 +154,10 @@ class TaggingTask:
                 counts[token.lower()] = counts.get(token.lower(), 0) + 1
         ranked = sorted(counts, key=lambda word: (-counts[word], word))
         self.vocabulary = ranked[:max(experiment.model.vocab_size - 2, 1)]
+        self.initial_embeddings = None
+        if experiment.model.vectors and not self.transformer:
+            self.vocabulary, self.initial_embeddings = pretrained_embeddings(experiment.model.vectors, self.vocabulary,
+                                                                             experiment.model.vocab_size)
 
     @functools.cached_property
     def tag_counts(self) -> np.ndarray:
@@ -164,7 +178,8 @@ class TaggingTask:
         if self.transformer:
             model = subword_tagging.make_tagger(self.experiment.model, self.tokenizer, len(self.tag_vocabulary))
         else:
-            model = bilstm_tagger(self.experiment.model, self.vocabulary, len(self.tag_vocabulary))
+            model = bilstm_tagger(self.experiment.model, self.vocabulary, len(self.tag_vocabulary),
+                                  self.initial_embeddings)
         loss, _ = make_loss(train.loss, self.tag_counts, train.focal_gamma, train.focal_alpha, train.focal_beta)
         model.compile(optimizer=keras.optimizers.Adam(learning_rate(train, steps_per_epoch)), loss=loss,
                       weighted_metrics=[keras.metrics.SparseCategoricalAccuracy(name="token_accuracy")])
@@ -250,9 +265,33 @@ class TaggingTask:
         return {"per_type": rows}
 
 
+def pretrained_embeddings(spec: str, training_words: list[str], vector_words: int) -> tuple[list[str], np.ndarray]:
+    """The tagger's vocabulary and first embedding from pretrained vectors (`model.vectors`).
+
+    The vocabulary is the training words, then the `vector_words` most frequent words of the
+    vectors not among them (so test words unseen in training still have a vector). Rows: padding
+    and unknown (zeros), then each word's vector, or a small random one for training words the
+    vectors lack.
+    """
+    from tfnlp.data.vectors import load_vectors
+
+    vectors = load_vectors(spec, vector_words, training_words)
+    found, missing = vectors.coverage(training_words)
+    print(f"vectors {spec}: training vocabulary coverage {found}/{found + missing} "
+          f"({found / max(found + missing, 1):.1%})")
+    known = set(training_words)
+    vocabulary = list(training_words) + [word for word in vectors.words if word not in known]
+    row_of = {word: row for row, word in enumerate(vectors.words)}
+    scale = float(vectors.matrix.std())
+    rng = np.random.default_rng(0)
+    rows = [vectors.matrix[row_of[word]] if word in row_of else rng.normal(0.0, scale, vectors.dim)
+            for word in vocabulary]
+    return vocabulary, np.vstack([np.zeros((2, vectors.dim)), *rows]).astype(np.float32)
+
+
 class EntityValidation(keras.callbacks.Callback):
-    """Adds seqeval's validation entity precision / recall / F1 to each epoch's logs (and so to TensorBoard,
-    the CSV history, early stopping and checkpointing)."""
+    """Adds seqeval's validation entity precision / recall / F1, overall and F1 per type, to each epoch's logs
+    (and so to TensorBoard, the CSV history, early stopping and checkpointing)."""
 
     def __init__(self, task: TaggingTask, serving: TaggerServing) -> None:
         super().__init__()
@@ -261,10 +300,13 @@ class EntityValidation(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         sentences = self.task.splits.validation
-        scores = entity_scores([list(sentence.tags) for sentence in sentences],
-                               self.task.predict_tags(self.serving, sentences))
+        truth = [list(sentence.tags) for sentence in sentences]
+        predicted = self.task.predict_tags(self.serving, sentences)
+        scores = entity_scores(truth, predicted)
         if logs is not None:
             logs.update({f"val_{name}": value for name, value in scores.items() if name.startswith("entity")})
+            # Per type too (`val_entity_f1_Disease`, ...): every type of the validation truth, every epoch.
+            logs.update({f"val_entity_f1_{row['type']}": row["f1"] for row in per_type_rows(truth, predicted)})
 
 
 def entity_scores(truth: list[list[str]], predicted: list[list[str]]) -> dict[str, float]:
@@ -287,8 +329,8 @@ def per_type_rows(truth: list[list[str]], predicted: list[list[str]]) -> list[di
     from seqeval.scheme import IOB2
 
     report = classification_report(truth, predicted, mode="strict", scheme=IOB2, output_dict=True, zero_division=0)
-    return [{"type": kind, "precision": round(values["precision"], 4), "recall": round(values["recall"], 4),
-             "f1": round(values["f1-score"], 4), "support": int(values["support"])}
+    return [{"type": kind, "precision": float(values["precision"]), "recall": float(values["recall"]),
+             "f1": float(values["f1-score"]), "support": int(values["support"])}
             for kind, values in sorted(report.items()) if not kind.endswith(" avg")]
 
 
