@@ -33,6 +33,7 @@ def test_sentences_tokens_offsets_and_tags(tmp_path):
     for sentence in sentences:
         for token, (start, end) in zip(sentence.tokens, sentence.offsets, strict=True):
             assert sentence.text[start:end] == token
+    assert first.text.startswith("Colon cancer") and sentences[1].text not in first.text  # its own sentence only
     assert stats.types == {"DiseaseClass": 1, "SpecificDisease": 2}
 
 

@@ -158,8 +158,10 @@ def tag_document(document: Document, types: dict[str, str] | None, stats: Pubtat
             tags[first:last + 1] = [f"B-{label}"] + [f"I-{label}"] * (last - first)
             stats.mentions += 1
             stats.types[label] = stats.types.get(label, 0) + 1
-        sentences.append(TaggedSentence(tuple(token for token, _, _ in tokens), tuple(tags), text,
-                                        tuple((start, end) for _, start, end in tokens)))
+        # The sentence's own text, offsets into it (a document's text per sentence would make every
+        # consumer, the served model included, read the whole abstract for one sentence).
+        sentences.append(TaggedSentence(tuple(token for token, _, _ in tokens), tuple(tags), text[left:right],
+                                        tuple((start - left, end - left) for _, start, end in tokens)))
     return sentences
 
 

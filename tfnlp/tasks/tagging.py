@@ -1,5 +1,6 @@
-"""Token tagging (named entities): tag vocabulary, tf.data, the BiLSTM tagger's fit, seqeval evaluation, export.
+"""Token tagging (named entities): tag vocabulary, tf.data, fit, seqeval evaluation, export.
 
+The BiLSTM tagger lives here; the transformer taggers' sub-tokens and windows in `subword_tagging`.
 Training and evaluation read the corpus's own tokens; the exported signature takes raw text,
 tokenises it in the graph (`tagging_graph.tokenize_with_offsets`, the PubTator reader's rule)
 and answers `tokens`, `tags` and the entities with character offsets into the text.
