@@ -24,6 +24,7 @@ import tensorflow as tf
 from tfnlp.config import ModelConfig
 from tfnlp.data.conll import TaggedSentence
 from tfnlp.errors import UserError
+from tfnlp.tasks.tagging_graph import padded_length
 
 SUBWORD_TAGGERS = ("bert_tagger", "gpt_tagger")
 MAX_WORD_PIECES = 16
@@ -208,8 +209,8 @@ def word_probabilities(model: keras.Model, tokenizer: SubwordTokenizer, words: t
     probabilities = model(tokenizer.model_inputs(windows.pieces), training=False)
     at = tf.stack([windows.word_window, windows.word_position + tokenizer.prefix], axis=-1)
     per_word = words.with_flat_values(tf.gather_nd(probabilities, at))
-    steps = tf.maximum(tf.reduce_max(words.row_lengths()), 1) if words.nrows() > 0 else tf.constant(1, tf.int64)
-    return per_word.to_tensor(0.0, shape=tf.stack([words.nrows(), steps, tf.shape(probabilities, tf.int64)[-1]]))
+    num_tags = tf.shape(probabilities, tf.int64)[-1]
+    return per_word.to_tensor(0.0, shape=tf.stack([words.nrows(), padded_length(words), num_tags]))
 
 
 def training_windows(tokenizer: SubwordTokenizer, words: tf.RaggedTensor, spaced: tf.RaggedTensor,

@@ -27,7 +27,7 @@ from tfnlp.errors import UserError
 from tfnlp.losses import make_loss
 from tfnlp.tasks import keras_fit, learning_rate, require_records, subword_tagging
 from tfnlp.tasks.subword_tagging import SUBWORD_TAGGERS, SubwordTokenizer
-from tfnlp.tasks.tagging_graph import entities_from_tags, tokenize_with_offsets
+from tfnlp.tasks.tagging_graph import entities_from_tags, padded_length, tokenize_with_offsets
 
 TAGGERS = ("bilstm_tagger", *SUBWORD_TAGGERS)
 TAGGING_METRICS = ("entity_precision", "entity_recall", "entity_f1", "token_accuracy")
@@ -108,8 +108,7 @@ class TaggerServing(tf.Module):
         """Words [B, (T)] (and whether whitespace precedes each) -> tag probabilities [B, max(T, 1), tags]."""
         if self.tokenizer is not None:
             return subword_tagging.word_probabilities(self.model, self.tokenizer, words, spaced)
-        steps = tf.maximum(tf.reduce_max(words.row_lengths()), 1) if words.nrows() > 0 else tf.constant(1, tf.int64)
-        return self.model(words.to_tensor("", shape=tf.stack([words.nrows(), steps])), training=False)
+        return self.model(words.to_tensor("", shape=tf.stack([words.nrows(), padded_length(words)])), training=False)
 
     @tf.function(input_signature=[RAGGED_WORDS, RAGGED_SPACING])
     def predict_words(self, words, spaced):
