@@ -129,3 +129,10 @@ def test_tiny_transformer_tagger_trains_exports_and_serves_entity_offsets(tmp_pa
     assert ("asthma", "Disease", "asthma") in found and long_text.index("asthma") in out["entity_start"][2]
     assert all(sliced == entity for sliced, _, entity in found)
     assert out["tags"][1] == [""] * len(out["tags"][1]) and out["tokens"][2][-2:] == ["today", "."]
+
+
+@pytest.mark.parametrize("experiment", ["ner_bert", "ner_gpt"])
+def test_a_missing_preset_folder_is_a_clear_error(tmp_path, capsys, experiment):
+    with pytest.raises(SystemExit):
+        train.main([experiment, "--tiny", "--workdir", str(tmp_path), "--set", f"model.preset={tmp_path}/nowhere"])
+    assert f"model.preset={tmp_path}/nowhere: no such folder" in capsys.readouterr().err

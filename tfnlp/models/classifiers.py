@@ -127,10 +127,22 @@ def dense_head(features: keras.Model, layers: list[tuple[np.ndarray, np.ndarray]
     return keras.Model(features.input, output, name=name)
 
 
+def checked_preset(preset: str) -> str:
+    """`model.preset` as given, refused with a UserError when it names a local folder that is not there."""
+    from pathlib import Path
+
+    from tfnlp.errors import UserError
+
+    looks_local = "://" not in preset and ("/" in preset or preset.startswith("."))
+    if looks_local and not Path(preset).is_dir():
+        raise UserError(f"model.preset={preset}: no such folder (give a keras-hub preset folder or handle)")
+    return preset
+
+
 def bert_preset(preset: str) -> str:
     """A keras-hub preset handle or local preset folder; empty means the minilm asset (uncased MiniLM BERT)."""
     if preset:
-        return preset
+        return checked_preset(preset)
     from tfnlp import assets
 
     return str(assets.find_file("minilm", "*/model/config.json").parent)

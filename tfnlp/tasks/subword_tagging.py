@@ -160,12 +160,12 @@ def make_tokenizer(config: ModelConfig, training_texts: Sequence[str], bpe_merge
     import keras_hub
 
     from tfnlp.data import bpe
-    from tfnlp.models.classifiers import bert_preset
+    from tfnlp.models.classifiers import bert_preset, checked_preset
 
     if config.name == "bert_tagger":
         tokenizer = keras_hub.models.BertTokenizer.from_preset(bert_preset(config.preset))
     elif config.preset:
-        tokenizer = keras_hub.models.GPT2Tokenizer.from_preset(config.preset)
+        tokenizer = keras_hub.models.GPT2Tokenizer.from_preset(checked_preset(config.preset))
     else:
         vocabulary, merges = bpe.learn_merges(bpe.pre_split(training_texts), bpe_merges)
         tokenizer = keras_hub.models.GPT2Tokenizer(vocabulary=vocabulary, merges=merges)
@@ -181,12 +181,12 @@ def make_tagger(config: ModelConfig, tokenizer: SubwordTokenizer, num_tags: int)
     """
     import keras_hub
 
-    from tfnlp.models.classifiers import bert_preset
+    from tfnlp.models.classifiers import bert_preset, checked_preset
 
     if config.name == "bert_tagger":
         backbone = keras_hub.models.BertBackbone.from_preset(bert_preset(config.preset))
     elif config.preset:
-        backbone = keras_hub.models.GPT2Backbone.from_preset(config.preset)
+        backbone = keras_hub.models.GPT2Backbone.from_preset(checked_preset(config.preset))
     else:
         backbone = keras_hub.models.GPT2Backbone(
             vocabulary_size=tokenizer.tokenizer.vocabulary_size(), num_layers=config.num_layers,
