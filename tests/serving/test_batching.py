@@ -10,7 +10,7 @@ import pytest
 
 from tfnlp.errors import UserError
 from tfnlp.serving.batching import Batcher, BatchingParameters, parse_batching_parameters, read_batching_parameters
-from tfnlp.serving.server import ServingError, load_version, run_signature
+from tfnlp.serving.store import ServingError, load_version, run_signature
 
 TEXTS = ["Choléra à Vibrio cholerae", "Asthme", "", "fièvre typhoïde sans précision", "tuberculose pulmonaire",
          "Grippe", "douleur thoracique aiguë chez un patient", "rougeole"]

@@ -31,7 +31,7 @@ import grpc
 import tensorflow as tf
 
 from tfnlp.errors import UserError
-from tfnlp.serving.server import LoadedVersion, ServingError, call_signature, checked_arguments, filtered
+from tfnlp.serving.store import LoadedVersion, ServingError, call_signature, checked_arguments, filtered
 
 SCALAR_FIELD = re.compile(r"(\w+)\s*\{\s*value\s*:\s*([^\s}]+)\s*\}")
 

@@ -23,7 +23,7 @@ from google.protobuf import json_format
 from tensorflow_serving.apis import get_model_metadata_pb2
 
 from tfnlp.serving import MAX_MESSAGE_BYTES, python_values
-from tfnlp.serving.server import LoadedVersion, ModelStore, ServingError, run_signature
+from tfnlp.serving.store import LoadedVersion, ModelStore, ServingError, run_signature
 
 PATH = re.compile(r"^/v1/models/(?P<name>[^/:]+)(?:/versions/(?P<version>\d+)|/labels/(?P<label>[^/:]+))?"
                   r"(?P<suffix>/metadata|:predict)?$")

@@ -1,0 +1,199 @@
+"""The models a TF Serving-compatible server holds, and how a request calls one.
+
+The gRPC server (`tfnlp.serving.server`), the REST front (`rest`) and server-side batching
+(`batching`) all import this module; none of them imports another.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import grpc
+import numpy as np
+import tensorflow as tf
+from tensorflow.core.protobuf import saved_model_pb2
+
+from tfnlp.errors import UserError
+from tfnlp.export import existing_versions
+
+# Tensor dtypes a request may carry; anything else (resources, variants) is refused.
+ACCEPTED_DTYPES = {dtype.as_datatype_enum for dtype in (tf.string, tf.float32, tf.float64, tf.int32, tf.int64, tf.bool)}
+
+
+class ServingError(Exception):
+    """A request the server refuses: a gRPC status code, a readable message, and an HTTP status for REST
+    when the code's usual one does not fit."""
+
+    def __init__(self, code: grpc.StatusCode, message: str, http_status: int | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.http_status = http_status
+
+
+@dataclass
+class LoadedVersion:
+    """One loaded version of a model: its callable signatures and their SignatureDef protos."""
+
+    version: int
+    signatures: dict
+    signature_defs: dict
+
+
+def load_version(path: Path) -> LoadedVersion:
+    """Load a SavedModel version folder (tensorflow_text's ops registered, for models that use them)."""
+    import tensorflow_text  # noqa: F401 - importing registers the ops
+
+    saved_model = saved_model_pb2.SavedModel()
+    saved_model.ParseFromString((path / "saved_model.pb").read_bytes())
+    loaded = tf.saved_model.load(str(path))
+    defs = {name: definition for name, definition in saved_model.meta_graphs[0].signature_def.items()
+            if name in loaded.signatures}
+    return LoadedVersion(int(path.name), dict(loaded.signatures), defs)
+
+
+@dataclass(frozen=True)
+class ServedModel:
+    """A model to serve: its base path and TF Serving's version policy.
+
+    Attributes:
+        base_path: folder of numbered version folders.
+        policy: `latest` (the newest `num_versions`), `all`, or `specific` (`versions`).
+        num_versions: versions kept under `latest`.
+        versions: the versions served under `specific`.
+        labels: (label, version) pairs of the config's `version_labels` ("stable" -> 1, "canary" -> 2).
+    """
+
+    base_path: Path
+    policy: str = "latest"
+    num_versions: int = 1
+    versions: tuple[int, ...] = ()
+    labels: tuple[tuple[str, int], ...] = ()
+
+    def wanted(self) -> list[int]:
+        """The versions on disk that the policy serves."""
+        present = existing_versions(self.base_path)
+        if self.policy == "all":
+            return present
+        if self.policy == "specific":
+            return [version for version in present if version in self.versions]
+        return present[-self.num_versions:]
+
+
+class ModelStore:
+    """The loaded versions of each model, as its version policy wants them.
+
+    `refresh` loads new versions before it retires old ones, and swaps them in under a lock,
+    so a request in flight during a switch is answered by the version it got.
+    """
+
+    def __init__(self, models: dict[str, ServedModel]) -> None:
+        self._lock = threading.Lock()
+        self._served = models
+        self._versions: dict[str, dict[int, LoadedVersion]] = {name: {} for name in models}
+        self.refresh()
+        for name, versions in self._versions.items():
+            if not versions:
+                raise UserError(f"{models[name].base_path}: no SavedModel version to serve for model {name!r}")
+
+    def refresh(self) -> None:
+        """Load the versions each policy now wants and retire the others."""
+        for name, served in self._served.items():
+            wanted = served.wanted()
+            with self._lock:
+                current = dict(self._versions[name])
+            loaded = {version: current.get(version) or load_version(served.base_path / str(version))
+                      for version in wanted}
+            with self._lock:
+                self._versions[name] = loaded
+
+    def versions(self, name: str) -> list[LoadedVersion]:
+        """The loaded versions of `name`, oldest first; ServingError NOT_FOUND for an unknown model."""
+        with self._lock:
+            loaded = self._versions.get(name)
+        if not loaded:
+            raise ServingError(grpc.StatusCode.NOT_FOUND, f"Servable not found for request: Latest({name})")
+        return [loaded[version] for version in sorted(loaded)]
+
+    def labelled_version(self, name: str, label: str) -> int:
+        """The version a `version_labels` label names; NOT_FOUND when unknown or not loaded (as TF Serving)."""
+        served = self._served.get(name)
+        version = dict(served.labels).get(label) if served else None
+        if version is None:
+            raise ServingError(grpc.StatusCode.NOT_FOUND, f"Unrecognized servable version label: {label}")
+        self.get(name, version)
+        return version
+
+    def get(self, name: str, version: int | None = None) -> LoadedVersion:
+        """The requested version, or the newest; ServingError NOT_FOUND otherwise."""
+        loaded = self.versions(name)
+        if version is None:
+            return loaded[-1]
+        for candidate in loaded:
+            if candidate.version == version:
+                return candidate
+        raise ServingError(grpc.StatusCode.NOT_FOUND, f"Servable not found for request: Specific({name}, {version})")
+
+
+def checked_arguments(model: LoadedVersion, signature_name: str, inputs: dict) -> tuple:
+    """The signature to call and its arguments as tensors, after checking the inputs against it.
+
+    Args:
+        model: the loaded version.
+        signature_name: the signature to call ("" means serving_default).
+        inputs: input name -> numpy array (strings as bytes or str objects).
+
+    Returns:
+        (the concrete function, {input name: tf.Tensor}).
+
+    Raises:
+        ServingError: INVALID_ARGUMENT for an unknown signature, a missing or unexpected input, or a
+            wrong dtype or shape.
+    """
+    signature_name = signature_name or "serving_default"
+    if signature_name not in model.signatures:
+        raise ServingError(grpc.StatusCode.INVALID_ARGUMENT,
+                           f"Serving signature name: \"{signature_name}\" not found in signature def")
+    function = model.signatures[signature_name]
+    expected = function.structured_input_signature[1]
+    missing, extra = sorted(set(expected) - set(inputs)), sorted(set(inputs) - set(expected))
+    if missing or extra:
+        raise ServingError(grpc.StatusCode.INVALID_ARGUMENT,
+                           f"input mismatch: missing {missing}, unexpected {extra}; expected {sorted(expected)}")
+    arguments = {}
+    for name, spec in expected.items():
+        value = np.asarray(inputs[name])
+        is_text = value.dtype.kind in "OSU"
+        if is_text != (spec.dtype == tf.string):
+            raise ServingError(grpc.StatusCode.INVALID_ARGUMENT,
+                               f"input {name!r}: expects {spec.dtype.name}, got {value.dtype}")
+        if not spec.shape.is_compatible_with(value.shape):
+            raise ServingError(grpc.StatusCode.INVALID_ARGUMENT,
+                               f"input {name!r}: expects shape {spec.shape}, got {list(value.shape)}")
+        arguments[name] = tf.constant(value.tolist() if is_text else value, dtype=spec.dtype)
+    return function, arguments
+
+
+def call_signature(function, arguments: dict) -> dict:
+    """Call a signature; all outputs as numpy arrays. A failure inside the graph is INVALID_ARGUMENT."""
+    try:
+        outputs = function(**arguments)
+    except (tf.errors.InvalidArgumentError, ValueError) as error:
+        raise ServingError(grpc.StatusCode.INVALID_ARGUMENT, str(error).splitlines()[0]) from None
+    return {name: value.numpy() for name, value in outputs.items()}
+
+
+def filtered(outputs: dict, output_filter: Sequence[str]) -> dict:
+    """The outputs named in `output_filter` (all when it is empty); INVALID_ARGUMENT for an unknown name."""
+    unknown = sorted(set(output_filter) - set(outputs))
+    if unknown:
+        raise ServingError(grpc.StatusCode.INVALID_ARGUMENT, f"output_filter names unknown outputs {unknown}")
+    return {name: outputs[name] for name in (output_filter or outputs)}
+
+
+def run_signature(model: LoadedVersion, signature_name: str, inputs: dict, output_filter: Sequence[str] = ()) -> dict:
+    """Check the inputs, call the signature, and return the (filtered) outputs as numpy arrays, unbatched."""
+    function, arguments = checked_arguments(model, signature_name, inputs)
+    return filtered(call_signature(function, arguments), output_filter)
