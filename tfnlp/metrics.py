@@ -1,4 +1,5 @@
-"""Classification scores and reports: per-class CSV, confusion matrix, F1 vs support, class distribution."""
+"""Task scores and reports: ICD-10 code accuracies; classification scores with a per-class CSV, confusion matrix,
+F1 vs support and class distribution; seqeval entity scores per type."""
 
 from __future__ import annotations
 
@@ -10,9 +11,10 @@ from pathlib import Path
 import numpy as np
 from sklearn.metrics import accuracy_score, confusion_matrix, precision_recall_fscore_support
 
+from tfnlp.data.icd10 import category, chapter
+
 CLASSIFICATION_METRICS = ("accuracy", "macro_precision", "macro_recall", "macro_f1", "weighted_precision",
                           "weighted_recall", "weighted_f1")
-REPORT_FILES = ("per_class.csv", "confusion_matrix.png", "f1_vs_support.png", "class_distribution.png")
 
 
 def classification_scores(truth: Sequence[str], predicted: Sequence[str]) -> dict[str, float]:
@@ -22,6 +24,54 @@ def classification_scores(truth: Sequence[str], predicted: Sequence[str]) -> dic
     return {"accuracy": float(accuracy_score(truth, predicted)), "macro_precision": float(macro[0]),
             "macro_recall": float(macro[1]), "macro_f1": float(macro[2]), "weighted_precision": float(weighted[0]),
             "weighted_recall": float(weighted[1]), "weighted_f1": float(weighted[2])}
+
+
+def code_accuracies(true_codes: Sequence[str], predicted_codes: Sequence[str]) -> dict[str, float]:
+    """Chapter (first character), category (first three) and exact-code accuracy."""
+    if len(true_codes) != len(predicted_codes):
+        raise ValueError(f"{len(true_codes)} true codes but {len(predicted_codes)} predictions")
+    total = max(len(true_codes), 1)
+    pairs = list(zip(true_codes, predicted_codes, strict=True))
+    return {
+        "chapter_accuracy": sum(chapter(t) == chapter(p) for t, p in pairs) / total,
+        "category_accuracy": sum(category(t) == category(p) for t, p in pairs) / total,
+        "exact_match": sum(t == p for t, p in pairs) / total,
+    }
+
+
+def entity_scores(truth: list[list[str]], predicted: list[list[str]]) -> dict[str, float]:
+    """seqeval's strict BIO2 entity precision / recall / F1 (micro over entities) and token accuracy."""
+    from seqeval.metrics import f1_score, precision_score, recall_score
+    from seqeval.scheme import IOB2
+
+    flat_truth = [tag for row in truth for tag in row]
+    flat_predicted = [tag for row in predicted for tag in row]
+    options = {"mode": "strict", "scheme": IOB2, "zero_division": 0}
+    return {"entity_precision": float(precision_score(truth, predicted, **options)),
+            "entity_recall": float(recall_score(truth, predicted, **options)),
+            "entity_f1": float(f1_score(truth, predicted, **options)),
+            "token_accuracy": float(np.mean([a == b for a, b in zip(flat_truth, flat_predicted, strict=True)]))}
+
+
+def per_type_rows(truth: list[list[str]], predicted: list[list[str]]) -> list[dict]:
+    """Per entity type: precision, recall, F1, support (seqeval strict BIO2)."""
+    from seqeval.metrics import classification_report
+    from seqeval.scheme import IOB2
+
+    report = classification_report(truth, predicted, mode="strict", scheme=IOB2, output_dict=True, zero_division=0)
+    return [{"type": kind, "precision": float(values["precision"]), "recall": float(values["recall"]),
+             "f1": float(values["f1-score"]), "support": int(values["support"])}
+            for kind, values in sorted(report.items()) if not kind.endswith(" avg")]
+
+
+def write_rows_csv(path: Path, rows: list[dict]) -> Path:
+    """Rows of one report table as a CSV with a header (the first row's keys); the folder is created."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]) if rows else [])
+        writer.writeheader()
+        writer.writerows(rows)
+    return path
 
 
 def per_class_rows(truth: Sequence[str], predicted: Sequence[str]) -> list[dict]:
@@ -36,7 +86,8 @@ def per_class_rows(truth: Sequence[str], predicted: Sequence[str]) -> list[dict]
 
 def write_classification_report(truth: Sequence[str], predicted: Sequence[str], train_labels: Sequence[str],
                                 folder: Path, top_classes: int = 20, tensorboard_dir: str | None = None) -> dict:
-    """Write REPORT_FILES under `folder` (and the figures as TensorBoard images); return the per-class rows.
+    """Write `per_class.csv`, `confusion_matrix.png`, `f1_vs_support.png` and `class_distribution.png` under
+    `folder` (and the figures as TensorBoard images); return the per-class rows.
 
     Args:
         truth: the true labels of the evaluated texts.
@@ -53,12 +104,8 @@ def write_classification_report(truth: Sequence[str], predicted: Sequence[str], 
         save_figure,
     )
 
-    folder.mkdir(parents=True, exist_ok=True)
     rows = per_class_rows(truth, predicted)
-    with open(folder / "per_class.csv", "w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
+    write_rows_csv(folder / "per_class.csv", rows)
     shown = [label for label, _ in Counter(truth).most_common(top_classes)]
     matrix = confusion_matrix(truth, predicted, labels=shown)
     figures = {

@@ -24,7 +24,6 @@ from pathlib import Path
 from tfnlp import config as config_lib
 from tfnlp import experiments
 from tfnlp.errors import UserError, cli_main
-from tfnlp.registry import Registry
 
 CONFIG_FILE = "config.json"
 METRICS_FILE = "metrics.json"
@@ -55,16 +54,15 @@ def make_strategy(name: str):
     raise UserError(f"train.strategy={name!r}: use auto, default, mirrored, tpu or one_device:/gpu:0")
 
 
-def _task_class(name: str):
-    from tfnlp.tasks.classification import ClassificationTask
-    from tfnlp.tasks.seq2seq import Seq2SeqTask
-    from tfnlp.tasks.tagging import TaggingTask
+def seed_everything(seed: int, deterministic: bool) -> None:
+    """Seed Python, NumPy, TensorFlow and Keras; with `deterministic`, make TensorFlow's kernels deterministic
+    too, so that the same seeded run on the same machine and software gives the same numbers."""
+    import keras
+    import tensorflow as tf
 
-    tasks: Registry = Registry("task")
-    tasks.add("seq2seq", Seq2SeqTask)
-    tasks.add("classification", ClassificationTask)
-    tasks.add("tagging", TaggingTask)
-    return tasks.get(name)
+    keras.utils.set_random_seed(seed)
+    if deterministic:
+        tf.config.experimental.enable_op_determinism()
 
 
 def resolve_workdir(experiment: config_lib.Experiment, workdir: str | None) -> Path:
@@ -101,6 +99,16 @@ def _callbacks(task_callbacks: list, workdir: Path, train: config_lib.TrainConfi
         keras.callbacks.TensorBoard(str(workdir / "tensorboard"), histogram_freq=1, write_graph=True),
         keras.callbacks.CSVLogger(str(workdir / HISTORY_FILE), append=True),
     ]
+
+
+def parameter_counts(model) -> dict[str, int]:
+    """Trainable and total weights of `model`, and the bytes they take (what its export's `model/` holds)."""
+    import numpy as np
+
+    return {"trainable": int(sum(np.prod(weight.shape) for weight in model.trainable_weights)),
+            "total": int(sum(np.prod(weight.shape) for weight in model.weights)),
+            "weight_bytes": int(sum(np.prod(weight.shape) * np.dtype(weight.dtype).itemsize
+                                    for weight in model.weights))}
 
 
 def read_history(path: Path) -> dict[str, list[float]]:
@@ -146,17 +154,16 @@ def format_table(results: dict[str, dict[str, float]]) -> str:
 
 def run(experiment: config_lib.Experiment, workdir: Path, export_base: Path) -> Path:
     """Train, evaluate on the test split beside the baselines, export; returns the version folder."""
-    import keras
-
     from tfnlp import export
     from tfnlp.data import sources
+    from tfnlp.tasks import task_class
 
-    keras.utils.set_random_seed(experiment.train.seed)
+    seed_everything(experiment.train.seed, experiment.train.deterministic)
     workdir.mkdir(parents=True, exist_ok=True)
     (workdir / CONFIG_FILE).write_text(json.dumps(config_lib.to_dict(experiment), indent=2))
     print(f"workdir: {workdir}\nwatch it: tensorboard --logdir {workdir / 'tensorboard'}")
     loaded = sources.load(experiment.data.source, experiment.data)
-    task = _task_class(experiment.task)(experiment, loaded.splits, loaded.classification)
+    task = task_class(experiment.task)(experiment, loaded.splits, loaded.codes)
     print(f"data: {experiment.data.source} {task.splits.sizes()}")
 
     train_data, validation_data = task.datasets()
@@ -173,7 +180,8 @@ def run(experiment: config_lib.Experiment, workdir: Path, export_base: Path) -> 
     best = workdir / "checkpoints" / "best.weights.h5"
     if best.exists():
         model.load_weights(str(best))
-    serving = task.serving(model)
+    inference = task.inference_model(model)  # what is exported carries no optimizer state
+    serving = task.serving(inference)
 
     results, examples, predicted = task.evaluate(serving, task.splits.test, with_baselines=experiment.train.baselines)
     print(f"\ntest split ({len(task.splits.test)} texts), trained {train_seconds:.0f} s:\n{format_table(results)}")
@@ -188,7 +196,8 @@ def run(experiment: config_lib.Experiment, workdir: Path, export_base: Path) -> 
         warmup_texts=[record.text for record in task.splits.validation[:WARMUP_REQUESTS]])
     (workdir / METRICS_FILE).write_text(json.dumps({
         "test": results, "examples": examples, "sizes": task.splits.sizes(),
-        "train_seconds": round(train_seconds, 1), "exported": str(version), **reports}, indent=2,
+        "train_seconds": round(train_seconds, 1), "parameters": parameter_counts(inference),
+        "exported": str(version), **reports}, indent=2,
         ensure_ascii=False))
     return version
 

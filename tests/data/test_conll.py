@@ -2,11 +2,9 @@
 
 import pytest
 
-from tests.conftest import SHARED_DATA
+from tests.helpers import NCBI
 from tfnlp.data.conll import read_conll, to_bio2
 from tfnlp.errors import UserError
-
-NCBI = SHARED_DATA / "ncbi-disease"
 
 
 def test_reads_sentences_skips_docstart_and_repairs_iob1(tmp_path):

@@ -1,6 +1,7 @@
 import pytest
 
-from tfnlp.data import Record, icd10
+from tfnlp.data import icd10
+from tfnlp.data.records import Record
 from tfnlp.errors import UserError
 
 PO = '''#

@@ -2,11 +2,10 @@
 
 import pytest
 
-from tests.conftest import SHARED_DATA
+from tests.helpers import NCBI
 from tfnlp.data.pubtator import parse_types, read_pubtator, sentence_spans, tokenize
 from tfnlp.errors import UserError
 
-NCBI = SHARED_DATA / "ncbi-disease"
 TITLE = "Colon cancer in APC carriers."
 ABSTRACT = "Familial adenomatous polyposis (FAP) is rare. Its cause: APC-mutations e.g. in mice."
 

@@ -1,6 +1,6 @@
 import pytest
 
-from tfnlp.data import Record
+from tfnlp.data.records import Record
 from tfnlp.data.splits import split_records
 from tfnlp.errors import UserError
 

@@ -3,7 +3,8 @@ import json
 import pytest
 
 from tfnlp.config import DataConfig
-from tfnlp.data import Record, sources, tabular
+from tfnlp.data import sources, tabular
+from tfnlp.data.records import Record
 from tfnlp.errors import UserError
 
 
@@ -53,7 +54,7 @@ def test_a_folder_with_three_parts_is_used_as_given(tmp_path):
     write(tmp_path / "test.csv", rows(2, 200))
     loaded = sources.load(f"csv:{tmp_path}", DataConfig())
     assert loaded.splits.sizes() == {"train": 8, "validation": 3, "test": 2}
-    assert loaded.classification is None
+    assert loaded.codes is None
 
 
 def test_three_comma_separated_files_and_a_single_file(tmp_path):

@@ -4,14 +4,12 @@ from collections import Counter
 
 import pytest
 
-from tests.conftest import SHARED_DATA
+from tests.helpers import NCBI
 from tfnlp.config import DataConfig
 from tfnlp.data import sources
-from tfnlp.data.conll import TaggedSentence
+from tfnlp.data.records import TaggedSentence
 from tfnlp.data.splits import split_multilabel
 from tfnlp.errors import UserError
-
-NCBI = SHARED_DATA / "ncbi-disease"
 
 
 def sentence(*types):

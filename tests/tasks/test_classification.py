@@ -1,20 +1,18 @@
 """The classification task end to end on tiny configs: real training, real SavedModels, real report files."""
 
 import csv
-import json
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
+from tests.helpers import assert_picture, run_tiny, served_in_fresh_process, tiny_bert_preset
 from tfnlp import train
 from tfnlp.config import DataConfig
-from tfnlp.data import Record
-from tfnlp.data.splits import Splits
+from tfnlp.data.records import Record, Splits
+from tfnlp.data.vocabulary import Vocabulary
 from tfnlp.experiments import get
-from tfnlp.tasks.classification import UNKNOWN_LABEL, ClassificationTask, LabelVocabulary, _fitted_layers, cut_label
+from tfnlp.tasks.classification import UNKNOWN_LABEL, ClassificationTask, _fitted_layers, cut_label
 
 WORDS = ["good", "great", "fine", "bad", "awful", "poor", "movie", "plot", "the", "a"]
 
@@ -44,29 +42,6 @@ def polarity_csv(folder, count=240):
     return path
 
 
-def run_tiny(experiment, tmp_path, *extra):
-    argv = [experiment, "--tiny", "--workdir", str(tmp_path / "work"), "--export_base", str(tmp_path / "export"),
-            *extra]
-    assert train.main(argv) == 0
-    return json.loads((tmp_path / "work" / train.METRICS_FILE).read_text())
-
-
-def in_fresh_process(version, texts, signature="serving_default", output="label", imports="tensorflow as tf"):
-    """One output of the exported model, decoded, from a process that imports TensorFlow alone (no tfnlp, no
-    keras), plus whatever `imports` adds."""
-    code = "\n".join([
-        f"import json, sys; import {imports}",
-        "model = tf.saved_model.load(sys.argv[1])",
-        "out = model.signatures[sys.argv[3]](text=tf.constant(json.loads(sys.argv[2])))[sys.argv[4]].numpy()",
-        "plain = lambda x: [plain(y) for y in x] if isinstance(x, list) else x.decode() if isinstance(x, bytes) else x",
-        "print(json.dumps(plain(out.tolist())))",
-    ])
-    result = subprocess.run([sys.executable, "-c", code, str(version), json.dumps(texts), signature, output],
-                            capture_output=True, text=True, check=True,
-                            env={"TF_CPP_MIN_LOG_LEVEL": "3", "PATH": "/usr/bin:/bin"})
-    return json.loads(result.stdout.strip().splitlines()[-1])
-
-
 def test_chapter_lstm_trains_reports_and_exports(tmp_path):
     metrics = run_tiny("icd10_chapter_lstm", tmp_path)
     assert set(metrics["test"]) == {"model", "baseline_tfidf_logreg"}
@@ -74,8 +49,8 @@ def test_chapter_lstm_trains_reports_and_exports(tmp_path):
 
     assert tuple(metrics["test"]["model"]) == CLASSIFICATION_METRICS
     report = tmp_path / "work" / "report"
-    for name in ("per_class.csv", "confusion_matrix.png", "f1_vs_support.png", "class_distribution.png"):
-        assert (report / name).stat().st_size > 0
+    for name in ("confusion_matrix.png", "f1_vs_support.png", "class_distribution.png"):
+        assert_picture(report / name)
     with open(report / "per_class.csv") as handle:
         rows = list(csv.DictReader(handle))
     assert sum(int(row["support"]) for row in rows) == metrics["sizes"]["test"]
@@ -83,11 +58,10 @@ def test_chapter_lstm_trains_reports_and_exports(tmp_path):
     texts = ["Choléra", "", "Asthme aigu grave chez l'enfant"]
     version = tmp_path / "export" / "icd10_chapter_lstm" / "1"
     local = tf.saved_model.load(str(version)).signatures["serving_default"](text=tf.constant(texts))
-    assert in_fresh_process(version, texts) == [label.decode() for label in local["label"].numpy()]
-    probabilities = in_fresh_process(version, texts, output="probabilities")
-    np.testing.assert_allclose(np.sum(probabilities, axis=1), 1.0, rtol=1e-5)
-    np.testing.assert_allclose(in_fresh_process(version, texts, output="score"), np.max(probabilities, axis=1),
-                               rtol=1e-6)
+    served = served_in_fresh_process(version, texts)
+    assert served["label"] == [label.decode() for label in local["label"].numpy()]
+    np.testing.assert_allclose(np.sum(served["probabilities"], axis=1), 1.0, rtol=1e-5)
+    np.testing.assert_allclose(served["score"], np.max(served["probabilities"], axis=1), rtol=1e-6)
 
 
 @pytest.mark.parametrize("experiment", ["sentiment_glove_logreg", "sentiment_glove_mlp", "sentiment_glove_bilstm"])
@@ -100,7 +74,8 @@ def test_vector_classifiers_learn_polarity_and_export(experiment, tmp_path):
     coverage = metrics["vector_coverage"]  # every word but "a" occurs in training; the digits 0-6 have no vector
     assert (coverage["training_words_found"], coverage["training_words_missing"]) == (9, 7)
     version = tmp_path / "export" / experiment / "1"
-    assert in_fresh_process(version, ["a great movie", "an awful plot", ""])[:2] == ["positive", "negative"]
+    assert served_in_fresh_process(version, ["a great movie", "an awful plot", ""])["label"][:2] == ["positive",
+                                                                                                   "negative"]
 
 
 def test_fitted_layers_reproduce_scikit_learn_probabilities():
@@ -130,9 +105,9 @@ def test_labels_unseen_in_training_map_to_unk_and_are_counted(tmp_path):
     train_records = [Record(f"texte {i}", code) for i, code in enumerate(["A00.1", "A01", "B20"] * 4)]
     test_records = [Record("autre", "C99.9"), Record("texte", "A00")]
     task = ClassificationTask(experiment, Splits(train_records, test_records, test_records))
-    assert task.label_vocabulary.labels == (UNKNOWN_LABEL, "A00", "A01", "B20")
-    assert task._targets(task.splits.test) == [UNKNOWN_LABEL, "A00"]
-    assert LabelVocabulary(["x", "y"]).ids(["y", "z"]).tolist() == [2, 0]
+    assert task.labels.tokens == (UNKNOWN_LABEL, "A00", "A01", "B20")
+    assert task.truth(task.splits.test) == [UNKNOWN_LABEL, "A00"]
+    assert Vocabulary.sorted(["y", "x"], (UNKNOWN_LABEL,)).ids(["y", "z"]).tolist() == [2, 0]
     assert cut_label("S06.21", 4) == "S062" and cut_label("positive", 0) == "positive"
 
 
@@ -167,26 +142,16 @@ def test_lemma_preprocessing_is_the_same_in_training_and_in_the_served_model(tmp
     task = ClassificationTask(experiment, loaded.splits)
     texts = [record.text for record in task.splits.train[:40]] + ["Fractures multiples", ""]
     version = tmp_path / "export" / "icd10_chapter_lstm" / "1"
-    served = [[word for word in row if word] for row in in_fresh_process(version, texts, "tokens", "tokens")]
+    tokens = served_in_fresh_process(version, texts, "tokens")["tokens"]
+    served = [[word for word in row if word] for row in tokens]
     assert served == task.training_words(texts)
     plain = [line.decode().split() for line in text_lib.standardize(tf.constant(texts)).numpy()]
     assert served != plain  # some training words were lemmatised (e.g. plural nouns)
     assert task.training_words(["des"]) == [["de"]]
 
 
-def tiny_bert_preset(folder):
-    """A 2-layer keras-hub BERT preset with random weights, saved the way keras-hub saves presets."""
-    import keras_hub
-
-    vocabulary = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *WORDS, "an"]
-    keras_hub.models.BertTokenizer(vocabulary=vocabulary, lowercase=True).save_to_preset(str(folder))
-    keras_hub.models.BertBackbone(vocabulary_size=len(vocabulary), num_layers=2, num_heads=2, hidden_dim=16,
-                                  intermediate_dim=32, max_sequence_length=32).save_to_preset(str(folder))
-    return folder
-
-
 def test_bert_classifier_trains_and_exports_a_raw_string_savedmodel(tmp_path):
-    preset, data = tiny_bert_preset(tmp_path / "preset"), polarity_csv(tmp_path)
+    preset, data = tiny_bert_preset(tmp_path / "preset", [*WORDS, "an"]), polarity_csv(tmp_path)
     metrics = run_tiny("sentiment_bert", tmp_path, "--data", f"csv:{data}", "--set", f"model.preset={preset}",
                        "data.text_column=text", "data.label_column=label", "train.epochs=12", "train.patience=12",
                        "train.learning_rate=0.003", "train.baselines=false")
@@ -194,8 +159,7 @@ def test_bert_classifier_trains_and_exports_a_raw_string_savedmodel(tmp_path):
     version = tmp_path / "export" / "sentiment_bert" / "1"
     texts = ["a great movie", "an awful plot", ""]
     # tensorflow_text registers the word-piece tokenizer's ops.
-    served = in_fresh_process(version, texts, imports="tensorflow as tf, tensorflow_text")
-    assert served[:2] == ["positive", "negative"]
+    assert served_in_fresh_process(version, texts)["label"][:2] == ["positive", "negative"]
 
 
 @pytest.mark.parametrize("overrides, message", [

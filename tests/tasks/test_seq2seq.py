@@ -3,10 +3,12 @@ import numpy as np
 import tensorflow as tf
 
 from tfnlp.config import ModelConfig
-from tfnlp.data import Record
-from tfnlp.models.decoding import beam_search, select
+from tfnlp.data.records import Record
+from tfnlp.data.vocabulary import Vocabulary
+from tfnlp.metrics import code_accuracies
+from tfnlp.models.decoding import CodeTrie, beam_search, select
 from tfnlp.models.seq2seq import END, START, char_seq2seq
-from tfnlp.tasks.seq2seq import Alphabet, CodeTrie, Seq2SeqPreprocessor, code_accuracies
+from tfnlp.tasks.seq2seq_inputs import Seq2SeqPreprocessor
 
 TRAIN = [Record("Choléra à Vibrio", "A000"), Record("Fièvre typhoïde", "A010"), Record("Asthme", "J45"),
          Record("Diabète sucré de type 2", "E119"), Record("Hypertension essentielle", "I10")]
@@ -21,10 +23,10 @@ def preprocessor():
 
 def test_alphabet_and_teacher_forcing_sequences():
     pre = preprocessor()
-    assert pre.alphabet.tokens[:3] == ("", "<s>", "</s>") and "Z" in pre.alphabet.characters
+    assert pre.alphabet.tokens[:3] == ("", "<s>", "</s>") and "Z" in pre.alphabet.tokens
     assert pre.decoder_length == 5  # longest code (4) + end
     decoder_input, target = pre.encode_codes(["J45"])
-    ids = pre.alphabet.ids("J45")
+    ids = pre.alphabet.ids("J45").tolist()
     assert decoder_input.tolist() == [[START] + ids + [0]]
     assert target.tolist() == [ids + [END, 0]]
 
@@ -42,7 +44,7 @@ def test_inputs_keep_at_least_one_position_and_match_the_input_tokens():
     assert small["token_ids"].shape == (2, 1) and small["subword_ids"].shape == (2, 1, 1)
 
 
-def trie_codes(trie: CodeTrie, alphabet: Alphabet, node=0, prefix=""):
+def trie_codes(trie: CodeTrie, alphabet: Vocabulary, node=0, prefix=""):
     """Every code the trie lets a decoder write (walked in Python)."""
     codes = {prefix} if trie.allowed[node, END] else set()
     for token in np.flatnonzero(trie.allowed[node]):
@@ -71,7 +73,7 @@ def test_constrained_decoding_never_writes_an_unknown_code_even_untrained():
     texts = [r.text for r in TRAIN] + ["", "漢字", "quelque chose d'autre " * 50]
     for seed in range(3):
         keras.utils.set_random_seed(seed)
-        model = char_seq2seq(CONFIG, pre.vectorizer.vocabulary_size(), pre.alphabet.size)
+        model = char_seq2seq(CONFIG, pre.vectorizer.vocabulary_size(), len(pre.alphabet))
         for beam_size in (1, 3):
             codes, out = decode(model, pre, trie, texts, beam_size)
             assert set(codes) <= set(CLASSIFICATION)
@@ -82,13 +84,20 @@ def test_beam_search_scores_at_least_as_high_as_greedy():
     pre = preprocessor()
     trie = CodeTrie.unconstrained(pre.alphabet)
     keras.utils.set_random_seed(3)
-    model = char_seq2seq(CONFIG, pre.vectorizer.vocabulary_size(), pre.alphabet.size)
+    model = char_seq2seq(CONFIG, pre.vectorizer.vocabulary_size(), len(pre.alphabet))
     texts = [r.text for r in TRAIN]
     greedy_codes, greedy = decode(model, pre, trie, texts, 1)
     _, beam = decode(model, pre, trie, texts, 4)
     assert np.all(beam["log_prob"].numpy() >= greedy["log_prob"].numpy() - 1e-5)
-    # The greedy log-probability is the sum of the chosen tokens' step log-probabilities.
-    assert np.all(greedy["log_prob"].numpy() <= 0)
+    # The greedy log-probability is the sum of the chosen tokens' step log-probabilities, up to the end token:
+    # teacher-forcing the chosen codes through the model gives the same sum.
+    tokens = greedy["tokens"].numpy()
+    inputs = pre.encode_texts(tf.constant(texts))
+    inputs["decoder_input"] = tf.constant(np.concatenate([np.full((len(texts), 1), START), tokens[:, :-1]], axis=1))
+    step_log_probs = tf.nn.log_softmax(model(inputs, training=False)["chars"]).numpy()
+    chosen = np.take_along_axis(step_log_probs, tokens[:, :, None], axis=-1)[:, :, 0]
+    real = np.cumsum(tokens == END, axis=1) - (tokens == END) == 0  # steps up to and including the first end
+    np.testing.assert_allclose((chosen * real).sum(axis=1), greedy["log_prob"].numpy(), atol=1e-4)
     assert all(len(code) <= pre.max_output_length for code in greedy_codes)
 
 

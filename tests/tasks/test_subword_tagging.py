@@ -7,10 +7,11 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tests.tasks.test_tagging import DISEASES, FILLER, entities_found, served_in_fresh_process, write_conll
+from tests.helpers import DISEASES, FILLER, entities_found, served_in_fresh_process, tiny_bert_preset, write_conll
 from tfnlp import train
 from tfnlp.data import bpe
-from tfnlp.data.conll import TaggedSentence, joined_sentence
+from tfnlp.data.conll import joined_sentence
+from tfnlp.data.records import TaggedSentence
 from tfnlp.errors import UserError
 from tfnlp.tasks import subword_tagging
 from tfnlp.tasks.subword_tagging import SubwordTokenizer, inside_tags, sentence_spacing, space_before
@@ -102,18 +103,11 @@ def test_a_window_without_room_is_refused():
         bert_tokenizer(window=3)
 
 
-def tiny_bert_tagger_preset(folder):
-    """A 2-layer keras-hub BERT preset with random weights."""
-    keras_hub.models.BertTokenizer(vocabulary=VOCABULARY, lowercase=True).save_to_preset(str(folder))
-    keras_hub.models.BertBackbone(vocabulary_size=len(VOCABULARY), num_layers=2, num_heads=2, hidden_dim=32,
-                                  intermediate_dim=64, max_sequence_length=32).save_to_preset(str(folder))
-    return folder
-
-
 @pytest.mark.parametrize("experiment", ["ner_bert", "ner_gpt"])
 def test_tiny_transformer_tagger_trains_exports_and_serves_entity_offsets(tmp_path, experiment):
     data = write_conll(tmp_path, count=240)
-    extra = [f"model.preset={tiny_bert_tagger_preset(tmp_path / 'preset')}"] if experiment == "ner_bert" else []
+    preset = tiny_bert_preset(tmp_path / "preset", VOCABULARY, hidden_dim=32) if experiment == "ner_bert" else None
+    extra = [f"model.preset={preset}"] if preset else []
     argv = [experiment, "--tiny", "--data", f"conll:{data}", "--workdir", str(tmp_path / "work"), "--export_base",
             str(tmp_path / "export"), "--set", "train.epochs=8", "train.patience=8", "train.learning_rate=0.003",
             "model.max_input_tokens=16", *extra]

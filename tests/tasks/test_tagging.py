@@ -1,56 +1,17 @@
 """The BiLSTM tagger end to end on a CoNLL folder the test writes: training, seqeval scores, raw-text export."""
 
 import json
-import subprocess
-import sys
 
 import numpy as np
 
+from tests.helpers import entities_found, served_in_fresh_process, write_conll
 from tfnlp import train
 from tfnlp.config import apply_overrides
 from tfnlp.data.conll import joined_sentence
-from tfnlp.data.splits import Splits
+from tfnlp.data.records import Splits
 from tfnlp.experiments import get
-from tfnlp.tasks.tagging import TaggingTask, TagVocabulary, entity_scores, per_type_rows
-
-DISEASES = ["Crohn", "asthma", "diabetes", "leukemia"]
-FILLER = ["the", "patient", "has", "severe", "and", "was", "treated", "today"]
-
-
-def write_conll(folder, count=160):
-    rng = np.random.default_rng(0)
-    for part, size in (("train", count), ("devel", 30), ("test", 30)):
-        lines = []
-        for _ in range(size):
-            words = [(word, "O") for word in rng.choice(FILLER, size=4)]
-            position = int(rng.integers(0, 4))
-            words.insert(position, (str(rng.choice(DISEASES)), "B-Disease"))
-            if rng.random() < 0.5:
-                words.insert(position + 1, ("disease", "I-Disease"))
-            lines += [f"{word}\t{tag}" for word, tag in words] + [""]
-        (folder / f"{part}.tsv").write_text("\n".join(lines) + "\n")
-    return folder
-
-
-def served_in_fresh_process(version, texts) -> dict:
-    """Every output of an exported tagger, decoded, from a process importing TensorFlow and tensorflow_text only."""
-    code = "\n".join([
-        "import json, sys, tensorflow as tf, tensorflow_text",
-        "model = tf.saved_model.load(sys.argv[1])",
-        "out = model.signatures['serving_default'](text=tf.constant(json.loads(sys.argv[2])))",
-        "plain = lambda x: [plain(y) for y in x] if isinstance(x, list) else x.decode() if isinstance(x, bytes) else x",
-        "print(json.dumps({k: plain(v.numpy().tolist()) for k, v in out.items()}))",
-    ])
-    result = subprocess.run([sys.executable, "-c", code, str(version), json.dumps(texts)], capture_output=True,
-                            text=True, check=True, env={"TF_CPP_MIN_LOG_LEVEL": "3", "PATH": "/usr/bin:/bin"})
-    return json.loads(result.stdout.strip().splitlines()[-1])
-
-
-def entities_found(texts, out) -> list[tuple[str, str, str]]:
-    """(the text sliced at the entity's offsets, its type, its entity_text) for every served entity."""
-    return [(text[start:end], kind, entity) for text, starts, ends, kinds, entities in
-            zip(texts, out["entity_start"], out["entity_end"], out["entity_type"], out["entity_text"], strict=True)
-            for start, end, kind, entity in zip(starts, ends, kinds, entities, strict=True) if start >= 0]
+from tfnlp.metrics import entity_scores, per_type_rows
+from tfnlp.tasks.tagging import TaggingTask, tag_vocabulary
 
 
 def test_bilstm_tagger_learns_and_its_export_returns_entity_offsets(tmp_path):
@@ -89,13 +50,13 @@ def test_weighted_loss_gives_per_token_weights_and_padding_weighs_nothing():
     _, tags, weights = next(iter(task.dataset(sentences, training=False)))
     assert tags.numpy().tolist() == [[1, 0, 0], [0, 0, 0]]
     np.testing.assert_allclose(weights.numpy(), [[4 / 2, 4 / 6, 4 / 6], [4 / 6, 0, 0]], rtol=1e-6)
-    assert TagVocabulary(sentences).tags == ("O", "B-X", "I-X")
+    assert tag_vocabulary(sentences).tokens == ("O", "B-X", "I-X")
 
 
 def test_a_source_of_the_wrong_kind_is_a_user_error():
     import pytest
 
-    from tfnlp.data import Record
+    from tfnlp.data.records import Record
     from tfnlp.errors import UserError
     from tfnlp.tasks.classification import ClassificationTask
 
@@ -108,7 +69,8 @@ def test_a_source_of_the_wrong_kind_is_a_user_error():
 
 
 def test_pretrained_vectors_start_the_bilstm_embedding(tmp_path):
-    from tfnlp.tasks.tagging import bilstm_tagger, pretrained_embeddings
+    from tfnlp.models.taggers import bilstm_tagger
+    from tfnlp.tasks.tagging import pretrained_embeddings
 
     vector_file = tmp_path / "vectors.txt"  # GloVe text form, most frequent word first
     vector_file.write_text("the 1 0 0\nasthma 0 1 0\ncrohn 0 0 1\nrare 1 1 1\n")

@@ -90,10 +90,9 @@ def baseline(experiment) -> dict:
     loaded = sources.load(experiment.data.source, experiment.data)
     task = ClassificationTask(dataclasses.replace(experiment, model=dataclasses.replace(experiment.model,
                                                                                         vectors="")), loaded.splits)
-    texts = [record.text for record in task.splits.test]
     started = time.perf_counter()
-    predicted = task.tfidf_logreg(texts)
-    return {**classification_scores(task._targets(task.splits.test), predicted),
+    predicted = task.baselines(task.splits.test)["baseline_tfidf_logreg"]
+    return {**classification_scores(task.truth(task.splits.test), predicted),
             "train_seconds": time.perf_counter() - started, "texts_per_second": float("nan")}
 
 

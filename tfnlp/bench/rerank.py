@@ -34,8 +34,8 @@ def load_run(workdir: Path):
             raise UserError(f"{path}: missing; --workdir must name a run folder of `python -m tfnlp.train`")
     experiment = from_dict(json.loads(config_path.read_text()))
     loaded = sources.load(experiment.data.source, experiment.data)
-    task = Seq2SeqTask(experiment, loaded.splits, loaded.classification)
-    model = task.build_model(steps_per_epoch=1)  # only the weights matter here
+    task = Seq2SeqTask(experiment, loaded.splits, loaded.codes)
+    model = task.make_model()
     with warnings.catch_warnings():  # the checkpoint's optimizer state is not needed for decoding
         warnings.filterwarnings("ignore", message="Skipping variable loading for optimizer")
         model.load_weights(str(weights))
@@ -44,7 +44,9 @@ def load_run(workdir: Path):
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Print the validation table of decoding choices and the best one."""
-    from tfnlp.tasks.seq2seq import Seq2SeqServing, code_accuracies, decode
+    from tfnlp.metrics import code_accuracies
+    from tfnlp.tasks.seq2seq import decode
+    from tfnlp.tasks.seq2seq_serving import Seq2SeqServing
 
     parser = argparse.ArgumentParser(prog="python -m tfnlp.bench rerank", description=__doc__.splitlines()[0])
     parser.add_argument("--workdir", required=True, help="run folder holding config.json and checkpoints/")

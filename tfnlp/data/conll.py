@@ -9,26 +9,12 @@ between sentences; `-DOCSTART-` lines are ignored. Tags are `O`, `B-TYPE` or `I-
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from pathlib import Path
 
+from tfnlp.data.records import TaggedSentence
 from tfnlp.errors import UserError
 
 TAG = re.compile(r"^(O|[BI]-\S+)$")
-
-
-@dataclass(frozen=True)
-class TaggedSentence:
-    """Tokens and their BIO2 tags; `offsets` are (start, end) character offsets into `text` when known."""
-
-    tokens: tuple[str, ...]
-    tags: tuple[str, ...]
-    text: str = ""
-    offsets: tuple[tuple[int, int], ...] = ()
-
-    def entity_types(self) -> frozenset[str]:
-        """The entity types this sentence mentions."""
-        return frozenset(tag[2:] for tag in self.tags if tag.startswith("B-"))
 
 
 def joined_sentence(tokens: list[str], tags: list[str]) -> TaggedSentence:

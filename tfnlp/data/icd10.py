@@ -12,7 +12,7 @@ import xml.etree.ElementTree as ElementTree
 from pathlib import Path
 
 from tfnlp import assets
-from tfnlp.data import Record
+from tfnlp.data.records import Record
 from tfnlp.errors import UserError, located
 
 PATHOLOGY_CONTEXT = re.compile(r"^model:gnuhealth\.pathology,name:(?P<code>[A-Z][0-9A-Z]{2,6})$")
@@ -36,6 +36,13 @@ def chapter(code: str) -> str:
 
 
 CATEGORY_LENGTH = 3
+CODE = re.compile(r"^[A-Z][0-9][0-9A-Z]{1,5}$")
+
+
+def looks_like_code(target: str) -> bool:
+    """Whether `target` reads as an ICD-10 code (`S06.2`, `S062`, `E11`), not some other label."""
+    return bool(CODE.match(normalise_code(target)))
+
 
 
 def category(code: str) -> str:

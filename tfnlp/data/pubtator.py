@@ -20,7 +20,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tfnlp.data.conll import TaggedSentence
+from tfnlp.data.records import TaggedSentence
 from tfnlp.errors import UserError
 
 TOKEN = re.compile(r"[^\W_]+|[^\w\s]|_", re.UNICODE)

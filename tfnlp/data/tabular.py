@@ -9,7 +9,7 @@ import csv
 import json
 from pathlib import Path
 
-from tfnlp.data import Record
+from tfnlp.data.records import Record
 from tfnlp.errors import UserError, located
 
 FORMATS = {".csv": "csv", ".tsv": "tsv", ".tab": "tsv", ".txt": "tsv", ".jsonl": "jsonl", ".ndjson": "jsonl"}

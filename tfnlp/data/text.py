@@ -7,12 +7,15 @@ built from them loads without tensorflow_text.
 
 from __future__ import annotations
 
+import keras
 import tensorflow as tf
 
 # Anything that is not a letter or a digit, in any script, separates words.
 NON_WORD = r"[^\pL\pN]+"
 
 
+# Registered so that a model whose TextVectorization uses it rebuilds from its config.
+@keras.saving.register_keras_serializable(package="tfnlp")
 def standardize(texts: tf.Tensor) -> tf.Tensor:
     """Lower-case (Unicode-aware) and replace punctuation with spaces: [B] string -> [B] string."""
     lowered = tf.strings.lower(texts, encoding="utf-8")

@@ -106,3 +106,17 @@ def load_vectors(spec: str, max_words: int, wanted: Iterable[str] = ()) -> WordV
     seen: set[str] = set()
     rows = [row for row in keep if not (words[row] in seen or seen.add(words[row]))]
     return WordVectors(tuple(words[row] for row in rows), np.asarray(matrix[word_rows[rows]], dtype=np.float32))
+
+
+def load_for_vocabulary(spec: str, max_words: int, training_words: Iterable[str]) -> tuple[WordVectors, dict]:
+    """`load_vectors` for a model whose training words are `training_words`, and how many of them have a vector.
+
+    Prints the coverage; returns it as `{"vectors", "training_words_found", "training_words_missing"}`
+    (the run's metrics.json keeps it).
+    """
+    training_words = set(training_words)
+    vectors = load_vectors(spec, max_words, training_words)
+    found, missing = vectors.coverage(training_words)
+    print(f"vectors {spec}: {len(vectors.words)} words of {vectors.dim} dimensions; training vocabulary coverage "
+          f"{found}/{found + missing} ({found / max(found + missing, 1):.1%})")
+    return vectors, {"vectors": spec, "training_words_found": found, "training_words_missing": missing}

@@ -6,13 +6,8 @@ first line is the description `python -m tfnlp.train --list` prints.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 from tfnlp.config import Experiment
-from tfnlp.registry import Registry
-
-ExperimentFn = Callable[..., Experiment]
-EXPERIMENTS: Registry[ExperimentFn] = Registry("experiment")
+from tfnlp.experiments.registry import EXPERIMENTS
 
 
 def get(name: str, tiny: bool = False) -> Experiment:

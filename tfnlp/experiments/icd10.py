@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from tfnlp.config import DataConfig, Experiment, ModelConfig, TrainConfig
-from tfnlp.experiments import EXPERIMENTS
+from tfnlp.experiments.registry import EXPERIMENTS
 
 TINY_DATA = DataConfig(max_records=600)
 TINY_TRAIN = TrainConfig(epochs=1, batch_size=32, patience=1)

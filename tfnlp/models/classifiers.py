@@ -22,6 +22,7 @@ import numpy as np
 from keras import ops
 
 from tfnlp.config import ModelConfig
+from tfnlp.models.layers import AtLeastOneStep, MaskedMean
 from tfnlp.registry import Registry
 
 Factory = Callable[..., keras.Model]
@@ -29,32 +30,13 @@ Layer = keras.layers.Layer
 CLASSIFIERS: Registry[Factory] = Registry("classifier")
 
 
-@keras.saving.register_keras_serializable(package="tfnlp")
-class MaskedMean(keras.layers.Layer):
-    """Mean over the time steps where `mask` is true; zeros for a row with none (an empty text)."""
-
-    def __init__(self, **kwargs) -> None:
-        super().__init__(**kwargs)
-        self.supports_masking = True  # it consumes the mask it is given
-
-    def compute_mask(self, inputs, mask=None):
-        return None
-
-    def call(self, inputs, mask):
-        weights = ops.expand_dims(ops.cast(mask, inputs.dtype), -1)
-        return ops.sum(inputs * weights, axis=1) / ops.maximum(ops.sum(weights, axis=1), 1.0)
-
-    def compute_output_shape(self, input_shape):
-        return (input_shape[0], input_shape[2])
-
-
 def _token_ids(vectorizer: keras.layers.TextVectorization, max_tokens: int,
                preprocess: Layer | None = None) -> tuple:
-    """The text input and its word ids [B, T]: at most `max_tokens` words, and always one (padded) step more,
-    so that a batch of empty texts still has a time step. `preprocess` (e.g. `Lemmatize`) runs first."""
+    """The text input and its word ids [B, T]: at most `max_tokens` words, and at least one (padded) step, so that
+    a batch of empty texts still has a time step. `preprocess` (e.g. `Lemmatize`) runs first."""
     text = keras.Input(shape=(), dtype="string", name="text")
     ids = vectorizer(preprocess(text) if preprocess is not None else text)[:, :max_tokens]
-    return text, ops.pad(ids, [[0, 0], [0, 1]])
+    return text, AtLeastOneStep(name="at_least_one_word")(ids)
 
 
 def _softmax(features, num_classes: int, dropout: float):

@@ -7,9 +7,58 @@ every step, so that the decoder can only write codes of the classification.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import numpy as np
 import tensorflow as tf
 
+from tfnlp.data.vocabulary import Vocabulary
 from tfnlp.models.seq2seq import END, NEG_INF, PAD, START, CharSeq2Seq
+
+
+@dataclass(frozen=True)
+class CodeTrie:
+    """A prefix trie of allowed codes as two dense tables the decoder indexes in the graph.
+
+    Attributes:
+        allowed: bool [nodes, alphabet size]: which tokens may follow the prefix a node stands for.
+        next_node: int32 [nodes, alphabet size]: the node reached by emitting a token.
+    """
+
+    allowed: np.ndarray
+    next_node: np.ndarray
+
+    @classmethod
+    def from_codes(cls, codes: Iterable[str], alphabet: Vocabulary) -> CodeTrie:
+        """A trie that lets the decoder write exactly the given codes."""
+        index = {character: i for i, character in enumerate(alphabet.tokens)}
+        children: list[dict[int, int]] = [{}]
+        for code in sorted(set(codes)):
+            if any(character not in index for character in code):
+                continue
+            node = 0
+            for character in code:
+                token = index[character]
+                if token not in children[node]:
+                    children[node][token] = len(children)
+                    children.append({})
+                node = children[node][token]
+            children[node][END] = node
+        allowed = np.zeros((len(children), len(alphabet)), dtype=bool)
+        next_node = np.zeros((len(children), len(alphabet)), dtype=np.int32)
+        for node, edges in enumerate(children):
+            for token, child in edges.items():
+                allowed[node, token] = True
+                next_node[node, token] = child
+        return cls(allowed, next_node)
+
+    @classmethod
+    def unconstrained(cls, alphabet: Vocabulary) -> CodeTrie:
+        """One node that allows every character and the end token."""
+        allowed = np.ones((1, len(alphabet)), dtype=bool)
+        allowed[0, PAD] = allowed[0, START] = False
+        return cls(allowed, np.zeros((1, len(alphabet)), dtype=np.int32))
 
 
 def _repeat_beams(tensor: tf.Tensor, beam_size: int) -> tf.Tensor:

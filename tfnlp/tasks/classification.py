@@ -1,4 +1,4 @@
-"""Text classification: labels, vocabulary, tf.data, the model's fit, evaluation and the serving signature.
+"""Text classification: labels, word vocabulary, tf.data, the scikit-learn fit, reports and the export.
 
 One task serves every classifier of `tfnlp.models.classifiers`. Keras classifiers train with
 `model.fit` (loss from `train.loss`: cross-entropy, class-weighted, focal or class-balanced
@@ -22,19 +22,22 @@ import numpy as np
 import tensorflow as tf
 
 from tfnlp.config import Experiment
-from tfnlp.data import Record
 from tfnlp.data import text as text_lib
-from tfnlp.data.splits import Splits
+from tfnlp.data.records import Record, Splits
+from tfnlp.data.vocabulary import Vocabulary
 from tfnlp.errors import UserError
 from tfnlp.losses import make_loss
 from tfnlp.metrics import classification_scores, write_classification_report
 from tfnlp.models.classifiers import CLASSIFIERS, dense_head, mean_vectors_features
-from tfnlp.tasks import keras_fit, learning_rate, require_records
+from tfnlp.models.layers import word_vectorizer
+from tfnlp.tasks.base import TEXT_SPEC, ServingModule, Task, predict_strings, shuffled
 
 UNKNOWN_LABEL = "<UNK>"
 SKLEARN_MODELS = ("mean_vectors_linear", "mean_vectors_mlp")
+SKLEARN_MAX_ITER = {"mean_vectors_linear": 2000, "mean_vectors_mlp": 300}  # with model.sklearn_max_iter=0
 WORDPIECE_MODELS = ("bert",)  # they bring their own tokenizer: no word vocabulary
 VECTOR_MODELS = ("glove_bilstm",)  # Keras classifiers that need pretrained vectors
+PREDICT_BATCH = 512
 
 
 def cut_label(target: str, length: int) -> str:
@@ -42,28 +45,7 @@ def cut_label(target: str, length: int) -> str:
     return target.replace(".", "")[:length] if length else target
 
 
-class LabelVocabulary:
-    """`<UNK>` (index 0) and the training labels, sorted."""
-
-    def __init__(self, labels: Sequence[str]) -> None:
-        self.labels = (UNKNOWN_LABEL, *sorted(set(labels) - {UNKNOWN_LABEL}))
-        self._index = {label: index for index, label in enumerate(self.labels)}
-
-    def __len__(self) -> int:
-        return len(self.labels)
-
-    def ids(self, labels: Sequence[str]) -> np.ndarray:
-        return np.array([self._index.get(label, 0) for label in labels], dtype=np.int32)
-
-    def known(self, labels: Sequence[str]) -> list[str]:
-        """Each label, or `<UNK>` when training never saw it."""
-        return [label if label in self._index else UNKNOWN_LABEL for label in labels]
-
-    def counts(self, labels: Sequence[str]) -> np.ndarray:
-        return np.bincount(self.ids(labels), minlength=len(self.labels))
-
-
-class ClassifierServing(tf.Module):
+class ClassifierServing(ServingModule):
     """The export: raw texts -> `label`, `score` (its probability), `probabilities` [B, C]; and, as signature
     `tokens`, the words the model reads (after standardisation and `data.preprocess`)."""
 
@@ -75,49 +57,46 @@ class ClassifierServing(tf.Module):
         self.preprocess = preprocess
         self.word_level = word_level
 
-    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text")])
+    @tf.function(input_signature=[TEXT_SPEC])
     def serve(self, text):
         probabilities = self.model(text, training=False)
         best = tf.argmax(probabilities, axis=-1)
         return {"label": tf.gather(self.labels, best), "score": tf.reduce_max(probabilities, axis=-1),
                 "probabilities": probabilities}
 
-    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text")])
+    @tf.function(input_signature=[TEXT_SPEC])
     def tokens(self, text):
         prepared = self.preprocess(text) if self.preprocess is not None else text_lib.standardize(text)
         return {"tokens": tf.strings.split(prepared).to_tensor("")}
 
-    def signatures(self) -> dict:
-        return {"serving_default": self.serve, **({"tokens": self.tokens} if self.word_level else {})}
-
-    def predict_labels(self, texts: Sequence[str], batch_size: int = 512) -> list[str]:
-        labels: list[str] = []
-        for start in range(0, len(texts), batch_size):
-            outputs = self.serve(tf.constant(list(texts[start:start + batch_size])))
-            labels += [label.decode() for label in outputs["label"].numpy()]
-        return labels
+    def extra_signatures(self) -> dict:
+        return {"tokens": self.tokens} if self.word_level else {}
 
 
-class ClassificationTask:
-    """One classification run's data side.
+class ClassificationTask(Task):
+    """One classification run (`data.label_length` cuts targets: 1 for the ICD-10 chapter, 3 for the category).
 
     Args:
-        experiment: the run's configuration (`data.label_length` cuts targets).
+        experiment: the run's configuration.
         splits: train / validation / test records.
-        classification: unused (classifiers learn the labels they see in training).
+        codes: not used: a classifier learns the labels it sees in training.
     """
 
-    def __init__(self, experiment: Experiment, splits: Splits, classification=None) -> None:
-        self.experiment = experiment
+    def __init__(self, experiment: Experiment, splits: Splits, codes: frozenset[str] | None = None) -> None:
+        super().__init__(experiment, splits)
         _check_model_name(experiment.model)
-        require_records(splits, tagged=False, source=experiment.data.source)
         length = experiment.data.label_length
         self.splits = Splits(*([Record(record.text, cut_label(record.target, length)) for record in part]
                                for part in (splits.train, splits.validation, splits.test)))
-        self.label_vocabulary = LabelVocabulary([record.target for record in self.splits.train])
+        self.labels = Vocabulary.sorted((record.target for record in self.splits.train), (UNKNOWN_LABEL,))
         self.preprocess = self._preprocess_layer()
-        self.vectors = self._load_vectors()
+        self.vectors, self.coverage = self._load_vectors()
         self.vectorizer = None if experiment.model.name in WORDPIECE_MODELS else self._vectorizer()
+
+    @property
+    def sklearn(self) -> bool:
+        """Whether scikit-learn fits the classifier (on features from a Keras featuriser)."""
+        return self.experiment.model.name in SKLEARN_MODELS
 
     def _preprocess_layer(self) -> keras.layers.Layer | None:
         """`Lemmatize` for `data.preprocess=lemma` (its table built with spaCy on the training texts)."""
@@ -125,7 +104,7 @@ class ClassificationTask:
             return None
         from tfnlp.data.lemmas import Lemmatize, lemma_table
 
-        table = lemma_table(self._texts(self.splits.train))
+        table = lemma_table(_texts(self.splits.train))
         print(f"lemmas: {len(table)} training words map to another lemma (spaCy fr_core_news_md)")
         return Lemmatize(table, name="lemmatize")
 
@@ -137,28 +116,16 @@ class ClassificationTask:
 
     def _load_vectors(self):
         if not self.experiment.model.vectors:
-            return None
-        from tfnlp.data.vectors import load_vectors
+            return None, None
+        from tfnlp.data.vectors import load_for_vocabulary
 
-        words = {word for line in self.training_words(self._texts(self.splits.train)) for word in line}
-        vectors = load_vectors(self.experiment.model.vectors, self.experiment.model.vocab_size, words)
-        found, missing = vectors.coverage(words)
-        self.coverage = {"vectors": self.experiment.model.vectors, "training_words_found": found,
-                         "training_words_missing": missing}
-        print(f"vectors {self.experiment.model.vectors}: {len(vectors.words)} words of {vectors.dim} dimensions; "
-              f"training vocabulary coverage {found}/{found + missing} ({found / max(found + missing, 1):.1%})")
-        return vectors
+        words = {word for line in self.training_words(_texts(self.splits.train)) for word in line}
+        return load_for_vocabulary(self.experiment.model.vectors, self.experiment.model.vocab_size, words)
 
     def _vectorizer(self) -> keras.layers.TextVectorization:
         """Words of the pretrained vectors when there are some, else the training vocabulary."""
-        if self.vectors is not None:
-            return keras.layers.TextVectorization(standardize=text_lib.standardize, split="whitespace",
-                                                  vocabulary=list(self.vectors.words), name="words")
-        vectorizer = keras.layers.TextVectorization(max_tokens=self.experiment.model.vocab_size,
-                                                    standardize=text_lib.standardize, split="whitespace", name="words")
-        texts = tf.data.Dataset.from_tensor_slices(tf.constant(self._texts(self.splits.train))).batch(1024)
-        vectorizer.adapt(texts.map(self.preprocess) if self.preprocess is not None else texts)
-        return vectorizer
+        return word_vectorizer(_texts(self.splits.train), self.experiment.model.vocab_size, self.preprocess,
+                               vocabulary=self.vectors.words if self.vectors is not None else None)
 
     def embedding_matrix(self) -> np.ndarray | None:
         """Rows for the vectorizer's ids: 0 padding and 1 unknown are zeros, then the vectors in order."""
@@ -166,55 +133,46 @@ class ClassificationTask:
             return None
         return np.concatenate([np.zeros((2, self.vectors.dim), np.float32), self.vectors.matrix])
 
-    @staticmethod
-    def _texts(records: Sequence[Record]) -> list[str]:
-        return [record.text for record in records]
-
     @functools.cached_property
     def train_counts(self) -> np.ndarray:
         """Training texts per label index (for class weights and class-balanced alpha)."""
-        return self.label_vocabulary.counts(self._targets(self.splits.train))
+        return self.labels.counts(self.truth(self.splits.train))
 
-    def _targets(self, records: Sequence[Record]) -> list[str]:
-        return self.label_vocabulary.known([record.target for record in records])
-
-    def build_model(self, steps_per_epoch: int) -> keras.Model:
-        """A compiled Keras classifier, or the featuriser of a scikit-learn one (fitted in `fit`)."""
+    def make_model(self) -> keras.Model:
+        """A Keras classifier, or the featuriser of a scikit-learn one (its dense layers come from `fit`)."""
         config = self.experiment.model
-        if config.name in SKLEARN_MODELS:
+        if self.sklearn:
             return mean_vectors_features(self.vectorizer, self.embedding_matrix(), config.max_input_tokens,
                                          self.preprocess)
-        model = CLASSIFIERS.get(config.name)(config, self.vectorizer, len(self.label_vocabulary),
-                                             self.embedding_matrix(), self.preprocess)
+        return CLASSIFIERS.get(config.name)(config, self.vectorizer, len(self.labels), self.embedding_matrix(),
+                                            self.preprocess)
+
+    def loss(self) -> dict:
         train = self.experiment.train
         loss, _ = make_loss(train.loss, self.train_counts, train.focal_gamma, train.focal_alpha, train.focal_beta)
-        model.compile(optimizer=keras.optimizers.Adam(learning_rate(train, steps_per_epoch)), loss=loss,
-                      metrics=["accuracy"])
-        return model
+        return {"loss": loss, "metrics": ["accuracy"]}
+
+    def build_model(self, steps_per_epoch: int) -> keras.Model:
+        """A compiled Keras classifier, or the (uncompiled) featuriser of a scikit-learn one."""
+        return self.make_model() if self.sklearn else super().build_model(steps_per_epoch)
 
     def dataset(self, records: Sequence[Record], training: bool) -> tf.data.Dataset:
         """(text, label id[, sample weight]) batches; class weights as sample weights for `train.loss=weighted`."""
         train = self.experiment.train
-        labels = self.label_vocabulary.ids(self._targets(records))
-        columns = (tf.constant(self._texts(records)), labels)
+        labels = self.labels.ids(self.truth(records))
+        columns = (tf.constant(_texts(records)), labels)
         _, class_weights = make_loss(train.loss, self.train_counts)
         if class_weights is not None and training:
             columns += (class_weights[labels].astype(np.float32),)
-        dataset = tf.data.Dataset.from_tensor_slices(columns).cache()
-        if training:
-            dataset = dataset.shuffle(min(train.shuffle_buffer, len(records)), seed=train.seed,
-                                      reshuffle_each_iteration=True)
+        dataset = shuffled(tf.data.Dataset.from_tensor_slices(columns), len(records), train, training)
         return dataset.batch(train.batch_size).prefetch(tf.data.AUTOTUNE)
-
-    def datasets(self) -> tuple[tf.data.Dataset, tf.data.Dataset]:
-        return self.dataset(self.splits.train, True), self.dataset(self.splits.validation, False)
 
     def fit(self, model: keras.Model, train_data, validation_data, epochs: int, callbacks: list,
             verbose: int) -> keras.Model:
-        """The trained classifier: Keras fit, or for the scikit-learn models, the featuriser followed by the
-        dense layers that scikit-learn fitted on its vectors."""
-        if self.experiment.model.name not in SKLEARN_MODELS:
-            return keras_fit(model, train_data, validation_data, epochs, callbacks, verbose)
+        """Keras fit, or for the scikit-learn models, the featuriser followed by the dense layers that
+        scikit-learn fitted on its vectors."""
+        if not self.sklearn:
+            return super().fit(model, train_data, validation_data, epochs, callbacks, verbose)
         return self._fit_sklearn(model)
 
     def _fit_sklearn(self, features: keras.Model) -> keras.Model:
@@ -223,67 +181,61 @@ class ClassificationTask:
         from sklearn.preprocessing import StandardScaler
 
         config, seed = self.experiment.model, self.experiment.train.seed
-        matrix = features.predict(tf.constant(self._texts(self.splits.train)), batch_size=1024, verbose=0)
-        labels = self.label_vocabulary.ids(self._targets(self.splits.train))
+        max_iter = config.sklearn_max_iter or SKLEARN_MAX_ITER[config.name]
+        matrix = features.predict(tf.constant(_texts(self.splits.train)), batch_size=1024, verbose=0)
+        labels = self.labels.ids(self.truth(self.splits.train))
         # Standardised features: the MLP needs them to train well; the scaling is folded into the first layer.
         scaler = StandardScaler().fit(matrix)
         if config.name == "mean_vectors_linear":
-            estimator = LogisticRegression(max_iter=2000, C=1.0)
+            estimator = LogisticRegression(max_iter=max_iter, C=config.sklearn_c, random_state=seed)
         else:
             estimator = MLPClassifier(hidden_layer_sizes=(config.hidden_units,), early_stopping=True,
-                                      random_state=seed, max_iter=300)
+                                      random_state=seed, max_iter=max_iter)
         estimator.fit(scaler.transform(matrix), labels)
-        layers = _fitted_layers(estimator, len(self.label_vocabulary), scaler)
+        layers = _fitted_layers(estimator, len(self.labels), scaler)
         return dense_head(features, layers, name=config.name)
 
+    def inference_model(self, trained: keras.Model) -> keras.Model:
+        """The trained model itself for scikit-learn classifiers (never compiled: nothing to drop)."""
+        return trained if self.sklearn else super().inference_model(trained)
+
     def serving(self, model: keras.Model) -> ClassifierServing:
-        return ClassifierServing(model, self.label_vocabulary.labels, self.preprocess,
+        return ClassifierServing(model, self.labels.tokens, self.preprocess,
                                  word_level=self.experiment.model.name not in WORDPIECE_MODELS)
 
-    def callbacks(self, serving, tensorboard_dir: str) -> list:
-        return []
+    def truth(self, records: Sequence[Record]) -> list[str]:
+        """Each record's label, `<UNK>` for a label training never saw."""
+        return self.labels.known(record.target for record in records)
 
-    def evaluate(self, serving: ClassifierServing, records: Sequence[Record],
-                 with_baselines: bool) -> tuple[dict, list[dict], list[str]]:
-        """Scores of the model (and the TF-IDF + logistic regression baseline) on `records`, a few examples, and
-        the model's predicted labels."""
-        texts, truth = self._texts(records), self._targets(records)
-        predicted = serving.predict_labels(texts)
-        results = {"model": classification_scores(truth, predicted)}
-        if with_baselines:
-            results["baseline_tfidf_logreg"] = classification_scores(truth, self.tfidf_logreg(texts))
-        examples = [{"text": text_, "true": true, "predicted": guess}
-                    for text_, true, guess in zip(texts[:8], truth[:8], predicted[:8], strict=True)]
-        return results, examples, predicted
+    def predict(self, serving: ServingModule, records: Sequence[Record]) -> list[str]:
+        return predict_strings(serving.serve, _texts(records), "label", PREDICT_BATCH)
 
-    def tfidf_logreg(self, texts: Sequence[str]) -> list[str]:
-        """TF-IDF (word 1-2 and char 2-5 grams) + logistic regression fitted on the training split.
+    def score(self, truth: list[str], predicted: list[str]) -> dict[str, float]:
+        return classification_scores(truth, predicted)
 
-        One-vs-rest liblinear: a multinomial fit over the ~2,000 ICD-10 categories would hold
-        features x classes weights in every L-BFGS history vector (tens of GB).
-        """
-        from sklearn.linear_model import LogisticRegression
-        from sklearn.multiclass import OneVsRestClassifier
+    def validation_logs(self, serving: ServingModule) -> dict[str, float]:
+        """Nothing: Keras logs `val_accuracy` and `val_loss` itself, and they are what classifiers select on."""
+        return {}
 
-        from tfnlp.baselines import tfidf_features
+    def baselines(self, records: Sequence[Record]) -> dict[str, list[str]]:
+        from tfnlp.baselines import tfidf_logistic_regression
 
-        features = tfidf_features()
-        matrix = features.fit_transform(self._texts(self.splits.train)).tocsr()
-        matrix.sort_indices()  # the parallel workers get it read-only: liblinear's checks must not sort it
-        classifier = OneVsRestClassifier(LogisticRegression(solver="liblinear", C=10.0), n_jobs=-1)
-        classifier.fit(matrix, self._targets(self.splits.train))
-        return classifier.predict(features.transform(list(texts))).tolist()
+        return {"baseline_tfidf_logreg": tfidf_logistic_regression(
+            _texts(self.splits.train), self.truth(self.splits.train), _texts(records), self.experiment.train.seed)}
 
-    def write_reports(self, predicted: Sequence[str], workdir: Path, tensorboard_dir: str) -> dict:
-        """Per-class CSV and figures of the test split (`predicted`: its labels as `evaluate` gave them) under
-        `workdir/report`; counts of unseen labels."""
-        truth = self._targets(self.splits.test)
-        write_classification_report(truth, predicted, self._targets(self.splits.train), workdir / "report",
+    def write_reports(self, predicted: list[str], workdir: Path, tensorboard_dir: str) -> dict:
+        """Per-class CSV and figures of the test split under `workdir/report`; counts of unseen labels."""
+        truth = self.truth(self.splits.test)
+        write_classification_report(truth, predicted, self.truth(self.splits.train), workdir / "report",
                                     tensorboard_dir=tensorboard_dir)
         unseen = Counter(truth)[UNKNOWN_LABEL]
         print(f"report: {workdir / 'report'}; {unseen} of {len(truth)} test texts have a label unseen in training")
-        return {"unseen_test_labels": unseen, "classes": len(self.label_vocabulary) - 1,
-                **({"vector_coverage": self.coverage} if self.vectors is not None else {})}
+        return {"unseen_test_labels": unseen, "classes": len(self.labels) - 1,
+                **({"vector_coverage": self.coverage} if self.coverage is not None else {})}
+
+
+def _texts(records: Sequence[Record]) -> list[str]:
+    return [record.text for record in records]
 
 
 def _check_model_name(config) -> None:

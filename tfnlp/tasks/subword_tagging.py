@@ -22,11 +22,11 @@ import numpy as np
 import tensorflow as tf
 
 from tfnlp.config import ModelConfig
-from tfnlp.data.conll import TaggedSentence
+from tfnlp.data.records import TaggedSentence
 from tfnlp.errors import UserError
-from tfnlp.tasks.tagging_graph import padded_length
+from tfnlp.models.layers import at_least_one_step
+from tfnlp.tasks.base import bucket_by_length
 
-SUBWORD_TAGGERS = ("bert_tagger", "gpt_tagger")
 MAX_WORD_PIECES = 16
 
 
@@ -127,6 +127,11 @@ class SubwordTokenizer(tf.Module):
         return tf.concat([column[0], values, column[1]], axis=1)
 
     @property
+    def vocabulary_size(self) -> int:
+        """Sub-tokens the backbone's embedding needs rows for."""
+        return int(self.tokenizer.vocabulary_size())
+
+    @property
     def prefix(self) -> int:
         """Special tokens before a window's first sub-token."""
         return len(self.specials) // 2
@@ -154,9 +159,10 @@ def sentence_spacing(sentences: Sequence[TaggedSentence]) -> list[list[bool]]:
     return spacing
 
 
-def make_tokenizer(config: ModelConfig, training_texts: Sequence[str], bpe_merges: int = 4000) -> SubwordTokenizer:
+def make_tokenizer(config: ModelConfig, training_texts: Sequence[str]) -> SubwordTokenizer:
     """The sub-word tokenizer of `config.name`: BERT's word pieces from the minilm asset or `model.preset`; GPT-2's
-    byte-level BPE from `model.preset`, or learnt from `training_texts` (`bpe_merges` merges) when none is given."""
+    byte-level BPE from `model.preset`, or learnt from `training_texts` (`model.bpe_merges` merges) when none is
+    given."""
     import keras_hub
 
     from tfnlp.data import bpe
@@ -167,39 +173,9 @@ def make_tokenizer(config: ModelConfig, training_texts: Sequence[str], bpe_merge
     elif config.preset:
         tokenizer = keras_hub.models.GPT2Tokenizer.from_preset(checked_preset(config.preset))
     else:
-        vocabulary, merges = bpe.learn_merges(bpe.pre_split(training_texts), bpe_merges)
+        vocabulary, merges = bpe.learn_merges(bpe.pre_split(training_texts), config.bpe_merges)
         tokenizer = keras_hub.models.GPT2Tokenizer(vocabulary=vocabulary, merges=merges)
     return SubwordTokenizer(tokenizer, "bert" if config.name == "bert_tagger" else "gpt", config.max_input_tokens)
-
-
-def make_tagger(config: ModelConfig, tokenizer: SubwordTokenizer, num_tags: int) -> keras.Model:
-    """A keras-hub backbone -> dropout -> softmax per sub-token.
-
-    `bert_tagger`: BertBackbone from the minilm asset or `model.preset`. `gpt_tagger`: GPT2Backbone
-    (causal: a word's tag sees only the words before it) from `model.preset`, or a fresh GPT-2 of
-    `model.num_layers` layers, `model.embedding_dim` wide, over the tokenizer's vocabulary.
-    """
-    import keras_hub
-
-    from tfnlp.models.classifiers import bert_preset, checked_preset
-
-    if config.name == "bert_tagger":
-        backbone = keras_hub.models.BertBackbone.from_preset(bert_preset(config.preset))
-    elif config.preset:
-        backbone = keras_hub.models.GPT2Backbone.from_preset(checked_preset(config.preset))
-    else:
-        backbone = keras_hub.models.GPT2Backbone(
-            vocabulary_size=tokenizer.tokenizer.vocabulary_size(), num_layers=config.num_layers,
-            num_heads=max(config.embedding_dim // 64, 1), hidden_dim=config.embedding_dim,
-            intermediate_dim=4 * config.embedding_dim, dropout=config.dropout,
-            max_sequence_length=config.max_input_tokens)
-    if config.max_input_tokens > backbone.max_sequence_length:
-        raise UserError(f"model.max_input_tokens={config.max_input_tokens} is over the backbone's "
-                        f"{backbone.max_sequence_length} positions")
-    sequence = backbone.output["sequence_output"] if isinstance(backbone.output, dict) else backbone.output
-    probabilities = keras.layers.Dense(num_tags, activation="softmax", name="tags")(
-        keras.layers.Dropout(config.dropout)(sequence))
-    return keras.Model(backbone.input, probabilities, name=config.name)
 
 
 def word_probabilities(model: keras.Model, tokenizer: SubwordTokenizer, words: tf.RaggedTensor,
@@ -209,8 +185,7 @@ def word_probabilities(model: keras.Model, tokenizer: SubwordTokenizer, words: t
     probabilities = model(tokenizer.model_inputs(windows.pieces), training=False)
     at = tf.stack([windows.word_window, windows.word_position + tokenizer.prefix], axis=-1)
     per_word = words.with_flat_values(tf.gather_nd(probabilities, at))
-    num_tags = tf.shape(probabilities, tf.int64)[-1]
-    return per_word.to_tensor(0.0, shape=tf.stack([words.nrows(), padded_length(words), num_tags]))
+    return at_least_one_step(per_word.to_tensor(0.0))
 
 
 def training_windows(tokenizer: SubwordTokenizer, words: tf.RaggedTensor, spaced: tf.RaggedTensor,
@@ -265,14 +240,10 @@ def window_dataset(tokenizer: SubwordTokenizer, sentences: Sequence[TaggedSenten
         lambda index: tuple(value[splits[index]:splits[index + 1]] for value in values))
     if shuffle_seed is not None:
         dataset = dataset.shuffle(len(lengths), seed=shuffle_seed, reshuffle_each_iteration=True)
-    boundaries = [bound for bound in BUCKET_BOUNDARIES if bound < lengths.max(initial=1)]
-    dataset = dataset.bucket_by_sequence_length(
-        lambda ids, *_: tf.shape(ids)[0], [bound + 1 for bound in boundaries], [batch_size] * (len(boundaries) + 1),
-        padding_values=(tokenizer.pad_id, 0, 0, 0.0))
-    # Bucket sizes do not depend on the order, so the batch count is known (the LR schedule needs it).
-    buckets = np.searchsorted(np.array(boundaries) + 1, lengths, side="right")
-    batches = int(sum(-(-count // batch_size) for count in np.bincount(buckets)))
-    return dataset.apply(tf.data.experimental.assert_cardinality(batches)).map(
+    boundaries = [bound + 1 for bound in BUCKET_BOUNDARIES if bound < lengths.max(initial=1)]
+    dataset = bucket_by_length(dataset, lengths, boundaries, batch_size, lambda ids, *_: tf.shape(ids)[0],
+                               padding_values=(tokenizer.pad_id, 0, 0, 0.0))
+    return dataset.map(
         lambda ids, mask, y, w: (_inputs(tokenizer.kind, ids, mask), y, w)).prefetch(tf.data.AUTOTUNE)
 
 

