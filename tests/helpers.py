@@ -103,3 +103,22 @@ def assert_picture(path: Path, min_width: int = 200, min_height: int = 150) -> n
     background = np.all(pixels[..., :3] == pixels[0, 0, :3], axis=-1)
     assert 0.01 < 1 - background.mean() < 0.99, f"{path}: {1 - background.mean():.1%} of the pixels are drawn"
     return pixels
+
+
+def variable_bytes(version: Path) -> dict[str, int]:
+    """Bytes of each variable of a SavedModel."""
+    import tensorflow as tf
+
+    reader = tf.train.load_checkpoint(str(version / "variables" / "variables"))
+    dtypes = reader.get_variable_to_dtype_map()
+    return {name: int(tf.TensorShape(shape).num_elements()) * dtypes[name].size
+            for name, shape in reader.get_variable_to_shape_map().items() if name != "_CHECKPOINTABLE_OBJECT_GRAPH"}
+
+
+def assert_lean_export(version: Path, metrics: dict) -> None:
+    """The export holds inference state only: no optimizer slot or step, and its model's variables weigh exactly
+    what the trained model's weights do (metrics.json's `parameters`)."""
+    sizes = variable_bytes(version)
+    assert not [variable for variable in sizes if "optimizer" in variable.lower()]
+    assert sum(size for variable, size in sizes.items() if variable.startswith("model/")) == \
+        metrics["parameters"]["weight_bytes"]

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tests.helpers import assert_picture, run_tiny, served_in_fresh_process, tiny_bert_preset
+from tests.helpers import assert_lean_export, assert_picture, run_tiny, served_in_fresh_process, tiny_bert_preset
 from tfnlp import train
 from tfnlp.config import DataConfig
 from tfnlp.data.records import Record, Splits
@@ -62,6 +62,7 @@ def test_chapter_lstm_trains_reports_and_exports(tmp_path):
     assert served["label"] == [label.decode() for label in local["label"].numpy()]
     np.testing.assert_allclose(np.sum(served["probabilities"], axis=1), 1.0, rtol=1e-5)
     np.testing.assert_allclose(served["score"], np.max(served["probabilities"], axis=1), rtol=1e-6)
+    assert_lean_export(version, metrics)
 
 
 @pytest.mark.parametrize("experiment", ["sentiment_glove_logreg", "sentiment_glove_mlp", "sentiment_glove_bilstm"])
@@ -157,6 +158,7 @@ def test_bert_classifier_trains_and_exports_a_raw_string_savedmodel(tmp_path):
                        "train.learning_rate=0.003", "train.baselines=false")
     assert metrics["test"]["model"]["accuracy"] >= 0.9
     version = tmp_path / "export" / "sentiment_bert" / "1"
+    assert_lean_export(version, metrics)
     texts = ["a great movie", "an awful plot", ""]
     # tensorflow_text registers the word-piece tokenizer's ops.
     assert served_in_fresh_process(version, texts)["label"][:2] == ["positive", "negative"]

@@ -7,7 +7,15 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tests.helpers import DISEASES, FILLER, entities_found, served_in_fresh_process, tiny_bert_preset, write_conll
+from tests.helpers import (
+    DISEASES,
+    FILLER,
+    assert_lean_export,
+    entities_found,
+    served_in_fresh_process,
+    tiny_bert_preset,
+    write_conll,
+)
 from tfnlp import train
 from tfnlp.data import bpe
 from tfnlp.data.conll import joined_sentence
@@ -123,6 +131,7 @@ def test_tiny_transformer_tagger_trains_exports_and_serves_entity_offsets(tmp_pa
     assert ("asthma", "Disease", "asthma") in found and long_text.index("asthma") in out["entity_start"][2]
     assert all(sliced == entity for sliced, _, entity in found)
     assert out["tags"][1] == [""] * len(out["tags"][1]) and out["tokens"][2][-2:] == ["today", "."]
+    assert_lean_export(tmp_path / "export" / experiment / "1", metrics)
 
 
 @pytest.mark.parametrize("experiment", ["ner_bert", "ner_gpt"])

@@ -4,7 +4,7 @@ import json
 
 import numpy as np
 
-from tests.helpers import entities_found, served_in_fresh_process, write_conll
+from tests.helpers import assert_lean_export, entities_found, served_in_fresh_process, write_conll
 from tfnlp import train
 from tfnlp.config import apply_overrides
 from tfnlp.data.conll import joined_sentence
@@ -32,6 +32,7 @@ def test_bilstm_tagger_learns_and_its_export_returns_entity_offsets(tmp_path):
     assert ("Crohn disease", "Disease", "Crohn disease") in found and ("asthma", "Disease", "asthma") in found
     assert all(sliced == entity for sliced, _, entity in found)
     assert out["tokens"][0][:3] == ["The", "patient", "has"] and out["tags"][1] == [""] * len(out["tags"][1])
+    assert_lean_export(tmp_path / "export" / "ner_bilstm" / "1", metrics)
 
 
 def test_entity_scores_are_strict_bio2():

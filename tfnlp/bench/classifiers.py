@@ -3,6 +3,9 @@
     python -m tfnlp.bench classifiers [--quick] [--tasks chapter,category,movie-reviews]
     python -m tfnlp.bench losses [--quick]
 
+`--quick` runs each experiment's tiny variant (small model, 600 records, one epoch), and only the
+chapter task unless `--tasks` says otherwise: about a minute, to see the bench work, not to compare.
+
 `classifiers`: for the cim10 chapter task (first character of the code), the cim10 category
 task (three characters) and movie-review polarity, each classifier experiment is trained with
 `tfnlp.train` (its own defaults; the data and label length replaced), evaluated on the test
@@ -39,12 +42,13 @@ TASKS = {
 LOSS_EXPERIMENT = "icd10_code_bilstm_conv"
 
 
-def configured(name: str, source: str, label_length: int, quick: bool, overrides: Sequence[str] = ()):
-    """The experiment with the task's data, fewer records and epochs when `quick`."""
-    experiment = experiments.get(name)
-    data = dataclasses.replace(experiment.data, source=source, label_length=label_length,
-                               max_records=3000 if quick else 0)
-    train = dataclasses.replace(experiment.train, epochs=2 if quick else experiment.train.epochs, baselines=False)
+def configured(name: str, source: str, label_length: int | None, quick: bool, overrides: Sequence[str] = ()):
+    """The experiment (its tiny variant when `quick`) on `source`, targets cut to `label_length` (None keeps the
+    experiment's), without the run's own baselines."""
+    experiment = experiments.get(name, tiny=quick)
+    data = dataclasses.replace(experiment.data, source=source,
+                               label_length=experiment.data.label_length if label_length is None else label_length)
+    train = dataclasses.replace(experiment.train, baselines=False)
     experiment = dataclasses.replace(experiment, data=data, train=train)
     return config_lib.validate(config_lib.apply_overrides(experiment, overrides))
 
@@ -114,10 +118,11 @@ def table(rows: list[tuple[str, str, dict]]) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     """`python -m tfnlp.bench classifiers`."""
     parser = argparse.ArgumentParser(prog="python -m tfnlp.bench classifiers", description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="3,000 records and 2 epochs per run")
-    parser.add_argument("--tasks", default=",".join(TASKS), help=f"comma-separated, of {', '.join(TASKS)}")
+    parser.add_argument("--quick", action="store_true", help="tiny variants; the chapter task unless --tasks")
+    parser.add_argument("--tasks", help=f"comma-separated, of {', '.join(TASKS)} (default: all)")
     parser.add_argument("--only", default="", help="comma-separated experiment names to keep")
     args = parser.parse_args(argv)
+    args.tasks = args.tasks or ("chapter" if args.quick else ",".join(TASKS))
     unknown = sorted(set(args.tasks.split(",")) - set(TASKS))
     if unknown:
         raise UserError(f"unknown tasks {unknown}; known: {', '.join(TASKS)}")
@@ -143,7 +148,7 @@ def losses_main(argv: Sequence[str] | None = None) -> int:
     from tfnlp.losses import LOSSES
 
     parser = argparse.ArgumentParser(prog="python -m tfnlp.bench losses", description="train.loss compared")
-    parser.add_argument("--quick", action="store_true", help="3,000 records and 2 epochs per run")
+    parser.add_argument("--quick", action="store_true", help="the tiny variant (600 records, one epoch)")
     parser.add_argument("--experiment", default=LOSS_EXPERIMENT)
     args = parser.parse_args(argv)
     source, length, _ = TASKS["category"]

@@ -12,13 +12,10 @@ second, each tagger's F1 per entity type (the PubTator form of NCBI has four).
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
-from tfnlp import config as config_lib
-from tfnlp import experiments
 from tfnlp.errors import UserError
 
 TAGGERS = ("ner_bilstm", "ner_bert", "ner_gpt")
@@ -27,10 +24,10 @@ NCBI_CONLL = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "n
 
 def main(argv: Sequence[str] | None = None) -> int:
     """`python -m tfnlp.bench ner`."""
-    from tfnlp.bench.classifiers import run_one
+    from tfnlp.bench.classifiers import configured, run_one
 
     parser = argparse.ArgumentParser(prog="python -m tfnlp.bench ner", description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="2 epochs per tagger")
+    parser.add_argument("--quick", action="store_true", help="tiny variants on 600 sentences, one epoch")
     parser.add_argument("--data", default=f"conll:{NCBI_CONLL}", help="a tagging source (conll:, pubtator:, ...)")
     parser.add_argument("--taggers", default=",".join(TAGGERS), help="comma-separated tagger experiments")
     args = parser.parse_args(argv)
@@ -43,11 +40,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     results: dict[str, dict] = {}
     with tempfile.TemporaryDirectory() as scratch:
         for name in taggers:
-            experiment = experiments.get(name)
-            data = dataclasses.replace(experiment.data, source=args.data)
-            epochs = 2 if args.quick else experiment.train.epochs
-            experiment = config_lib.validate(dataclasses.replace(
-                experiment, data=data, train=dataclasses.replace(experiment.train, epochs=epochs)))
+            experiment = configured(name, args.data, None, args.quick,
+                                    ["data.max_records=600"] if args.quick else [])
             results[name] = run_one(experiment, Path(scratch) / name, tokens_of=lambda sentence: len(sentence.tokens))
     print("\n" + scores_table(results) + "\n\n" + per_type_table(results))
     best = max(results, key=lambda name: results[name]["entity_f1"])
