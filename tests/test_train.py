@@ -1,4 +1,5 @@
 import json
+from pathlib import Path
 
 import keras
 import pytest
@@ -137,3 +138,42 @@ def test_exports_carry_tf_serving_warmup_requests_that_the_model_answers(tiny_ru
         text = tf.make_ndarray(request.inputs["text"])
         assert text.shape == (1,) and text[0]
         assert serve(text=tf.constant(text))["code"].numpy()[0]
+
+
+def test_bad_values_and_unusable_folders_fail_before_any_epoch(tmp_path, capsys):
+    a_file = tmp_path / "a-file"
+    a_file.write_text("not a folder")
+    workdir = tmp_path / "work"
+    for extra, message in ((["--set", "train.learning_rate=nan"], "train.learning_rate=nan: must be a finite number"),
+                           (["--set", "model.dropout=inf"], "model.dropout=inf: must be a finite number"),
+                           (["--set", "train.seed=-1"], "train.seed=-1: must be at least 0"),
+                           (["--export_base", str(a_file)], f"--export_base {a_file}: is a file, not a folder"),
+                           (["--workdir", str(a_file / "run")], f"cannot be created under {a_file}, which is a file")):
+        argv = ["icd10_chapter_lstm", "--tiny", "--workdir", str(workdir), *extra]
+        with pytest.raises(SystemExit) as exit_info:
+            train.main(argv)
+        assert exit_info.value.code == 2 and message in capsys.readouterr().err
+        assert not workdir.exists()  # nothing started
+
+
+def test_a_loss_that_becomes_nan_stops_the_run_and_exports_nothing(tmp_path, capsys):
+    argv = ["icd10_chapter_lstm", "--tiny", "--workdir", str(tmp_path / "w"), "--export_base", str(tmp_path / "e"),
+            "--set", "train.learning_rate=1e38", "train.epochs=3", "train.baselines=false"]
+    with pytest.raises(SystemExit) as exit_info:
+        train.main(argv)
+    error = capsys.readouterr().err
+    assert exit_info.value.code == 2 and "the training loss became" in error and "nothing was exported" in error
+    assert not (tmp_path / "e").exists() and not (tmp_path / "w" / train.METRICS_FILE).exists()
+
+
+def test_an_unreadable_config_of_an_older_run_is_skipped_with_a_warning(tmp_path, monkeypatch, capsys):
+    from tfnlp import experiments
+
+    monkeypatch.chdir(tmp_path)
+    experiment = experiments.get("icd10_chapter_lstm", tiny=True)
+    broken = Path("runs") / "icd10_chapter_lstm" / "20200101-000000"
+    broken.mkdir(parents=True)
+    (broken / train.CONFIG_FILE).write_text("")
+    chosen = train.resolve_workdir(experiment, None)
+    assert chosen != broken and chosen.parent == broken.parent
+    assert f"warning: skipping {broken}" in capsys.readouterr().err

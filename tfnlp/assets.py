@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import fnmatch
 import hashlib
+import json
 import os
 import shutil
 import subprocess
@@ -28,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tfnlp.errors import UserError, cli_main
+from tfnlp.paths import writable_folder
 from tfnlp.registry import Registry
 
 COMPLETE_MARKER = ".tfnlp-complete"
@@ -182,16 +184,75 @@ def _unpack(asset: Asset, archive: Path, target: Path) -> None:
 def fetch(name: str) -> Path:
     """Return the folder holding asset `name`'s files, fetching and unpacking it on first use.
 
+    An unpacked asset is checked against its completion marker (every file's size and sha256) once
+    per process; a file changed or cut short since it was unpacked is unpacked again from the
+    archive (itself checked against the pinned sha256), with a warning.
+
     Args:
         name: an asset name from `python -m tfnlp.assets list`.
 
     Raises:
-        UserError: unknown name, failed download, or an archive whose sha256 differs from the pin.
+        UserError: unknown name, failed download, an archive whose sha256 differs from the pin, or a
+            cache folder that cannot be written.
     """
     asset = ASSETS.get(name)
     target = cache_dir() / "assets" / asset.name
-    if (target / COMPLETE_MARKER).exists():
+    problem = _unpacked_problem(target)
+    if problem is None:
         return target
+    if problem != "not unpacked":
+        print(f"warning: asset {asset.name!r} in {target}: {problem}; unpacking it again from its archive",
+              file=sys.stderr)
+        _verified.pop(target, None)
+    writable_folder(cache_dir(), "the asset cache (TFNLP_CACHE)")
+    archive = _verified_archive(asset)
+    # Unpack beside the target, then rename, so a half-unpacked asset is never used.
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{asset.name}-", dir=target.parent))
+    _unpack(asset, archive, staging)
+    (staging / COMPLETE_MARKER).write_text(json.dumps(_file_digests(staging), indent=1) + "\n")
+    if target.exists():
+        shutil.rmtree(target)
+    staging.rename(target)
+    _verified[target] = True
+    return target
+
+
+_verified: dict[Path, bool] = {}  # unpacked assets already checked by this process
+
+
+def _file_digests(folder: Path) -> dict[str, list]:
+    """[size, sha256] of every file under `folder` but the marker, by relative path."""
+    return {path.relative_to(folder).as_posix(): [path.stat().st_size, sha256_of(path)]
+            for path in sorted(folder.rglob("*")) if path.is_file() and path.name != COMPLETE_MARKER}
+
+
+def _unpacked_problem(target: Path) -> str | None:
+    """None when the unpacked asset matches its marker; otherwise what is wrong with it."""
+    if _verified.get(target) and (target / COMPLETE_MARKER).exists():
+        return None
+    try:
+        expected = json.loads((target / COMPLETE_MARKER).read_text())
+    except FileNotFoundError:
+        return "not unpacked"
+    except (OSError, ValueError):
+        return "its completion marker is unreadable or from an older tfnlp"
+    if not isinstance(expected, dict):
+        return "its completion marker is from an older tfnlp (no file digests)"
+    for relative, (size, digest) in expected.items():
+        path = target / relative
+        if not path.is_file():
+            return f"{relative} is missing"
+        if path.stat().st_size != size:
+            return f"{relative} has {path.stat().st_size} bytes, expected {size}"
+        if sha256_of(path) != digest:
+            return f"{relative} differs from the file unpacked (sha256)"
+    _verified[target] = True
+    return None
+
+
+def _verified_archive(asset: Asset) -> Path:
+    """The pinned archive in the downloads folder, downloaded if absent, its sha256 checked."""
     downloads = cache_dir() / "downloads"
     downloads.mkdir(parents=True, exist_ok=True)
     archive = downloads / asset.filename
@@ -204,15 +265,7 @@ def fetch(name: str) -> Path:
             f"asset {asset.name!r}: {archive} has sha256 {digest}, expected {asset.sha256}; "
             "delete the file and fetch again"
         )
-    # Unpack beside the target, then rename, so a half-unpacked asset is never used.
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{asset.name}-", dir=target.parent))
-    _unpack(asset, archive, staging)
-    (staging / COMPLETE_MARKER).write_text(asset.sha256 + "\n")
-    if target.exists():
-        shutil.rmtree(target)
-    staging.rename(target)
-    return target
+    return archive
 
 
 def find_file(name: str, pattern: str) -> Path:
@@ -238,7 +291,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "list":
         for asset_name in ASSETS:
             asset = ASSETS.get(asset_name)
-            cached = (cache_dir() / "assets" / asset_name / COMPLETE_MARKER).exists()
+            cached = _unpacked_problem(cache_dir() / "assets" / asset_name) is None
             print(f"{asset_name:14} {asset.requirement:28} {'cached' if cached else '-':7} "
                   f"{asset.licence:16} {asset.description}")
         return 0

@@ -264,7 +264,13 @@ LOWER_BOUNDS = (
 
 
 def validate(experiment: Experiment) -> Experiment:
-    """Refuse values no run can use, naming the key (`model.beam_size=0`, `train.epochs=0`, ...)."""
+    """Refuse values no run can use, naming the key (`model.beam_size=0`, `train.epochs=0`, `nan`, ...)."""
+    import math
+
+    for section in SECTIONS:
+        for key, value in dataclasses.asdict(getattr(experiment, section)).items():
+            if isinstance(value, float) and not math.isfinite(value):
+                raise UserError(f"{section}.{key}={value}: must be a finite number")
     for section, key, lowest in LOWER_BOUNDS:
         value = getattr(getattr(experiment, section), key)
         if value < lowest:

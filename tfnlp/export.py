@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import sys
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +15,10 @@ import tensorflow as tf
 
 MODEL_CARD = "tfnlp_model_card.json"
 WARMUP_FILE = "tf_serving_warmup_requests"
+STAGING_PREFIX = ".tmp-"
+# A staging folder older than this is left over from a killed export: no export of a tfnlp model takes this long.
+STALE_STAGING_SECONDS = 6 * 3600
+VERSION_MODE = 0o755  # readable by a model server running as another user
 
 
 def write_warmup_requests(path: Path, model_name: str, texts: list[str], signature: str = "serving_default") -> Path:
@@ -47,6 +53,18 @@ def latest_version(model_dir: Path) -> Path | None:
     return Path(model_dir) / str(versions[-1]) if versions else None
 
 
+def remove_stale_staging(model_dir: Path, older_than: float = STALE_STAGING_SECONDS) -> list[Path]:
+    """Delete the staging folders a killed export left in `model_dir` (older than `older_than` seconds); return
+    them. Younger ones may belong to an export still running, and are kept."""
+    now = time.time()
+    stale = [path for path in model_dir.iterdir()
+             if path.is_dir() and path.name.startswith(STAGING_PREFIX) and now - path.stat().st_mtime > older_than]
+    for path in stale:
+        print(f"removing {path}: left by an export that did not finish", file=sys.stderr)
+        shutil.rmtree(path, ignore_errors=True)
+    return stale
+
+
 def export_savedmodel(module: tf.Module, export_base: Path, name: str, signatures: dict,
                       model_card: dict[str, Any], warmup_texts: list[str] = ()) -> Path:
     """Write `module` as version N+1 of `name`, whole or not at all.
@@ -67,8 +85,10 @@ def export_savedmodel(module: tf.Module, export_base: Path, name: str, signature
     """
     model_dir = Path(export_base) / name
     model_dir.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".tmp-", dir=model_dir))
+    remove_stale_staging(model_dir)
+    staging = Path(tempfile.mkdtemp(prefix=STAGING_PREFIX, dir=model_dir))
     try:
+        os.chmod(staging, VERSION_MODE)  # mkdtemp makes it private (0700)
         tf.saved_model.save(module, str(staging), signatures=signatures)
         extra = staging / "assets.extra"
         extra.mkdir(exist_ok=True)

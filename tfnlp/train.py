@@ -15,6 +15,7 @@ import argparse
 import csv
 import dataclasses
 import json
+import shutil
 import sys
 import time
 from collections.abc import Sequence
@@ -24,7 +25,9 @@ from pathlib import Path
 from tfnlp import config as config_lib
 from tfnlp import experiments
 from tfnlp.errors import UserError, cli_main
+from tfnlp.paths import writable_folder
 
+BACKUP_FOLDER = "backup"
 CONFIG_FILE = "config.json"
 METRICS_FILE = "metrics.json"
 HISTORY_FILE = "history.csv"
@@ -73,32 +76,44 @@ def resolve_workdir(experiment: config_lib.Experiment, workdir: str | None) -> P
     wanted = config_lib.to_dict(experiment)
     if root.is_dir():
         for run in sorted(root.iterdir(), reverse=True):
-            config_path = run / CONFIG_FILE
-            if (config_path.exists() and not (run / METRICS_FILE).exists()
-                    and json.loads(config_path.read_text()) == wanted):
+            if (run / METRICS_FILE).exists() or not (run / CONFIG_FILE).exists():
+                continue
+            config = _read_config(run / CONFIG_FILE)
+            if config == wanted:
                 print(f"resuming the unfinished run in {run}")
                 return run
     return root / datetime.now().strftime("%Y%m%d-%H%M%S")
 
 
+def _read_config(path: Path) -> dict | None:
+    """A run folder's config.json, or None (with a warning) when it cannot be read: that run is left alone."""
+    try:
+        return json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        print(f"warning: skipping {path.parent}: its {path.name} cannot be read ({error})", file=sys.stderr)
+        return None
+
+
 def _callbacks(task_callbacks: list, workdir: Path, train: config_lib.TrainConfig) -> list:
     import keras
 
+    from tfnlp.callbacks import NonFiniteLoss, ResumableBackup
+
     mode = "min" if train.monitor.endswith("loss") else "max"
-    decay = [keras.callbacks.ReduceLROnPlateau(monitor=train.monitor, mode=mode, factor=train.lr_factor,
-                                               patience=train.lr_patience, min_delta=1e-3, min_lr=1e-5, verbose=1)
-             ] if train.lr_schedule == "plateau" and train.lr_factor < 1.0 else []
-    return task_callbacks + [  # task callbacks first: they add the metrics the others monitor
-        keras.callbacks.BackupAndRestore(str(workdir / "backup")),
-        keras.callbacks.ModelCheckpoint(str(workdir / "checkpoints" / "best.weights.h5"), monitor=train.monitor,
-                                        mode=mode, save_best_only=True, save_weights_only=True),
-        *decay,
-        # No min_delta: early stopping must name the same best epoch as the checkpoint that is evaluated.
-        keras.callbacks.EarlyStopping(monitor=train.monitor, mode=mode, patience=train.patience,
-                                      restore_best_weights=True, verbose=1),
-        keras.callbacks.TensorBoard(str(workdir / "tensorboard"), histogram_freq=1, write_graph=True),
-        keras.callbacks.CSVLogger(str(workdir / HISTORY_FILE), append=True),
-    ]
+    monitors = [keras.callbacks.ModelCheckpoint(str(workdir / "checkpoints" / "best.weights.h5"),
+                                                monitor=train.monitor, mode=mode, save_best_only=True,
+                                                save_weights_only=True)]
+    if train.lr_schedule == "plateau" and train.lr_factor < 1.0:
+        monitors.append(keras.callbacks.ReduceLROnPlateau(monitor=train.monitor, mode=mode, factor=train.lr_factor,
+                                                          patience=train.lr_patience, min_delta=1e-3, min_lr=1e-5,
+                                                          verbose=1))
+    # No min_delta: early stopping must name the same best epoch as the checkpoint that is evaluated.
+    monitors.append(keras.callbacks.EarlyStopping(monitor=train.monitor, mode=mode, patience=train.patience,
+                                                  restore_best_weights=True, verbose=1))
+    return [NonFiniteLoss(), *task_callbacks, *monitors,  # task callbacks first: they add what the monitors read
+            keras.callbacks.TensorBoard(str(workdir / "tensorboard"), histogram_freq=1, write_graph=True),
+            keras.callbacks.CSVLogger(str(workdir / HISTORY_FILE), append=True),
+            ResumableBackup(workdir / BACKUP_FOLDER, monitors)]  # last: it saves what the others decided
 
 
 def parameter_counts(model) -> dict[str, int]:
@@ -177,6 +192,9 @@ def run(experiment: config_lib.Experiment, workdir: Path, export_base: Path) -> 
     model = task.fit(model, train_data, validation_data, experiment.train.epochs, callbacks,
                      verbose=1 if sys.stdout.isatty() else 2)
     train_seconds = time.perf_counter() - started
+    if callbacks[0].found:
+        raise UserError(f"{callbacks[0].found}; nothing was exported. Lower train.learning_rate (now "
+                        f"{experiment.train.learning_rate:g}) or check the data; the run's logs are in {workdir}")
     best = workdir / "checkpoints" / "best.weights.h5"
     if best.exists():
         model.load_weights(str(best))
@@ -199,6 +217,7 @@ def run(experiment: config_lib.Experiment, workdir: Path, export_base: Path) -> 
         "train_seconds": round(train_seconds, 1), "parameters": parameter_counts(inference),
         "exported": str(version), **reports}, indent=2,
         ensure_ascii=False))
+    shutil.rmtree(workdir / BACKUP_FOLDER, ignore_errors=True)  # the run is complete: nothing to resume
     return version
 
 
@@ -235,7 +254,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         for name, description in experiments.describe():
             print(f"{name:28} {description}")
         return 0
-    version = run(experiment, resolve_workdir(experiment, args.workdir), Path(args.export_base))
+    # Fail now, not after training, when a folder cannot be written.
+    export_base = writable_folder(args.export_base, "--export_base")
+    workdir = writable_folder(resolve_workdir(experiment, args.workdir), "--workdir")
+    version = run(experiment, workdir, export_base)
     print(f"exported: {version}")
     sys.stdout.flush()
     return 0
