@@ -28,6 +28,7 @@ class DataConfig:
         preprocess: classification: `lemma` lemmatises words (spaCy's French pipeline, compiled into
             the graph as a word -> lemma table); empty for none.
         types: tagging (PubTator): entity types to keep, `A,B` or renamed `A=X,B=X`; empty keeps all.
+        encoding: text encoding of the user's CSV / TSV / JSONL files (`latin-1`, `cp1252`, ...).
     """
 
     source: str = "cim10"
@@ -40,6 +41,7 @@ class DataConfig:
     label_length: int = 0
     preprocess: str = ""
     types: str = ""
+    encoding: str = "utf-8"
 
 
 @dataclass(frozen=True)

@@ -66,6 +66,8 @@ def test_repeated_document_keeps_the_first_copy(tmp_path):
     ("1|t|Title\n2\t0\t5\tTitle\tDisease\tD1\n", ":2: expected"),
     ("1|t|Title here\n1\t0\t5\tThing\tDisease\tD1\n", ":2: mention 'Thing' does not match"),
     ("garbage line\n", ":1: expected"),
+    ("1|t|Title here\n1\t6\t3\t\tDisease\tD1\n", ":2: mention '' at 6-3 is empty"),
+    ("1|t|Title here\n1\t5\t5\t\tDisease\tD1\n", ":2: mention '' at 5-5 is empty"),
 ])
 def test_malformed_files_name_file_and_line(tmp_path, content, message):
     path = tmp_path / "bad.txt"

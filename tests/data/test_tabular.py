@@ -75,3 +75,41 @@ def test_source_errors_are_user_errors(tmp_path):
         sources.load(f"csv:{tmp_path}", DataConfig())
     with pytest.raises(UserError, match="unknown option 'language=es'; options: lang"):
         sources.load("cim10:language=es", DataConfig())
+
+
+def test_text_that_is_not_utf8_names_the_line_and_the_option(tmp_path):
+    path = tmp_path / "latin.csv"
+    path.write_bytes("RawText,ICD10\ndouleur,R074\nfièvre,R509\n".encode("latin-1"))
+    with pytest.raises(UserError, match=r"latin.csv:3: not utf-8 text: byte 0xe8 .*data.encoding=latin-1"):
+        tabular.read_records(path, "RawText", "ICD10")
+    assert tabular.read_records(path, "RawText", "ICD10", "latin-1")[1] == Record("fièvre", "R509")
+    loaded = sources.load(f"csv:{path}", DataConfig(encoding="latin-1", validation_fraction=0.0, test_fraction=0.0))
+    assert sorted(record.text for record in loaded.splits.train) == ["douleur", "fièvre"]
+    garbage = tmp_path / "garbage.jsonl"
+    garbage.write_bytes(b'{"RawText": "x", "ICD10": "A00"}\n\xff\xfe\x00binary\n')
+    with pytest.raises(UserError, match=r"garbage.jsonl:2: not utf-8 text: byte 0xff"):
+        tabular.read_records(garbage, "RawText", "ICD10")
+    with pytest.raises(UserError, match="data.encoding='klingon': unknown encoding"):
+        tabular.read_records(path, "RawText", "ICD10", "klingon")
+
+
+@pytest.mark.parametrize("content", [
+    'RawText,ICD10\nok,A00\n"broken,A01\nfine,A02\n"later",A03\nx,A04\n',  # the quote swallows lines 3-4
+    'RawText,ICD10\nok,A00\n"broken,A01\nfine,A02\n',  # the file ends inside the quote
+])
+def test_a_broken_quote_names_the_line_where_its_row_starts(tmp_path, content):
+    path = write(tmp_path / "quotes.csv", content)
+    with pytest.raises(UserError, match=r"quotes.csv:3: unreadable row .*quoted field that starts in this row"):
+        tabular.read_records(path, "RawText", "ICD10")
+
+
+def test_a_quoted_field_may_hold_a_line_break(tmp_path):
+    path = write(tmp_path / "multi.csv", 'RawText,ICD10\n"two\nlines",A00\nx,A01\n')
+    assert tabular.read_records(path, "RawText", "ICD10") == [Record("two\nlines", "A00"), Record("x", "A01")]
+
+
+def test_labels_that_are_not_icd10_codes_are_stratified_by_label(tmp_path):
+    rows = ["RawText,ICD10"] + [f"text {i},{'cat' if i < 10 else 'cow'}" for i in range(100)]  # one letter
+    loaded = sources.load(f"csv:{write(tmp_path / 'labels.csv', chr(10).join(rows) + chr(10))}", DataConfig())
+    assert all(sum(record.target == "cat" for record in part) == 1 for part in (loaded.splits.validation,
+                                                                                 loaded.splits.test))

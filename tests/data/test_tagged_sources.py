@@ -62,3 +62,15 @@ def test_wnut16_asset_has_ten_types():
     splits = sources.load("wnut16", DataConfig()).splits
     types = Counter(kind for part in splits.sizes() for item in getattr(splits, part) for kind in item.entity_types())
     assert len(types) == 10
+
+
+def test_a_file_with_one_entity_type_or_too_few_sentences(tmp_path, capsys):
+    one_type = [sentence("A")] * 20 + [sentence()] * 20
+    splits = split_multilabel(one_type, lambda item: item.entity_types(), 0.1, 0.1, seed=3)
+    assert splits.sizes() == {"train": 32, "validation": 4, "test": 4}
+    assert all(any(item.entity_types() for item in part) for part in (splits.train, splits.validation, splits.test))
+    assert "a plain seeded split" in capsys.readouterr().err
+    single = tmp_path / "one.bio"
+    single.write_text("Colon\tB-Disease\ncancer\tI-Disease\n")
+    with pytest.raises(UserError, match="1 sentence\\(s\\) cannot be split into 3 parts"):
+        sources.load(f"conll:{single}", DataConfig())

@@ -103,6 +103,9 @@ def read_documents(path: str | Path) -> tuple[list[Document], int]:
             raise UserError(f"{path}:{number}: expected `PMID|t|...`, `PMID|a|...` or a mention line "
                             f"`PMID<TAB>start<TAB>end<TAB>text<TAB>type[<TAB>concept]`, got {line[:80]!r}")
         mention = Mention(int(parts[1]), int(parts[2]), parts[3], parts[4], parts[5] if len(parts) > 5 else "")
+        if mention.end <= mention.start or not mention.text.strip():
+            raise UserError(f"{path}:{number}: mention {mention.text!r} at {mention.start}-{mention.end} is empty: a "
+                            "mention needs start < end and a text")
         if current.text[mention.start:mention.end] != mention.text.strip():  # NCBI pads a few mention texts
             raise UserError(f"{path}:{number}: mention {mention.text!r} does not match the document text at "
                             f"{mention.start}-{mention.end} ({current.text[mention.start:mention.end]!r})")

@@ -27,6 +27,12 @@ class TaggedSentence:
     text: str = ""
     offsets: tuple[tuple[int, int], ...] = ()
 
+    def __post_init__(self) -> None:
+        # Every reader must give one tag (and one offset pair, when offsets are known) per token.
+        if len(self.tags) != len(self.tokens) or (self.offsets and len(self.offsets) != len(self.tokens)):
+            raise ValueError(f"{len(self.tokens)} tokens, {len(self.tags)} tags and {len(self.offsets)} offsets: "
+                             f"{self.tokens[:5]}")
+
     def entity_types(self) -> frozenset[str]:
         """The entity types this sentence mentions."""
         return frozenset(tag[2:] for tag in self.tags if tag.startswith("B-"))

@@ -210,7 +210,8 @@ def tabular_source(argument: str, config: DataConfig) -> LoadedData:
     if not argument:
         raise UserError("a tabular source needs a path: csv:PATH (a file, a folder, or train,valid,test files)")
     paths = [Path(part) for part in argument.split(",")]
-    read = lambda path: tabular.read_records(path, config.text_column, config.label_column)  # noqa: E731
+    read = lambda path: tabular.read_records(path, config.text_column, config.label_column,  # noqa: E731
+                                             config.encoding)
     if len(paths) == 3:
         splits = Splits(*(read(path) for path in paths))
     elif len(paths) == 1 and paths[0].is_dir():

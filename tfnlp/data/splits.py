@@ -57,11 +57,26 @@ def split_multilabel(items: Sequence, labels: Callable[[object], Iterable[str]],
     """Split items that carry several labels each (a sentence's entity types) by iterative stratification
     (Sechidis et al., 2011; the `iterative-stratification` package), so every label reaches every part
     when it has enough items: test first, then validation from the rest.
+
+    With fewer than two labels (one entity type, or none) there is nothing to stratify over, and the
+    stratifier refuses: the split is then a plain seeded one (by whether an item has a label), with a
+    warning. Fewer items than parts is a UserError.
     """
+    import sys
+
     import numpy as np
     from iterstrat.ml_stratifiers import MultilabelStratifiedShuffleSplit
 
+    parts = 1 + (validation_fraction > 0) + (test_fraction > 0)
+    if len(items) < parts:
+        raise UserError(f"{len(items)} sentence(s) cannot be split into {parts} parts: give at least {parts}, or "
+                        "separate train, devel and test files")
     names = sorted({label for item in items for label in labels(item)})
+    if len(names) < 2:
+        print(f"warning: {len(names)} entity type(s) ({', '.join(names) or 'none'}): a plain seeded split instead "
+              "of iterative stratification, which needs two or more", file=sys.stderr)
+        return split_records(items, validation_fraction, test_fraction, seed,
+                             stratify=lambda item: ",".join(sorted(labels(item))))
     matrix = np.zeros((len(items), max(len(names), 1)), dtype=np.int8)
     index = {name: column for column, name in enumerate(names)}
     for row, item in enumerate(items):
