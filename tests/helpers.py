@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import subprocess
 import sys
 import textwrap
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 NCBI = SHARED_DATA / "ncbi-disease"
@@ -122,3 +126,27 @@ def assert_lean_export(version: Path, metrics: dict) -> None:
     assert not [variable for variable in sizes if "optimizer" in variable.lower()]
     assert sum(size for variable, size in sizes.items() if variable.startswith("model/")) == \
         metrics["parameters"]["weight_bytes"]
+
+
+@contextlib.contextmanager
+def running_server(base: Path, *flags: str):
+    """tfnlp's server on free loopback ports serving `base` as icd10_seq2seq; yields its gRPC and REST addresses."""
+    from tfnlp.serving import process
+
+    try:
+        with process.running_server("icd10_seq2seq", base, *flags) as addresses:
+            yield addresses
+    except RuntimeError as error:
+        pytest.fail(str(error))
+
+
+def http(url: str, body=None, method: str | None = None, headers: dict | None = None) -> tuple[int, dict]:
+    """(status, JSON payload) of a REST call; `body` is JSON-encoded unless it is bytes."""
+    data = body if isinstance(body, bytes) or body is None else json.dumps(body).encode()
+    request = urllib.request.Request(url, data=data, method=method or ("POST" if data is not None else "GET"),
+                                     headers=headers or {})
+    try:
+        with urllib.request.urlopen(request, timeout=60) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read())

@@ -1,6 +1,5 @@
 """The TF Serving-compatible server in a subprocess on 127.0.0.1, called with the official stubs and the client."""
 
-import contextlib
 import json
 import shutil
 import time
@@ -11,29 +10,11 @@ import pytest
 import tensorflow as tf
 from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
 
-from tests.helpers import assert_picture
-from tfnlp.serving import client, process
+from tests.helpers import assert_picture, http, running_server
+from tfnlp.serving import client
 from tfnlp.serving.process import free_port
 
 TEXTS = ["Choléra à Vibrio cholerae", "", "Asthme"]
-
-
-@contextlib.contextmanager
-def running_server(base, *flags):
-    """The server on free loopback ports serving `base` as icd10_seq2seq; yields its gRPC and REST addresses."""
-    try:
-        with process.running_server("icd10_seq2seq", base, *flags) as addresses:
-            yield addresses
-    except RuntimeError as error:
-        pytest.fail(str(error))
-
-
-@pytest.fixture(scope="module")
-def server(tiny_run, tmp_path_factory):
-    base = tmp_path_factory.mktemp("served") / "icd10_seq2seq"
-    shutil.copytree(tiny_run["version"], base / "1")
-    with running_server(base) as (target, rest):
-        yield {"target": target, "version": base / "1", "rest": rest}
 
 
 def in_process(version, texts):
@@ -134,21 +115,6 @@ def test_attention_reports_an_unreachable_server(capsys):
     with pytest.raises(SystemExit) as exit_info:
         attention.main(["--server", f"127.0.0.1:{free_port()}", "--model", "icd10_seq2seq", "x"])
     assert exit_info.value.code == 2 and "UNAVAILABLE" in capsys.readouterr().err
-
-
-def http(url, body=None, method=None):
-    """(status, JSON payload) of a REST call."""
-    import json
-    import urllib.error
-    import urllib.request
-
-    data = body if isinstance(body, bytes) or body is None else json.dumps(body).encode()
-    request = urllib.request.Request(url, data=data, method=method or ("POST" if data is not None else "GET"))
-    try:
-        with urllib.request.urlopen(request, timeout=60) as response:
-            return response.status, json.loads(response.read())
-    except urllib.error.HTTPError as error:
-        return error.code, json.loads(error.read())
 
 
 def test_rest_agrees_with_grpc(server):

@@ -10,6 +10,7 @@ Prints the named outputs as JSON, one object per text.
 from __future__ import annotations
 
 import argparse
+import http.client
 import json
 import threading
 import time
@@ -57,6 +58,12 @@ def _rest(url: str, body: dict | None, timeout: float) -> Any:
         except urllib.error.URLError as error:
             if attempt == RETRIES - 1:
                 raise RestError(503, f"{url}: {error.reason}") from None
+        except TimeoutError:
+            raise RestError(504, f"{url}: no answer within {timeout:g} s") from None
+        except (http.client.HTTPException, ConnectionError, json.JSONDecodeError) as error:
+            # Not an HTTP server (a gRPC port answers HTTP/2 frames), or one that hung up mid-answer.
+            raise RestError(502, f"{url}: not a TF Serving REST answer ({type(error).__name__}: {error}); is this "
+                                 "the REST port (--rest_api_port)?") from None
         time.sleep(0.2 * 2 ** attempt)
     raise AssertionError("unreachable")
 

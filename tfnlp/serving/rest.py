@@ -4,15 +4,24 @@
     GET  /v1/models/<name>[/versions/<v>]/metadata   signature defs
     POST /v1/models/<name>[/versions/<v>]:predict    {"instances": [...]} or {"inputs": ...}
 
-Errors answer `{"error": "..."}` with 404 (unknown model or version), 400 (bad request) or
-413 (body over the size bound), 429 (batching queue full). `/labels/<l>` resolves the model
-config's `version_labels`.
+Errors answer `{"error": "..."}` with 404 (unknown model or version), 400 (bad request), 413
+(body or rows over the bounds), 429 (batching queue full) or 503 (every request thread busy).
+`/labels/<l>` resolves the model config's `version_labels`. Binary values are `{"b64": "..."}`
+(row and columnar forms); a signature with a single output answers its values without the
+output's name, as TF Serving documents. Bodies may be sent chunked.
+
+Bounds: at most `max_threads` requests are handled at once (more are answered 503 at once), the
+listen backlog is `LISTEN_BACKLOG`, and a connection idle for `idle_seconds` (a client that
+declares more body than it sends, or sends nothing) is closed.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 import re
+import socket
 import threading
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -23,7 +32,7 @@ from google.protobuf import json_format
 from tensorflow_serving.apis import get_model_metadata_pb2
 
 from tfnlp.serving import MAX_MESSAGE_BYTES, python_values
-from tfnlp.serving.store import LoadedVersion, ModelStore, ServingError, run_signature
+from tfnlp.serving.store import DEFAULT_MAX_ROWS, LoadedVersion, ModelStore, ServingError, run_signature, too_many_rows
 
 PATH = re.compile(r"^/v1/models/(?P<name>[^/:]+)(?:/versions/(?P<version>\d+)|/labels/(?P<label>[^/:]+))?"
                   r"(?P<suffix>/metadata|:predict)?$")
@@ -32,6 +41,10 @@ HTTP_STATUS = {
     grpc.StatusCode.INVALID_ARGUMENT: HTTPStatus.BAD_REQUEST,
     grpc.StatusCode.RESOURCE_EXHAUSTED: HTTPStatus.TOO_MANY_REQUESTS,
 }
+LISTEN_BACKLOG = 128
+MAX_THREADS = 64
+IDLE_SECONDS = 30.0
+MAX_NESTING = 32  # list depth of a JSON value (a text input is 1-D)
 
 
 def _status(models: list[LoadedVersion]) -> dict:
@@ -47,36 +60,81 @@ def _metadata(name: str, model: LoadedVersion) -> dict:
             "metadata": {"signature_def": json_format.MessageToDict(signatures, preserving_proto_field_name=True)}}
 
 
-def _inputs(body: dict, input_names: list[str]) -> tuple[dict, bool]:
+def _bad(message: str) -> ServingError:
+    return ServingError(grpc.StatusCode.INVALID_ARGUMENT, message)
+
+
+def _inputs(body: dict, input_names: list[str], max_rows: int) -> tuple[dict, bool]:
     """Named numpy inputs from a row (`instances`) or columnar (`inputs`) request, and whether it was rows."""
     if ("instances" in body) == ("inputs" in body):
-        raise ServingError(grpc.StatusCode.INVALID_ARGUMENT, 'the body needs exactly one of "instances" or "inputs"')
+        raise _bad('the body needs exactly one of "instances" or "inputs"')
     rows = "instances" in body
     data = body["instances" if rows else "inputs"]
     if rows:
         if not isinstance(data, list):
-            raise ServingError(grpc.StatusCode.INVALID_ARGUMENT, '"instances" must be a list')
-        if data and all(isinstance(row, dict) for row in data):
-            data = {name: [row.get(name) for row in data] for name in {key for row in data for key in row}}
-    if not isinstance(data, dict):
+            raise _bad('"instances" must be a list')
+        if data and all(isinstance(row, dict) and "b64" not in row for row in data):
+            for index, row in enumerate(data):
+                missing = sorted(set(input_names) - set(row))
+                if missing:
+                    raise _bad(f"instance {index} has no {missing}; every instance needs {input_names}")
+            data = {name: [row[name] for row in data] for name in {key for row in data for key in row}}
+    if not isinstance(data, dict) or "b64" in data:
         if len(input_names) != 1:
-            raise ServingError(grpc.StatusCode.INVALID_ARGUMENT, f"name the inputs: the signature takes {input_names}")
+            raise _bad(f"name the inputs: the signature takes {input_names}")
         data = {input_names[0]: data}
-    return {name: np.asarray(value, dtype=object if _all_text(value) else None) for name, value in data.items()}, rows
+    arrays = {name: _array(name, value) for name, value in data.items()}
+    for array in arrays.values():
+        if array.ndim and array.shape[0] > max_rows:
+            raise too_many_rows(array.shape[0], max_rows)
+    return arrays, rows
 
 
-def _all_text(value) -> bool:
+def _array(name: str, value) -> np.ndarray:
+    """A JSON value as a numpy array: rectangular, and all strings ({"b64"} decoded to bytes) or all numbers."""
+    leaves: list = []
+    shape = _shape(name, value, leaves, 0)
+    kinds = {"text" if isinstance(leaf, bytes | str) else "boolean" if isinstance(leaf, bool) else "number"
+             for leaf in leaves}
+    if len(kinds) > 1:
+        raise _bad(f"input {name!r}: mixes {' and '.join(sorted(kinds))} values")
+    if kinds == {"text"} or not leaves:
+        return np.array(leaves, dtype=object).reshape(shape)
+    return np.array(leaves).reshape(shape)
+
+
+def _shape(name: str, value, leaves: list, depth: int) -> tuple[int, ...]:
+    """The shape of a nested list, its leaves appended (b64 decoded); INVALID_ARGUMENT if ragged, too deep or null."""
+    if depth > MAX_NESTING:
+        raise _bad(f"input {name!r}: nested deeper than {MAX_NESTING} lists")
     if isinstance(value, list):
-        return bool(value) and all(_all_text(item) for item in value)
-    return isinstance(value, str)
+        shapes = {_shape(name, item, leaves, depth + 1) for item in value}
+        if len(shapes) > 1:
+            raise _bad(f"input {name!r}: ragged lists (rows of different lengths)")
+        return (len(value), *(shapes.pop() if shapes else ()))
+    if isinstance(value, dict):
+        if set(value) != {"b64"} or not isinstance(value["b64"], str):
+            raise _bad(f'input {name!r}: an object value must be {{"b64": "<base64>"}}')
+        try:
+            leaves.append(base64.b64decode(value["b64"], validate=True))
+        except (binascii.Error, ValueError):
+            raise _bad(f"input {name!r}: {value['b64'][:20]!r} is not base64") from None
+        return ()
+    if value is None:
+        raise _bad(f"input {name!r}: null is not a value")
+    leaves.append(value)
+    return ()
 
 
-def _predict(model: LoadedVersion, body: dict, predict) -> dict:
+def _predict(model: LoadedVersion, body: dict, predict, max_rows: int = DEFAULT_MAX_ROWS) -> dict:
     signature = body.get("signature_name", "")
     function = model.signatures.get(signature or "serving_default")
     input_names = sorted(function.structured_input_signature[1]) if function is not None else []
-    inputs, rows = _inputs(body, input_names)
+    inputs, rows = _inputs(body, input_names, max_rows)
     outputs = {name: python_values(value) for name, value in predict(model, signature, inputs).items()}
+    if len(outputs) == 1:  # TF Serving answers a lone output's values without its name
+        values = next(iter(outputs.values()))
+        return {"predictions": values} if rows else {"outputs": values}
     if not rows:
         return {"outputs": outputs}
     count = len(next(iter(outputs.values()))) if outputs else 0
@@ -87,25 +145,47 @@ def _json_object(raw: bytes) -> dict:
     try:
         body = json.loads(raw or b"{}")
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise ServingError(grpc.StatusCode.INVALID_ARGUMENT, f"body is not JSON ({error})") from None
+        raise _bad(f"body is not JSON ({error})") from None
+    except RecursionError:
+        raise _bad("body is nested too deeply") from None
     if not isinstance(body, dict):
-        raise ServingError(grpc.StatusCode.INVALID_ARGUMENT, "body must be a JSON object")
+        raise _bad("body must be a JSON object")
     return body
 
 
+def _too_large(size: int) -> ServingError:
+    return ServingError(grpc.StatusCode.RESOURCE_EXHAUSTED, f"body of {size} bytes over {MAX_MESSAGE_BYTES}",
+                        HTTPStatus.REQUEST_ENTITY_TOO_LARGE)
+
+
 class Handler(BaseHTTPRequestHandler):
-    """One REST request; the store is set on the server object."""
+    """One REST connection; the store, predict function and bounds are set on the server object."""
 
     server_version = "tfnlp-serving"
+    protocol_version = "HTTP/1.1"  # keep-alive: clients may reuse a connection
+
+    def setup(self) -> None:
+        self.timeout = self.server.idle_seconds  # set on the socket: an idle or stalled client is dropped
+        super().setup()
+
+    def version_string(self) -> str:
+        return self.server_version  # without the Python version
 
     def log_message(self, format, *args) -> None:  # noqa: A002 (stdlib signature): keep test output quiet
         pass
+
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+        """The stdlib's own refusals (414, 431, 501, ...) as JSON too; the connection then closes."""
+        self.close_connection = True
+        self._answer(HTTPStatus(code), {"error": message or HTTPStatus(code).phrase})
 
     def _answer(self, status: HTTPStatus, payload: dict) -> None:
         body = json.dumps(payload, ensure_ascii=False).encode("utf-8")
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(body)))
+        if self.close_connection:
+            self.send_header("Connection", "close")
         self.end_headers()
         self.wfile.write(body)
 
@@ -125,20 +205,46 @@ class Handler(BaseHTTPRequestHandler):
             elif method == "GET":
                 self._answer(HTTPStatus.OK, _metadata(match["name"], model))
             else:
-                self._answer(HTTPStatus.OK, _predict(model, _json_object(raw), self.server.predict))
+                self._answer(HTTPStatus.OK, _predict(model, _json_object(raw), self.server.predict,
+                                                     self.server.max_rows))
         except ServingError as error:
             status = error.http_status or HTTP_STATUS.get(error.code, HTTPStatus.INTERNAL_SERVER_ERROR)
             self._answer(status, {"error": str(error)})
+        except (ConnectionError, TimeoutError):
+            self.close_connection = True  # the client went away or stalled: there is no one to answer
         except Exception as error:  # noqa: BLE001 - a server bug answers 500 and the server keeps serving
-            self._answer(HTTPStatus.INTERNAL_SERVER_ERROR, {"error": f"{type(error).__name__}: {error}"})
+            self._answer(HTTPStatus.INTERNAL_SERVER_ERROR, {"error": f"internal error ({type(error).__name__})"})
 
     def _raw_body(self) -> bytes:
-        length = int(self.headers.get("Content-Length") or 0)
-        if length > MAX_MESSAGE_BYTES:
+        if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
+            return self._chunked_body()
+        declared = (self.headers.get("Content-Length") or "0").strip()
+        if not declared.isdigit():
+            self.close_connection = True  # where the body ends is unknown
+            raise _bad(f"Content-Length {declared!r} is not a byte count")
+        if int(declared) > MAX_MESSAGE_BYTES:
             self.close_connection = True  # the oversized body is not read
-            raise ServingError(grpc.StatusCode.RESOURCE_EXHAUSTED, f"body of {length} bytes over {MAX_MESSAGE_BYTES}",
-                               HTTPStatus.REQUEST_ENTITY_TOO_LARGE)
-        return self.rfile.read(length)
+            raise _too_large(int(declared))
+        return self.rfile.read(int(declared))
+
+    def _chunked_body(self) -> bytes:
+        body = bytearray()
+        while True:
+            size_field = self.rfile.readline(1024).split(b";")[0].strip()
+            try:
+                size = int(size_field, 16)
+            except ValueError:
+                self.close_connection = True
+                raise _bad(f"chunk size {size_field[:20]!r} is not hexadecimal") from None
+            if size == 0:
+                while self.rfile.readline(1024).strip():  # optional trailers, then the blank line
+                    pass
+                return bytes(body)
+            if len(body) + size > MAX_MESSAGE_BYTES:
+                self.close_connection = True
+                raise _too_large(len(body) + size)
+            body += self.rfile.read(size)
+            self.rfile.readline(8)  # the CRLF that ends a chunk
 
     def do_GET(self) -> None:  # noqa: N802 (stdlib name)
         self._route("GET")
@@ -147,10 +253,56 @@ class Handler(BaseHTTPRequestHandler):
         self._route("POST")
 
 
-def serve_rest(store: ModelStore, host: str, port: int, predict=run_signature) -> ThreadingHTTPServer:
-    """Start the REST server in a daemon thread and return it; `predict` as for the gRPC server."""
-    server = ThreadingHTTPServer((host, port), Handler)
+class RestServer(ThreadingHTTPServer):
+    """A threading HTTP server with a bounded number of threads and a real backlog, bound to its port alone."""
+
+    request_queue_size = LISTEN_BACKLOG
+    daemon_threads = True
+    allow_reuse_address = False  # a second server on the same port fails to start instead of sharing it
+
+    def __init__(self, address: tuple[str, int], max_threads: int, idle_seconds: float) -> None:
+        super().__init__(address, Handler)
+        self.slots = threading.BoundedSemaphore(max_threads)
+        self.idle_seconds = idle_seconds
+
+    def process_request(self, request: socket.socket, client_address) -> None:
+        if not self.slots.acquire(blocking=False):
+            self._refuse(request)
+            return
+        try:
+            super().process_request(request, client_address)
+        except Exception:
+            self.slots.release()
+            raise
+
+    def process_request_thread(self, request, client_address) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self.slots.release()
+
+    def _refuse(self, request: socket.socket) -> None:
+        """503 at once when every thread is busy: a bounded server, and a client that knows to retry."""
+        body = json.dumps({"error": "every request thread is busy; retry"}).encode()
+        try:
+            request.settimeout(1.0)
+            request.sendall(b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nConnection: "
+                            b"close\r\nContent-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
+        except OSError:
+            pass
+        self.shutdown_request(request)
+
+    def handle_error(self, request, client_address) -> None:
+        """Say nothing: a client hanging up is not a server error, and handler errors are answered in `_route`."""
+
+
+def serve_rest(store: ModelStore, host: str, port: int, predict=run_signature, max_rows: int = DEFAULT_MAX_ROWS,
+               max_threads: int = MAX_THREADS, idle_seconds: float = IDLE_SECONDS) -> RestServer:
+    """Start the REST server in a daemon thread and return it (`server_address` holds the port bound); `predict`
+    as for the gRPC server."""
+    server = RestServer((host, port), max_threads, idle_seconds)
     server.store = store
     server.predict = predict
+    server.max_rows = max_rows
     threading.Thread(target=server.serve_forever, daemon=True, name="rest").start()
     return server

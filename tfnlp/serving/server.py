@@ -35,7 +35,7 @@ from tensorflow_serving.config import model_server_config_pb2
 
 from tfnlp.errors import UserError, cli_main
 from tfnlp.serving import GRPC_OPTIONS
-from tfnlp.serving.store import ACCEPTED_DTYPES, ModelStore, ServedModel, ServingError, run_signature
+from tfnlp.serving.store import DEFAULT_MAX_ROWS, ModelStore, ServedModel, ServingError, request_array, run_signature
 
 
 def _served_model(entry) -> ServedModel:
@@ -95,18 +95,15 @@ def _requested_version(store: ModelStore, model_spec) -> int | None:
 class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
     """PredictionService.Predict and GetModelMetadata; `predict` is `run_signature` or a Batcher's `run`."""
 
-    def __init__(self, store: ModelStore, predict=run_signature) -> None:
+    def __init__(self, store: ModelStore, predict=run_signature, max_rows: int = DEFAULT_MAX_ROWS) -> None:
         self.store = store
         self.predict = predict
+        self.max_rows = max_rows
 
     def Predict(self, request, context):  # noqa: N802 (gRPC method name)
         with _grpc_errors(context):
             model = self.store.get(request.model_spec.name, _requested_version(self.store, request.model_spec))
-            for name, proto in request.inputs.items():
-                if proto.dtype not in ACCEPTED_DTYPES:
-                    raise ServingError(grpc.StatusCode.INVALID_ARGUMENT,
-                                       f"input {name!r}: unsupported dtype {tf.dtypes.as_dtype(proto.dtype).name}")
-            inputs = {name: tf.make_ndarray(proto) for name, proto in request.inputs.items()}
+            inputs = {name: request_array(name, proto, self.max_rows) for name, proto in request.inputs.items()}
             outputs = self.predict(model, request.model_spec.signature_name, inputs, list(request.output_filter))
         response = predict_pb2.PredictResponse()
         response.model_spec.name = request.model_spec.name
@@ -150,23 +147,49 @@ class ModelService(model_service_pb2_grpc.ModelServiceServicer):
         return response
 
 
-def serve(store: ModelStore, host: str, port: int, workers: int = 64, predict=run_signature) -> grpc.Server:
-    """Start the gRPC server (returns at once; call `wait_for_termination`).
+def serve(store: ModelStore, host: str, port: int, workers: int = 64, predict=run_signature,
+          max_rows: int = DEFAULT_MAX_ROWS) -> tuple[grpc.Server, int]:
+    """Start the gRPC server (returns at once; call `wait_for_termination`) and the port it bound.
 
     Args:
         store: the models.
         host: address to bind.
-        port: gRPC port.
+        port: gRPC port (0: a free one).
         workers: requests handled at once (a request waiting for its batch holds one).
         predict: `run_signature`, or a Batcher's `run` for server-side batching.
+        max_rows: most rows of one request.
+
+    Raises:
+        UserError: the port is taken or cannot be bound.
     """
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=workers), options=GRPC_OPTIONS)
-    prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(PredictionService(store, predict), server)
+    # Exclusive: without this, a second server on the same port starts and silently shares its traffic.
+    options = [*GRPC_OPTIONS, ("grpc.so_reuseport", 0)]
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=workers), options=options)
+    prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(
+        PredictionService(store, predict, max_rows), server)
     model_service_pb2_grpc.add_ModelServiceServicer_to_server(ModelService(store), server)
-    if server.add_insecure_port(f"{host}:{port}") == 0:
-        raise UserError(f"cannot bind {host}:{port}")
+    try:
+        bound = server.add_insecure_port(f"{host}:{port}")
+    except RuntimeError as error:
+        bound, reason = 0, f" ({error})"
+    else:
+        reason = ""
+    if not bound:
+        raise UserError(f"cannot bind gRPC port {host}:{port}: taken by another process, or not an address of this "
+                        f"machine{reason}")
     server.start()
-    return server
+    return server, bound
+
+
+def port_number(value: str) -> int:
+    """An argparse type: a TCP port, 0 to 65535."""
+    try:
+        port = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a port number") from None
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"{port} is not a port number (0 to 65535)")
+    return port
 
 
 def _flag(value: str) -> bool:
@@ -192,8 +215,8 @@ def _predict_function(args: argparse.Namespace):
 @cli_main
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tfnlp.serving.server", description=__doc__.splitlines()[0])
-    parser.add_argument("--port", type=int, default=8500, help="gRPC port")
-    parser.add_argument("--rest_api_port", type=int, default=0, help="REST port (0: no REST)")
+    parser.add_argument("--port", type=port_number, default=8500, help="gRPC port (0: a free one)")
+    parser.add_argument("--rest_api_port", type=port_number, default=0, help="REST port (0: no REST)")
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default: loopback only)")
     parser.add_argument("--model_name")
     parser.add_argument("--model_base_path")
@@ -204,21 +227,31 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="merge concurrent requests (tfnlp.serving.batching)")
     parser.add_argument("--batching_parameters_file", help="ASCII BatchingParameters (serving/batching.config)")
     parser.add_argument("--grpc_max_threads", type=int, default=64, help="gRPC requests handled at once")
+    parser.add_argument("--rest_api_num_threads", type=int, default=64,
+                        help="REST requests handled at once (more are answered 503)")
+    parser.add_argument("--rest_api_timeout_in_ms", type=int, default=30000,
+                        help="close a REST connection idle (or stalled mid-request) this long")
+    parser.add_argument("--max_batch_rows", type=int, default=DEFAULT_MAX_ROWS,
+                        help=f"most rows (texts) of one request, gRPC and REST (default {DEFAULT_MAX_ROWS})")
     args = parser.parse_args(argv)
+    for flag in ("max_batch_rows", "rest_api_num_threads", "rest_api_timeout_in_ms", "grpc_max_threads"):
+        if getattr(args, flag) < 1:
+            raise UserError(f"--{flag}={getattr(args, flag)}: must be at least 1")
     predict = _predict_function(args)
     store = ModelStore(model_paths(args))
-    server = serve(store, args.host, args.port, args.grpc_max_threads, predict)
+    server, port = serve(store, args.host, args.port, args.grpc_max_threads, predict, args.max_batch_rows)
     if args.file_system_poll_wait_seconds > 0:
         poll(store, args.file_system_poll_wait_seconds, threading.Event())
-    print(f"serving gRPC on {args.host}:{args.port}", flush=True)
+    print(f"serving gRPC on {args.host}:{port}", flush=True)
     if args.rest_api_port:
         from tfnlp.serving.rest import serve_rest
 
         try:
-            serve_rest(store, args.host, args.rest_api_port, predict)
+            rest = serve_rest(store, args.host, args.rest_api_port, predict, args.max_batch_rows,
+                              args.rest_api_num_threads, args.rest_api_timeout_in_ms / 1000)
         except OSError as error:
             raise UserError(f"cannot bind REST port {args.host}:{args.rest_api_port} ({error})") from None
-        print(f"serving REST on {args.host}:{args.rest_api_port}", flush=True)
+        print(f"serving REST on {args.host}:{rest.server_address[1]}", flush=True)
     server.wait_for_termination()
     return 0
 

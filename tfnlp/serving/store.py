@@ -19,8 +19,12 @@ from tensorflow.core.protobuf import saved_model_pb2
 from tfnlp.errors import UserError
 from tfnlp.export import existing_versions
 
-# Tensor dtypes a request may carry; anything else (resources, variants) is refused.
-ACCEPTED_DTYPES = {dtype.as_datatype_enum for dtype in (tf.string, tf.float32, tf.float64, tf.int32, tf.int64, tf.bool)}
+# Tensor dtypes a request may carry, and the TensorProto field holding each one's values; anything else (resources,
+# variants) is refused.
+VALUE_FIELDS = {tf.string: "string_val", tf.float32: "float_val", tf.float64: "double_val", tf.int32: "int_val",
+                tf.int64: "int64_val", tf.bool: "bool_val"}
+ACCEPTED_DTYPES = {dtype.as_datatype_enum for dtype in VALUE_FIELDS}
+DEFAULT_MAX_ROWS = 10_000  # rows of one request (--max_batch_rows): a bound on what one request may cost
 
 
 class ServingError(Exception):
@@ -31,6 +35,43 @@ class ServingError(Exception):
         super().__init__(message)
         self.code = code
         self.http_status = http_status
+
+
+def too_many_rows(rows: int, max_rows: int) -> ServingError:
+    """RESOURCE_EXHAUSTED (HTTP 413) for a request of more rows than the server takes."""
+    return ServingError(grpc.StatusCode.RESOURCE_EXHAUSTED,
+                        f"{rows} rows in one request; at most {max_rows} (--max_batch_rows)", 413)
+
+
+def request_array(name: str, proto, max_rows: int = DEFAULT_MAX_ROWS) -> np.ndarray:
+    """A request's TensorProto as a numpy array, after checking what it declares against what it holds.
+
+    A proto may declare a shape of 20,000,000 rows and send one value, which `tf.make_ndarray`
+    would broadcast into gigabytes: the declared shape must hold exactly the values sent, and at
+    most `max_rows` rows.
+
+    Raises:
+        ServingError: INVALID_ARGUMENT for an unsupported dtype or a shape that does not match the values;
+            RESOURCE_EXHAUSTED for too many rows.
+    """
+    if proto.dtype not in ACCEPTED_DTYPES:
+        raise ServingError(grpc.StatusCode.INVALID_ARGUMENT,
+                           f"input {name!r}: unsupported dtype {tf.dtypes.as_dtype(proto.dtype).name}")
+    dtype = tf.dtypes.as_dtype(proto.dtype)
+    dims = [dim.size for dim in proto.tensor_shape.dim]
+    if any(size < 0 for size in dims) or proto.tensor_shape.unknown_rank:
+        raise ServingError(grpc.StatusCode.INVALID_ARGUMENT, f"input {name!r}: shape {dims} is not a tensor's shape")
+    if dims and dims[0] > max_rows:
+        raise too_many_rows(dims[0], max_rows)
+    declared = int(np.prod(dims, dtype=object)) if dims else 1
+    if proto.tensor_content and dtype != tf.string:
+        sent = len(proto.tensor_content) // dtype.size
+    else:
+        sent = len(getattr(proto, VALUE_FIELDS[dtype]))
+    if sent != declared:
+        raise ServingError(grpc.StatusCode.INVALID_ARGUMENT,
+                           f"input {name!r}: shape {dims} declares {declared} values but the request holds {sent}")
+    return tf.make_ndarray(proto)
 
 
 @dataclass
@@ -172,7 +213,11 @@ def checked_arguments(model: LoadedVersion, signature_name: str, inputs: dict) -
         if not spec.shape.is_compatible_with(value.shape):
             raise ServingError(grpc.StatusCode.INVALID_ARGUMENT,
                                f"input {name!r}: expects shape {spec.shape}, got {list(value.shape)}")
-        arguments[name] = tf.constant(value.tolist() if is_text else value, dtype=spec.dtype)
+        try:
+            arguments[name] = tf.constant(value.tolist() if is_text else value, dtype=spec.dtype)
+        except (TypeError, ValueError) as error:
+            raise ServingError(grpc.StatusCode.INVALID_ARGUMENT,
+                               f"input {name!r}: not {spec.dtype.name} values ({str(error)[:200]})") from None
     return function, arguments
 
 
@@ -180,8 +225,8 @@ def call_signature(function, arguments: dict) -> dict:
     """Call a signature; all outputs as numpy arrays. A failure inside the graph is INVALID_ARGUMENT."""
     try:
         outputs = function(**arguments)
-    except (tf.errors.InvalidArgumentError, ValueError) as error:
-        raise ServingError(grpc.StatusCode.INVALID_ARGUMENT, str(error).splitlines()[0]) from None
+    except (tf.errors.InvalidArgumentError, ValueError, TypeError) as error:
+        raise ServingError(grpc.StatusCode.INVALID_ARGUMENT, str(error).splitlines()[0][:500]) from None
     return {name: value.numpy() for name, value in outputs.items()}
 
 
