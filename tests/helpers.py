@@ -150,3 +150,17 @@ def http(url: str, body=None, method: str | None = None, headers: dict | None = 
             return response.status, json.loads(response.read())
     except urllib.error.HTTPError as error:
         return error.code, json.loads(error.read())
+
+
+def upper_module():
+    """A tf.Module whose one signature takes `text` and answers one output, `upper`: exports without training."""
+    import tensorflow as tf
+
+    from tfnlp.tasks.base import TEXT_SPEC
+
+    class Upper(tf.Module):
+        @tf.function(input_signature=[TEXT_SPEC])
+        def serve(self, text):
+            return {"upper": tf.strings.upper(text)}
+
+    return Upper()

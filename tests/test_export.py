@@ -5,18 +5,12 @@ import json
 import pytest
 import tensorflow as tf
 
+from tests.helpers import upper_module
 from tfnlp import export
-from tfnlp.tasks.base import TEXT_SPEC
-
-
-class Echo(tf.Module):
-    @tf.function(input_signature=[TEXT_SPEC])
-    def serve(self, text):
-        return {"upper": tf.strings.upper(text)}
 
 
 def test_versions_count_up_whole_with_card_and_warmup(tmp_path):
-    module = Echo()
+    module = upper_module()
     first = export.export_savedmodel(module, tmp_path, "echo", {"serving_default": module.serve}, {"n": 1},
                                      warmup_texts=["a", "b"])
     second = export.export_savedmodel(module, tmp_path, "echo", {"serving_default": module.serve}, {"n": 2})
@@ -31,7 +25,7 @@ def test_versions_count_up_whole_with_card_and_warmup(tmp_path):
 
 
 def test_a_failed_save_leaves_no_version_and_no_staging_folder(tmp_path, monkeypatch):
-    module = Echo()
+    module = upper_module()
 
     def broken_save(*args, **kwargs):
         raise OSError("disk full")
@@ -54,7 +48,7 @@ def test_stale_staging_folders_go_and_versions_are_readable_by_others(tmp_path):
     import os
     import time
 
-    module = Echo()
+    module = upper_module()
     model_dir = tmp_path / "echo"
     (model_dir / ".tmp-killed").mkdir(parents=True)
     (model_dir / ".tmp-running").mkdir()

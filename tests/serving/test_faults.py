@@ -13,15 +13,13 @@ from concurrent import futures
 
 import grpc
 import pytest
-import tensorflow as tf
 from tensorflow.core.framework import tensor_pb2, tensor_shape_pb2, types_pb2
 from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
 
-from tests.helpers import http
+from tests.helpers import http, running_server, upper_module
 from tfnlp import export
 from tfnlp.serving import client
 from tfnlp.serving import server as server_module
-from tfnlp.tasks.base import TEXT_SPEC
 
 
 def raw_request(target: str, dims: list[int], values: list[bytes], signature: str = "serving_default"):
@@ -108,8 +106,6 @@ def test_protocol_errors_answer_json_without_the_python_version(server, request_
 
 
 def test_a_stalled_client_does_not_hold_the_server(tiny_run, tmp_path):
-    from tests.helpers import running_server
-
     base = tmp_path / "icd10_seq2seq"
     base.mkdir()
     (base / "1").symlink_to(tiny_run["version"])
@@ -191,18 +187,9 @@ def test_the_rest_client_reports_a_silent_server_and_a_grpc_port(server, capsys)
     listener.close()
 
 
-class Upper(tf.Module):
-    """A model with one output, as TF Serving's REST docs describe: answers without the output's name."""
-
-    @tf.function(input_signature=[TEXT_SPEC])
-    def serve(self, text):
-        return {"upper": tf.strings.upper(text)}
-
-
 def test_a_single_output_is_answered_without_its_name(tmp_path):
-    from tests.helpers import running_server
-
-    module = Upper()
+    """TF Serving's REST docs: a signature with one output answers its values without the output's name."""
+    module = upper_module()
     export.export_savedmodel(module, tmp_path, "icd10_seq2seq", {"serving_default": module.serve}, {})
     with running_server(tmp_path / "icd10_seq2seq") as (_, rest):
         url = rest + "/icd10_seq2seq:predict"
