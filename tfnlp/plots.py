@@ -150,3 +150,37 @@ def class_distribution_figure(counts: dict[str, int], top: int = 40):
     axes.set_ylabel("training texts")
     axes.set_title(f"class distribution ({len(ordered)} classes)")
     return figure
+
+
+def grouped_bars(groups: dict[str, dict[str, float]], title: str, top: int = 30, by_key: bool = False):
+    """One bar per key of the inner dicts, one colour per group (a split, a type): {group: {key: value}}. The keys are
+    those of all groups, the `top` largest by total value, shown by value (or in key order with `by_key`)."""
+    totals: dict[str, float] = {}
+    for values in groups.values():
+        for key, value in values.items():
+            totals[key] = totals.get(key, 0) + value
+    keys = sorted(totals, key=lambda key: -totals[key])[:top]
+    if by_key:
+        keys.sort()
+    width = 0.8 / max(len(groups), 1)
+    figure, axes = plt.subplots(figsize=(7.5, 3.8))
+    for index, (group, values) in enumerate(groups.items()):
+        axes.bar(np.arange(len(keys)) + index * width, [values.get(key, 0) for key in keys], width, label=group)
+    axes.set_xticks(np.arange(len(keys)) + width * (len(groups) - 1) / 2, keys, rotation=90, fontsize=7)
+    axes.set_title(title)
+    if len(groups) > 1:
+        axes.legend(fontsize=7)
+    figure.tight_layout()
+    return figure
+
+
+def rank_frequency(counts: Sequence[int], unit: str = "labels"):
+    """Frequency against rank on log-log axes (the long tail of a classification)."""
+    ordered = sorted(counts, reverse=True)
+    figure, axes = plt.subplots(figsize=(7.5, 3.8))
+    axes.loglog(np.arange(1, len(ordered) + 1), ordered, marker=".", linestyle="none")
+    axes.set_xlabel(f"rank of the {unit}")
+    axes.set_ylabel("training examples")
+    axes.set_title(f"rank / frequency of {len(ordered)} {unit}")
+    figure.tight_layout()
+    return figure

