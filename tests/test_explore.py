@@ -120,3 +120,10 @@ def test_the_ncbi_pubtator_report_counts_mentions_per_type_and_tags_them(tmp_pat
     assert report["entities_per_type"]["test"] == dict(sorted(expected.items()))
     pos = report["pos_of_entity_tokens"]["counts"]["SpecificDisease"]
     assert max(pos, key=pos.get) in ("NOUN", "PROPN")  # disease names are nouns
+
+
+def test_reader_repairs_are_reported(tmp_path):
+    for part in ("train", "devel", "test"):
+        (tmp_path / f"{part}.tsv").write_text("Colon\tI-Disease\ncancer\tI-Disease\n\nfine\tO\n")  # IOB1 start
+    report, _ = explore.explore(f"conll:{tmp_path}", DataConfig(), tmp_path / "out", False, None, 48)
+    assert report["reader"] == {name: {"bio_repairs": 1} for name in ("devel.tsv", "test.tsv", "train.tsv")}

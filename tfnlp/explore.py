@@ -279,6 +279,30 @@ def _entity_pos(sentences: Sequence[TaggedSentence], language: str) -> dict:
             "counts": {kind: dict(counter.most_common()) for kind, counter in sorted(counts.items())}}
 
 
+def reader_notes(source: str) -> dict[str, dict]:
+    """What the reader of a `conll:` or `pubtator:` source repaired or could not use, per file: IOB1 starts
+    rewritten as BIO2, mentions that do not fall on token boundaries (left untagged), repeated documents."""
+    from tfnlp.data import conll, pubtator, sources
+
+    name, _, argument = source.partition(":")
+    notes: dict[str, dict] = {}
+    if name == "conll" and argument:
+        def read(path: Path) -> list:
+            sentences, repaired = conll.read_conll(path)
+            notes[path.name] = {"bio_repairs": repaired}
+            return sentences
+    elif name == "pubtator" and argument:
+        def read(path: Path) -> list:
+            sentences, stats = pubtator.read_pubtator(path)
+            notes[path.name] = {"misaligned_mentions": stats.misaligned, "mentions": stats.mentions,
+                                "repeated_documents": stats.duplicate_documents}
+            return sentences
+    else:
+        return notes
+    sources.tagged_parts(Path(argument), read)
+    return notes
+
+
 def figures(report: dict) -> dict[str, bytes]:
     """The report's figures as PNG bytes, by name."""
     from tfnlp import plots
@@ -368,6 +392,7 @@ def explore(source: str, data: config_lib.DataConfig, out: Path, html: bool, lan
     anomalies = check(loaded.splits, max_input_tokens)
     if isinstance(loaded.splits.first(), TaggedSentence):
         report = tagged_report(loaded.splits, language)
+        report["reader"] = reader_notes(source)
     else:
         report = text_report(loaded.splits)
         report["labels"]["top_all"] = Counter(r.target for r in loaded.splits.train).most_common()

@@ -116,7 +116,7 @@ def aclimdb_source(argument: str, config: DataConfig) -> LoadedData:
 TAGGED_SUFFIXES = (".tsv", ".txt", ".conll", ".bio", ".iob")
 
 
-def _tagged_parts(path: Path, reader) -> Splits | list:
+def tagged_parts(path: Path, reader) -> Splits | list:
     """A folder's train / devel / test files read with `reader`, or one file's sentences (to be split)."""
     if path.is_file():
         return reader(path)
@@ -134,7 +134,7 @@ def _tagged_parts(path: Path, reader) -> Splits | list:
 
 
 def _tagged_source(path: Path, reader, config: DataConfig) -> LoadedData:
-    parts = _tagged_parts(path, reader)
+    parts = tagged_parts(path, reader)
     if isinstance(parts, Splits):
         return LoadedData(parts, None)
     sentences = _sample(parts, config.max_records, config.seed)
