@@ -72,7 +72,8 @@ def tiny_bert_preset(folder: Path, words: list[str], hidden_dim: int = 16) -> Pa
 
 
 def write_conll(folder: Path, count: int = 160) -> Path:
-    """train / devel / test CoNLL files of filler words and one disease mention per sentence (sometimes two words)."""
+    """train / devel / test CoNLL files of filler words and one disease mention per sentence (sometimes two words),
+    each sentence starting with a capital."""
     rng = np.random.default_rng(0)
     for part, size in (("train", count), ("devel", 30), ("test", 30)):
         lines = []
@@ -82,6 +83,7 @@ def write_conll(folder: Path, count: int = 160) -> Path:
             words.insert(position, (str(rng.choice(DISEASES)), "B-Disease"))
             if rng.random() < 0.5:
                 words.insert(position + 1, ("disease", "I-Disease"))
+            words[0] = (words[0][0][:1].upper() + words[0][0][1:], words[0][1])  # sentences start with a capital
             lines += [f"{word}\t{tag}" for word, tag in words] + [""]
         (folder / f"{part}.tsv").write_text("\n".join(lines) + "\n")
     return folder

@@ -56,24 +56,40 @@ def test_a_second_identical_run_repeats_the_metrics_and_exports_version_2(tiny_r
 
 class Interrupt(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
-        if epoch == 0:
-            raise KeyboardInterrupt("simulated interruption after the first epoch")
+        if epoch == 1:
+            raise KeyboardInterrupt("simulated kill after the second epoch")
 
 
-def test_an_interrupted_run_resumes_when_the_command_is_repeated(tmp_path, monkeypatch):
+def exported_weights(version):
+    import tensorflow as tf
+
+    reader = tf.train.load_checkpoint(str(version / "variables" / "variables"))
+    return {name: reader.get_tensor(name) for name in reader.get_variable_to_shape_map() if name.startswith("model/")}
+
+
+def test_a_killed_run_resumes_where_it_was_and_exports_what_the_uninterrupted_run_does(tmp_path, monkeypatch):
+    import numpy as np
+
     monkeypatch.chdir(tmp_path)
-    argv = ["icd10_seq2seq", "--tiny", "--set", "train.epochs=2", "train.baselines=false", "train.patience=5",
-            "--export_base", str(tmp_path / "sm")]
+    # val_loss keeps improving here, so the epoch kept comes after the interruption (dropout included).
+    argv = ["icd10_chapter_lstm", "--tiny", "--set", "train.epochs=4", "train.patience=9", "train.baselines=false",
+            "train.monitor=val_loss"]
+    assert train.main([*argv, "--workdir", str(tmp_path / "straight"), "--export_base", str(tmp_path / "a")]) == 0
     original = train._callbacks
     monkeypatch.setattr(train, "_callbacks", lambda *args: original(*args) + [Interrupt()])
     with pytest.raises(KeyboardInterrupt):
-        train.main(argv)
+        train.main([*argv, "--export_base", str(tmp_path / "b")])
     monkeypatch.setattr(train, "_callbacks", original)
-    assert train.main(argv) == 0
-    runs = list((tmp_path / "runs" / "icd10_seq2seq").iterdir())
-    assert len(runs) == 1  # the same run folder was picked up again
+    assert train.main([*argv, "--export_base", str(tmp_path / "b")]) == 0
+    runs = list((tmp_path / "runs" / "icd10_chapter_lstm").iterdir())
+    assert len(runs) == 1  # the same run folder was picked up again, without --workdir
     epochs = [row.split(",")[0] for row in (runs[0] / train.HISTORY_FILE).read_text().splitlines()[1:]]
-    assert epochs == ["0", "1"]  # epoch 0 was not trained twice
+    assert epochs == ["0", "1", "2", "3"]  # epochs 0 and 1 were not trained twice
+    assert (runs[0] / train.HISTORY_FILE).read_text() == (tmp_path / "straight" / train.HISTORY_FILE).read_text()
+    straight, resumed = (exported_weights(base / "icd10_chapter_lstm" / "1") for base in (tmp_path / "a",
+                                                                                          tmp_path / "b"))
+    assert straight.keys() == resumed.keys() and all(np.array_equal(straight[k], resumed[k]) for k in straight)
+    assert not (runs[0] / train.BACKUP_FOLDER).exists()  # removed once the run completed
 
 
 def test_list_and_user_errors_exit_2_without_traceback(capsys):

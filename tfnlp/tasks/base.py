@@ -63,13 +63,42 @@ def learning_rate(train: TrainConfig, steps_per_epoch: int):
     raise UserError(f"train.lr_schedule={train.lr_schedule!r}: use cosine or plateau")
 
 
-def shuffled(dataset: tf.data.Dataset, count: int, train: TrainConfig, training: bool) -> tf.data.Dataset:
-    """`dataset` cached, and reshuffled every epoch (seeded) when `training`."""
+def shuffled(dataset: tf.data.Dataset, count: int, train: TrainConfig, training: bool,
+             epoch: tf.Variable | None = None) -> tf.data.Dataset:
+    """`dataset` cached, and reshuffled every epoch when `training` (see `epoch_shuffle`)."""
     dataset = dataset.cache()
-    if training:
-        dataset = dataset.shuffle(max(min(train.shuffle_buffer, count), 1), seed=train.seed,
-                                  reshuffle_each_iteration=True)
-    return dataset
+    return epoch_shuffle(dataset, count, min(train.shuffle_buffer, count), train.seed, epoch) if training else dataset
+
+
+def epoch_shuffle(dataset: tf.data.Dataset, count: int, buffer: int, seed: int,
+                  epoch: tf.Variable | None) -> tf.data.Dataset:
+    """`dataset` (of `count` elements) in a new order each epoch, the order a function of (`seed`, epoch).
+
+    The epoch is read from `epoch` (set by `EpochCounter` as each epoch begins) when an epoch's
+    iterator starts, so a run resumed after epoch k shuffles epoch k+1 as the uninterrupted run
+    did; tf.data's own reshuffling counts iterators, and starts again at 0 on resume. Without
+    `epoch`, tf.data's reshuffling.
+    """
+    buffer = max(buffer, 1)
+    if epoch is None:
+        return dataset.shuffle(buffer, seed=seed, reshuffle_each_iteration=True)
+    base_seed = tf.constant(seed, tf.int64) * 1_000_003
+
+    def one_epoch(_):
+        return dataset.shuffle(buffer, seed=base_seed + epoch.read_value(), reshuffle_each_iteration=False)
+
+    return tf.data.Dataset.range(1).flat_map(one_epoch).apply(tf.data.experimental.assert_cardinality(count))
+
+
+class EpochCounter(keras.callbacks.Callback):
+    """Sets the epoch variable the training datasets' shuffles read (`epoch_shuffle`) as each epoch begins."""
+
+    def __init__(self, epoch: tf.Variable) -> None:
+        super().__init__()
+        self.epoch = epoch
+
+    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+        self.epoch.assign(epoch)
 
 
 def bucket_by_length(dataset: tf.data.Dataset, lengths: np.ndarray, boundaries: Sequence[int], batch_size: int,
@@ -132,6 +161,8 @@ class Task(abc.ABC):
         self.experiment = experiment
         self._require_records(splits)
         self.splits = splits
+        # The epoch the training data is shuffled for (EpochCounter sets it): a resumed run reshuffles as before.
+        self.epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")
 
     # What each task provides.
 
@@ -229,7 +260,8 @@ class Task(abc.ABC):
 
     def callbacks(self, serving: ServingModule, tensorboard_dir: str) -> list[keras.callbacks.Callback]:
         """The validation scores first (they add to the epoch logs the others read), then the task's own."""
-        return [ValidationScores(self, serving), *self.extra_callbacks(serving, tensorboard_dir)]
+        return [EpochCounter(self.epoch), ValidationScores(self, serving), *self.extra_callbacks(serving,
+                                                                                                 tensorboard_dir)]
 
     def inference_model(self, trained: keras.Model) -> keras.Model:
         """A copy of `trained` for export: the same architecture with the trained weights, and no optimizer, loss

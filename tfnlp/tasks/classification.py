@@ -164,7 +164,7 @@ class ClassificationTask(Task):
         _, class_weights = make_loss(train.loss, self.train_counts)
         if class_weights is not None and training:
             columns += (class_weights[labels].astype(np.float32),)
-        dataset = shuffled(tf.data.Dataset.from_tensor_slices(columns), len(records), train, training)
+        dataset = shuffled(tf.data.Dataset.from_tensor_slices(columns), len(records), train, training, self.epoch)
         return dataset.batch(train.batch_size).prefetch(tf.data.AUTOTUNE)
 
     def fit(self, model: keras.Model, train_data, validation_data, epochs: int, callbacks: list,

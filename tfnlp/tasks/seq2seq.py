@@ -93,7 +93,7 @@ class Seq2SeqTask(Task):
         return {"loss": losses, "loss_weights": weights, "metrics": metrics}
 
     def dataset(self, records: Sequence[Record], training: bool) -> tf.data.Dataset:
-        return self.preprocessor.dataset(records, self.experiment.train, training)
+        return self.preprocessor.dataset(records, self.experiment.train, training, self.epoch)
 
     def serving(self, model: keras.Model) -> Seq2SeqServing:
         config = self.experiment.model

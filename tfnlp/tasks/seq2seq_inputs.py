@@ -104,7 +104,8 @@ class Seq2SeqPreprocessor:
         inputs["decoder_input"] = tf.constant(self.encode_codes([record.target for record in records])[0])
         return inputs
 
-    def dataset(self, records: Sequence[Record], train: TrainConfig, training: bool) -> tf.data.Dataset:
+    def dataset(self, records: Sequence[Record], train: TrainConfig, training: bool,
+                epoch: tf.Variable | None = None) -> tf.data.Dataset:
         """Batched ({inputs}, targets) pairs of texts of similar length; shuffled each epoch when `training`."""
         codes = [record.target for record in records]
         decoder_input, decoder_target = self.encode_codes(codes)
@@ -113,7 +114,7 @@ class Seq2SeqPreprocessor:
         # Word counts (approximate: before standardisation) only choose a length bucket.
         lengths = np.array([min(len(record.text.split()), self.max_input_tokens) for record in records], np.int32)
         dataset = shuffled(tf.data.Dataset.from_tensor_slices((texts, decoder_input, targets, lengths)), len(records),
-                           train, training)
+                           train, training, epoch)
         # Batches of texts of similar length waste less time on padding (about 2x faster on CPU).
         dataset = bucket_by_length(dataset, lengths, LENGTH_BUCKETS, train.batch_size, lambda *element: element[-1])
 

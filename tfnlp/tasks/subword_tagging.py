@@ -25,7 +25,7 @@ from tfnlp.config import ModelConfig
 from tfnlp.data.records import TaggedSentence
 from tfnlp.errors import UserError
 from tfnlp.models.layers import at_least_one_step
-from tfnlp.tasks.base import bucket_by_length
+from tfnlp.tasks.base import bucket_by_length, epoch_shuffle
 
 MAX_WORD_PIECES = 16
 
@@ -219,7 +219,7 @@ BUCKET_BOUNDARIES = (16, 24, 32, 48, 64, 96, 128, 192, 256)
 
 def window_dataset(tokenizer: SubwordTokenizer, sentences: Sequence[TaggedSentence], tag_ids: list[list[int]],
                    token_weights: list[list[float]], inside: np.ndarray, label_all_subtokens: bool, batch_size: int,
-                   shuffle_seed: int | None) -> tf.data.Dataset:
+                   shuffle_seed: int | None, epoch: tf.Variable | None = None) -> tf.data.Dataset:
     """Training or validation batches of windows: (backbone inputs, labels, weights), each [B, P].
 
     Windows of similar length are batched together (less padding: a transformer's cost grows with
@@ -239,7 +239,7 @@ def window_dataset(tokenizer: SubwordTokenizer, sentences: Sequence[TaggedSenten
     dataset = tf.data.Dataset.range(len(lengths)).map(
         lambda index: tuple(value[splits[index]:splits[index + 1]] for value in values))
     if shuffle_seed is not None:
-        dataset = dataset.shuffle(len(lengths), seed=shuffle_seed, reshuffle_each_iteration=True)
+        dataset = epoch_shuffle(dataset, len(lengths), len(lengths), shuffle_seed, epoch)
     boundaries = [bound + 1 for bound in BUCKET_BOUNDARIES if bound < lengths.max(initial=1)]
     dataset = bucket_by_length(dataset, lengths, boundaries, batch_size, lambda ids, *_: tf.shape(ids)[0],
                                padding_values=(tokenizer.pad_id, 0, 0, 0.0))

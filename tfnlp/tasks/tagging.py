@@ -143,12 +143,13 @@ class TaggingTask(Task):
         if self.transformer:
             return subword_tagging.window_dataset(
                 self.tokenizer, sentences, ids, token_weights, subword_tagging.inside_tags(self.tags.tokens),
-                self.experiment.model.label_all_subtokens, train.batch_size, train.seed if training else None)
+                self.experiment.model.label_all_subtokens, train.batch_size, train.seed if training else None,
+                self.epoch)
         tokens = tf.ragged.constant([list(sentence.tokens) for sentence in sentences], dtype=tf.string)
         tags = tf.ragged.constant(ids, dtype=tf.int32)
         weights = tf.ragged.constant(token_weights, dtype=tf.float32)
         dataset = shuffled(tf.data.Dataset.from_tensor_slices((tokens, tags, weights)), len(sentences), train,
-                           training)
+                           training, self.epoch)
         return dataset.ragged_batch(train.batch_size).map(
             lambda t, y, w: (t.to_tensor(""), y.to_tensor(0), w.to_tensor(0.0))).prefetch(tf.data.AUTOTUNE)
 
