@@ -49,8 +49,9 @@ EXIT_NOT_BLESSED = 3
 CARD_JSON, CARD_MARKDOWN = "model_card.json", "model_card.md"
 # What the README says each family of models cannot do, copied into its model cards.
 LIMITATIONS = {
-    "seq2seq": "Trained on official label wording: on everyday phrasings its category accuracy falls below a TF-IDF "
-               "linear model's. It writes only codes of the classification it was given (constrained decoding).",
+    "seq2seq": "Trained on official label wording. On the cim10 test split a TF-IDF linear SVM predicts the category "
+               "better, and on everyday phrasings unlike the labels it was reported to do worse than the TF-IDF "
+               "baselines. It writes only codes of the classification it was given (constrained decoding).",
     "classification": "Labels unseen in training map to <UNK>, which the model never predicts. With about five "
                       "examples per class, word-level neural models trail TF-IDF + logistic regression.",
     "tagging": "Tags are read per token (argmax): a predicted sequence may start an entity with I-, read leniently. "
@@ -311,6 +312,7 @@ def run(pipeline: Pipeline, args: argparse.Namespace) -> int:
     if problem:
         print(f"blessed, but infra-validation failed, nothing pushed: {problem}")
         return EXIT_NOT_BLESSED
+    print("infra-validation: tfnlp's server loaded the candidate and answered its warmup requests")
     card = model_card(experiment, metrics, candidate, pushed, int(in_service.name) if in_service else None, decision)
     version = export.publish_version(candidate_version, push_to, experiment.name, {
         CARD_JSON: json.dumps(card, indent=2, ensure_ascii=False, default=str) + "\n",
