@@ -17,6 +17,9 @@ data = "cim10"
 
 [train]
 baselines = false
+epochs = 3
+patience = 3
+learning_rate = 0.01
 
 [blessing]
 metric = "accuracy"
@@ -54,7 +57,7 @@ def test_push_refuse_push_and_the_server_picks_up_the_new_version(tmp_path, caps
     assert "not blessed, nothing pushed" in capsys.readouterr().out and versions(tmp_path) == ["1"]
 
     monkeypatch.setattr(pipeline, "infra_validate", lambda version, name: "it does not load (simulated)")
-    better = ["--set", "train.epochs=10", "train.patience=10", "train.learning_rate=0.01"]
+    better = ["--set", "train.epochs=10", "train.patience=10"]
     assert run(tmp_path, "broken", *better) == pipeline.EXIT_NOT_BLESSED
     assert "infra-validation failed" in capsys.readouterr().out and versions(tmp_path) == ["1"]
     monkeypatch.undo()

@@ -181,7 +181,7 @@ def run(experiment: config_lib.Experiment, workdir: Path, export_base: Path, loa
     (workdir / CONFIG_FILE).write_text(json.dumps(config_lib.to_dict(experiment), indent=2))
     print(f"workdir: {workdir}\nwatch it: tensorboard --logdir {workdir / 'tensorboard'}")
     loaded = loaded or sources.load(experiment.data.source, experiment.data)
-    task = task_class(experiment.task)(experiment, loaded.splits, loaded.codes)
+    task = task_class(experiment.task).from_data(experiment, loaded)
     print(f"data: {experiment.data.source} {task.splits.sizes()}")
 
     train_data, validation_data = task.datasets()

@@ -34,7 +34,7 @@ def load_run(workdir: Path):
             raise UserError(f"{path}: missing; --workdir must name a run folder of `python -m tfnlp.train`")
     experiment = from_dict(json.loads(config_path.read_text()))
     loaded = sources.load(experiment.data.source, experiment.data)
-    task = Seq2SeqTask(experiment, loaded.splits, loaded.codes)
+    task = Seq2SeqTask.from_data(experiment, loaded)
     model = task.make_model()
     with warnings.catch_warnings():  # the checkpoint's optimizer state is not needed for decoding
         warnings.filterwarnings("ignore", message="Skipping variable loading for optimizer")

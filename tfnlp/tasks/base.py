@@ -152,12 +152,16 @@ class Task(abc.ABC):
     Args:
         experiment: the run's configuration.
         splits: train / validation / test records of `record_type`.
-        codes: the source's code set (every valid ICD-10 code), for tasks that use one; None otherwise.
     """
 
     record_type: ClassVar[type] = Record
 
-    def __init__(self, experiment: Experiment, splits: Splits, codes: frozenset[str] | None = None) -> None:
+    @classmethod
+    def from_data(cls, experiment: Experiment, loaded) -> Task:
+        """The task for a source's data (`sources.load`); a task that needs the source's code set takes it here."""
+        return cls(experiment, loaded.splits)
+
+    def __init__(self, experiment: Experiment, splits: Splits) -> None:
         self.experiment = experiment
         self._require_records(splits)
         self.splits = splits

@@ -79,10 +79,9 @@ class ClassificationTask(Task):
     Args:
         experiment: the run's configuration.
         splits: train / validation / test records.
-        codes: not used: a classifier learns the labels it sees in training.
     """
 
-    def __init__(self, experiment: Experiment, splits: Splits, codes: frozenset[str] | None = None) -> None:
+    def __init__(self, experiment: Experiment, splits: Splits) -> None:
         super().__init__(experiment, splits)
         _check_model_name(experiment.model)
         length = experiment.data.label_length

@@ -66,6 +66,11 @@ class Seq2SeqTask(Task):
         codes: every valid code, for constrained decoding; None uses the training codes.
     """
 
+    @classmethod
+    def from_data(cls, experiment: Experiment, loaded) -> Seq2SeqTask:
+        """The task with the source's code set, when it has one (constrained decoding writes only its codes)."""
+        return cls(experiment, loaded.splits, loaded.codes)
+
     def __init__(self, experiment: Experiment, splits: Splits, codes: frozenset[str] | None = None) -> None:
         super().__init__(experiment, splits)
         self.splits = Splits(*(_normalised(part) for part in (splits.train, splits.validation, splits.test)))

@@ -90,12 +90,11 @@ class TaggingTask(Task):
     Args:
         experiment: the run's configuration.
         splits: train / validation / test TaggedSentences.
-        codes: not used: taggers learn the entity types they see in training.
     """
 
     record_type = TaggedSentence
 
-    def __init__(self, experiment: Experiment, splits: Splits, codes: frozenset[str] | None = None) -> None:
+    def __init__(self, experiment: Experiment, splits: Splits) -> None:
         super().__init__(experiment, splits)
         config = experiment.model
         if config.name not in TAGGERS:
