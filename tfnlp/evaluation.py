@@ -95,13 +95,13 @@ def _tagging(serve, splits: Splits) -> dict:
         predicted.append({(kind.decode("utf-8"), start, end) for kind, start, end in
                           zip(row["entity_type"], row["entity_start"], row["entity_end"], strict=True) if start >= 0})
     types = sorted({kind for entities in gold for kind, _, _ in entities})
-    slices = {kind: _span_scores(gold, predicted, kind) for kind in types}
+    slices = {kind: span_scores(gold, predicted, kind) for kind in types}
     nothing = [set() for _ in sentences]
-    return {"overall": _span_scores(gold, predicted), "slices": slices, "baseline": _span_scores(gold, nothing),
+    return {"overall": span_scores(gold, predicted), "slices": slices, "baseline": span_scores(gold, nothing),
             "slice_by": SLICES["tagging"]}
 
 
-def _span_scores(gold: list[set], predicted: list[set], kind: str | None = None) -> dict:
+def span_scores(gold: list[set], predicted: list[set], kind: str | None = None) -> dict:
     """Exact-span entity precision / recall / F1 (character offsets), for one type or all."""
     keep = (lambda entities: entities) if kind is None else (lambda entities: {e for e in entities if e[0] == kind})
     hits = sum(len(keep(g) & keep(p)) for g, p in zip(gold, predicted, strict=True))
