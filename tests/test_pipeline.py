@@ -119,8 +119,7 @@ def test_a_candidate_that_does_not_load_fails_infra_validation(tiny_run, tmp_pat
     shutil.copytree(tiny_run["version"], broken)
     (broken / "saved_model.pb").write_bytes(b"not a SavedModel")
     problem = pipeline.infra_validate(broken, "icd10_seq2seq", timeout=60)
-    assert problem and "did not load" in problem
-    assert pipeline.infra_validate(tiny_run["version"], "icd10_seq2seq") is None
+    assert problem and "did not load" in problem  # a good candidate passes in the push test above
 
 
 def test_the_shipped_pipeline_files_read():
