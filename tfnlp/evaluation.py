@@ -42,24 +42,24 @@ def evaluate_version(version: Path, task: str, splits: Splits, label_length: int
     return _labels(serve, task, splits, label_length)
 
 
-def _answers(serve, texts: Sequence[str], output: str) -> list:
+def _rows(serve, texts: Sequence[str]) -> list[dict]:
+    """Every output of the serving signature, one dict per text (called in batches)."""
     import tensorflow as tf
 
-    answers: list = []
-    for start in range(0, len(texts), BATCH):
-        outputs = serve(text=tf.constant(list(texts[start:start + BATCH]), dtype=tf.string))
-        answers += outputs[output].numpy().tolist() if output != "*" else _rows(outputs)
-    return answers
+    from tfnlp.tasks.base import batches
 
-
-def _rows(outputs: dict) -> list[dict]:
-    columns = {name: value.numpy().tolist() for name, value in outputs.items()}
-    return [{name: values[row] for name, values in columns.items()} for row in range(len(next(iter(columns.values()))))]
+    rows: list[dict] = []
+    for chunk in batches(list(texts), BATCH):
+        columns = {name: value.numpy().tolist()
+                   for name, value in serve(text=tf.constant(chunk, dtype=tf.string)).items()}
+        rows += [{name: values[row] for name, values in columns.items()} for row in range(len(chunk))]
+    return rows
 
 
 def _labels(serve, task: str, splits: Splits, label_length: int) -> dict:
     from tfnlp.data.icd10 import chapter, normalise_code
     from tfnlp.metrics import classification_scores, code_accuracies
+    from tfnlp.tasks.base import predict_strings
     from tfnlp.tasks.classification import cut_label
 
     target = normalise_code if task == "seq2seq" else (lambda label: cut_label(label, label_length))
@@ -68,7 +68,7 @@ def _labels(serve, task: str, splits: Splits, label_length: int) -> dict:
     records: list[Record] = splits.test
     truth = [target(record.target) for record in records]
     output = "code" if task == "seq2seq" else "label"
-    predicted = [answer.decode("utf-8") for answer in _answers(serve, [record.text for record in records], output)]
+    predicted = predict_strings(serve, [record.text for record in records], output, BATCH)
     common = Counter(target(record.target) for record in splits.train).most_common(1)
     baseline = [common[0][0] if common else ""] * len(truth)
     slices = {}
@@ -91,7 +91,7 @@ def _tagging(serve, splits: Splits) -> dict:
     sentences: list[TaggedSentence] = splits.test
     gold = [gold_entities(sentence) for sentence in sentences]
     predicted = []
-    for row in _answers(serve, [sentence.text for sentence in sentences], "*"):
+    for row in _rows(serve, [sentence.text for sentence in sentences]):
         predicted.append({(kind.decode("utf-8"), start, end) for kind, start, end in
                           zip(row["entity_type"], row["entity_start"], row["entity_end"], strict=True) if start >= 0})
     types = sorted({kind for entities in gold for kind, _, _ in entities})

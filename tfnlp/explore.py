@@ -171,15 +171,16 @@ def text_report(splits: Splits) -> dict:
               "labels": {"distinct_in_train": len(train_labels),
                          "distinct_overall": len({record.target for records in parts.values() for record in records}),
                          "top": train_labels.most_common(TOP_LABELS),
+                         "top_all": train_labels.most_common(),  # the rank / frequency figure's data
                          "share_with_fewer_than": {str(n): _share(train_labels, lambda c, n=n: c < n)
                                                    for n in (2, 5, 10)},
                          "share_with_at_most_5": _share(train_labels, lambda c: c <= 5)}}
     report["labels_per_split"] = {part: dict(Counter(record.target for record in records).most_common(TOP_LABELS))
                                   for part, records in parts.items()}
-    report["labels_missing_from"] = {part: sorted(set(train_labels) - {record.target for record in records})[:50]
-                                     for part, records in parts.items() if part != "train"}
-    report["missing_counts"] = {part: len(set(train_labels) - {record.target for record in records})
-                                for part, records in parts.items() if part != "train"}
+    missing = {part: sorted(set(train_labels) - {record.target for record in records})
+               for part, records in parts.items() if part != "train"}
+    report["labels_missing_from"] = {part: labels[:50] for part, labels in missing.items()}
+    report["missing_counts"] = {part: len(labels) for part, labels in missing.items()}
     report["length_words"] = {part: _quantiles([len(r.text.split()) for r in records])
                               for part, records in parts.items()}
     report["length_characters"] = {part: _quantiles([len(r.text) for r in records]) for part, records in parts.items()}
@@ -395,7 +396,6 @@ def explore(source: str, data: config_lib.DataConfig, out: Path, html: bool, lan
         report["reader"] = reader_notes(source)
     else:
         report = text_report(loaded.splits)
-        report["labels"]["top_all"] = Counter(r.target for r in loaded.splits.train).most_common()
     report["source"] = source
     report["anomalies"] = [asdict(anomaly) for anomaly in anomalies]
     out.mkdir(parents=True, exist_ok=True)

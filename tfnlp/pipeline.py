@@ -30,7 +30,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import math
 import shutil
 import subprocess
 import sys
@@ -228,6 +227,8 @@ def model_card(experiment: config_lib.Experiment, metrics: dict, candidate: dict
 
 def card_markdown(card: dict) -> str:
     """The model card for people (`assets.extra/model_card.md`)."""
+    from tfnlp.train import format_table
+
     evaluation, decision = card["evaluation"], card["decision"]
     lines = [f"# {card['experiment']['name']}", "", card["experiment"]["description"], "",
              f"- Data: `{card['data']['source']}`" + (f" ({card['data']['package']}, sha256 {card['data']['sha256']})"
@@ -235,27 +236,16 @@ def card_markdown(card: dict) -> str:
              f"- Split sizes: {card['split_sizes']}; trained {card['train_seconds']:.0f} s",
              f"- Pushed {card['pushed_at']}, replacing version {card['replaced_version'] or 'none'}",
              f"- Blessing: {decision['metric']} {decision['candidate']:.4f} (in service: "
-             f"{_cell(decision['pushed']) if decision['pushed'] is not None else '-'}); rule: {decision['rule']}",
+             f"{'-' if decision['pushed'] is None else format(decision['pushed'], '.4f')}); rule: {decision['rule']}",
              f"- tfnlp {card['versions']['tfnlp']}, TensorFlow {card['versions']['tensorflow']}, Keras "
              f"{card['versions']['keras']}, commit {card['git_commit']}", "", "## Test split", "",
-             _table({"model": evaluation["overall"], "baseline": evaluation["baseline"],
-                     **({"replaced version": card["replaced_evaluation"]["overall"]}
-                        if card["replaced_evaluation"] else {})}),
-             "", f"## By {evaluation['slice_by']}", "", _table(evaluation["slices"]), "", "## Known limitations", "",
+             format_table({"model": evaluation["overall"], "baseline": evaluation["baseline"],
+                           **({"replaced version": card["replaced_evaluation"]["overall"]}
+                              if card["replaced_evaluation"] else {})}, "", 4),
+             "", f"## By {evaluation['slice_by']}", "", format_table(evaluation["slices"], "", 4), "",
+             "## Known limitations", "",
              card["limitations"], ""]
     return "\n".join(lines)
-
-
-def _table(rows: dict[str, dict]) -> str:
-    columns = list(next(iter(rows.values()))) if rows else []
-    lines = ["| | " + " | ".join(columns) + " |", "|---" * (len(columns) + 1) + "|"]
-    for name, values in rows.items():
-        lines.append(f"| {name} | " + " | ".join(_cell(values.get(column)) for column in columns) + " |")
-    return "\n".join(lines)
-
-
-def _cell(value) -> str:
-    return f"{value:.4f}" if isinstance(value, float) and math.isfinite(value) else str(value)
 
 
 def pushed_version(push_to: Path, name: str) -> Path | None:
@@ -301,7 +291,7 @@ def run(pipeline: Pipeline, args: argparse.Namespace) -> int:
                         f"{rule.min_improvement}, floors {rule.floors}, beat the baseline: {rule.baseline_floor}"}
     (workdir / "evaluation.json").write_text(json.dumps({"candidate": candidate, "in_service": pushed,
                                                          "decision": decision}, indent=1))
-    in_service_value = "-" if pushed is None else _cell(decision["pushed"])
+    in_service_value = "-" if pushed is None else format(decision["pushed"], ".4f")
     print(f"evaluation through the SavedModel on the test split: {rule.metric} candidate "
           f"{decision['candidate']:.4f}, in service {in_service_value}, "
           f"baseline {candidate['baseline'][rule.metric]:.4f}")

@@ -158,12 +158,15 @@ def write_run_summary(workdir: Path, experiment: config_lib.Experiment, results:
                 tf.summary.scalar(f"test/{system}/{metric}", value, step=0)
 
 
-def format_table(results: dict[str, dict[str, float]]) -> str:
-    """A markdown table: one row a system, one column a metric (the first system's metrics)."""
-    names = list(next(iter(results.values())))
-    lines = ["| system | " + " | ".join(names) + " |", "|---" * (len(names) + 1) + "|"]
+def format_table(results: dict[str, dict[str, float]], row_header: str = "system", digits: int = 3) -> str:
+    """A markdown table: one row a system (or slice), one column a metric (the first row's metrics); floats with
+    `digits` decimals, counts as they are."""
+    names = list(next(iter(results.values()))) if results else []
+    lines = [f"| {row_header} | " + " | ".join(names) + " |", "|---" * (len(names) + 1) + "|"]
     for system, scores in results.items():
-        lines.append(f"| {system} | " + " | ".join(f"{scores[name]:.3f}" for name in names) + " |")
+        cells = (f"{scores[name]:.{digits}f}" if isinstance(scores[name], float) else str(scores[name])
+                 for name in names)
+        lines.append(f"| {system} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
