@@ -116,7 +116,7 @@ class Seq2SeqTask(Task):
 
     def systems(self, serving: ServingModule) -> dict[str, Callable]:
         """`model` (greedy) and `model_beam` when beam search is on."""
-        systems = {"model": lambda records: self.predict(serving, records)}
+        systems = super().systems(serving)
         if serving.beam_size > 1:
             systems["model_beam"] = lambda records: decode(serving.serve, [record.text for record in records])
         return systems
