@@ -2,14 +2,15 @@
 
 - `baseline_tfidf_nn`: TF-IDF (word 1-2 and character 2-5 n-grams) nearest neighbour, the
   dictionary look-up that won CLEF eHealth 2016. It can only answer codes seen in training.
-- `baseline_tfidf_linear`: a linear SVM on the same features predicting the category
-  (three characters); its "code" is that category.
+- `baseline_tfidf_linear` (`LinearCategoryModel`): a linear SVM on the same features predicting the
+  category (three characters); its "code" is that category. The seq2seq's beam also reads it, in the graph.
 - `baseline_tfidf_logreg`: TF-IDF + one-vs-rest logistic regression, for any classification.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 from sklearn.feature_extraction.text import TfidfVectorizer
@@ -42,14 +43,48 @@ def tfidf_nearest_neighbour(train: Sequence[Record], texts: Sequence[str], batch
     return predicted
 
 
-def tfidf_linear_category(train: Sequence[Record], texts: Sequence[str], seed: int = 0) -> list[str]:
-    """A linear SVM's category (three characters) for each text."""
-    features = tfidf_features()
-    matrix = features.fit_transform([record.text for record in train])
-    # One binary SVM per category (about 2,000 on cim10), fitted on every core: the slow part of a run.
-    classifier = OneVsRestClassifier(LinearSVC(C=1.0, random_state=seed), n_jobs=-1)
-    classifier.fit(matrix, [category(record.target) for record in train])
-    return classifier.predict(features.transform(list(texts))).tolist()
+@dataclass(frozen=True)
+class LinearCategoryModel:
+    """A fitted TF-IDF + one-vs-rest linear SVM over categories (three characters).
+
+    Attributes:
+        features: the fitted `tfidf_features()` union.
+        classifier: the fitted one-vs-rest LinearSVC.
+    """
+
+    features: FeatureUnion
+    classifier: OneVsRestClassifier
+
+    @classmethod
+    def fit(cls, train: Sequence[Record], seed: int = 0) -> LinearCategoryModel:
+        """Fit on the training texts and their codes' categories."""
+        features = tfidf_features()
+        matrix = features.fit_transform([record.text for record in train])
+        # One binary SVM per category (about 2,000 on cim10), fitted on every core: the slow part of a run.
+        classifier = OneVsRestClassifier(LinearSVC(C=1.0, random_state=seed), n_jobs=-1)
+        classifier.fit(matrix, [category(record.target) for record in train])
+        return cls(features, classifier)
+
+    def predict(self, texts: Sequence[str]) -> list[str]:
+        """The most likely category of each text."""
+        return self.classifier.predict(self.features.transform(list(texts))).tolist()
+
+    @property
+    def classes(self) -> list[str]:
+        return [str(name) for name in self.classifier.classes_]
+
+    def weights(self) -> tuple[np.ndarray, np.ndarray]:
+        """Coefficients [classes, features] and intercepts [classes] whose scores rank the classes as the
+        classifier does: with two classes the one binary SVM's score goes to the second class, its negation
+        to the first; a single class gets a constant score."""
+        estimators = self.classifier.estimators_
+        if len(self.classes) == 1:
+            return np.zeros((1, self.features.transform([""]).shape[1])), np.zeros(1)
+        coef = np.vstack([estimator.coef_ for estimator in estimators])
+        intercept = np.array([np.ravel(estimator.intercept_)[0] for estimator in estimators])
+        if len(self.classes) == 2:
+            coef, intercept = np.vstack([-coef, coef]), np.concatenate([-intercept, intercept])
+        return coef, intercept
 
 
 def tfidf_logistic_regression(train_texts: Sequence[str], train_labels: Sequence[str], texts: Sequence[str],

@@ -66,6 +66,12 @@ class ModelConfig:
         category_loss_weight: weight of the auxiliary category head's loss (0: no head).
         category_rerank_weight: with beam search, each final code scores log P(code) plus this
             times the category head's log P(category of the code); 0 keeps the best beam.
+        category_prior_weight: beam search (`serve`) adds this times the category head's log P(category)
+            as the code's first characters are written (shallow fusion; 0: off).
+        tfidf_prior_weight: the same for a TF-IDF linear SVM over categories fitted on the training texts
+            and compiled into the graph (the dictionary side of a dictionary + generator hybrid; 0: off).
+        tfidf_prior_sharpness: the SVM's scores times this are softmaxed into P(category).
+        tfidf_min_weight: SVM weights smaller in magnitude are left out of the export (0 keeps all).
         filters: Conv1D filters (bilstm_conv).
         kernel_size: Conv1D kernel width (bilstm_conv).
         vectors: pretrained word vectors: an asset (`glove-6b-50d`, `fr-vectors`) or a GloVe /
@@ -97,7 +103,11 @@ class ModelConfig:
     beam_size: int = 8
     constrain: bool = True
     category_loss_weight: float = 0.5
-    category_rerank_weight: float = 3.0
+    category_rerank_weight: float = 0.0
+    category_prior_weight: float = 1.0
+    tfidf_prior_weight: float = 2.0
+    tfidf_prior_sharpness: float = 10.0
+    tfidf_min_weight: float = 0.05
     filters: int = 128
     kernel_size: int = 3
     vectors: str = ""
@@ -261,7 +271,8 @@ LOWER_BOUNDS = (
     ("data", "max_records", 0), ("data", "label_length", 0), ("model", "filters", 1), ("model", "kernel_size", 1),
     ("model", "hidden_units", 1), ("train", "focal_gamma", 0.0), ("train", "seed", 0), ("data", "seed", 0),
     ("model", "bpe_merges", 0), ("model", "sklearn_c", 1e-12), ("model", "sklearn_max_iter", 0),
-    ("train", "lr_final_fraction", 0.0),
+    ("train", "lr_final_fraction", 0.0), ("model", "category_prior_weight", 0.0),
+    ("model", "tfidf_prior_weight", 0.0), ("model", "tfidf_prior_sharpness", 0.0), ("model", "tfidf_min_weight", 0.0),
 )
 
 

@@ -7,7 +7,7 @@ every step, so that the decoder can only write codes of the classification.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -61,13 +61,75 @@ class CodeTrie:
         return cls(allowed, np.zeros((1, len(alphabet)), dtype=np.int32))
 
 
+    def prefixes(self, alphabet: Vocabulary, depth: int) -> tuple[np.ndarray, list[str]]:
+        """The trie's prefixes of at most `depth` characters, and each node's ancestor among them.
+
+        Returns:
+            anchor: int32 [nodes]: for each node, the index in `prefixes` of its prefix cut to `depth`
+                characters (0, the empty prefix, for the root).
+            prefixes: the distinct prefixes of up to `depth` characters, "" first.
+        """
+        anchor = np.zeros(len(self.allowed), dtype=np.int32)
+        prefixes = [""]
+        frontier = [(0, "")]
+        while frontier:
+            node, prefix = frontier.pop()
+            for token in np.flatnonzero(self.allowed[node]):
+                child = int(self.next_node[node, token])
+                if token == END or child == node:
+                    continue
+                text = prefix + alphabet.tokens[token]
+                if len(text) <= depth:
+                    anchor[child] = len(prefixes)
+                    prefixes.append(text)
+                else:
+                    anchor[child] = anchor[node]
+                frontier.append((child, text))
+        return anchor, prefixes
+
+
+class PrefixPrior(tf.Module):
+    """Log-probability of each code prefix (up to a category) under a distribution over categories.
+
+    A category model's P(category) factorises over the category's characters: the prefix `E1`
+    gets the mass of every category starting with it. Added to the beam's score step by step
+    as log P(new prefix) - log P(old prefix), it adds log P(category) in all by the time the
+    category is written (shallow fusion), so that the beam keeps the categories the model
+    believes in instead of finding them too late to rerank.
+
+    Args:
+        prefixes: the trie's prefixes (`CodeTrie.prefixes`), "" first.
+        classes: the category model's classes.
+        floor: the probability given to a prefix none of the classes starts with.
+    """
+
+    def __init__(self, prefixes: Sequence[str], classes: Sequence[str], floor: float = 1e-6) -> None:
+        super().__init__()
+        index = {prefix: i for i, prefix in enumerate(prefixes)}
+        pairs = [(index[name[:length]], column) for column, name in enumerate(classes)
+                 for length in range(1, len(name) + 1) if name[:length] in index]
+        nodes, columns = zip(*pairs, strict=True) if pairs else ((), ())
+        self.pair_nodes = tf.constant(np.array(nodes, np.int32))
+        self.pair_columns = tf.constant(np.array(columns, np.int32))
+        self.size = len(prefixes)
+        self.floor = floor
+
+    def __call__(self, log_probs: tf.Tensor) -> tf.Tensor:
+        """[B, classes] log-probabilities -> [B, prefixes] log-probabilities (0 for the empty prefix)."""
+        mass = tf.math.unsorted_segment_sum(tf.transpose(tf.gather(tf.exp(log_probs), self.pair_columns, axis=1)),
+                                            self.pair_nodes, self.size)
+        prior = tf.math.log(tf.maximum(tf.transpose(mass), self.floor))
+        return tf.concat([tf.zeros_like(prior[:, :1]), prior[:, 1:]], axis=1)
+
+
 def _repeat_beams(tensor: tf.Tensor, beam_size: int) -> tf.Tensor:
     """[B, ...] -> [B * K, ...], each row repeated K times in place."""
     return tf.repeat(tensor, beam_size, axis=0)
 
 
 def beam_search(model: CharSeq2Seq, inputs: dict[str, tf.Tensor], allowed: tf.Tensor, next_node: tf.Tensor,
-                steps: int, beam_size: int = 1) -> dict[str, tf.Tensor]:
+                steps: int, beam_size: int = 1, prior: Callable | None = None,
+                anchor: tf.Tensor | None = None) -> dict[str, tf.Tensor]:
     """Decode a batch with beam search (greedy when `beam_size` is 1), keeping every final hypothesis.
 
     Args:
@@ -77,9 +139,12 @@ def beam_search(model: CharSeq2Seq, inputs: dict[str, tf.Tensor], allowed: tf.Te
         next_node: int32 [nodes, V]: trie transitions.
         steps: decoder steps (longest code + 1 for the end token); the last step may only end.
         beam_size: hypotheses kept per text.
+        prior: optional `(encoder_outputs, mask) -> [B, P]` log-prior of each prefix (`PrefixPrior`),
+            added to the search score as each prefix is written; `anchor` [nodes] maps trie nodes to prefixes.
 
     Returns:
-        tokens [B, K, steps] int32 (end token, then padding), log_prob [B, K] (sorted best first),
+        tokens [B, K, steps] int32 (end token, then padding), log_prob [B, K] (the decoder's alone),
+        search_score [B, K] (with the prior; sorted best first),
         attention [B, K, steps, T], and the encoder's outputs [B, T, D] and mask [B, T].
     """
     text_outputs, text_mask, state = model.encoder(inputs["token_ids"], inputs.get("subword_ids"), training=False)
@@ -97,6 +162,11 @@ def beam_search(model: CharSeq2Seq, inputs: dict[str, tf.Tensor], allowed: tf.Te
     finished = tf.zeros([batch * beam_size], tf.bool)
     previous = tf.fill([batch * beam_size], START)
     beam_offsets = (tf.range(batch) * beam_size)[:, None]  # [B, 1]
+    decoder_log_prob = tf.zeros([batch * beam_size])
+    prefix_prior = None
+    if prior is not None:
+        prefix_prior = prior(text_outputs, text_mask)  # [B, P]
+        text_of_row = tf.repeat(tf.range(batch), beam_size)[:, None]  # [B*K, 1]
     pad_only = tf.one_hot(PAD, vocab, on_value=0.0, off_value=NEG_INF)  # a finished beam only pads, at no cost
     end_only = tf.one_hot(END, vocab, on_value=True, off_value=False)
 
@@ -107,6 +177,13 @@ def beam_search(model: CharSeq2Seq, inputs: dict[str, tf.Tensor], allowed: tf.Te
         logits, weights, state = model.decoder.step(previous, state, encoder_outputs, mask,
                                                     projected_keys=projected_keys)
         step_log_prob = tf.nn.log_softmax(logits)  # [B*K, V]
+        decoder_step = step_log_prob
+        if prefix_prior is not None:
+            old = tf.gather_nd(prefix_prior, tf.concat([text_of_row, tf.gather(anchor, node)[:, None]], axis=1))
+            new_nodes = tf.gather(anchor, tf.gather(next_node, node))  # [B*K, V]
+            new = tf.gather_nd(prefix_prior, tf.stack([tf.broadcast_to(text_of_row, tf.shape(new_nodes)),
+                                                       new_nodes], axis=-1))
+            step_log_prob += new - old[:, None]
         step_allowed = tf.gather(allowed, node)
         step_allowed = tf.logical_and(step_allowed, tf.logical_or(step < steps - 1, end_only)[None, :])
         step_log_prob = tf.where(step_allowed, step_log_prob, NEG_INF)
@@ -118,6 +195,9 @@ def beam_search(model: CharSeq2Seq, inputs: dict[str, tf.Tensor], allowed: tf.Te
         token = tf.reshape(index % vocab, [-1])
 
         state = [tf.gather(part, parent) for part in state]
+        decoder_step = tf.where(finished[:, None], 0.0, decoder_step)
+        decoder_log_prob = tf.gather(decoder_log_prob, parent) + tf.gather_nd(
+            tf.gather(decoder_step, parent), tf.stack([tf.range(batch * beam_size), token], axis=1))
         node = tf.gather_nd(next_node, tf.stack([tf.gather(node, parent), token], axis=1))
         finished = tf.logical_or(tf.gather(finished, parent), tf.equal(token, END))
         log_prob = tf.reshape(best, [-1])
@@ -127,7 +207,8 @@ def beam_search(model: CharSeq2Seq, inputs: dict[str, tf.Tensor], allowed: tf.Te
         attention_ta = attention_ta.write(step, tf.reshape(tf.gather(weights, parent),
                                                            [batch, beam_size, -1]))
     tokens, attention = _backtrack(tokens_ta.stack(), parents_ta.stack(), attention_ta.stack(), steps)
-    return {"tokens": tokens, "log_prob": tf.reshape(log_prob, [batch, beam_size]), "attention": attention,
+    return {"tokens": tokens, "log_prob": tf.reshape(decoder_log_prob, [batch, beam_size]),
+            "search_score": tf.reshape(log_prob, [batch, beam_size]), "attention": attention,
             "encoder_outputs": text_outputs, "mask": text_mask}
 
 

@@ -6,6 +6,7 @@ early stopping follow decoded (greedy) validation accuracies, not teacher-forced
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 
 import keras
@@ -17,9 +18,10 @@ from tfnlp.data.records import Record, Splits
 from tfnlp.metrics import code_accuracies
 from tfnlp.models.decoding import CodeTrie
 from tfnlp.models.seq2seq import char_seq2seq, masked_accuracy, masked_loss
+from tfnlp.models.tfidf import TfidfLinear
 from tfnlp.tasks.base import ServingModule, Task, predict_strings
 from tfnlp.tasks.seq2seq_inputs import Seq2SeqPreprocessor
-from tfnlp.tasks.seq2seq_serving import Seq2SeqServing
+from tfnlp.tasks.seq2seq_serving import CategoryFusion, Seq2SeqServing
 
 DECODE_BATCH = 1024  # texts per call of the serving graph when evaluating
 ATTENTION_TEXTS = 4  # validation texts whose attention TensorBoard shows each epoch
@@ -102,7 +104,27 @@ class Seq2SeqTask(Task):
 
     def serving(self, model: keras.Model) -> Seq2SeqServing:
         config = self.experiment.model
-        return Seq2SeqServing(self.preprocessor, model, self.trie, config.beam_size, config.category_rerank_weight)
+        fusion = CategoryFusion(config.category_prior_weight, self.tfidf_category_graph, config.tfidf_prior_weight,
+                                config.tfidf_prior_sharpness)
+        return Seq2SeqServing(self.preprocessor, model, self.trie, config.beam_size, config.category_rerank_weight,
+                              fusion)
+
+    @functools.cached_property
+    def tfidf_category_model(self):
+        """The TF-IDF linear SVM over categories, fitted once on the training split: the `baseline_tfidf_linear`
+        row and, compiled into the graph, the dictionary side of the beam's fusion."""
+        from tfnlp.baselines import LinearCategoryModel
+
+        return LinearCategoryModel.fit(self.splits.train, self.experiment.train.seed)
+
+    @functools.cached_property
+    def tfidf_category_graph(self) -> TfidfLinear | None:
+        """`tfidf_category_model` as a graph module, when the fusion uses it (and beam search is on)."""
+        config = self.experiment.model
+        if not (config.tfidf_prior_weight and config.beam_size > 1):
+            return None
+        fitted = self.tfidf_category_model
+        return TfidfLinear.from_sklearn(fitted.features, fitted.classes, *fitted.weights(), config.tfidf_min_weight)
 
     def truth(self, records: Sequence[Record]) -> list[str]:
         return [record.target for record in records]
@@ -126,8 +148,7 @@ class Seq2SeqTask(Task):
 
         texts = [record.text for record in records]
         return {"baseline_tfidf_nn": baselines.tfidf_nearest_neighbour(self.splits.train, texts),
-                "baseline_tfidf_linear": baselines.tfidf_linear_category(self.splits.train, texts,
-                                                                         self.experiment.train.seed)}
+                "baseline_tfidf_linear": self.tfidf_category_model.predict(texts)}
 
     def extra_callbacks(self, serving: ServingModule, tensorboard_dir: str) -> list[keras.callbacks.Callback]:
         """Attention images of a few validation texts."""

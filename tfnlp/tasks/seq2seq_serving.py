@@ -7,16 +7,40 @@ step-by-step callers such as the decode benchmark.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import keras
 import tensorflow as tf
 
 from tfnlp.data.icd10 import CATEGORY_LENGTH
-from tfnlp.models.decoding import CodeTrie, beam_search, select
+from tfnlp.models.decoding import CodeTrie, PrefixPrior, beam_search, select
 from tfnlp.models.seq2seq import END
+from tfnlp.models.tfidf import TfidfLinear
 from tfnlp.tasks.base import TEXT_SPEC, ServingModule
 from tfnlp.tasks.seq2seq_inputs import Seq2SeqPreprocessor
 
 DECODE_CHUNK = 128  # texts decoded together after sorting a request by length
+
+
+@dataclass(frozen=True)
+class CategoryFusion:
+    """Category models whose beliefs steer beam search as the code's category is written (`PrefixPrior`).
+
+    Attributes:
+        head_weight: weight of the model's own category head (0: not used).
+        tfidf: the TF-IDF linear category model compiled into the graph, or None.
+        tfidf_weight: its weight.
+        tfidf_sharpness: its scores times this are softmaxed into probabilities.
+    """
+
+    head_weight: float = 0.0
+    tfidf: TfidfLinear | None = None
+    tfidf_weight: float = 0.0
+    tfidf_sharpness: float = 1.0
+
+    @property
+    def active(self) -> bool:
+        return bool(self.head_weight or (self.tfidf is not None and self.tfidf_weight))
 
 
 class Seq2SeqServing(ServingModule):
@@ -28,7 +52,7 @@ class Seq2SeqServing(ServingModule):
     """
 
     def __init__(self, preprocessor: Seq2SeqPreprocessor, model: keras.Model, trie: CodeTrie, beam_size: int,
-                 rerank_weight: float = 0.0) -> None:
+                 rerank_weight: float = 0.0, fusion: CategoryFusion = CategoryFusion()) -> None:
         super().__init__(name="seq2seq_serving")
         self.model = model
         self.vectorizer = preprocessor.vectorizer
@@ -42,6 +66,22 @@ class Seq2SeqServing(ServingModule):
             if self.rerank_weight else None)
         self.decoder_length = tf.Variable(preprocessor.decoder_length, trainable=False, name="decoder_length")
         self._preprocessor = preprocessor
+        self._set_fusion(fusion, trie, preprocessor)
+
+    def _set_fusion(self, fusion: CategoryFusion, trie: CodeTrie, preprocessor: Seq2SeqPreprocessor) -> None:
+        """Prefix priors of the category models that steer `serve`'s beam (none when the fusion is off)."""
+        self.head_weight = fusion.head_weight if preprocessor.categories else 0.0
+        self.tfidf_weight = fusion.tfidf_weight if fusion.tfidf is not None else 0.0
+        self.tfidf_sharpness = fusion.tfidf_sharpness
+        if not (self.head_weight or self.tfidf_weight):
+            return
+        anchor, prefixes = trie.prefixes(preprocessor.alphabet, CATEGORY_LENGTH)
+        self.anchor = tf.Variable(anchor, trainable=False, name="prefix_anchor")
+        if self.head_weight:
+            self.head_prior = PrefixPrior(prefixes, preprocessor.categories)
+        if self.tfidf_weight:
+            self.tfidf = fusion.tfidf
+            self.tfidf_prior = PrefixPrior(prefixes, fusion.tfidf.classes)
 
     def predict(self, text: tf.Tensor, beam_size: int) -> dict[str, tf.Tensor]:
         """Decode raw texts [B] into the named outputs of the serving signature.
@@ -85,12 +125,29 @@ class Seq2SeqServing(ServingModule):
 
     def _decode_chunk(self, text: tf.Tensor, beam_size: int) -> dict[str, tf.Tensor]:
         """Beam search (greedy at width 1) on a few texts, reranked by the category head if it has one."""
+        fused = beam_size > 1 and (self.head_weight or self.tfidf_weight)
         hypotheses = beam_search(self.model, self._preprocessor.encode_texts(text), self.allowed, self.next_node,
-                                 self.decoder_length, beam_size)
-        scores = hypotheses["log_prob"]
+                                 self.decoder_length, beam_size, prior=self._prior(text) if fused else None,
+                                 anchor=self.anchor if fused else None)
+        scores = hypotheses["search_score"]
         if beam_size > 1 and self.rerank_weight:
             scores += self.rerank_weight * self._category_log_prob(hypotheses)
         return select(hypotheses, scores)
+
+    def _prior(self, text: tf.Tensor):
+        """The weighted prefix log-priors of `text`'s category models, for `beam_search`."""
+
+        def prior(encoder_outputs: tf.Tensor, mask: tf.Tensor) -> tf.Tensor:
+            total = 0.0
+            if self.head_weight:
+                head = tf.nn.log_softmax(self.model.category_logits(encoder_outputs, mask))
+                total += self.head_weight * self.head_prior(head)
+            if self.tfidf_weight:
+                scores = self.tfidf_sharpness * self.tfidf.decision_function(text)
+                total += self.tfidf_weight * self.tfidf_prior(tf.nn.log_softmax(scores))
+            return total
+
+        return prior
 
     def _category_log_prob(self, hypotheses: dict[str, tf.Tensor]) -> tf.Tensor:
         """Category head's log-probability [B, K] of each hypothesis' category."""

@@ -1,0 +1,157 @@
+"""scikit-learn's TF-IDF features and a linear model's decision function, rebuilt in the TensorFlow graph.
+
+`TfidfLinear.from_sklearn` folds a fitted `baselines.tfidf_features()` union (word 1-2 grams,
+`char_wb` 2-5 grams, sublinear TF, L2 norm per block) and one-vs-rest linear weights into
+lookup tables, IDF vectors and a sparse weight matrix, so that a SavedModel computes the same
+scores from raw strings with TensorFlow alone. The analyzers follow scikit-learn's:
+lower-casing, words of two or more word characters (`(?u)\\b\\w\\w+\\b`), and for `char_wb`
+every n-gram of each whitespace-separated word padded with one space on each side.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import tensorflow as tf
+
+WORD_CHARACTERS = r"[^\pL\pN_]+"  # Python's \w: letters, digits (all scripts), underscore
+SPACES = r"[\s\pZ]+"
+
+
+def word_ngrams(texts: tf.Tensor, widths: tuple[int, int]) -> tf.RaggedTensor:
+    """scikit-learn's `analyzer="word"` n-grams of lower-cased texts: [B] -> [B, (N)]."""
+    words = tf.strings.split(tf.strings.strip(tf.strings.regex_replace(texts, WORD_CHARACTERS, " ")))
+    words = tf.ragged.boolean_mask(words, tf.strings.length(words, unit="UTF8_CHAR") >= 2)
+    return tf.strings.ngrams(words, ngram_width=tuple(range(widths[0], widths[1] + 1)), separator=" ")
+
+
+def char_wb_ngrams(texts: tf.Tensor, widths: tuple[int, int]) -> tf.RaggedTensor:
+    """scikit-learn's `analyzer="char_wb"` n-grams of lower-cased texts: [B] -> [B, (N)].
+
+    Each padded word gives its n-grams of every width up to its length; a padded word at most
+    `widths[1]` long is thus counted whole exactly once, as scikit-learn counts it.
+    """
+    words = tf.strings.split(tf.strings.strip(tf.strings.regex_replace(texts, SPACES, " ")))
+    padded = tf.strings.join([" ", words.flat_values, " "])
+    characters = tf.strings.unicode_split(padded, "UTF-8")
+    grams = tf.strings.ngrams(characters, ngram_width=tuple(range(widths[0], widths[1] + 1)), separator="")
+    return tf.RaggedTensor.from_row_splits(grams.flat_values, tf.gather(grams.row_splits, words.row_splits))
+
+
+ANALYZERS = {"word": word_ngrams, "char_wb": char_wb_ngrams}
+
+
+class TfidfBlock(tf.Module):
+    """One fitted `TfidfVectorizer` (sublinear TF, L2 norm) as a vocabulary table and IDF weights."""
+
+    def __init__(self, analyzer: str, widths: tuple[int, int], vocabulary: Sequence[str], idf: np.ndarray,
+                 offset: int) -> None:
+        super().__init__()
+        self.analyzer, self.widths, self.size = analyzer, widths, len(vocabulary)
+        self.table = tf.lookup.StaticHashTable(
+            tf.lookup.KeyValueTensorInitializer(tf.constant(list(vocabulary)),
+                                                tf.range(offset, offset + len(vocabulary), dtype=tf.int64)), -1)
+        self.idf = tf.Variable(np.asarray(idf, np.float32), trainable=False, name="idf")
+
+    @classmethod
+    def from_vectorizer(cls, vectorizer, offset: int) -> TfidfBlock:
+        """Refuses the options this block does not reproduce."""
+        supported = (vectorizer.analyzer in ANALYZERS and vectorizer.sublinear_tf and vectorizer.norm == "l2"
+                     and vectorizer.lowercase and vectorizer.use_idf and vectorizer.strip_accents is None)
+        if not supported:
+            raise ValueError(f"TfidfBlock: unsupported vectorizer options {vectorizer.get_params()}")
+        vocabulary = sorted(vectorizer.vocabulary_, key=vectorizer.vocabulary_.get)
+        return cls(vectorizer.analyzer, vectorizer.ngram_range, vocabulary, vectorizer.idf_, offset)
+
+    def features(self, lowered: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        """(row, column) of each known n-gram occurrence, columns offset into the union's feature space."""
+        grams = ANALYZERS[self.analyzer](lowered, self.widths)
+        ids = self.table.lookup(grams.flat_values)
+        rows = grams.value_rowids()
+        known = ids >= 0
+        return tf.boolean_mask(rows, known), tf.boolean_mask(ids, known)
+
+    def vectors(self, lowered: tf.Tensor, offset: int) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+        """The block's TF-IDF vectors as sparse (row, column, value) triples, L2-normalised per row."""
+        rows, columns = self.features(lowered)
+        batch = tf.shape(lowered, out_type=tf.int64)[0]
+        # Count each (row, column) pair once: unique over a combined key.
+        keys, position = tf.unique(rows * (1 << 32) + columns)
+        counts = tf.math.unsorted_segment_sum(tf.ones_like(position, tf.float32), position, tf.shape(keys)[0])
+        key_rows, key_columns = keys // (1 << 32), keys % (1 << 32)
+        values = (1.0 + tf.math.log(counts)) * tf.gather(self.idf, key_columns - offset)
+        norms = tf.sqrt(tf.math.unsorted_segment_sum(values ** 2, key_rows, batch))
+        values = values / tf.gather(tf.maximum(norms, 1e-12), key_rows)
+        return key_rows, key_columns, values
+
+
+class TfidfLinear(tf.Module):
+    """A linear model over scikit-learn TF-IDF features, computed from raw strings in the graph.
+
+    Args:
+        blocks: the feature union's vectorizers, in order.
+        classes: the class of each output column.
+        weights: float32 [classes, features], dense or already sparse as (rows, columns, values).
+        bias: float32 [classes].
+    """
+
+    def __init__(self, blocks: Sequence[TfidfBlock], classes: Sequence[str], weights: tuple, bias: np.ndarray
+                 ) -> None:
+        super().__init__(name="tfidf_linear")
+        self.blocks = list(blocks)
+        self.classes = tuple(classes)
+        self.features = sum(block.size for block in self.blocks)
+        rows, columns, values = (np.asarray(part) for part in weights)
+        # Stored by feature (CSR over the transposed matrix): a text touches only its own features' weights.
+        order = np.lexsort((rows, columns))
+        self.feature_splits = tf.Variable(np.searchsorted(columns[order], np.arange(self.features + 1)),
+                                          trainable=False, dtype=tf.int64, name="feature_splits")
+        self.weight_classes = tf.Variable(rows[order].astype(np.int64), trainable=False, name="weight_classes")
+        self.weight_values = tf.Variable(values[order].astype(np.float32), trainable=False, name="weight_values")
+        self.bias = tf.Variable(np.asarray(bias, np.float32), trainable=False, name="bias")
+
+    @classmethod
+    def from_sklearn(cls, union, classes: Sequence[str], coef: np.ndarray, intercept: np.ndarray,
+                     min_weight: float = 0.0) -> TfidfLinear:
+        """Fold a fitted feature union and linear weights [classes, features] into the graph.
+
+        Args:
+            union: a fitted `sklearn.pipeline.FeatureUnion` of `TfidfVectorizer`s.
+            classes: the class of each row of `coef`.
+            coef: float [classes, features] weights; intercept: float [classes].
+            min_weight: weights smaller in magnitude are dropped (0 keeps every non-zero weight): the
+                decision function then differs from scikit-learn's by at most the dropped terms.
+        """
+        blocks, offset = [], 0
+        for _, vectorizer in union.transformer_list:
+            blocks.append(TfidfBlock.from_vectorizer(vectorizer, offset))
+            offset += blocks[-1].size
+        coef = np.asarray(coef)
+        rows, columns = np.nonzero(np.abs(coef) > min_weight if min_weight else coef)
+        return cls(blocks, classes, (rows, columns, coef[rows, columns]), np.asarray(intercept).ravel())
+
+    @property
+    def weight_count(self) -> int:
+        """Non-zero weights kept."""
+        return int(self.weight_values.shape[0])
+
+    def decision_function(self, texts: tf.Tensor) -> tf.Tensor:
+        """Scores [B, classes] of raw strings [B], as scikit-learn's `decision_function`."""
+        lowered = tf.strings.lower(texts, encoding="utf-8")
+        parts = [block.vectors(lowered, offset) for block, offset in zip(self.blocks, self._offsets(), strict=True)]
+        rows, columns, values = (tf.concat(items, axis=0) for items in zip(*parts, strict=True))
+        batch = tf.shape(texts, out_type=tf.int64)[0]
+        weights = tf.gather(tf.RaggedTensor.from_row_splits(self.weight_values, self.feature_splits), columns)
+        classes = tf.gather(tf.RaggedTensor.from_row_splits(self.weight_classes, self.feature_splits), columns)
+        contributions = (weights * values[:, None]).flat_values
+        cells = (classes + (rows * len(self.classes))[:, None]).flat_values
+        scores = tf.math.unsorted_segment_sum(contributions, cells, batch * len(self.classes))
+        return tf.reshape(scores, [batch, len(self.classes)]) + self.bias
+
+    def _offsets(self) -> list[int]:
+        offsets, offset = [], 0
+        for block in self.blocks:
+            offsets.append(offset)
+            offset += block.size
+        return offsets
