@@ -6,7 +6,7 @@ from tfnlp.config import ModelConfig
 from tfnlp.data.records import Record
 from tfnlp.data.vocabulary import Vocabulary
 from tfnlp.metrics import code_accuracies
-from tfnlp.models.decoding import CodeTrie, beam_search, select
+from tfnlp.models.decoding import CodeTrie, PrefixPrior, beam_search, select
 from tfnlp.models.seq2seq import END, START, char_seq2seq
 from tfnlp.tasks.seq2seq_inputs import Seq2SeqPreprocessor
 
@@ -78,6 +78,61 @@ def test_constrained_decoding_never_writes_an_unknown_code_even_untrained():
             codes, out = decode(model, pre, trie, texts, beam_size)
             assert set(codes) <= set(CLASSIFICATION)
             assert out["attention"].shape[:2] == (len(texts), pre.decoder_length)
+
+
+def test_prefixes_anchor_every_node_to_its_first_three_characters():
+    pre = preprocessor()
+    trie = CodeTrie.from_codes(CLASSIFICATION, pre.alphabet)
+    anchor, prefixes = trie.prefixes(pre.alphabet, 3)
+    assert prefixes[0] == "" and sorted(prefixes[1:]) == sorted({code[:n] for code in CLASSIFICATION
+                                                                 for n in (1, 2, 3)})
+    # Walk each code: the node after its i-th character anchors to its prefix cut to 3 characters.
+    index = {character: i for i, character in enumerate(pre.alphabet.tokens)}
+    for code in CLASSIFICATION:
+        node = 0
+        for length, character in enumerate(code, start=1):
+            node = trie.next_node[node, index[character]]
+            assert prefixes[anchor[node]] == code[:min(length, 3)]
+
+
+def test_a_prefix_prior_gives_each_prefix_the_mass_of_its_categories():
+    prefixes = ["", "A", "A0", "A00", "A01", "J", "J4", "J45", "Z", "Z9", "Z99"]
+    prior = PrefixPrior(prefixes, ["A00", "A01", "J45"], floor=1e-6)
+    probs = np.array([[0.5, 0.2, 0.3]], np.float32)
+    out = np.exp(prior(tf.math.log(tf.constant(probs))).numpy()[0])
+    expected = [1.0, 0.7, 0.7, 0.5, 0.2, 0.3, 0.3, 0.3, 1e-6, 1e-6, 1e-6]
+    np.testing.assert_allclose(out, expected, rtol=1e-5)
+
+
+def test_a_strong_category_prior_steers_the_beam_and_leaves_the_decoder_score_alone():
+    pre = preprocessor()
+    trie = CodeTrie.from_codes(CLASSIFICATION, pre.alphabet)
+    anchor, prefixes = trie.prefixes(pre.alphabet, 3)
+    keras.utils.set_random_seed(5)
+    model = char_seq2seq(CONFIG, pre.vectorizer.vocabulary_size(), len(pre.alphabet))
+    texts = [r.text for r in TRAIN]
+    inputs = pre.encode_texts(tf.constant(texts))
+    plain = beam_search(model, inputs, tf.constant(trie.allowed), tf.constant(trie.next_node), pre.decoder_length, 3)
+    np.testing.assert_allclose(plain["search_score"].numpy(), plain["log_prob"].numpy(), atol=1e-5)
+    categories = ["A00", "A01", "E11", "I10", "J45", "Z99"]
+    wanted = ["J45", "Z99", "A01", "E11", "A00"]  # one category per text, unlike what an untrained model writes
+    target = np.full((len(texts), len(categories)), 1e-4, np.float32)
+    for row, name in enumerate(wanted):
+        target[row, categories.index(name)] = 1.0
+    category_prior = PrefixPrior(prefixes, categories)
+    steered = beam_search(model, inputs, tf.constant(trie.allowed), tf.constant(trie.next_node), pre.decoder_length,
+                          3, prior=lambda outputs, mask: 50.0 * category_prior(tf.math.log(target)),
+                          anchor=tf.constant(anchor))
+    best = select(steered, steered["search_score"])
+    codes = ["".join(pre.alphabet.tokens[t] for t in row if t > END) for row in best["tokens"].numpy()]
+    assert [code[:3] for code in codes] == wanted
+    # The reported log-probability is the decoder's own: teacher-forcing the chosen codes gives the same sum.
+    tokens = best["tokens"].numpy()
+    inputs["decoder_input"] = tf.constant(np.concatenate([np.full((len(texts), 1), START), tokens[:, :-1]], axis=1))
+    step_log_probs = tf.nn.log_softmax(model(inputs, training=False)["chars"]).numpy()
+    chosen = np.take_along_axis(step_log_probs, tokens[:, :, None], axis=-1)[:, :, 0]
+    real = np.cumsum(tokens == END, axis=1) - (tokens == END) == 0
+    np.testing.assert_allclose((chosen * real).sum(axis=1), best["log_prob"].numpy(), atol=1e-4)
 
 
 def test_beam_search_scores_at_least_as_high_as_greedy():

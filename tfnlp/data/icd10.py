@@ -60,8 +60,9 @@ def _po_string(path: Path, line_number: int, literal: str) -> str:
     return value
 
 
-def parse_po(path: Path) -> dict[str, str]:
-    """Read a gettext PO file into {msgctxt: msgstr}, skipping fuzzy and untranslated entries.
+def parse_po(path: Path, field: str = "msgstr") -> dict[str, str]:
+    """Read a gettext PO file into {msgctxt: msgstr} (or `field`: `msgid` for the source text), skipping fuzzy
+    and untranslated entries.
 
     Raises:
         UserError: for a line that is not a comment, keyword or quoted continuation.
@@ -72,8 +73,8 @@ def parse_po(path: Path) -> dict[str, str]:
     fuzzy = False
 
     def flush() -> None:
-        if current.get("msgstr") and "msgctxt" in current and not fuzzy:
-            entries[current["msgctxt"]] = current["msgstr"]
+        if current.get("msgstr") and current.get(field) and "msgctxt" in current and not fuzzy:
+            entries[current["msgctxt"]] = current[field]
 
     with open(path, encoding="utf-8") as handle:
         for line_number, raw in enumerate(handle, start=1):
@@ -112,29 +113,33 @@ def complete_fragments(labels: dict[str, str]) -> dict[str, str]:
     return completed
 
 
-def labels_from_po(path: Path) -> dict[str, str]:
-    """{code: label} of the pathology entries of one GNU Health PO file, fragments completed."""
+def labels_from_po(path: Path, field: str = "msgstr") -> dict[str, str]:
+    """{code: label} of the pathology entries of one GNU Health PO file, fragments completed; `field="msgid"`
+    gives the English source labels (whole already)."""
     labels = {}
-    for context, text in parse_po(path).items():
+    for context, text in parse_po(path, field).items():
         match = PATHOLOGY_CONTEXT.match(context)
         if match:
             labels[normalise_code(match["code"])] = " ".join(text.split())
-    return complete_fragments(labels)
+    return complete_fragments(labels) if field == "msgstr" else labels
 
 
 def cim10_labels(lang: str = "fr") -> dict[str, str]:
     """WHO ICD-10 labels in `lang` from the cim10-fr asset, fragments completed.
 
     Args:
-        lang: a locale the asset carries (fr, es, de, it_IT, pt_BR, ...).
+        lang: a locale the asset carries (fr, es, de, it_IT, pt_BR, ...), or `en` for the English labels the
+            translations are made from (the French file's source texts).
 
     Returns:
         {code without dot: label}.
     """
     locale_dir = assets.find_file("cim10-fr", "*/locale/fr.po").parent
+    if lang == "en":
+        return labels_from_po(locale_dir / "fr.po", field="msgid")
     path = locale_dir / f"{lang}.po"
     if not path.exists():
-        known = ", ".join(sorted(p.stem for p in locale_dir.glob("*.po")))
+        known = ", ".join(sorted(["en"] + [p.stem for p in locale_dir.glob("*.po")]))
         raise UserError(f"cim10: no language {lang!r} in the asset; known: {known}")
     return labels_from_po(path)
 
@@ -161,3 +166,28 @@ def terms_from_tabular_xml(path: Path) -> list[Record]:
 def icd10cm_terms() -> list[Record]:
     """English ICD-10-CM descriptions and inclusion terms from the icd10cm asset."""
     return terms_from_tabular_xml(assets.find_file("icd10cm", "*/icd10c-tabular-*.xml"))
+
+
+def _comparable(text: str) -> str:
+    """Lower-cased words only: texts that differ in case or punctuation compare equal."""
+    return " ".join(re.findall(r"\w+", text.lower()))
+
+
+def reworded_terms(labels: dict[str, str]) -> list[Record]:
+    """ICD-10-CM descriptions and inclusion terms of the categories `labels` has, minus every text equal to one
+    of `labels`' texts (ignoring case and punctuation), each text once: the same diseases in other people's
+    wording, a robustness test for a model trained on `labels` (compare chapter and category: ICD-10-CM's
+    subcodes are not WHO's).
+
+    Args:
+        labels: {code: label} of the training classification (`cim10_labels("en")`).
+    """
+    categories = {category(code) for code in labels}
+    seen = {_comparable(text) for text in labels.values()}
+    terms = []
+    for record in icd10cm_terms():
+        key = _comparable(record.text)
+        if category(record.target) in categories and key not in seen:
+            seen.add(key)
+            terms.append(record)
+    return terms

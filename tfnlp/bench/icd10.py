@@ -1,0 +1,144 @@
+"""The ICD-10 coder beside its baselines, on the test split and on wording unlike the training labels.
+
+    python -m tfnlp.bench icd10 [--quick] [--langs fr,en] [--reworded N]
+
+For each language, `icd10_seq2seq` is trained once on the seeded split of the WHO labels (`cim10`,
+`cim10:lang=en`) with `tfnlp.train`; then each decoding variant of that one model, and the two
+TF-IDF baselines fitted on the same training split, code:
+
+- the test split (official labels of codes never seen in training, worded like the training ones);
+- for English, `reworded`: ICD-10-CM descriptions and inclusion terms of the same categories
+  (`icd10.reworded_terms`: every text equal to a WHO label removed), a seeded sample of `--reworded`
+  of them. ICD-10-CM's subcodes are not WHO's: compare chapter and category there.
+
+Variants: greedy; beam 8 reranked by the category head (this project's earlier default); beam 8
+with the category head as a prefix prior; with the in-graph TF-IDF SVM as a prefix prior; with
+both (the default). Texts/s go through each variant's exported SavedModel (batches of 256).
+`--quick` trains the tiny variant (600 labels, one epoch): a check that the bench runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import random
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from tfnlp.errors import UserError
+
+LANGUAGES = {"fr": "cim10", "en": "cim10:lang=en"}
+EARLIER_RERANK_WEIGHT = 3.0  # the category-rerank weight of the earlier default
+
+
+def variants(task, model, svm_seconds: float) -> dict[str, tuple[Callable, float]]:
+    """Each decoding variant's serving module, and the seconds its category models took to fit beyond
+    the seq2seq's training (`svm_seconds` for the TF-IDF SVM)."""
+    from tfnlp.tasks.seq2seq_serving import CategoryFusion, Seq2SeqServing
+
+    config = task.experiment.model
+    tfidf = task.tfidf_category_graph
+
+    def serving(beam: int, rerank: float = 0.0, fusion: CategoryFusion | None = None):
+        return Seq2SeqServing(task.preprocessor, model, task.trie, beam, rerank, fusion or CategoryFusion())
+
+    beam = config.beam_size
+    head = CategoryFusion(config.category_prior_weight)
+    svm = CategoryFusion(0.0, tfidf, config.tfidf_prior_weight, config.tfidf_prior_sharpness)
+    return {
+        "model (greedy)": (serving(1), 0.0),
+        f"beam {beam}, category-head rerank": (serving(beam, EARLIER_RERANK_WEIGHT), 0.0),
+        f"beam {beam}, category-head prior": (serving(beam, fusion=head), 0.0),
+        f"beam {beam}, TF-IDF SVM prior": (serving(beam, fusion=svm), svm_seconds),
+        f"beam {beam}, both priors (default)": (task.serving(model), svm_seconds),
+    }
+
+
+def speed(serving, scratch: Path, name: str, texts: Sequence[str]) -> float:
+    """Texts/s through `serving` exported as a SavedModel."""
+    from tfnlp import export
+    from tfnlp.bench.classifiers import texts_per_second
+
+    version = export.export_savedmodel(serving, scratch, name, serving.signatures(), {})
+    return texts_per_second(version, texts)
+
+
+def evaluate_language(lang: str, quick: bool, reworded: int, scratch: Path) -> list[dict]:
+    """Rows (system, evaluation set, scores, seconds, texts/s) of one language."""
+    from tfnlp import baselines, experiments, train
+    from tfnlp.bench.rerank import load_run
+    from tfnlp.config import validate
+    from tfnlp.data import icd10
+    from tfnlp.metrics import code_accuracies
+    from tfnlp.tasks.seq2seq import decode
+
+    experiment = experiments.get("icd10_seq2seq", tiny=quick)
+    experiment = validate(dataclasses.replace(
+        experiment, data=dataclasses.replace(experiment.data, source=LANGUAGES[lang]),
+        train=dataclasses.replace(experiment.train, baselines=False)))
+    workdir = scratch / lang / "work"
+    train.run(experiment, workdir, scratch / lang / "export")
+    train_seconds = json.loads((workdir / train.METRICS_FILE).read_text())["train_seconds"]
+    task, model = load_run(workdir)
+    sets = {"test": task.splits.test}
+    if lang == "en":
+        terms = icd10.reworded_terms(icd10.cim10_labels("en"))
+        sets["reworded"] = random.Random(experiment.data.seed).sample(terms, min(reworded, len(terms)))
+    started = time.perf_counter()
+    linear = task.tfidf_category_model
+    linear_seconds = time.perf_counter() - started
+    rows = []
+    for system, (serving, extra_seconds) in variants(task, model, linear_seconds).items():
+        function = serving.serve if serving.beam_size > 1 else serving.greedy
+        rate = speed(serving, scratch / lang / "variants", f"v{len(rows)}", [r.text for r in task.splits.test])
+        for set_name, records in sets.items():
+            predicted = decode(function, [record.text for record in records])
+            rows.append({"lang": lang, "system": system, "set": set_name, "seconds": train_seconds + extra_seconds,
+                         "texts_per_second": rate, **code_accuracies([r.target for r in records], predicted)})
+    for set_name, records in sets.items():
+        texts, truth = [record.text for record in records], [record.target for record in records]
+        started = time.perf_counter()
+        nearest = baselines.tfidf_nearest_neighbour(task.splits.train, texts)
+        nearest_seconds = time.perf_counter() - started
+        rows.append({"lang": lang, "system": "baseline TF-IDF nearest neighbour", "set": set_name,
+                     "seconds": nearest_seconds, "texts_per_second": float("nan"), **code_accuracies(truth, nearest)})
+        rows.append({"lang": lang, "system": "baseline TF-IDF linear SVM (category)", "set": set_name,
+                     "seconds": linear_seconds, "texts_per_second": float("nan"),
+                     **code_accuracies(truth, linear.predict(texts))})
+    return rows
+
+
+def table(rows: list[dict]) -> str:
+    lines = ["| lang | set | system | chapter | category | exact | train s | texts/s (SavedModel) |", "|---" * 8 + "|"]
+    for row in sorted(rows, key=lambda row: (row["lang"], row["set"])):
+        rate = "-" if row["texts_per_second"] != row["texts_per_second"] else f"{row['texts_per_second']:.0f}"
+        exact = "-" if row["set"] == "reworded" else f"{row['exact_match']:.3f}"
+        lines.append(f"| {row['lang']} | {row['set']} | {row['system']} | {row['chapter_accuracy']:.3f} | "
+                     f"{row['category_accuracy']:.3f} | {exact} | {row['seconds']:.0f} | {rate} |")
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """`python -m tfnlp.bench icd10`."""
+    parser = argparse.ArgumentParser(prog="python -m tfnlp.bench icd10", description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="tiny variant (600 labels, one epoch)")
+    parser.add_argument("--langs", default="fr,en", help=f"comma-separated, of {', '.join(LANGUAGES)}")
+    parser.add_argument("--reworded", type=int, default=3000, help="ICD-10-CM texts sampled for English")
+    args = parser.parse_args(argv)
+    langs = args.langs.split(",")
+    unknown = sorted(set(langs) - set(LANGUAGES))
+    if unknown:
+        raise UserError(f"unknown languages {unknown}; known: {', '.join(LANGUAGES)}")
+    if args.reworded < 1:
+        raise UserError(f"--reworded {args.reworded}: must be at least 1")
+    reworded = min(args.reworded, 300) if args.quick else args.reworded
+    with tempfile.TemporaryDirectory() as scratch:
+        rows = [row for lang in langs for row in evaluate_language(lang, args.quick, reworded, Path(scratch))]
+    print("\n" + table(rows))
+    best = max((row for row in rows if row["set"] == "test"), key=lambda row: row["category_accuracy"])
+    print(f"headline: best category accuracy on the {best['lang']} test split: {best['system']} "
+          f"{best['category_accuracy']:.3f}")
+    return 0
