@@ -28,7 +28,8 @@ def test_rerank_bench_tabulates_decoding_choices_of_a_run(tiny_run, capsys):
     assert bench.main(["rerank", "--quick", "--workdir", str(tiny_run["workdir"])]) == 0
     out = capsys.readouterr().out
     assert "| 1 | 0 |" in out and "| 4 | 1 |" in out
-    assert out.strip().splitlines()[-1].startswith("headline: best on validation: beam ")
+    assert "| 1 | 2 | 10 |" not in out and "| 0 | 1 | 5 |" in out
+    assert out.strip().splitlines()[-1].startswith("headline: best on validation: fusion head ")
 
 
 def test_rerank_bench_needs_a_run_folder(tmp_path, capsys):

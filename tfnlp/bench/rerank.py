@@ -4,8 +4,10 @@
 
 Rebuilds the run's task from its `config.json` (the same seeded split and vocabulary), loads
 its best checkpoint, and decodes the validation texts greedily and with beam search at
-several widths and category-rerank weights. This is how `model.beam_size` and
-`model.category_rerank_weight` were chosen: on validation, never on test.
+several widths and category-rerank weights, then at the configured width with several
+category-fusion weights (category head prior, TF-IDF SVM prior, SVM sharpness). This is how
+`model.beam_size`, `model.category_prior_weight`, `model.tfidf_prior_weight` and
+`model.tfidf_prior_sharpness` were chosen: on validation, never on test.
 """
 
 from __future__ import annotations
@@ -20,6 +22,9 @@ from tfnlp.errors import UserError
 
 WIDTHS = (1, 4, 8, 16)
 WEIGHTS = (0.0, 1.0, 2.0, 3.0, 4.0)
+# (category head prior weight, TF-IDF SVM prior weight, SVM sharpness)
+FUSIONS = ((1.0, 0.0, 10.0), (0.0, 1.0, 5.0), (0.0, 1.0, 10.0), (1.0, 1.0, 10.0), (1.0, 2.0, 10.0),
+           (1.0, 3.0, 10.0), (1.0, 2.0, 20.0), (2.0, 3.0, 10.0))
 
 
 def load_run(workdir: Path):
@@ -46,7 +51,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Print the validation table of decoding choices and the best one."""
     from tfnlp.metrics import code_accuracies
     from tfnlp.tasks.seq2seq import decode
-    from tfnlp.tasks.seq2seq_serving import Seq2SeqServing
+    from tfnlp.tasks.seq2seq_serving import CategoryFusion, Seq2SeqServing
 
     parser = argparse.ArgumentParser(prog="python -m tfnlp.bench rerank", description=__doc__.splitlines()[0])
     parser.add_argument("--workdir", required=True, help="run folder holding config.json and checkpoints/")
@@ -68,7 +73,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     for width, weight, scores in rows:
         print(f"| {width} | {weight:g} | {scores['chapter_accuracy']:.3f} | {scores['category_accuracy']:.3f} "
               f"| {scores['exact_match']:.3f} |")
+    width = task.experiment.model.beam_size
+    fusions = []
+    for head, svm, sharpness in FUSIONS[:2] if args.quick else FUSIONS:
+        fusion = CategoryFusion(head, task.tfidf_category_graph, svm, sharpness)
+        serving = Seq2SeqServing(task.preprocessor, model, task.trie, width, 0.0, fusion)
+        fusions.append((head, svm, sharpness, code_accuracies(truth, decode(serving.serve, texts))))
+    print(f"\ncategory fusion at beam {width}:\n")
+    print("| head prior weight | TF-IDF prior weight | sharpness | chapter_accuracy | category_accuracy "
+          "| exact_match |\n" + "|---" * 6 + "|")
+    for head, svm, sharpness, scores in fusions:
+        print(f"| {head:g} | {svm:g} | {sharpness:g} | {scores['chapter_accuracy']:.3f} | "
+              f"{scores['category_accuracy']:.3f} | {scores['exact_match']:.3f} |")
     width, weight, scores = max(rows, key=lambda row: (row[2]["category_accuracy"] + row[2]["exact_match"]))
-    print(f"headline: best on validation: beam {width}, rerank weight {weight:g} "
+    print(f"best rerank on validation: beam {width}, rerank weight {weight:g} "
+          f"(category {scores['category_accuracy']:.3f}, exact {scores['exact_match']:.3f})")
+    head, svm, sharpness, scores = max(fusions, key=lambda row: row[3]["category_accuracy"] + row[3]["exact_match"])
+    print(f"headline: best on validation: fusion head {head:g}, TF-IDF {svm:g}, sharpness {sharpness:g} "
           f"(category {scores['category_accuracy']:.3f}, exact {scores['exact_match']:.3f})")
     return 0
