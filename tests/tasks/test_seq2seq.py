@@ -80,6 +80,16 @@ def test_constrained_decoding_never_writes_an_unknown_code_even_untrained():
             assert out["attention"].shape[:2] == (len(texts), pre.decoder_length)
 
 
+def teacher_forced_log_prob(model, pre, texts, tokens):
+    """Sum of the model's step log-probabilities of `tokens` [B, S], teacher-forced, up to the first end token."""
+    inputs = pre.encode_texts(tf.constant(texts))
+    inputs["decoder_input"] = tf.constant(np.concatenate([np.full((len(texts), 1), START), tokens[:, :-1]], axis=1))
+    step_log_probs = tf.nn.log_softmax(model(inputs, training=False)["chars"]).numpy()
+    chosen = np.take_along_axis(step_log_probs, tokens[:, :, None], axis=-1)[:, :, 0]
+    real = np.cumsum(tokens == END, axis=1) - (tokens == END) == 0  # steps up to and including the first end
+    return (chosen * real).sum(axis=1)
+
+
 def test_prefixes_anchor_every_node_to_its_first_three_characters():
     pre = preprocessor()
     trie = CodeTrie.from_codes(CLASSIFICATION, pre.alphabet)
@@ -127,12 +137,8 @@ def test_a_strong_category_prior_steers_the_beam_and_leaves_the_decoder_score_al
     codes = ["".join(pre.alphabet.tokens[t] for t in row if t > END) for row in best["tokens"].numpy()]
     assert [code[:3] for code in codes] == wanted
     # The reported log-probability is the decoder's own: teacher-forcing the chosen codes gives the same sum.
-    tokens = best["tokens"].numpy()
-    inputs["decoder_input"] = tf.constant(np.concatenate([np.full((len(texts), 1), START), tokens[:, :-1]], axis=1))
-    step_log_probs = tf.nn.log_softmax(model(inputs, training=False)["chars"]).numpy()
-    chosen = np.take_along_axis(step_log_probs, tokens[:, :, None], axis=-1)[:, :, 0]
-    real = np.cumsum(tokens == END, axis=1) - (tokens == END) == 0
-    np.testing.assert_allclose((chosen * real).sum(axis=1), best["log_prob"].numpy(), atol=1e-4)
+    np.testing.assert_allclose(teacher_forced_log_prob(model, pre, texts, best["tokens"].numpy()),
+                               best["log_prob"].numpy(), atol=1e-4)
 
 
 def test_beam_search_scores_at_least_as_high_as_greedy():
@@ -146,13 +152,8 @@ def test_beam_search_scores_at_least_as_high_as_greedy():
     assert np.all(beam["log_prob"].numpy() >= greedy["log_prob"].numpy() - 1e-5)
     # The greedy log-probability is the sum of the chosen tokens' step log-probabilities, up to the end token:
     # teacher-forcing the chosen codes through the model gives the same sum.
-    tokens = greedy["tokens"].numpy()
-    inputs = pre.encode_texts(tf.constant(texts))
-    inputs["decoder_input"] = tf.constant(np.concatenate([np.full((len(texts), 1), START), tokens[:, :-1]], axis=1))
-    step_log_probs = tf.nn.log_softmax(model(inputs, training=False)["chars"]).numpy()
-    chosen = np.take_along_axis(step_log_probs, tokens[:, :, None], axis=-1)[:, :, 0]
-    real = np.cumsum(tokens == END, axis=1) - (tokens == END) == 0  # steps up to and including the first end
-    np.testing.assert_allclose((chosen * real).sum(axis=1), greedy["log_prob"].numpy(), atol=1e-4)
+    np.testing.assert_allclose(teacher_forced_log_prob(model, pre, texts, greedy["tokens"].numpy()),
+                               greedy["log_prob"].numpy(), atol=1e-4)
     assert all(len(code) <= pre.max_output_length for code in greedy_codes)
 
 

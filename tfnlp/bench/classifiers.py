@@ -106,12 +106,16 @@ def describe(experiment) -> str:
     return f"{experiment.model.name}{vectors} ({experiment.name})"
 
 
+def rate_cell(texts_per_second: float) -> str:
+    """A speed for a table: `-` where none was measured (NaN)."""
+    return "-" if texts_per_second != texts_per_second else f"{texts_per_second:.0f}"
+
+
 def table(rows: list[tuple[str, str, dict]]) -> str:
     lines = ["| task | classifier | accuracy | macro-F1 | train s | texts/s (SavedModel) |", "|---" * 6 + "|"]
     for task, name, scores in rows:
-        speed = "-" if scores["texts_per_second"] != scores["texts_per_second"] else f"{scores['texts_per_second']:.0f}"
         lines.append(f"| {task} | {name} | {scores['accuracy']:.3f} | {scores['macro_f1']:.3f} | "
-                     f"{scores['train_seconds']:.0f} | {speed} |")
+                     f"{scores['train_seconds']:.0f} | {rate_cell(scores['texts_per_second'])} |")
     return "\n".join(lines)
 
 

@@ -112,14 +112,16 @@ def evaluate_language(lang: str, quick: bool, reworded: int, scratch: Path) -> l
 
 
 def table(rows: list[dict]) -> str:
+    from tfnlp.bench.classifiers import rate_cell
+
     lines = ["| lang | set | system | chapter | category | exact | train s | texts/s (SavedModel) |", "|---" * 8 + "|"]
     languages = list(dict.fromkeys(row["lang"] for row in rows))
     # By language as asked, the test split before the reworded texts, systems in the order they were run.
     for row in sorted(rows, key=lambda row: (languages.index(row["lang"]), row["set"] != "test")):
-        rate = "-" if row["texts_per_second"] != row["texts_per_second"] else f"{row['texts_per_second']:.0f}"
         exact = "-" if row["set"] == "reworded" else f"{row['exact_match']:.3f}"
         lines.append(f"| {row['lang']} | {row['set']} | {row['system']} | {row['chapter_accuracy']:.3f} | "
-                     f"{row['category_accuracy']:.3f} | {exact} | {row['seconds']:.0f} | {rate} |")
+                     f"{row['category_accuracy']:.3f} | {exact} | {row['seconds']:.0f} | "
+                     f"{rate_cell(row['texts_per_second'])} |")
     return "\n".join(lines)
 
 
