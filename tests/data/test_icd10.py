@@ -100,3 +100,22 @@ def test_the_packaged_french_labels_load_with_fragments_completed():
     assert labels["A000"].startswith("Choléra ")
     with pytest.raises(UserError, match="no language 'xx'.*fr"):
         icd10.cim10_labels("xx")
+
+
+def test_english_source_labels_are_the_msgids_of_translated_entries(tmp_path):
+    path = tmp_path / "fr.po"
+    path.write_text(PO, encoding="utf-8")
+    assert icd10.labels_from_po(path, field="msgid") == {
+        "A00": "Cholera", "A000": "Cholera due to Vibrio cholerae 01", "A009": "Cholera, unspecified",
+        "W00": "Fall on ice", "W000": "Fall on ice, home", "A01": "Typhoid"}
+    labels = icd10.cim10_labels("en")
+    assert labels["A00"] == "Cholera" and len(labels) > 13000
+
+
+def test_reworded_terms_keep_other_wordings_of_known_categories_once(monkeypatch):
+    terms = [Record("Cholera", "A00"), Record("CHOLERA, unspecified!", "A009"), Record("Classical cholera", "A000"),
+             Record("classical cholera", "A001"), Record("Zika virus disease", "A925"), Record("Typhoid", "A010")]
+    monkeypatch.setattr(icd10, "icd10cm_terms", lambda: terms)
+    labels = {"A00": "Cholera", "A009": "Cholera, unspecified", "A01": "Typhoid"}
+    # Equal texts (case and punctuation aside) go, A92 is not a category of `labels`, duplicates count once.
+    assert icd10.reworded_terms(labels) == [Record("Classical cholera", "A000")]
