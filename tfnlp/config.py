@@ -3,10 +3,18 @@
 from __future__ import annotations
 
 import dataclasses
+import json
+import sys
 import typing
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - Python 3.10
+    import tomli as tomllib
 
 from tfnlp.errors import UserError
 
@@ -229,23 +237,86 @@ def apply_overrides(experiment: Experiment, overrides: Iterable[str]) -> Experim
         section_name, dot, field_name = key.strip().partition(".")
         if not sep or not dot:
             raise UserError(f"override {override!r} should look like section.key=value, e.g. train.epochs=3")
-        if section_name not in SECTIONS:
-            raise UserError(f"override {override!r}: unknown section {section_name!r}; known: {', '.join(SECTIONS)}")
-        types = _field_types(getattr(experiment, section_name))
-        if field_name not in types:
-            known = ", ".join(f"{section_name}.{name}" for name in types)
-            raise UserError(f"override {override!r}: unknown key {key!r}; known: {known}")
+        where = f"override {override!r}"
+        value_type = _checked_type(experiment, section_name, field_name, where)
         try:
-            value = parse_value(raw_value.strip(), types[field_name])
+            value = parse_value(raw_value.strip(), value_type)
         except ValueError as error:
-            raise UserError(
-                f"override {override!r}: {key} takes a {types[field_name].__name__} ({error})"
-            ) from None
+            raise UserError(f"{where}: {key.strip()} takes a {value_type.__name__} ({error})") from None
         changes.setdefault(section_name, {})[field_name] = value
+    return _replaced(experiment, changes)
+
+
+def _checked_type(experiment: Experiment, section_name: str, field_name: str, where: str) -> Any:
+    """The type of `section.key`, refusing an unknown section or key with a message naming `where`."""
+    if section_name not in SECTIONS:
+        raise UserError(f"{where}: unknown section {section_name!r}; known: {', '.join(SECTIONS)}")
+    types = _field_types(getattr(experiment, section_name))
+    if field_name not in types:
+        known = ", ".join(f"{section_name}.{name}" for name in types)
+        raise UserError(f"{where}: unknown key {section_name}.{field_name!r}; known: {known}")
+    return types[field_name]
+
+
+def _replaced(experiment: Experiment, changes: dict[str, dict[str, Any]]) -> Experiment:
     for section_name, values in changes.items():
         section = dataclasses.replace(getattr(experiment, section_name), **values)
         experiment = dataclasses.replace(experiment, **{section_name: section})
     return experiment
+
+
+def _typed(value: Any, value_type: Any) -> Any:
+    """A TOML value as `value_type`; ValueError when it is another kind (an int is a valid float)."""
+    if value_type is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if type(value) is not value_type:
+        raise ValueError(f"got {type(value).__name__} {value!r}")
+    return value
+
+
+def apply_toml(experiment: Experiment, path: str | Path) -> Experiment:
+    """Return a copy of `experiment` with the values of a TOML file's `[data]`, `[model]` and `[train]` tables.
+
+    Raises:
+        UserError: `<path>: ...` for a missing or malformed file, an unknown table or key, a value of the wrong type.
+    """
+    try:
+        raw = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as error:
+        raise UserError(f"{path}: cannot be read ({error})") from None
+    except tomllib.TOMLDecodeError as error:
+        raise UserError(f"{path}: not valid TOML ({error})") from None
+    changes: dict[str, dict[str, Any]] = {}
+    for section_name, values in raw.items():
+        if not isinstance(values, dict):
+            raise UserError(f"{path}: {section_name!r} must be a table ([data], [model] or [train])")
+        for field_name, value in values.items():
+            value_type = _checked_type(experiment, section_name, field_name, str(path))
+            try:
+                changes.setdefault(section_name, {})[field_name] = _typed(value, value_type)
+            except ValueError as error:
+                raise UserError(f"{path}: {section_name}.{field_name} takes a {value_type.__name__} ({error})"
+                                ) from None
+    return _replaced(experiment, changes)
+
+
+def toml_value(value: Any) -> str:
+    """A scalar as TOML writes it."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    return json.dumps(value, ensure_ascii=False)  # a JSON string is a valid TOML basic string
+
+
+def to_toml(experiment: Experiment) -> str:
+    """The experiment's `[data]`, `[model]` and `[train]` tables as TOML (what `apply_toml` reads back)."""
+    lines = [f"# {experiment.name}: {experiment.description}"]
+    for section_name in SECTIONS:
+        lines.append(f"\n[{section_name}]")
+        lines += [f"{key} = {toml_value(value)}"
+                  for key, value in dataclasses.asdict(getattr(experiment, section_name)).items()]
+    return "\n".join(lines) + "\n"
 
 
 def to_dict(experiment: Experiment) -> dict[str, Any]:

@@ -1,7 +1,7 @@
 """Train, evaluate and export one experiment.
 
-    python -m tfnlp.train icd10_seq2seq [--data SRC] [--set k=v ...] [--workdir DIR]
-                                        [--export_base DIR] [--tiny]
+    python -m tfnlp.train icd10_seq2seq [--data SRC] [--config run.toml] [--set k=v ...] [--workdir DIR]
+                                        [--export_base DIR] [--tiny] [--print-config]
     python -m tfnlp.train --list
 
 The last line printed is `exported: <path>` so that scripts can pick the model up.
@@ -29,6 +29,7 @@ from tfnlp.paths import writable_folder
 
 BACKUP_FOLDER = "backup"
 CONFIG_FILE = "config.json"
+CONFIG_TOML = "config.toml"  # the same configuration, readable by --config
 METRICS_FILE = "metrics.json"
 HISTORY_FILE = "history.csv"
 WARMUP_REQUESTS = 5  # validation texts written as TF Serving warmup requests
@@ -182,6 +183,7 @@ def run(experiment: config_lib.Experiment, workdir: Path, export_base: Path, loa
     seed_everything(experiment.train.seed, experiment.train.deterministic)
     workdir.mkdir(parents=True, exist_ok=True)
     (workdir / CONFIG_FILE).write_text(json.dumps(config_lib.to_dict(experiment), indent=2))
+    (workdir / CONFIG_TOML).write_text(config_lib.to_toml(experiment), encoding="utf-8")
     print(f"workdir: {workdir}\nwatch it: tensorboard --logdir {workdir / 'tensorboard'}")
     loaded = loaded or sources.load(experiment.data.source, experiment.data)
     task = task_class(experiment.task).from_data(experiment, loaded)
@@ -232,6 +234,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("experiment", nargs="?", help="experiment name (see --list)")
     parser.add_argument("--list", action="store_true", help="list the experiments and exit")
     parser.add_argument("--data", help="data source replacing the experiment's (cim10, icd10cm, csv:PATH, ...)")
+    parser.add_argument("--config", help="TOML file with [data], [model], [train] tables (applied before --set)")
+    parser.add_argument("--print-config", action="store_true", help="print the resolved experiment as TOML and exit")
     parser.add_argument("--set", dest="overrides", action="extend", nargs="+", default=[], metavar="KEY=VALUE",
                         help="override config values, e.g. train.epochs=3 model.units=64")
     parser.add_argument("--tiny", action="store_true", help="the experiment's tiny variant (seconds; for tests)")
@@ -248,6 +252,8 @@ def configure(argv: Sequence[str] | None = None) -> tuple[config_lib.Experiment 
     if not args.experiment:
         raise UserError("name an experiment; `python -m tfnlp.train --list` shows them")
     experiment = experiments.get(args.experiment, tiny=args.tiny)
+    if args.config:
+        experiment = config_lib.apply_toml(experiment, args.config)
     if args.data:
         experiment = dataclasses.replace(experiment, data=dataclasses.replace(experiment.data, source=args.data))
     return config_lib.validate(config_lib.apply_overrides(experiment, args.overrides)), args
@@ -259,6 +265,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if experiment is None:
         for name, description in experiments.describe():
             print(f"{name:28} {description}")
+        return 0
+    if args.print_config:
+        print(config_lib.to_toml(experiment), end="")
         return 0
     # Fail now, not after training, when a folder cannot be written.
     export_base = writable_folder(args.export_base, "--export_base")
