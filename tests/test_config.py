@@ -45,3 +45,44 @@ def test_values_no_run_can_use_are_refused(override, message):
     with pytest.raises(UserError, match=message):
         validate(apply_overrides(base(), [override]))
     assert validate(base()) == base()
+
+
+def test_a_config_file_gives_what_the_same_values_given_with_set_give(tmp_path, capsys):
+    from tfnlp import train
+
+    path = tmp_path / "run.toml"
+    path.write_text('[model]\nunits = 24\ndropout = 0\n\n[train]\nepochs = 3\nlr_schedule = "plateau"\n'
+                    'deterministic = false\n\n[data]\nsource = "cim10:lang=es"\n', encoding="utf-8")
+    from_file, _ = train.configure(["icd10_seq2seq", "--tiny", "--config", str(path)])
+    from_set, _ = train.configure(["icd10_seq2seq", "--tiny", "--set", "model.units=24", "model.dropout=0",
+                                   "train.epochs=3", "train.lr_schedule=plateau", "train.deterministic=false",
+                                   "data.source=cim10:lang=es"])
+    assert from_file == from_set and from_file.model.dropout == 0.0 and isinstance(from_file.model.dropout, float)
+    # --set applies after the file; --print-config writes TOML that --config reads back to the same experiment.
+    assert train.main(["icd10_seq2seq", "--tiny", "--config", str(path), "--set", "train.epochs=5",
+                       "--print-config"]) == 0
+    printed = capsys.readouterr().out
+    assert "epochs = 5" in printed and "[model]" in printed
+    (tmp_path / "printed.toml").write_text(printed, encoding="utf-8")
+    again, _ = train.configure(["icd10_seq2seq", "--tiny", "--config", str(tmp_path / "printed.toml")])
+    assert again == train.configure(["icd10_seq2seq", "--tiny", "--config", str(path), "--set", "train.epochs=5"])[0]
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("[model]\nunits = 'many'\n", r"run.toml: model.units takes a int \(got str 'many'\)"),
+    ("[model]\nunits = 2.5\n", r"run.toml: model.units takes a int"),
+    ("[train]\ndeterministic = 1\n", r"run.toml: train.deterministic takes a bool"),
+    ("[modle]\nunits = 2\n", r"run.toml: unknown section 'modle'"),
+    ("[model]\nunit = 2\n", r"run.toml: unknown key 'model.unit'"),
+    ("units = 2\n", r"run.toml: 'units' must be a table"),
+    ("[model\n", r"run.toml: not valid TOML"),
+])
+def test_bad_config_files_are_user_errors_naming_the_file(tmp_path, text, message):
+    from tfnlp import train
+
+    path = tmp_path / "run.toml"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(UserError, match=message):
+        train.configure(["icd10_seq2seq", "--tiny", "--config", str(path)])
+    with pytest.raises(UserError, match="missing.toml: cannot be read"):
+        train.configure(["icd10_seq2seq", "--config", str(tmp_path / "missing.toml")])

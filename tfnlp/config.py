@@ -254,7 +254,7 @@ def _checked_type(experiment: Experiment, section_name: str, field_name: str, wh
     types = _field_types(getattr(experiment, section_name))
     if field_name not in types:
         known = ", ".join(f"{section_name}.{name}" for name in types)
-        raise UserError(f"{where}: unknown key {section_name}.{field_name!r}; known: {known}")
+        raise UserError(f"{where}: unknown key '{section_name}.{field_name}'; known: {known}")
     return types[field_name]
 
 
