@@ -33,6 +33,7 @@ FRESH_PROCESS = textwrap.dedent("""
     print(json.dumps({
         "outputs": {name: plain(value.numpy().tolist()) for name, value in out.items()},
         "shapes": {name: list(value.shape) for name, value in out.items()},
+        "dtypes": {name: value.dtype.name for name, value in out.items()},
         "inputs": {k: v.dtype.name + str(v.shape) for k, v in function.structured_input_signature[1].items()},
     }))
 """)
@@ -40,13 +41,15 @@ FRESH_PROCESS = textwrap.dedent("""
 
 def served_in_fresh_process(version: Path, texts: list[str], signature: str = "serving_default") -> dict:
     """Every output of an exported model for `texts`, decoded to Python values, from one fresh process that imports
-    TensorFlow and tensorflow_text only; also `__shapes__` and `__inputs__` (the signature's input specs)."""
+    TensorFlow and tensorflow_text only; also `__shapes__`, `__dtypes__` and `__inputs__` (the signature's input
+    specs)."""
     result = subprocess.run([sys.executable, "-c", FRESH_PROCESS, str(version), signature], input=json.dumps(texts),
                             capture_output=True, text=True, timeout=300,
                             env={"TF_CPP_MIN_LOG_LEVEL": "3", "PATH": "/usr/bin:/bin"})
     assert result.returncode == 0, result.stderr[-3000:]
     answer = json.loads(result.stdout.strip().splitlines()[-1])
-    return {**answer["outputs"], "__shapes__": answer["shapes"], "__inputs__": answer["inputs"]}
+    return {**answer["outputs"], "__shapes__": answer["shapes"], "__dtypes__": answer["dtypes"],
+            "__inputs__": answer["inputs"]}
 
 
 def run_tiny(experiment: str, tmp_path: Path, *extra: str) -> dict:

@@ -137,12 +137,22 @@ class TrainConfig:
         batch_size: global batch size (split across replicas).
         learning_rate: Adam learning rate.
         patience: epochs without improvement of the monitored value before stopping.
-        lr_schedule: `cosine` (decay to `lr_final_fraction` of the start over `epochs`: a predictable
-            run time) or `plateau` (multiply by `lr_factor` after `lr_patience` epochs without improvement).
-        lr_final_fraction: with `cosine`, the learning rate at the end as a fraction of the start.
+        lr_schedule: `cosine` or `linear` (decay to `lr_final_fraction` of the start over `epochs`: a
+            predictable run time), `constant`, each after an optional linear warm-up, or `plateau` (multiply
+            by `lr_factor` after `lr_patience` epochs without improvement).
+        lr_final_fraction: with `cosine` and `linear`, the learning rate at the end as a fraction of the start.
+        warmup_steps: optimizer steps of linear warm-up from 0 to `learning_rate` (0: none).
+        warmup_fraction: the warm-up as a fraction of the run's optimizer steps (when `warmup_steps` is 0).
+        weight_decay: decoupled weight decay (AdamW); 0 uses Adam.
+        grad_accum_steps: batches whose gradients are averaged before each update (the optimizer's own
+            `gradient_accumulation_steps`): the effective batch is `batch_size` x this.
+        precision: `float32`, `mixed_float16` (loss scaling) or `mixed_bfloat16`: Keras's mixed-precision
+            policy for the layers; losses and exported outputs stay float32.
+        jit_compile: compile the training step with XLA.
         lr_patience: with `plateau`, epochs without improvement before the learning rate decays.
         lr_factor: with `plateau`, the decay factor.
-        strategy: `auto`, `default`, `mirrored`, `tpu` or `one_device:/gpu:0`.
+        strategy: `auto`, `default`, `mirrored`, `multiworker` (from `TF_CONFIG`), `tpu` or
+            `one_device:/gpu:0`.
         seed: seed for weights, shuffling, dropout and the baselines.
         deterministic: make TensorFlow's kernels deterministic, so a seeded run repeats exactly on the
             same machine and software (`tf.config.experimental.enable_op_determinism`).
@@ -165,6 +175,12 @@ class TrainConfig:
     patience: int = 4
     lr_schedule: str = "cosine"
     lr_final_fraction: float = 0.05
+    warmup_steps: int = 0
+    warmup_fraction: float = 0.0
+    weight_decay: float = 0.0
+    grad_accum_steps: int = 1
+    precision: str = "float32"
+    jit_compile: bool = False
     lr_patience: int = 2
     lr_factor: float = 0.5
     strategy: str = "auto"
@@ -344,7 +360,10 @@ LOWER_BOUNDS = (
     ("model", "bpe_merges", 0), ("model", "sklearn_c", 1e-12), ("model", "sklearn_max_iter", 0),
     ("train", "lr_final_fraction", 0.0), ("model", "category_prior_weight", 0.0),
     ("model", "tfidf_prior_weight", 0.0), ("model", "tfidf_prior_sharpness", 0.0), ("model", "tfidf_min_weight", 0.0),
+    ("train", "warmup_steps", 0), ("train", "warmup_fraction", 0.0), ("train", "weight_decay", 0.0),
+    ("train", "grad_accum_steps", 1),
 )
+PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
 
 
 def validate(experiment: Experiment) -> Experiment:
@@ -365,6 +384,10 @@ def validate(experiment: Experiment) -> Experiment:
         raise UserError(f"data.preprocess={experiment.data.preprocess!r}: use lemma, or leave it empty")
     if experiment.train.loss not in LOSSES:
         raise UserError(f"train.loss={experiment.train.loss!r}: use one of {', '.join(LOSSES)}")
+    if experiment.train.precision not in PRECISIONS:
+        raise UserError(f"train.precision={experiment.train.precision!r}: use one of {', '.join(PRECISIONS)}")
+    if not experiment.train.warmup_fraction < 1.0:
+        raise UserError(f"train.warmup_fraction={experiment.train.warmup_fraction}: must be below 1")
     if not experiment.model.dropout < 1.0:
         raise UserError(f"model.dropout={experiment.model.dropout}: must be below 1")
     return experiment

@@ -12,11 +12,14 @@ of the same experiment and configuration is picked up again.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import dataclasses
 import json
+import os
 import shutil
 import sys
+import tempfile
 import time
 from collections.abc import Sequence
 from datetime import datetime
@@ -39,6 +42,13 @@ def make_strategy(name: str):
     """A tf.distribute strategy: `auto` picks TPU, then several GPUs, then the default strategy."""
     import tensorflow as tf
 
+    # Before anything that starts TensorFlow's runtime (listing devices does).
+    if name == "multiworker":
+        if not os.environ.get("TF_CONFIG"):
+            raise UserError("train.strategy=multiworker reads the cluster from the TF_CONFIG environment variable, "
+                            'which is not set (e.g. {"cluster": {"worker": ["host1:port", "host2:port"]}, '
+                            '"task": {"type": "worker", "index": 0}})')
+        return tf.distribute.MultiWorkerMirroredStrategy()
     if name in ("auto", "tpu"):
         try:
             resolver = tf.distribute.cluster_resolver.TPUClusterResolver()
@@ -55,7 +65,63 @@ def make_strategy(name: str):
         return tf.distribute.OneDeviceStrategy(name.partition(":")[2])
     if name in ("auto", "default"):
         return tf.distribute.get_strategy()
-    raise UserError(f"train.strategy={name!r}: use auto, default, mirrored, tpu or one_device:/gpu:0")
+    raise UserError(f"train.strategy={name!r}: use auto, default, mirrored, multiworker, tpu or one_device:/gpu:0")
+
+
+def worker_role(strategy) -> tuple[bool, int]:
+    """(is this process the chief, its worker index): the chief is the `chief` task, else worker 0; a single
+    process is its own chief."""
+    resolver = getattr(strategy, "cluster_resolver", None)
+    if resolver is None or not resolver.task_type:
+        return True, 0
+    has_chief = "chief" in resolver.cluster_spec().as_dict()
+    first_worker = not has_chief and resolver.task_type == "worker" and resolver.task_id == 0
+    return resolver.task_type == "chief" or first_worker, int(resolver.task_id or 0)
+
+
+def built_for_workers(model, dataset, strategy) -> None:
+    """Build `model`'s layers, metrics, loss and optimizer from one local batch, and skip Keras's own build.
+
+    Keras 3 (3.15) builds a model under a strategy by averaging the first distributed batch across the
+    replicas (`_maybe_symbolic_build`); raw-string inputs cannot be averaged, so under several workers it
+    fails before the first step. The build only needs shapes and dtypes: one local batch gives them.
+    """
+    import tensorflow as tf
+
+    batch = next(iter(dataset))
+    with strategy.scope():
+        model._symbolic_build(data_batch=batch)
+    model._maybe_symbolic_build = lambda iterator=None, data_batch=None: None
+    # Keras 3 (3.15) then averages each step's scalar logs across workers over axis 0, which a scalar lacks;
+    # a step that returns them as [1] vectors averages to the same scalar.
+    for name in ("train_step", "test_step"):
+        step = getattr(model, name)
+        setattr(model, name, lambda data, step=step: {key: tf.reshape(value, [1]) for key, value in step(data).items()})
+
+
+def sharded(dataset, multiworker: bool):
+    """`dataset` with an explicit auto-shard policy under several workers: in-memory data has no files to shard,
+    so each worker keeps its share of the elements (DATA)."""
+    if not multiworker:
+        return dataset
+    import tensorflow as tf
+
+    options = tf.data.Options()
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+    return dataset.with_options(options)
+
+
+@contextlib.contextmanager
+def precision_policy(name: str):
+    """Keras's global dtype policy set to `name` while models are built, then put back."""
+    import keras
+
+    previous = keras.mixed_precision.global_policy()
+    keras.mixed_precision.set_global_policy(name)
+    try:
+        yield
+    finally:
+        keras.mixed_precision.set_global_policy(previous)
 
 
 def seed_everything(seed: int, deterministic: bool) -> None:
@@ -95,7 +161,7 @@ def _read_config(path: Path) -> dict | None:
         return None
 
 
-def _callbacks(task_callbacks: list, workdir: Path, train: config_lib.TrainConfig) -> list:
+def _callbacks(task_callbacks: list, workdir: Path, train: config_lib.TrainConfig, backup: Path) -> list:
     import keras
 
     from tfnlp.callbacks import NonFiniteLoss, ResumableBackup
@@ -114,7 +180,7 @@ def _callbacks(task_callbacks: list, workdir: Path, train: config_lib.TrainConfi
     return [NonFiniteLoss(), *task_callbacks, *monitors,  # task callbacks first: they add what the monitors read
             keras.callbacks.TensorBoard(str(workdir / "tensorboard"), histogram_freq=1, write_graph=True),
             keras.callbacks.CSVLogger(str(workdir / HISTORY_FILE), append=True),
-            ResumableBackup(workdir / BACKUP_FOLDER, monitors)]  # last: it saves what the others decided
+            ResumableBackup(backup, monitors)]  # last: it saves what the others decided
 
 
 def parameter_counts(model) -> dict[str, int]:
@@ -171,16 +237,34 @@ def format_table(results: dict[str, dict[str, float]], row_header: str = "system
     return "\n".join(lines)
 
 
-def run(experiment: config_lib.Experiment, workdir: Path, export_base: Path, loaded=None) -> Path:
+def run(experiment: config_lib.Experiment, workdir: Path, export_base: Path, loaded=None, strategy=None,
+        extra_callbacks: Sequence = ()) -> Path | None:
     """Train, evaluate on the test split beside the baselines, export; returns the version folder.
 
-    `loaded` is the experiment's data (`sources.load`) when the caller has read it already.
+    Args:
+        experiment: the configuration.
+        workdir: the run folder; export_base: the export root.
+        loaded: the experiment's data (`sources.load`) when the caller has read it already.
+        strategy: a tf.distribute strategy made at program start (`multiworker` must be); None makes
+            `train.strategy`'s.
+        extra_callbacks: more Keras callbacks, after the task's (they see its validation scores in the logs).
+
+    Returns:
+        The exported version, or None on a worker that is not the chief (it trains, then deletes its scratch
+        folder: only the chief writes checkpoints, logs, reports and the export).
     """
     from tfnlp import export
     from tfnlp.data import sources
     from tfnlp.tasks import task_class
 
     seed_everything(experiment.train.seed, experiment.train.deterministic)
+    strategy = strategy or make_strategy(experiment.train.strategy)
+    chief, worker = worker_role(strategy)
+    multiworker = experiment.train.strategy == "multiworker"
+    # Each worker keeps its own backup, so a restarted worker resumes; the rest of a non-chief's output is scratch.
+    backup = workdir / BACKUP_FOLDER / f"worker-{worker}" if multiworker else workdir / BACKUP_FOLDER
+    scratch = None if chief else Path(tempfile.mkdtemp(prefix=f"tfnlp-worker{worker}-"))
+    workdir = workdir if chief else scratch
     workdir.mkdir(parents=True, exist_ok=True)
     (workdir / CONFIG_FILE).write_text(json.dumps(config_lib.to_dict(experiment), indent=2))
     (workdir / CONFIG_TOML).write_text(config_lib.to_toml(experiment), encoding="utf-8")
@@ -189,24 +273,38 @@ def run(experiment: config_lib.Experiment, workdir: Path, export_base: Path, loa
     task = task_class(experiment.task).from_data(experiment, loaded)
     print(f"data: {experiment.data.source} {task.splits.sizes()}")
 
-    train_data, validation_data = task.datasets()
-    strategy = make_strategy(experiment.train.strategy)
-    with strategy.scope():
-        model = task.build_model(steps_per_epoch=int(train_data.cardinality()))
+    train_data, validation_data = (sharded(data, multiworker) for data in task.datasets())
+    steps = int(train_data.cardinality())
+    with strategy.scope(), precision_policy(experiment.train.precision):
+        model = task.build_model(steps_per_epoch=steps)
+    # Several workers must take the same number of steps: the data repeats and each epoch is counted in steps.
+    fit_steps = {"steps_per_epoch": steps, "validation_steps": int(validation_data.cardinality())} if multiworker \
+        else {}
+    if multiworker:
+        built_for_workers(model, train_data, strategy)
+        train_data = train_data.repeat()
     started = time.perf_counter()
-    callbacks = _callbacks(task.callbacks(task.serving(model), str(workdir / "tensorboard")), workdir,
-                           experiment.train)
-    # A progress bar on a terminal, a line per epoch in logs.
-    model = task.fit(model, train_data, validation_data, experiment.train.epochs, callbacks,
-                     verbose=1 if sys.stdout.isatty() else 2)
+    callbacks = _callbacks([*task.callbacks(task.serving(model), str(workdir / "tensorboard")), *extra_callbacks],
+                           workdir, experiment.train, backup)
+    try:
+        # A progress bar on a terminal, a line per epoch in logs.
+        model = task.fit(model, train_data, validation_data, experiment.train.epochs, callbacks,
+                         verbose=1 if sys.stdout.isatty() else 2, **fit_steps)
+    finally:
+        if scratch:
+            shutil.rmtree(scratch, ignore_errors=True)
     train_seconds = time.perf_counter() - started
     if callbacks[0].found:
         raise UserError(f"{callbacks[0].found}; nothing was exported. Lower train.learning_rate (now "
                         f"{experiment.train.learning_rate:g}) or check the data; the run's logs are in {workdir}")
+    if not chief:
+        shutil.rmtree(backup, ignore_errors=True)  # it finished: nothing to resume
+        return None
     best = workdir / "checkpoints" / "best.weights.h5"
     if best.exists():
         model.load_weights(str(best))
-    inference = task.inference_model(model)  # what is exported carries no optimizer state
+    with precision_policy(experiment.train.precision):
+        inference = task.inference_model(model)  # what is exported carries no optimizer state
     serving = task.serving(inference)
 
     results, examples, predicted = task.evaluate(serving, task.splits.test, with_baselines=experiment.train.baselines)
@@ -270,10 +368,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(config_lib.to_toml(experiment), end="")
         return 0
     # Fail now, not after training, when a folder cannot be written.
+    # Collective ops are configured before anything else runs on TensorFlow.
+    strategy = make_strategy("multiworker") if experiment.train.strategy == "multiworker" else None
     export_base = writable_folder(args.export_base, "--export_base")
     workdir = writable_folder(resolve_workdir(experiment, args.workdir), "--workdir")
-    version = run(experiment, workdir, export_base)
-    print(f"exported: {version}")
+    version = run(experiment, workdir, export_base, strategy=strategy)
+    print(f"exported: {version}" if version else "trained (a worker: the chief evaluates and exports)")
     sys.stdout.flush()
     return 0
 

@@ -40,7 +40,7 @@ def _token_ids(vectorizer: keras.layers.TextVectorization, max_tokens: int,
 
 
 def _softmax(features, num_classes: int, dropout: float):
-    return keras.layers.Dense(num_classes, activation="softmax", name="probabilities")(
+    return keras.layers.Dense(num_classes, activation="softmax", name="probabilities", dtype="float32")(
         keras.layers.Dropout(dropout)(features))
 
 
@@ -103,6 +103,7 @@ def dense_head(features: keras.Model, layers: list[tuple[np.ndarray, np.ndarray]
     for index, (kernel, bias) in enumerate(layers):
         last = index == len(layers) - 1
         dense = keras.layers.Dense(kernel.shape[1], activation="softmax" if last else "relu",
+                                   dtype="float32" if last else None,
                                    name="probabilities" if last else f"hidden_{index}")
         output = dense(output)
         dense.set_weights([kernel.astype("float32"), bias.astype("float32")])

@@ -32,9 +32,11 @@ class BahdanauAttention(keras.layers.Layer):
         # The keys arrive with the encoder's Keras mask attached; it is passed on explicitly as `mask`.
         self.supports_masking = True
         self.units = units
-        self.query_projection = keras.layers.Dense(units, use_bias=False, name="query_projection")
-        self.key_projection = keras.layers.Dense(units, use_bias=False, name="key_projection")
-        self.score = keras.layers.Dense(1, use_bias=False, name="score")
+        # The projections compute in the layer's own dtype (float32 in the decoder, whatever the global policy).
+        self.query_projection = keras.layers.Dense(units, use_bias=False, name="query_projection",
+                                                   dtype=self.dtype_policy)
+        self.key_projection = keras.layers.Dense(units, use_bias=False, name="key_projection", dtype=self.dtype_policy)
+        self.score = keras.layers.Dense(1, use_bias=False, name="score", dtype=self.dtype_policy)
 
     def call(self, query, keys, mask=None, projected_keys=None):
         """Attend from each query step over the keys.
@@ -148,10 +150,11 @@ class Seq2SeqDecoder(keras.layers.Layer):
         self.attention_units, self.dropout_rate = attention_units, dropout
         self.embedding = keras.layers.Embedding(alphabet_size, char_embedding_dim, name="char_embedding")
         self.rnn = keras.layers.LSTM(units, return_sequences=True, return_state=True, name="lstm")
-        self.attention = BahdanauAttention(attention_units, name="attention")
+        # Attention scores and the output logits in float32 under a mixed-precision policy.
+        self.attention = BahdanauAttention(attention_units, name="attention", dtype="float32")
         self.combine = keras.layers.Dense(units, activation="tanh", name="combine")
         self.dropout = keras.layers.Dropout(dropout)
-        self.logits = keras.layers.Dense(alphabet_size, name="logits")
+        self.logits = keras.layers.Dense(alphabet_size, name="logits", dtype="float32")
 
     def call(self, previous_tokens, state, encoder_outputs, encoder_mask, projected_keys=None, training=None):
         """previous_tokens [B, L] -> logits [B, L, V], attention weights [B, L, T], new state [h, c]."""
@@ -175,7 +178,7 @@ class Seq2SeqDecoder(keras.layers.Layer):
     def _attend_and_predict(self, rnn_outputs, encoder_outputs, encoder_mask, projected_keys, training):
         context, weights = self.attention(rnn_outputs, encoder_outputs, mask=encoder_mask,
                                           projected_keys=projected_keys)
-        combined = self.combine(tf.concat([rnn_outputs, context], axis=-1))
+        combined = self.combine(tf.concat([rnn_outputs, tf.cast(context, rnn_outputs.dtype)], axis=-1))
         return self.logits(self.dropout(combined, training=training)), weights
 
     def get_config(self) -> dict:
@@ -204,7 +207,8 @@ class CharSeq2Seq(keras.Model):
         self.encoder = encoder
         self.decoder = decoder
         self.num_categories = num_categories
-        self.category_head = keras.layers.Dense(num_categories, name="category_head") if num_categories else None
+        self.category_head = (keras.layers.Dense(num_categories, name="category_head", dtype="float32")
+                              if num_categories else None)
 
     def category_logits(self, encoder_outputs, mask):
         """Category logits [B, C] from the masked mean of encoder outputs [B, T, D]."""

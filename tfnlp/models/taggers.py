@@ -22,7 +22,8 @@ TAGGERS = (*WORD_TAGGERS, *SUBWORD_TAGGERS)
 
 
 def _softmax_per_step(sequence, num_tags: int, dropout: float):
-    return keras.layers.Dense(num_tags, activation="softmax", name="tags")(keras.layers.Dropout(dropout)(sequence))
+    tags = keras.layers.Dense(num_tags, activation="softmax", name="tags", dtype="float32")  # float32 under mixed
+    return tags(keras.layers.Dropout(dropout)(sequence))
 
 
 def bilstm_tagger(config: ModelConfig, vocabulary: Sequence[str], num_tags: int,

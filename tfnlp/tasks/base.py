@@ -52,15 +52,70 @@ def predict_strings(function: Callable, texts: Sequence[str], output: str, batch
     return values
 
 
+@keras.saving.register_keras_serializable(package="tfnlp")
+class WarmupDecay(keras.optimizers.schedules.LearningRateSchedule):
+    """A linear warm-up from 0 to `peak` over `warmup_steps`, then `constant`, `linear` or `cosine` decay to
+    `final_fraction` x `peak` at `total_steps`."""
+
+    def __init__(self, peak: float, total_steps: int, warmup_steps: int = 0, shape: str = "cosine",
+                 final_fraction: float = 0.0) -> None:
+        self.peak, self.total_steps, self.warmup_steps = peak, total_steps, warmup_steps
+        self.shape, self.final_fraction = shape, final_fraction
+
+    def __call__(self, step):
+        step = tf.cast(step, tf.float32)
+        warmup = tf.cast(self.warmup_steps, tf.float32)
+        progress = tf.clip_by_value((step - warmup) / tf.maximum(float(self.total_steps) - warmup, 1.0), 0.0, 1.0)
+        if self.shape == "constant":
+            decay = tf.ones_like(progress)
+        elif self.shape == "linear":
+            decay = 1.0 - progress
+        else:
+            decay = 0.5 * (1.0 + tf.cos(np.pi * progress))
+        decayed = self.peak * (self.final_fraction + (1.0 - self.final_fraction) * decay)
+        warming = self.peak * (step + 1.0) / tf.maximum(warmup, 1.0)
+        return tf.where(step < warmup, warming, decayed)
+
+    def get_config(self) -> dict:
+        return {"peak": self.peak, "total_steps": self.total_steps, "warmup_steps": self.warmup_steps,
+                "shape": self.shape, "final_fraction": self.final_fraction}
+
+
+LR_SCHEDULES = ("cosine", "linear", "constant", "plateau")
+
+
+def warmup_steps(train: TrainConfig, total_steps: int) -> int:
+    """`train.warmup_steps`, or `train.warmup_fraction` of the run's optimizer steps."""
+    return train.warmup_steps or int(round(train.warmup_fraction * total_steps))
+
+
 def learning_rate(train: TrainConfig, steps_per_epoch: int):
-    """The optimizer's learning rate: a cosine schedule over the run (decaying to `train.lr_final_fraction` of
-    the start), or a constant that ReduceLROnPlateau decays (`plateau`)."""
-    if train.lr_schedule == "cosine":
-        return keras.optimizers.schedules.CosineDecay(train.learning_rate, train.epochs * steps_per_epoch,
-                                                      alpha=train.lr_final_fraction)
+    """The optimizer's learning rate: `cosine`, `linear` or `constant` after an optional linear warm-up, over
+    the run's optimizer steps (decaying to `train.lr_final_fraction` of the start), or a constant that
+    ReduceLROnPlateau decays (`plateau`)."""
+    if train.lr_schedule not in LR_SCHEDULES:
+        raise UserError(f"train.lr_schedule={train.lr_schedule!r}: use {', '.join(LR_SCHEDULES)}")
+    # With gradient accumulation the optimizer updates (and counts a step) once every grad_accum_steps batches.
+    total = max(1, train.epochs * steps_per_epoch // train.grad_accum_steps)
+    warmup = warmup_steps(train, total)
     if train.lr_schedule == "plateau":
+        if warmup:
+            raise UserError("train.lr_schedule=plateau takes no warm-up (train.warmup_steps / warmup_fraction): "
+                            "use cosine, linear or constant with a warm-up")
         return train.learning_rate
-    raise UserError(f"train.lr_schedule={train.lr_schedule!r}: use cosine or plateau")
+    if train.lr_schedule == "cosine" and not warmup:
+        return keras.optimizers.schedules.CosineDecay(train.learning_rate, total, alpha=train.lr_final_fraction)
+    return WarmupDecay(train.learning_rate, total, warmup, train.lr_schedule, train.lr_final_fraction)
+
+
+def make_optimizer(train: TrainConfig, steps_per_epoch: int) -> keras.optimizers.Optimizer:
+    """Adam, or AdamW with `train.weight_decay`, on the configured schedule; Keras accumulates the gradients of
+    `train.grad_accum_steps` batches before each update (the optimizers' own `gradient_accumulation_steps`)."""
+    accumulation = {"gradient_accumulation_steps": train.grad_accum_steps} if train.grad_accum_steps > 1 else {}
+    rate = learning_rate(train, steps_per_epoch)
+    if train.weight_decay:
+        return keras.optimizers.AdamW(rate, weight_decay=train.weight_decay, **accumulation)
+    return keras.optimizers.Adam(rate, **accumulation)
 
 
 def shuffled(dataset: tf.data.Dataset, count: int, train: TrainConfig, training: bool,
@@ -245,21 +300,23 @@ class Task(abc.ABC):
         return self.dataset(self.splits.train, True), self.dataset(self.splits.validation, False)
 
     def build_model(self, steps_per_epoch: int) -> keras.Model:
-        """A model compiled with Adam on the configured learning-rate schedule; call inside the strategy's scope.
+        """A model compiled with `make_optimizer`'s optimizer; call inside the strategy's scope.
 
         Args:
             steps_per_epoch: training batches per epoch, for the learning-rate schedule.
         """
+        train = self.experiment.train
         model = self.make_model()
-        optimizer = keras.optimizers.Adam(learning_rate(self.experiment.train, steps_per_epoch))
-        model.compile(optimizer=optimizer, **self.loss())
+        # Under a mixed policy Keras wraps the optimizer in a LossScaleOptimizer itself (mixed_float16).
+        model.compile(optimizer=make_optimizer(train, steps_per_epoch), jit_compile=train.jit_compile, **self.loss())
         return model
 
     def fit(self, model: keras.Model, train_data: tf.data.Dataset, validation_data: tf.data.Dataset, epochs: int,
-            callbacks: list, verbose: int) -> keras.Model:
-        """`model.fit` (the datasets shuffle themselves); returns the trained model."""
+            callbacks: list, verbose: int, **steps: int) -> keras.Model:
+        """`model.fit` (the datasets shuffle themselves); returns the trained model. `steps`: `steps_per_epoch`
+        and `validation_steps` where the data repeats (several workers)."""
         model.fit(train_data, validation_data=validation_data, epochs=epochs, callbacks=callbacks, shuffle=False,
-                  verbose=verbose)
+                  verbose=verbose, **steps)
         return model
 
     def callbacks(self, serving: ServingModule, tensorboard_dir: str) -> list[keras.callbacks.Callback]:

@@ -167,11 +167,11 @@ class ClassificationTask(Task):
         return dataset.batch(train.batch_size).prefetch(tf.data.AUTOTUNE)
 
     def fit(self, model: keras.Model, train_data, validation_data, epochs: int, callbacks: list,
-            verbose: int) -> keras.Model:
+            verbose: int, **steps: int) -> keras.Model:
         """Keras fit, or for the scikit-learn models, the featuriser followed by the dense layers that
         scikit-learn fitted on its vectors."""
         if not self.sklearn:
-            return super().fit(model, train_data, validation_data, epochs, callbacks, verbose)
+            return super().fit(model, train_data, validation_data, epochs, callbacks, verbose, **steps)
         return self._fit_sklearn(model)
 
     def _fit_sklearn(self, features: keras.Model) -> keras.Model:

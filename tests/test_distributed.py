@@ -1,0 +1,118 @@
+"""Training under tf.distribute strategies: two worker processes on 127.0.0.1, mixed precision, accumulation."""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tests.helpers import served_in_fresh_process
+from tfnlp.config import TrainConfig
+from tfnlp.tasks.base import WarmupDecay, learning_rate, make_optimizer
+
+WORKER_SECONDS = 240
+
+
+def free_ports(count: int) -> list[int]:
+    sockets = [socket.socket() for _ in range(count)]
+    try:
+        for sock in sockets:
+            sock.bind(("127.0.0.1", 0))
+        return [sock.getsockname()[1] for sock in sockets]
+    finally:
+        for sock in sockets:
+            sock.close()
+
+
+def test_two_workers_train_together_and_only_the_chief_exports(tmp_path):
+    cluster = {"worker": [f"127.0.0.1:{port}" for port in free_ports(2)]}
+    workdir, export_base = tmp_path / "work", tmp_path / "export"
+    processes = []
+    try:
+        for index in range(2):
+            env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2",
+                       TF_CONFIG=json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}}))
+            processes.append(subprocess.Popen(
+                [sys.executable, "-m", "tfnlp.train", "icd10_chapter_lstm", "--tiny", "--set",
+                 "train.strategy=multiworker", "--workdir", str(workdir), "--export_base", str(export_base)],
+                env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
+        outputs = [process.communicate(timeout=WORKER_SECONDS)[0] for process in processes]
+    finally:
+        for process in processes:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+    assert [process.returncode for process in processes] == [0, 0], "\n".join(output[-2000:] for output in outputs)
+    version = export_base / "icd10_chapter_lstm" / "1"
+    assert outputs[0].strip().splitlines()[-1] == f"exported: {version}"
+    assert "trained (a worker" in outputs[1] and "exported:" not in outputs[1]
+    assert sorted(path.name for path in (export_base / "icd10_chapter_lstm").iterdir()) == ["1"]
+    # Each of the 480 training texts is read once an epoch: 15 global batches of 32, 16 texts per worker.
+    assert "15/15" in outputs[0] and "15/15" in outputs[1]
+    assert (workdir / "metrics.json").exists() and not (workdir / "backup").exists()
+    out = served_in_fresh_process(version, ["Diabète sucré de type 2", ""])
+    assert len(out["label"]) == 2 and all(0.0 < score <= 1.0 for score in out["score"])
+
+
+def test_multiworker_without_a_cluster_is_a_user_error(capsys, monkeypatch):
+    from tfnlp import train
+
+    monkeypatch.delenv("TF_CONFIG", raising=False)
+    with pytest.raises(SystemExit) as exit_info:
+        train.main(["icd10_chapter_lstm", "--tiny", "--set", "train.strategy=multiworker"])
+    assert exit_info.value.code == 2 and "TF_CONFIG" in capsys.readouterr().err
+
+
+def test_a_mixed_float16_run_exports_float32_outputs(tmp_path):
+    from tfnlp import train
+
+    assert train.main(["icd10_chapter_lstm", "--tiny", "--set", "train.precision=mixed_float16", "--workdir",
+                       str(tmp_path / "w"), "--export_base", str(tmp_path / "e")]) == 0
+    assert keras.mixed_precision.global_policy().name == "float32"  # put back after the run
+    out = served_in_fresh_process(tmp_path / "e" / "icd10_chapter_lstm" / "1", ["Asthme", "Choléra"])
+    assert out["__dtypes__"]["probabilities"] == "float32" and out["__dtypes__"]["score"] == "float32"
+
+
+def tiny_model(seed: int) -> keras.Model:
+    keras.utils.set_random_seed(seed)
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(4, activation="tanh"), keras.layers.Dense(1)])
+    return model
+
+
+def test_k_accumulated_batches_of_b_make_the_update_of_one_batch_of_k_times_b():
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(8, 3)).astype("float32"), rng.normal(size=(8, 1)).astype("float32")
+    train = TrainConfig(epochs=1, learning_rate=0.05, lr_schedule="constant")
+    weights = []
+    for accumulation, batch in ((4, 2), (1, 8)):
+        model = tiny_model(7)
+        optimizer = make_optimizer(TrainConfig(**{**train.__dict__, "grad_accum_steps": accumulation}), 4)
+        model.compile(optimizer=optimizer, loss="mse")
+        model.fit(x, y, batch_size=batch, epochs=1, shuffle=False, verbose=0)
+        weights.append(model.get_weights())
+    initial = tiny_model(7).get_weights()
+    for accumulated, whole, start in zip(*weights, initial, strict=True):
+        assert not np.allclose(whole, start)  # one real update happened
+        np.testing.assert_allclose(accumulated, whole, atol=1e-5)
+
+
+def test_schedules_warm_up_then_decay_and_weight_decay_picks_adamw():
+    train = TrainConfig(epochs=2, learning_rate=1.0, lr_final_fraction=0.0, warmup_steps=10, lr_schedule="linear")
+    schedule = learning_rate(train, 50)
+    assert isinstance(schedule, WarmupDecay)
+    values = [float(schedule(step)) for step in (0, 4, 9, 10, 55, 99)]
+    assert values == pytest.approx([0.1, 0.5, 1.0, 1.0, 0.5, 0.0111], abs=1e-3)
+    cosine = learning_rate(TrainConfig(epochs=1, learning_rate=1.0, warmup_fraction=0.5), 10)
+    assert float(cosine(2)) == pytest.approx(0.6) and float(cosine(9)) < float(cosine(6)) < 1.0
+    constant = learning_rate(TrainConfig(epochs=1, learning_rate=0.3, lr_schedule="constant"), 10)
+    assert [float(constant(step)) for step in (0, 5, 9)] == pytest.approx([0.3] * 3)
+    assert isinstance(make_optimizer(TrainConfig(weight_decay=0.01), 10), keras.optimizers.AdamW)
+    assert make_optimizer(TrainConfig(grad_accum_steps=3), 10).gradient_accumulation_steps == 3
+    # Accumulating k batches makes k times fewer optimizer steps: the schedule spans those.
+    assert learning_rate(TrainConfig(epochs=2, grad_accum_steps=4), 40).decay_steps == 20
+    assert tf.is_tensor(schedule(tf.constant(3)))
