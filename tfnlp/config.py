@@ -254,7 +254,7 @@ def apply_overrides(experiment: Experiment, overrides: Iterable[str]) -> Experim
         if not sep or not dot:
             raise UserError(f"override {override!r} should look like section.key=value, e.g. train.epochs=3")
         where = f"override {override!r}"
-        value_type = _checked_type(experiment, section_name, field_name, where)
+        value_type = checked_type(experiment, section_name, field_name, where)
         try:
             value = parse_value(raw_value.strip(), value_type)
         except ValueError as error:
@@ -263,7 +263,7 @@ def apply_overrides(experiment: Experiment, overrides: Iterable[str]) -> Experim
     return _replaced(experiment, changes)
 
 
-def _checked_type(experiment: Experiment, section_name: str, field_name: str, where: str) -> Any:
+def checked_type(experiment: Experiment, section_name: str, field_name: str, where: str) -> Any:
     """The type of `section.key`, refusing an unknown section or key with a message naming `where`."""
     if section_name not in SECTIONS:
         raise UserError(f"{where}: unknown section {section_name!r}; known: {', '.join(SECTIONS)}")
@@ -307,7 +307,7 @@ def apply_toml(experiment: Experiment, path: str | Path) -> Experiment:
         if not isinstance(values, dict):
             raise UserError(f"{path}: {section_name!r} must be a table ([data], [model] or [train])")
         for field_name, value in values.items():
-            value_type = _checked_type(experiment, section_name, field_name, str(path))
+            value_type = checked_type(experiment, section_name, field_name, str(path))
             try:
                 changes.setdefault(section_name, {})[field_name] = _typed(value, value_type)
             except ValueError as error:

@@ -238,7 +238,7 @@ def format_table(results: dict[str, dict[str, float]], row_header: str = "system
 
 
 def run(experiment: config_lib.Experiment, workdir: Path, export_base: Path, loaded=None, strategy=None,
-        extra_callbacks: Sequence = ()) -> Path | None:
+        extra_callbacks: Sequence = (), evaluate: bool = True) -> Path | None:
     """Train, evaluate on the test split beside the baselines, export; returns the version folder.
 
     Args:
@@ -248,10 +248,12 @@ def run(experiment: config_lib.Experiment, workdir: Path, export_base: Path, loa
         strategy: a tf.distribute strategy made at program start (`multiworker` must be); None makes
             `train.strategy`'s.
         extra_callbacks: more Keras callbacks, after the task's (they see its validation scores in the logs).
+        evaluate: evaluate on the test split and export after training; False stops after training (a search
+            trial: its value is in the run's history, the test split is never read).
 
     Returns:
-        The exported version, or None on a worker that is not the chief (it trains, then deletes its scratch
-        folder: only the chief writes checkpoints, logs, reports and the export).
+        The exported version, or None without `evaluate` or on a worker that is not the chief (it trains, then
+        deletes its scratch folder: only the chief writes checkpoints, logs, reports and the export).
     """
     from tfnlp import export
     from tfnlp.data import sources
@@ -297,7 +299,7 @@ def run(experiment: config_lib.Experiment, workdir: Path, export_base: Path, loa
     if callbacks[0].found:
         raise UserError(f"{callbacks[0].found}; nothing was exported. Lower train.learning_rate (now "
                         f"{experiment.train.learning_rate:g}) or check the data; the run's logs are in {workdir}")
-    if not chief:
+    if not (chief and evaluate):
         shutil.rmtree(backup, ignore_errors=True)  # it finished: nothing to resume
         return None
     best = workdir / "checkpoints" / "best.weights.h5"

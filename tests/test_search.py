@@ -1,0 +1,94 @@
+"""Optuna search: trials are tiny runs; an interrupted study resumes to its total."""
+
+import os
+import subprocess
+import sys
+import time
+
+import optuna
+import pytest
+
+from tfnlp import search
+from tfnlp.errors import UserError
+
+TINY = ["icd10_chapter_lstm", "--tiny", "--set", "train.epochs=2", "train.patience=2"]
+
+
+def finished_trials(storage: str, study: str) -> int:
+    try:
+        loaded = optuna.load_study(study_name=study, storage=storage)
+    except KeyError:  # not created yet
+        return 0
+    return sum(trial.state.is_finished() for trial in loaded.get_trials(deepcopy=False))
+
+
+def test_a_killed_search_resumes_until_the_study_holds_its_trials(tmp_path, capsys):
+    storage = f"sqlite:///{tmp_path / 'search.db'}"
+    argv = [*TINY, "--trials", "4", "--storage", storage, "--study", "s", "--root", str(tmp_path / "runs")]
+    process = subprocess.Popen([sys.executable, "-m", "tfnlp.search", *argv], stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
+    try:
+        deadline = time.monotonic() + 240
+        while finished_trials(storage, "s") < 2 and process.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.2)
+        process.kill()
+        process.wait()
+    finally:
+        if process.poll() is None:
+            process.kill()
+    done = finished_trials(storage, "s")
+    assert 2 <= done < 4, "the search was not interrupted in the middle"
+    with pytest.raises(SystemExit) as exit_info:  # the study exists: starting it again needs --resume
+        search.main(argv)
+    assert exit_info.value.code == 2 and "--resume to carry it on" in capsys.readouterr().err
+    assert search.main([*argv, "--resume"]) == 0
+    out = capsys.readouterr().out
+    trials = optuna.load_study(study_name="s", storage=storage).get_trials()
+    assert sum(trial.state.is_finished() for trial in trials) == 4 and not any(
+        trial.state.name == "RUNNING" for trial in trials)
+    assert f"{done} finished trials, {4 - done} to run" in out
+    assert out.count("\n| ") >= 5  # header + one row per trial
+    best_line = next(line for line in out.splitlines() if line.startswith("best as --set: --set "))
+    assert "train.learning_rate=" in best_line
+    best = tmp_path / "runs" / "s" / "best.toml"
+    assert "[train]" in best.read_text() and "learning_rate = " in best.read_text()
+    # The best configuration as a file gives what the same values given with --set give.
+    from tfnlp import train
+
+    from_file, _ = train.configure(["icd10_chapter_lstm", "--tiny", "--config", str(best)])
+    from_set, _ = train.configure(["icd10_chapter_lstm", "--tiny", "--set", *best_line.split("--set ", 1)[1].split()])
+    assert from_file == from_set
+
+
+def test_a_failing_trial_is_recorded_with_its_reason_and_the_study_goes_on(tmp_path, capsys):
+    space = tmp_path / "space.toml"
+    # model.vocab_size below 3 is refused by the configuration checks: those trials fail, the others complete.
+    space.write_text('"model.vocab_size" = [1, 500]\n"train.learning_rate" = {low = 1e-3, high = 1e-2, log = true}\n')
+    argv = [*TINY, "--trials", "6", "--space", str(space), "--sampler", "random", "--root", str(tmp_path)]
+    assert search.main(argv) == 0
+    out = capsys.readouterr().out
+    assert "| fail |" in out and "failed: " in out and "model.vocab_size=1" in out and "| complete |" in out
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ('"model.unit" = [1, 2]\n', "unknown key 'model.unit'"),
+    ('"model.units" = []\n', "an empty list of choices"),
+    ('"model.units" = {low = 1}\n', "give a list of choices or"),
+])
+def test_bad_space_files_are_user_errors(tmp_path, text, message):
+    from tfnlp import experiments
+
+    path = tmp_path / "space.toml"
+    path.write_text(text)
+    with pytest.raises(UserError, match=message):
+        search.read_space(str(path), experiments.get("icd10_chapter_lstm", tiny=True))
+
+
+def test_every_task_family_has_a_default_space_of_real_keys():
+    from tfnlp import experiments
+
+    for name, _ in experiments.describe():
+        experiment = experiments.get(name, tiny=True)
+        for key in search.default_space(experiment):
+            section, _, field = key.partition(".")
+            search.config_lib.checked_type(experiment, section, field, name)

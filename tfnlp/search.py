@@ -1,0 +1,296 @@
+"""Hyperparameter search with Optuna: each trial one `tfnlp.train` run, scored on the validation split.
+
+    python -m tfnlp.search EXPERIMENT --trials N [--space space.toml] [--storage sqlite:///runs/search.db]
+                           [--study NAME] [--timeout S] [--sampler tpe|random] [--tiny] [--resume]
+                           [--train-best] [--data SRC] [--config run.toml] [--set k=v ...]
+
+The objective is the experiment's monitored validation value (`train.monitor`: maximised, or minimised
+for a loss), the best epoch's, as early stopping keeps it; the test split is never read. Unpromising
+trials stop early (Optuna's median pruner on the per-epoch value, through optuna-integration's Keras
+callback). `--trials N` is the study's total: `--resume` carries an interrupted study on until it holds
+N finished trials (complete, pruned or failed; trials an interrupted search left running are marked
+failed first: `--resume` assumes no other process works on the study). A failed trial (an impossible
+combination, out of memory) is recorded with its reason and the study goes on.
+
+A space file maps `section.key` to a range or a list:
+
+    "train.learning_rate" = {low = 1e-4, high = 1e-2, log = true}
+    "model.units" = {low = 64, high = 256, step = 64}
+    "train.batch_size" = [32, 64, 128]
+
+Several processes may run trials of one study at once by giving the same `--storage` (a database
+they all reach) and `--study`, each with its own `--trials`; the leaderboard reads them all.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import math
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from tfnlp import config as config_lib
+from tfnlp.errors import UserError, cli_main
+
+Space = dict[str, Any]  # "section.key" -> {"low", "high", "log"?, "step"?} or a list of choices
+
+# Default spaces per task family: the settings the seed projects tuned by hand.
+SPACES: dict[str, Space] = {
+    "seq2seq": {"train.learning_rate": {"low": 5e-4, "high": 5e-3, "log": True}, "train.batch_size": [32, 64, 128],
+                "model.units": [128, 256], "model.dropout": {"low": 0.1, "high": 0.4},
+                "model.category_loss_weight": {"low": 0.25, "high": 1.0}},
+    "classification": {"train.learning_rate": {"low": 3e-4, "high": 1e-2, "log": True},
+                       "train.batch_size": [32, 64, 128], "model.embedding_dim": [64, 128, 256],
+                       "model.units": [64, 128, 256], "model.dropout": {"low": 0.0, "high": 0.5},
+                       "train.loss": ["ce", "focal"], "train.focal_gamma": {"low": 1.0, "high": 3.0}},
+    "tagging": {"train.learning_rate": {"low": 3e-4, "high": 1e-2, "log": True}, "train.batch_size": [16, 32, 64],
+                "model.units": [64, 128, 256], "model.dropout": {"low": 0.0, "high": 0.5}},
+    "transformer": {"train.learning_rate": {"low": 1e-5, "high": 1e-4, "log": True}, "train.batch_size": [8, 16, 32],
+                    "model.dropout": {"low": 0.0, "high": 0.3}, "train.weight_decay": [0.0, 0.01]},
+}
+TRANSFORMERS = ("bert", "bert_tagger", "gpt_tagger")
+
+
+def default_space(experiment: config_lib.Experiment) -> Space:
+    """The task family's space (transformers have their own: smaller learning rates and batches)."""
+    family = "transformer" if experiment.model.name in TRANSFORMERS else experiment.task
+    return SPACES[family]
+
+
+def read_space(path: str, experiment: config_lib.Experiment) -> Space:
+    """A TOML space file, each key checked against the experiment's configuration."""
+    try:
+        raw = config_lib.tomllib.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as error:
+        raise UserError(f"{path}: cannot be read ({error})") from None
+    except config_lib.tomllib.TOMLDecodeError as error:
+        raise UserError(f"{path}: not valid TOML ({error})") from None
+    for key, domain in raw.items():
+        section, _, name = key.partition(".")
+        config_lib.checked_type(experiment, section, name, str(path))
+        if isinstance(domain, list):
+            if not domain:
+                raise UserError(f"{path}: {key}: an empty list of choices")
+        elif not (isinstance(domain, dict) and {"low", "high"} <= set(domain) <= {"low", "high", "log", "step"}):
+            raise UserError(f"{path}: {key}: give a list of choices or {{low = ..., high = ...[, log = true]"
+                            "[, step = ...]}")
+    return raw
+
+
+def suggest(trial, space: Space, experiment: config_lib.Experiment) -> list[str]:
+    """The trial's `section.key=value` overrides, one per entry of `space`."""
+    overrides = []
+    for key, domain in space.items():
+        section, _, name = key.partition(".")
+        value_type = config_lib.checked_type(experiment, section, name, "search space")
+        if isinstance(domain, list):
+            value = trial.suggest_categorical(key, domain)
+        elif value_type is int:
+            value = trial.suggest_int(key, domain["low"], domain["high"], step=domain.get("step", 1),
+                                      log=domain.get("log", False))
+        else:
+            value = trial.suggest_float(key, domain["low"], domain["high"], step=domain.get("step"),
+                                        log=domain.get("log", False))
+        overrides.append(f"{key}={value}")
+    return overrides
+
+
+def best_value(history: Path, monitor: str) -> float:
+    """The best per-epoch value of `monitor` in a run's history (what early stopping kept)."""
+    from tfnlp.train import read_history
+
+    values = [value for value in read_history(history).get(monitor, []) if math.isfinite(value)]
+    if not values:
+        raise RuntimeError(f"no finite {monitor} in {history}")
+    return min(values) if monitor.endswith("loss") else max(values)
+
+
+class Objective:
+    """One trial: the experiment with the trial's overrides, trained in its own workdir, pruned by epoch."""
+
+    def __init__(self, experiment: config_lib.Experiment, space: Space, root: Path, loaded) -> None:
+        self.experiment, self.space, self.root, self.loaded = experiment, space, root, loaded
+
+    def __call__(self, trial) -> float:
+        import optuna
+
+        try:
+            return self._run(trial)
+        except optuna.TrialPruned:
+            raise
+        except Exception as error:
+            trial.set_user_attr("failure", f"{type(error).__name__}: {str(error).strip().splitlines()[-1][:200]}")
+            raise
+
+    def _run(self, trial) -> float:
+        from optuna_integration.keras import KerasPruningCallback
+
+        from tfnlp import train
+
+        overrides = suggest(trial, self.space, self.experiment)
+        trial.set_user_attr("overrides", overrides)
+        try:
+            experiment = config_lib.validate(config_lib.apply_overrides(self.experiment, overrides))
+        except UserError as error:
+            raise ValueError(f"impossible combination: {error}") from None
+        workdir = self.root / f"trial-{trial.number:04d}"
+        trial.set_user_attr("workdir", str(workdir))
+        monitor = experiment.train.monitor
+        # The data is read once for all trials, unless the space changes how it is read.
+        shared = self.loaded if not any(key.startswith("data.") for key in self.space) else None
+        train.run(experiment, workdir, workdir / "export", loaded=shared,
+                  extra_callbacks=[KerasPruningCallback(trial, monitor)], evaluate=False)
+        return best_value(workdir / train.HISTORY_FILE, monitor)
+
+
+def open_study(args, experiment: config_lib.Experiment):
+    """The study named by `--study` in `--storage`: created, or with `--resume` loaded and its interrupted
+    trials marked failed."""
+    import optuna
+
+    direction = "minimize" if experiment.train.monitor.endswith("loss") else "maximize"
+    sampler = {"tpe": optuna.samplers.TPESampler, "random": optuna.samplers.RandomSampler}[args.sampler](
+        seed=experiment.train.seed)
+    pruner = optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=1)
+    try:
+        exists = args.study in optuna.study.get_all_study_names(args.storage)
+    except Exception as error:  # noqa: BLE001 - any storage backend's error: bad URL, unreachable database
+        raise UserError(f"--storage {args.storage}: cannot be opened ({str(error).splitlines()[0]})") from None
+    if exists and not args.resume:
+        raise UserError(f"study {args.study!r} already exists in {args.storage}: --resume to carry it on, or "
+                        "--study NAME for a new one")
+    if args.resume and not exists:
+        raise UserError(f"--resume: no study {args.study!r} in {args.storage}")
+    study = optuna.create_study(storage=args.storage, study_name=args.study, direction=direction, sampler=sampler,
+                                pruner=pruner, load_if_exists=True)
+    for trial in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
+        study._storage.set_trial_user_attr(trial._trial_id, "failure", "interrupted (marked by --resume)")
+        study._storage.set_trial_state_values(trial._trial_id, optuna.trial.TrialState.FAIL)
+    study.set_user_attr("experiment", experiment.name)
+    return study
+
+
+def finished(study) -> list:
+    return [trial for trial in study.get_trials(deepcopy=False) if trial.state.is_finished()]
+
+
+def leaderboard(study) -> str:
+    """Trials best first (complete ones by value, then pruned, then failed): value, state, seconds, overrides."""
+    import optuna
+
+    sign = -1 if study.direction == optuna.study.StudyDirection.MAXIMIZE else 1
+    order = {"COMPLETE": 0, "PRUNED": 1, "FAIL": 2, "RUNNING": 3, "WAITING": 4}
+
+    def rank(trial):
+        # A pruned trial ranks by the last value it reported.
+        reported = trial.intermediate_values
+        value = trial.value if trial.value is not None else reported[max(reported)] if reported else None
+        return order[trial.state.name], sign * value if value is not None else math.inf
+
+    lines = ["| trial | value | state | seconds | parameters |", "|---|---|---|---|---|"]
+    for trial in sorted(study.get_trials(deepcopy=False), key=rank):
+        seconds = (trial.datetime_complete - trial.datetime_start).total_seconds() if trial.datetime_complete else 0
+        value = f"{trial.value:.4f}" if trial.value is not None else "-"
+        detail = " ".join(trial.user_attrs.get("overrides", []))
+        reason = trial.user_attrs.get("failure", "")
+        if trial.state.name == "FAIL" and reason:
+            detail += f" (failed: {reason})"
+        lines.append(f"| {trial.number} | {value} | {trial.state.name.lower()} | {seconds:.0f} | {detail} |")
+    return "\n".join(lines)
+
+
+def best_overrides(study) -> list[str]:
+    return list(study.best_trial.user_attrs["overrides"])
+
+
+def overrides_toml(overrides: Sequence[str], experiment: config_lib.Experiment) -> str:
+    """The overrides as `[section]` tables, readable by `python -m tfnlp.train --config`."""
+    tuned = config_lib.apply_overrides(experiment, overrides)
+    tables: dict[str, list[str]] = {}
+    for override in overrides:
+        key = override.partition("=")[0]
+        section, _, name = key.partition(".")
+        value = getattr(getattr(tuned, section), name)
+        tables.setdefault(section, []).append(f"{name} = {config_lib.toml_value(value)}")
+    return "".join(f"[{section}]\n" + "\n".join(lines) + "\n\n" for section, lines in tables.items())
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m tfnlp.search", description=__doc__.splitlines()[0])
+    parser.add_argument("experiment", help="experiment name (python -m tfnlp.train --list)")
+    parser.add_argument("--trials", type=int, required=True, help="finished trials the study should hold")
+    parser.add_argument("--space", help="TOML search space (default: the task family's)")
+    parser.add_argument("--storage", help="Optuna storage URL (default: sqlite:///runs/search/<study>.db)")
+    parser.add_argument("--study", help="study name (default: the experiment's, -tiny with --tiny)")
+    parser.add_argument("--timeout", type=float, help="stop starting trials after this many seconds")
+    parser.add_argument("--sampler", choices=("tpe", "random"), default="tpe")
+    parser.add_argument("--tiny", action="store_true", help="the experiment's tiny variant")
+    parser.add_argument("--resume", action="store_true", help="carry an interrupted study on")
+    parser.add_argument("--train-best", action="store_true", help="then train and export the best configuration")
+    parser.add_argument("--data", help="data source replacing the experiment's")
+    parser.add_argument("--config", help="TOML file with [data], [model], [train] tables (before --set)")
+    parser.add_argument("--set", dest="overrides", action="extend", nargs="+", default=[], metavar="KEY=VALUE")
+    parser.add_argument("--root", default="runs/search", help="folder of the trials' runs (default: runs/search)")
+    parser.add_argument("--export_base", default="savedmodels", help="export root for --train-best")
+    return parser
+
+
+@cli_main
+def main(argv: Sequence[str] | None = None) -> int:
+    import optuna
+
+    from tfnlp import experiments, train
+    from tfnlp.data import sources
+    from tfnlp.paths import writable_folder
+
+    args = build_parser().parse_args(argv)
+    if args.trials < 1:
+        raise UserError(f"--trials {args.trials}: must be at least 1")
+    experiment = experiments.get(args.experiment, tiny=args.tiny)
+    if args.config:
+        experiment = config_lib.apply_toml(experiment, args.config)
+    if args.data:
+        experiment = dataclasses.replace(experiment, data=dataclasses.replace(experiment.data, source=args.data))
+    experiment = config_lib.validate(config_lib.apply_overrides(experiment, args.overrides))
+    space = read_space(args.space, experiment) if args.space else default_space(experiment)
+    args.study = args.study or experiment.name + ("-tiny" if args.tiny else "")
+    root = writable_folder(Path(args.root) / args.study, "--root")
+    root.mkdir(parents=True, exist_ok=True)
+    args.storage = args.storage or f"sqlite:///{root / 'study.db'}"
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = open_study(args, experiment)
+    remaining = args.trials - len(finished(study))
+    print(f"study {args.study!r} in {args.storage}: {len(finished(study))} finished trials, {max(remaining, 0)} to run")
+    if remaining > 0:
+        loaded = sources.load(experiment.data.source, experiment.data)  # read once, shared by the trials
+        started = time.perf_counter()
+        study.optimize(Objective(experiment, space, root, loaded), n_trials=remaining, timeout=args.timeout,
+                       catch=(Exception,), gc_after_trial=True)
+        print(f"ran {remaining} trials in {time.perf_counter() - started:.0f} s")
+    print("\n" + leaderboard(study))
+    if not any(trial.state.name == "COMPLETE" for trial in study.trials):
+        raise UserError("no trial completed: see the failures above")
+    overrides = best_overrides(study)
+    best_file = root / "best.toml"
+    best_file.write_text(overrides_toml(overrides, experiment), encoding="utf-8")
+    (root / "best.json").write_text(json.dumps({"trial": study.best_trial.number, "value": study.best_value,
+                                                "overrides": overrides}, indent=2))
+    print(f"\nbest: trial {study.best_trial.number}, {experiment.train.monitor} {study.best_value:.4f}")
+    print(f"best as --set: --set {' '.join(overrides)}")
+    print(f"best as a config file: {best_file} (python -m tfnlp.train {args.experiment} --config {best_file})")
+    if args.train_best:
+        best = config_lib.validate(config_lib.apply_overrides(experiment, overrides))
+        workdir = writable_folder(root / "best", "--root")
+        version = train.run(best, workdir, writable_folder(args.export_base, "--export_base"))
+        print(f"exported: {version}")
+    sys.stdout.flush()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
