@@ -1,53 +1,20 @@
 """Training under tf.distribute strategies: two worker processes on 127.0.0.1, mixed precision, accumulation."""
 
-import json
-import os
-import socket
-import subprocess
-import sys
-
 import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 
 from tests.helpers import served_in_fresh_process
+from tfnlp.bench.scale import train_processes
 from tfnlp.config import TrainConfig
 from tfnlp.tasks.base import WarmupDecay, learning_rate, make_optimizer
 
-WORKER_SECONDS = 240
-
-
-def free_ports(count: int) -> list[int]:
-    sockets = [socket.socket() for _ in range(count)]
-    try:
-        for sock in sockets:
-            sock.bind(("127.0.0.1", 0))
-        return [sock.getsockname()[1] for sock in sockets]
-    finally:
-        for sock in sockets:
-            sock.close()
-
 
 def test_two_workers_train_together_and_only_the_chief_exports(tmp_path):
-    cluster = {"worker": [f"127.0.0.1:{port}" for port in free_ports(2)]}
     workdir, export_base = tmp_path / "work", tmp_path / "export"
-    processes = []
-    try:
-        for index in range(2):
-            env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2",
-                       TF_CONFIG=json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}}))
-            processes.append(subprocess.Popen(
-                [sys.executable, "-m", "tfnlp.train", "icd10_chapter_lstm", "--tiny", "--set",
-                 "train.strategy=multiworker", "--workdir", str(workdir), "--export_base", str(export_base)],
-                env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
-        outputs = [process.communicate(timeout=WORKER_SECONDS)[0] for process in processes]
-    finally:
-        for process in processes:
-            if process.poll() is None:
-                process.kill()
-                process.wait()
-    assert [process.returncode for process in processes] == [0, 0], "\n".join(output[-2000:] for output in outputs)
+    outputs = train_processes(["icd10_chapter_lstm", "--tiny", "--set", "train.strategy=multiworker", "--workdir",
+                               str(workdir), "--export_base", str(export_base)], workers=2)
     version = export_base / "icd10_chapter_lstm" / "1"
     assert outputs[0].strip().splitlines()[-1] == f"exported: {version}"
     assert "trained (a worker" in outputs[1] and "exported:" not in outputs[1]
