@@ -35,6 +35,14 @@ def test_multiworker_without_a_cluster_is_a_user_error(capsys, monkeypatch):
     assert exit_info.value.code == 2 and "TF_CONFIG" in capsys.readouterr().err
 
 
+def test_xla_is_refused_clearly_for_a_model_that_reads_strings(tmp_path, capsys):
+    from tfnlp import train
+
+    with pytest.raises(SystemExit) as exit_info:
+        train.main(["icd10_chapter_lstm", "--tiny", "--set", "train.jit_compile=true", "--workdir", str(tmp_path)])
+    assert exit_info.value.code == 2 and "which XLA cannot compile" in capsys.readouterr().err
+
+
 def test_a_mixed_float16_run_exports_float32_outputs(tmp_path):
     from tfnlp import train
 

@@ -47,6 +47,8 @@ def test_a_killed_search_resumes_until_the_study_holds_its_trials(tmp_path, caps
     assert sum(trial.state.is_finished() for trial in trials) == 4 and not any(
         trial.state.name == "RUNNING" for trial in trials)
     assert f"{done} finished trials, {4 - done} to run" in out
+    # Trial 0 is the configuration as given.
+    assert trials[0].params["train.learning_rate"] == 2e-3 and trials[0].params["train.batch_size"] == 32
     assert out.count("\n| ") >= 5  # header + one row per trial
     best_line = next(line for line in out.splitlines() if line.startswith("best as --set: --set "))
     assert "train.learning_rate=" in best_line

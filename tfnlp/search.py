@@ -9,7 +9,8 @@ for a loss), the best epoch's, as early stopping keeps it; the test split is nev
 trials stop early (Optuna's median pruner on the per-epoch value, through optuna-integration's Keras
 callback). `--trials N` is the study's total: `--resume` carries an interrupted study on until it holds
 N finished trials (complete, pruned or failed; trials an interrupted search left running are marked
-failed first: `--resume` assumes no other process works on the study). A failed trial (an impossible
+failed first: `--resume` assumes no other process works on the study). A new study's first trial is the
+configuration as given, so the leaderboard shows what the search gained. A failed trial (an impossible
 combination, out of memory) is recorded with its reason and the study goes on.
 
 A space file maps `section.key` to a range or a list:
@@ -171,8 +172,27 @@ def open_study(args, experiment: config_lib.Experiment):
     for trial in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
         study._storage.set_trial_user_attr(trial._trial_id, "failure", "interrupted (marked by --resume)")
         study._storage.set_trial_state_values(trial._trial_id, optuna.trial.TrialState.FAIL)
+    if not exists:
+        study.enqueue_trial(given_values(space_of(args, experiment), experiment))
     study.set_user_attr("experiment", experiment.name)
     return study
+
+
+def given_values(space: Space, experiment: config_lib.Experiment) -> dict[str, Any]:
+    """The experiment's own values of the space's keys that lie in their domain: a new study's first trial is the
+    configuration as given (the rest of its keys sampled), so the leaderboard shows what the search gained."""
+    values = {}
+    for key, domain in space.items():
+        section, _, name = key.partition(".")
+        value = getattr(getattr(experiment, section), name)
+        inside = value in domain if isinstance(domain, list) else domain["low"] <= value <= domain["high"]
+        if inside:
+            values[key] = value
+    return values
+
+
+def space_of(args, experiment: config_lib.Experiment) -> Space:
+    return read_space(args.space, experiment) if args.space else default_space(experiment)
 
 
 def finished(study) -> list:
@@ -257,7 +277,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.data:
         experiment = dataclasses.replace(experiment, data=dataclasses.replace(experiment.data, source=args.data))
     experiment = config_lib.validate(config_lib.apply_overrides(experiment, args.overrides))
-    space = read_space(args.space, experiment) if args.space else default_space(experiment)
+    space = space_of(args, experiment)
     args.study = args.study or experiment.name + ("-tiny" if args.tiny else "")
     root = writable_folder(Path(args.root) / args.study, "--root")
     root.mkdir(parents=True, exist_ok=True)

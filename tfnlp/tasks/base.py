@@ -171,6 +171,12 @@ def bucket_by_length(dataset: tf.data.Dataset, lengths: np.ndarray, boundaries: 
     return dataset.apply(tf.data.experimental.assert_cardinality(batch_count))
 
 
+def _reads_strings(model: keras.Model) -> bool:
+    """Whether a model takes string inputs (a functional model's declared inputs; a subclassed one's build)."""
+    inputs = getattr(model, "inputs", None) or []
+    return any(getattr(tensor, "dtype", None) in ("string", tf.string) for tensor in inputs)
+
+
 class ServingModule(tf.Module):
     """What is exported: `serve` takes raw strings (`text`: tf.string [None]) and returns named outputs, with all
     preprocessing in the graph. Subclasses decorate `serve` (and any extra signature) with
@@ -307,6 +313,9 @@ class Task(abc.ABC):
         """
         train = self.experiment.train
         model = self.make_model()
+        if train.jit_compile and _reads_strings(model):
+            raise UserError(f"train.jit_compile=true: {self.experiment.name} reads raw strings inside the model "
+                            "(vectorisation, lookups), which XLA cannot compile; leave train.jit_compile=false")
         # Under a mixed policy Keras wraps the optimizer in a LossScaleOptimizer itself (mixed_float16).
         model.compile(optimizer=make_optimizer(train, steps_per_epoch), jit_compile=train.jit_compile, **self.loss())
         return model
