@@ -19,8 +19,9 @@ A space file maps `section.key` to a range or a list:
     "model.units" = {low = 64, high = 256, step = 64}
     "train.batch_size" = [32, 64, 128]
 
-Several processes may run trials of one study at once by giving the same `--storage` (a database
-they all reach) and `--study`, each with its own `--trials`; the leaderboard reads them all.
+Several processes may run trials of one study at once: the first creates it, the others `--join` it
+with the same `--storage` (a database they all reach) and `--study`; `--trials` is the study's total
+for each of them, and the leaderboard reads every trial.
 """
 
 from __future__ import annotations
@@ -162,14 +163,15 @@ def open_study(args, experiment: config_lib.Experiment):
         exists = args.study in optuna.study.get_all_study_names(args.storage)
     except Exception as error:  # noqa: BLE001 - any storage backend's error: bad URL, unreachable database
         raise UserError(f"--storage {args.storage}: cannot be opened ({str(error).splitlines()[0]})") from None
-    if exists and not args.resume:
+    if exists and not (args.resume or args.join):
         raise UserError(f"study {args.study!r} already exists in {args.storage}: --resume to carry it on, or "
                         "--study NAME for a new one")
-    if args.resume and not exists:
-        raise UserError(f"--resume: no study {args.study!r} in {args.storage}")
+    if (args.resume or args.join) and not exists:
+        raise UserError(f"--resume / --join: no study {args.study!r} in {args.storage}")
     study = optuna.create_study(storage=args.storage, study_name=args.study, direction=direction, sampler=sampler,
                                 pruner=pruner, load_if_exists=True)
-    for trial in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
+    running = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)) if args.resume else []
+    for trial in running:
         study._storage.set_trial_user_attr(trial._trial_id, "failure", "interrupted (marked by --resume)")
         study._storage.set_trial_state_values(trial._trial_id, optuna.trial.TrialState.FAIL)
     if not exists:
@@ -251,6 +253,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--sampler", choices=("tpe", "random"), default="tpe")
     parser.add_argument("--tiny", action="store_true", help="the experiment's tiny variant")
     parser.add_argument("--resume", action="store_true", help="carry an interrupted study on")
+    parser.add_argument("--join", action="store_true",
+                        help="run trials of a study other processes are running too (shared --storage)")
     parser.add_argument("--train-best", action="store_true", help="then train and export the best configuration")
     parser.add_argument("--data", help="data source replacing the experiment's")
     parser.add_argument("--config", help="TOML file with [data], [model], [train] tables (before --set)")
