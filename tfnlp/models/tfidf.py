@@ -142,10 +142,12 @@ class TfidfLinear(tf.Module):
         parts = [block.vectors(lowered, offset) for block, offset in zip(self.blocks, self._offsets(), strict=True)]
         rows, columns, values = (tf.concat(items, axis=0) for items in zip(*parts, strict=True))
         batch = tf.shape(texts, out_type=tf.int64)[0]
-        weights = tf.gather(tf.RaggedTensor.from_row_splits(self.weight_values, self.feature_splits), columns)
-        classes = tf.gather(tf.RaggedTensor.from_row_splits(self.weight_classes, self.feature_splits), columns)
-        contributions = (weights * values[:, None]).flat_values
-        cells = (classes + (rows * len(self.classes))[:, None]).flat_values
+        # Each known n-gram of a text adds its value times its feature's weights to that text's class scores.
+        starts, limits = tf.gather(self.feature_splits, columns), tf.gather(self.feature_splits, columns + 1)
+        positions = tf.ragged.range(starts, limits)
+        weight_index, entry = positions.flat_values, positions.value_rowids()
+        contributions = tf.gather(self.weight_values, weight_index) * tf.gather(values, entry)
+        cells = tf.gather(self.weight_classes, weight_index) + tf.gather(rows, entry) * len(self.classes)
         scores = tf.math.unsorted_segment_sum(contributions, cells, batch * len(self.classes))
         return tf.reshape(scores, [batch, len(self.classes)]) + self.bias
 
