@@ -16,5 +16,8 @@ def test_the_main_job_meets_its_targets(tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stdout.strip().splitlines()[-1] == f"exported: {tmp_path / 'savedmodels' / 'icd10_seq2seq' / '1'}"
     test = json.loads((tmp_path / "run" / "metrics.json").read_text())["test"]
-    assert test["model_beam"]["exact_match"] >= 0.35
-    assert test["model_beam"]["category_accuracy"] >= test["baseline_tfidf_nn"]["category_accuracy"]
+    assert test["model_beam"]["exact_match"] >= 0.40
+    # The export beats every baseline printed beside it on chapter and category.
+    for baseline in ("baseline_tfidf_nn", "baseline_tfidf_linear"):
+        for column in ("chapter_accuracy", "category_accuracy"):
+            assert test["model_beam"][column] > test[baseline][column], (baseline, column)
