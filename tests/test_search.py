@@ -66,7 +66,7 @@ def test_a_failing_trial_is_recorded_with_its_reason_and_the_study_goes_on(tmp_p
     space = tmp_path / "space.toml"
     # model.vocab_size below 3 is refused by the configuration checks: those trials fail, the others complete.
     space.write_text('"model.vocab_size" = [1, 500]\n"train.learning_rate" = {low = 1e-3, high = 1e-2, log = true}\n')
-    argv = [*TINY, "--trials", "6", "--space", str(space), "--sampler", "random", "--root", str(tmp_path)]
+    argv = [*TINY, "--trials", "4", "--space", str(space), "--sampler", "random", "--root", str(tmp_path)]
     assert search.main(argv) == 0
     out = capsys.readouterr().out
     assert "| fail |" in out and "failed: " in out and "model.vocab_size=1" in out and "| complete |" in out

@@ -1,0 +1,28 @@
+from tfnlp.bench import icd10
+from tfnlp.bench.rerank import load_run
+from tfnlp.tasks.seq2seq import decode
+
+
+def test_every_decoding_variant_of_a_run_codes_and_the_default_is_the_runs_own(tiny_run):
+    task, model = load_run(tiny_run["workdir"])
+    texts = [record.text for record in task.splits.test[:24]]
+    systems = icd10.variants(task, model, svm_seconds=5.0)
+    assert list(systems) == ["model (greedy)", "beam 2, category-head rerank", "beam 2, category-head prior",
+                             "beam 2, TF-IDF SVM prior", "beam 2, both priors (default)"]
+    codes = {}
+    for name, (serving, seconds) in systems.items():
+        function = serving.serve if serving.beam_size > 1 else serving.greedy
+        codes[name] = decode(function, texts)
+        assert len(codes[name]) == len(texts) and all(codes[name])
+        assert seconds == (5.0 if "SVM" in name or "both" in name else 0.0)
+    assert codes["beam 2, both priors (default)"] == decode(task.serving(model).serve, texts)
+
+
+def test_the_table_puts_languages_in_order_and_hides_exact_match_on_reworded_text():
+    row = {"chapter_accuracy": 0.9, "category_accuracy": 0.7, "exact_match": 0.4, "seconds": 10.0}
+    rows = [{**row, "lang": "en", "set": "reworded", "system": "a", "texts_per_second": float("nan")},
+            {**row, "lang": "en", "set": "test", "system": "a", "texts_per_second": 100.0},
+            {**row, "lang": "fr", "set": "test", "system": "a", "texts_per_second": 100.0}]
+    lines = icd10.table(rows).splitlines()
+    assert [line.split(" | ")[:2] for line in lines[2:]] == [["| en", "test"], ["| en", "reworded"], ["| fr", "test"]]
+    assert lines[3].endswith("| - | 10 | - |") and lines[2].endswith("| 0.400 | 10 | 100 |")
