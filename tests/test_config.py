@@ -40,10 +40,13 @@ def test_an_experiment_round_trips_through_its_dict():
     ("model.beam_size=0", "model.beam_size=0: must be at least 1"),
     ("train.epochs=0", "train.epochs=0: must be at least 1"),
     ("model.dropout=1.0", "model.dropout=1.0: must be below 1"),
+    ("train.lr_schedule=step", "train.lr_schedule='step': use cosine, linear, constant, plateau"),
+    ("train.lr_schedule=plateau train.warmup_steps=5", "train.lr_schedule=plateau takes no warm-up"),
+    ("train.precision=half", "train.precision='half': use one of float32"),
 ])
 def test_values_no_run_can_use_are_refused(override, message):
     with pytest.raises(UserError, match=message):
-        validate(apply_overrides(base(), [override]))
+        validate(apply_overrides(base(), override.split()))
     assert validate(base()) == base()
 
 

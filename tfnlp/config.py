@@ -364,6 +364,7 @@ LOWER_BOUNDS = (
     ("train", "grad_accum_steps", 1),
 )
 PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
+LR_SCHEDULES = ("cosine", "linear", "constant", "plateau")
 
 
 def validate(experiment: Experiment) -> Experiment:
@@ -386,6 +387,12 @@ def validate(experiment: Experiment) -> Experiment:
         raise UserError(f"train.loss={experiment.train.loss!r}: use one of {', '.join(LOSSES)}")
     if experiment.train.precision not in PRECISIONS:
         raise UserError(f"train.precision={experiment.train.precision!r}: use one of {', '.join(PRECISIONS)}")
+    train = experiment.train
+    if train.lr_schedule not in LR_SCHEDULES:
+        raise UserError(f"train.lr_schedule={train.lr_schedule!r}: use {', '.join(LR_SCHEDULES)}")
+    if train.lr_schedule == "plateau" and (train.warmup_steps or train.warmup_fraction):
+        raise UserError("train.lr_schedule=plateau takes no warm-up (train.warmup_steps / warmup_fraction): "
+                        "use cosine, linear or constant with a warm-up")
     if not experiment.train.warmup_fraction < 1.0:
         raise UserError(f"train.warmup_fraction={experiment.train.warmup_fraction}: must be below 1")
     if not experiment.model.dropout < 1.0:

@@ -27,7 +27,6 @@ for each of them, and the leaderboard reads every trial.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import math
 import sys
@@ -37,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from tfnlp import config as config_lib
+from tfnlp import train
 from tfnlp.errors import UserError, cli_main
 
 Space = dict[str, Any]  # "section.key" -> {"low", "high", "log"?, "step"?} or a list of choices
@@ -104,9 +104,7 @@ def suggest(trial, space: Space, experiment: config_lib.Experiment) -> list[str]
 
 def best_value(history: Path, monitor: str) -> float:
     """The best per-epoch value of `monitor` in a run's history (what early stopping kept)."""
-    from tfnlp.train import read_history
-
-    values = [value for value in read_history(history).get(monitor, []) if math.isfinite(value)]
+    values = [value for value in train.read_history(history).get(monitor, []) if math.isfinite(value)]
     if not values:
         raise RuntimeError(f"no finite {monitor} in {history}")
     return min(values) if monitor.endswith("loss") else max(values)
@@ -132,8 +130,6 @@ class Objective:
     def _run(self, trial) -> float:
         from optuna_integration.keras import KerasPruningCallback
 
-        from tfnlp import train
-
         overrides = suggest(trial, self.space, self.experiment)
         trial.set_user_attr("overrides", overrides)
         try:
@@ -150,7 +146,7 @@ class Objective:
         return best_value(workdir / train.HISTORY_FILE, monitor)
 
 
-def open_study(args, experiment: config_lib.Experiment):
+def open_study(args, experiment: config_lib.Experiment, space: Space):
     """The study named by `--study` in `--storage`: created, or with `--resume` loaded and its interrupted
     trials marked failed."""
     import optuna
@@ -175,7 +171,7 @@ def open_study(args, experiment: config_lib.Experiment):
         study._storage.set_trial_user_attr(trial._trial_id, "failure", "interrupted (marked by --resume)")
         study._storage.set_trial_state_values(trial._trial_id, optuna.trial.TrialState.FAIL)
     if not exists:
-        study.enqueue_trial(given_values(space_of(args, experiment), experiment))
+        study.enqueue_trial(given_values(space, experiment))
     study.set_user_attr("experiment", experiment.name)
     return study
 
@@ -192,9 +188,6 @@ def given_values(space: Space, experiment: config_lib.Experiment) -> dict[str, A
             values[key] = value
     return values
 
-
-def space_of(args, experiment: config_lib.Experiment) -> Space:
-    return read_space(args.space, experiment) if args.space else default_space(experiment)
 
 
 def finished(study) -> list:
@@ -247,18 +240,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("experiment", help="experiment name (python -m tfnlp.train --list)")
     parser.add_argument("--trials", type=int, required=True, help="finished trials the study should hold")
     parser.add_argument("--space", help="TOML search space (default: the task family's)")
-    parser.add_argument("--storage", help="Optuna storage URL (default: sqlite:///runs/search/<study>.db)")
+    parser.add_argument("--storage", help="Optuna storage URL (default: sqlite:///<root>/<study>/study.db)")
     parser.add_argument("--study", help="study name (default: the experiment's, -tiny with --tiny)")
     parser.add_argument("--timeout", type=float, help="stop starting trials after this many seconds")
     parser.add_argument("--sampler", choices=("tpe", "random"), default="tpe")
-    parser.add_argument("--tiny", action="store_true", help="the experiment's tiny variant")
     parser.add_argument("--resume", action="store_true", help="carry an interrupted study on")
     parser.add_argument("--join", action="store_true",
                         help="run trials of a study other processes are running too (shared --storage)")
     parser.add_argument("--train-best", action="store_true", help="then train and export the best configuration")
-    parser.add_argument("--data", help="data source replacing the experiment's")
-    parser.add_argument("--config", help="TOML file with [data], [model], [train] tables (before --set)")
-    parser.add_argument("--set", dest="overrides", action="extend", nargs="+", default=[], metavar="KEY=VALUE")
+    train.add_experiment_options(parser)
     parser.add_argument("--root", default="runs/search", help="folder of the trials' runs (default: runs/search)")
     parser.add_argument("--export_base", default="savedmodels", help="export root for --train-best")
     return parser
@@ -268,26 +258,20 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     import optuna
 
-    from tfnlp import experiments, train
     from tfnlp.data import sources
     from tfnlp.paths import writable_folder
 
     args = build_parser().parse_args(argv)
     if args.trials < 1:
         raise UserError(f"--trials {args.trials}: must be at least 1")
-    experiment = experiments.get(args.experiment, tiny=args.tiny)
-    if args.config:
-        experiment = config_lib.apply_toml(experiment, args.config)
-    if args.data:
-        experiment = dataclasses.replace(experiment, data=dataclasses.replace(experiment.data, source=args.data))
-    experiment = config_lib.validate(config_lib.apply_overrides(experiment, args.overrides))
-    space = space_of(args, experiment)
+    experiment = train.experiment_from_options(args.experiment, args)
+    space = read_space(args.space, experiment) if args.space else default_space(experiment)
     args.study = args.study or experiment.name + ("-tiny" if args.tiny else "")
     root = writable_folder(Path(args.root) / args.study, "--root")
     root.mkdir(parents=True, exist_ok=True)
     args.storage = args.storage or f"sqlite:///{root / 'study.db'}"
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    study = open_study(args, experiment)
+    study = open_study(args, experiment, space)
     remaining = args.trials - len(finished(study))
     print(f"study {args.study!r} in {args.storage}: {len(finished(study))} finished trials, {max(remaining, 0)} to run")
     if remaining > 0:

@@ -279,10 +279,10 @@ def run(experiment: config_lib.Experiment, workdir: Path, export_base: Path, loa
     steps = int(train_data.cardinality())
     with strategy.scope(), precision_policy(experiment.train.precision):
         model = task.build_model(steps_per_epoch=steps)
-    # Several workers must take the same number of steps: the data repeats and each epoch is counted in steps.
-    fit_steps = {"steps_per_epoch": steps, "validation_steps": int(validation_data.cardinality())} if multiworker \
-        else {}
+    fit_steps = {}
     if multiworker:
+        # Several workers must take the same number of steps: the data repeats and each epoch is counted in steps.
+        fit_steps = {"steps_per_epoch": steps, "validation_steps": int(validation_data.cardinality())}
         built_for_workers(model, train_data, strategy)
         train_data = train_data.repeat()
     started = time.perf_counter()
@@ -329,16 +329,32 @@ def run(experiment: config_lib.Experiment, workdir: Path, export_base: Path, loa
     return version
 
 
+def add_experiment_options(parser: argparse.ArgumentParser) -> None:
+    """The options that configure an experiment, shared by `train` and `search`: --data, --config, --set, --tiny."""
+    parser.add_argument("--data", help="data source replacing the experiment's (cim10, icd10cm, csv:PATH, ...)")
+    parser.add_argument("--config", help="TOML file with [data], [model], [train] tables (applied before --set)")
+    parser.add_argument("--set", dest="overrides", action="extend", nargs="+", default=[], metavar="KEY=VALUE",
+                        help="override config values, e.g. train.epochs=3 model.units=64")
+    parser.add_argument("--tiny", action="store_true", help="the experiment's tiny variant (seconds; for tests)")
+
+
+def experiment_from_options(name: str, args: argparse.Namespace) -> config_lib.Experiment:
+    """The registered experiment `name` with `add_experiment_options`' options applied (--config, then --data,
+    then --set), validated."""
+    experiment = experiments.get(name, tiny=args.tiny)
+    if args.config:
+        experiment = config_lib.apply_toml(experiment, args.config)
+    if args.data:
+        experiment = dataclasses.replace(experiment, data=dataclasses.replace(experiment.data, source=args.data))
+    return config_lib.validate(config_lib.apply_overrides(experiment, args.overrides))
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m tfnlp.train", description="Train, evaluate and export.")
     parser.add_argument("experiment", nargs="?", help="experiment name (see --list)")
     parser.add_argument("--list", action="store_true", help="list the experiments and exit")
-    parser.add_argument("--data", help="data source replacing the experiment's (cim10, icd10cm, csv:PATH, ...)")
-    parser.add_argument("--config", help="TOML file with [data], [model], [train] tables (applied before --set)")
+    add_experiment_options(parser)
     parser.add_argument("--print-config", action="store_true", help="print the resolved experiment as TOML and exit")
-    parser.add_argument("--set", dest="overrides", action="extend", nargs="+", default=[], metavar="KEY=VALUE",
-                        help="override config values, e.g. train.epochs=3 model.units=64")
-    parser.add_argument("--tiny", action="store_true", help="the experiment's tiny variant (seconds; for tests)")
     parser.add_argument("--workdir", help="run folder (default: runs/<experiment>/<timestamp>)")
     parser.add_argument("--export_base", default="savedmodels", help="export root (default: savedmodels)")
     return parser
@@ -351,12 +367,7 @@ def configure(argv: Sequence[str] | None = None) -> tuple[config_lib.Experiment 
         return None, args
     if not args.experiment:
         raise UserError("name an experiment; `python -m tfnlp.train --list` shows them")
-    experiment = experiments.get(args.experiment, tiny=args.tiny)
-    if args.config:
-        experiment = config_lib.apply_toml(experiment, args.config)
-    if args.data:
-        experiment = dataclasses.replace(experiment, data=dataclasses.replace(experiment.data, source=args.data))
-    return config_lib.validate(config_lib.apply_overrides(experiment, args.overrides)), args
+    return experiment_from_options(args.experiment, args), args
 
 
 @cli_main
@@ -369,9 +380,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.print_config:
         print(config_lib.to_toml(experiment), end="")
         return 0
-    # Fail now, not after training, when a folder cannot be written.
     # Collective ops are configured before anything else runs on TensorFlow.
     strategy = make_strategy("multiworker") if experiment.train.strategy == "multiworker" else None
+    # Fail now, not after training, when a folder cannot be written.
     export_base = writable_folder(args.export_base, "--export_base")
     workdir = writable_folder(resolve_workdir(experiment, args.workdir), "--workdir")
     version = run(experiment, workdir, export_base, strategy=strategy)

@@ -60,7 +60,6 @@ class CodeTrie:
         allowed[0, PAD] = allowed[0, START] = False
         return cls(allowed, np.zeros((1, len(alphabet)), dtype=np.int32))
 
-
     def prefixes(self, alphabet: Vocabulary, depth: int) -> tuple[np.ndarray, list[str]]:
         """The trie's prefixes of at most `depth` characters, and each node's ancestor among them.
 
@@ -75,9 +74,9 @@ class CodeTrie:
         while frontier:
             node, prefix = frontier.pop()
             for token in np.flatnonzero(self.allowed[node]):
-                child = int(self.next_node[node, token])
-                if token == END or child == node:
+                if token == END:  # the end token loops back to its node
                     continue
+                child = int(self.next_node[node, token])
                 text = prefix + alphabet.tokens[token]
                 if len(text) <= depth:
                     anchor[child] = len(prefixes)

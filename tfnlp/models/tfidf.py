@@ -48,7 +48,7 @@ class TfidfBlock(tf.Module):
     def __init__(self, analyzer: str, widths: tuple[int, int], vocabulary: Sequence[str], idf: np.ndarray,
                  offset: int) -> None:
         super().__init__()
-        self.analyzer, self.widths, self.size = analyzer, widths, len(vocabulary)
+        self.analyzer, self.widths, self.size, self.offset = analyzer, widths, len(vocabulary), offset
         self.table = tf.lookup.StaticHashTable(
             tf.lookup.KeyValueTensorInitializer(tf.constant(list(vocabulary)),
                                                 tf.range(offset, offset + len(vocabulary), dtype=tf.int64)), -1)
@@ -72,7 +72,7 @@ class TfidfBlock(tf.Module):
         known = ids >= 0
         return tf.boolean_mask(rows, known), tf.boolean_mask(ids, known)
 
-    def vectors(self, lowered: tf.Tensor, offset: int) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+    def vectors(self, lowered: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
         """The block's TF-IDF vectors as sparse (row, column, value) triples, L2-normalised per row."""
         rows, columns = self.features(lowered)
         batch = tf.shape(lowered, out_type=tf.int64)[0]
@@ -80,7 +80,7 @@ class TfidfBlock(tf.Module):
         keys, position = tf.unique(rows * (1 << 32) + columns)
         counts = tf.math.unsorted_segment_sum(tf.ones_like(position, tf.float32), position, tf.shape(keys)[0])
         key_rows, key_columns = keys // (1 << 32), keys % (1 << 32)
-        values = (1.0 + tf.math.log(counts)) * tf.gather(self.idf, key_columns - offset)
+        values = (1.0 + tf.math.log(counts)) * tf.gather(self.idf, key_columns - self.offset)
         norms = tf.sqrt(tf.math.unsorted_segment_sum(values ** 2, key_rows, batch))
         values = values / tf.gather(tf.maximum(norms, 1e-12), key_rows)
         return key_rows, key_columns, values
@@ -90,9 +90,9 @@ class TfidfLinear(tf.Module):
     """A linear model over scikit-learn TF-IDF features, computed from raw strings in the graph.
 
     Args:
-        blocks: the feature union's vectorizers, in order.
+        blocks: the feature union's vectorizers, in order (their offsets laid end to end).
         classes: the class of each output column.
-        weights: float32 [classes, features], dense or already sparse as (rows, columns, values).
+        weights: the non-zero weights of the [classes, features] matrix as (rows, columns, values).
         bias: float32 [classes].
     """
 
@@ -139,7 +139,7 @@ class TfidfLinear(tf.Module):
     def decision_function(self, texts: tf.Tensor) -> tf.Tensor:
         """Scores [B, classes] of raw strings [B], as scikit-learn's `decision_function`."""
         lowered = tf.strings.lower(texts, encoding="utf-8")
-        parts = [block.vectors(lowered, offset) for block, offset in zip(self.blocks, self._offsets(), strict=True)]
+        parts = [block.vectors(lowered) for block in self.blocks]
         rows, columns, values = (tf.concat(items, axis=0) for items in zip(*parts, strict=True))
         batch = tf.shape(texts, out_type=tf.int64)[0]
         # Each known n-gram of a text adds its value times its feature's weights to that text's class scores.
@@ -150,10 +150,3 @@ class TfidfLinear(tf.Module):
         cells = tf.gather(self.weight_classes, weight_index) + tf.gather(rows, entry) * len(self.classes)
         scores = tf.math.unsorted_segment_sum(contributions, cells, batch * len(self.classes))
         return tf.reshape(scores, [batch, len(self.classes)]) + self.bias
-
-    def _offsets(self) -> list[int]:
-        offsets, offset = [], 0
-        for block in self.blocks:
-            offsets.append(offset)
-            offset += block.size
-        return offsets

@@ -81,9 +81,6 @@ class WarmupDecay(keras.optimizers.schedules.LearningRateSchedule):
                 "shape": self.shape, "final_fraction": self.final_fraction}
 
 
-LR_SCHEDULES = ("cosine", "linear", "constant", "plateau")
-
-
 def warmup_steps(train: TrainConfig, total_steps: int) -> int:
     """`train.warmup_steps`, or `train.warmup_fraction` of the run's optimizer steps."""
     return train.warmup_steps or int(round(train.warmup_fraction * total_steps))
@@ -92,16 +89,11 @@ def warmup_steps(train: TrainConfig, total_steps: int) -> int:
 def learning_rate(train: TrainConfig, steps_per_epoch: int):
     """The optimizer's learning rate: `cosine`, `linear` or `constant` after an optional linear warm-up, over
     the run's optimizer steps (decaying to `train.lr_final_fraction` of the start), or a constant that
-    ReduceLROnPlateau decays (`plateau`)."""
-    if train.lr_schedule not in LR_SCHEDULES:
-        raise UserError(f"train.lr_schedule={train.lr_schedule!r}: use {', '.join(LR_SCHEDULES)}")
+    ReduceLROnPlateau decays (`plateau`). `train` is validated (`config.validate`)."""
     # With gradient accumulation the optimizer updates (and counts a step) once every grad_accum_steps batches.
     total = max(1, train.epochs * steps_per_epoch // train.grad_accum_steps)
     warmup = warmup_steps(train, total)
     if train.lr_schedule == "plateau":
-        if warmup:
-            raise UserError("train.lr_schedule=plateau takes no warm-up (train.warmup_steps / warmup_fraction): "
-                            "use cosine, linear or constant with a warm-up")
         return train.learning_rate
     if train.lr_schedule == "cosine" and not warmup:
         return keras.optimizers.schedules.CosineDecay(train.learning_rate, total, alpha=train.lr_final_fraction)

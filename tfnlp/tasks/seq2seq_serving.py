@@ -38,10 +38,6 @@ class CategoryFusion:
     tfidf_weight: float = 0.0
     tfidf_sharpness: float = 1.0
 
-    @property
-    def active(self) -> bool:
-        return bool(self.head_weight or (self.tfidf is not None and self.tfidf_weight))
-
 
 class Seq2SeqServing(ServingModule):
     """What is exported: raw strings in, named outputs out, all preprocessing in the graph.
