@@ -92,6 +92,11 @@ class ModelConfig:
         label_all_subtokens: transformer taggers teach every sub-token of a word (later ones the
             word's `I-` tag) instead of the first one alone; tags are always read on the first.
         bpe_merges: merges of the byte-level BPE vocabulary learnt for a fresh GPT-2 tagger.
+        decoder: how a tagger reads tags: `argmax` (each token's most probable tag), `constrained`
+            (Viterbi over the softmax under BIO2 constraints: only well-formed entities) or `crf` (a
+            linear-chain CRF trained on the sentence likelihood, Viterbi-decoded under the same constraints).
+        char_filters: `bilstm_tagger`'s character CNN filters per word (0: no character features); its
+            characters are embedded in `char_embedding_dim` and read `kernel_size` at a time.
         sklearn_c: inverse regularisation strength of the scikit-learn logistic regression.
         sklearn_max_iter: most iterations of the scikit-learn estimator; 0 for tfnlp's defaults
             (`SKLEARN_MAX_ITER`: 2,000 for the logistic regression, 300 epochs for the MLP).
@@ -124,6 +129,8 @@ class ModelConfig:
     num_layers: int = 4
     label_all_subtokens: bool = False
     bpe_merges: int = 4000
+    decoder: str = "argmax"
+    char_filters: int = 0
     sklearn_c: float = 1.0
     sklearn_max_iter: int = 0
 
@@ -361,10 +368,27 @@ LOWER_BOUNDS = (
     ("train", "lr_final_fraction", 0.0), ("model", "category_prior_weight", 0.0),
     ("model", "tfidf_prior_weight", 0.0), ("model", "tfidf_prior_sharpness", 0.0), ("model", "tfidf_min_weight", 0.0),
     ("train", "warmup_steps", 0), ("train", "warmup_fraction", 0.0), ("train", "weight_decay", 0.0),
-    ("train", "grad_accum_steps", 1),
+    ("train", "grad_accum_steps", 1), ("model", "char_filters", 0),
 )
 PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
 LR_SCHEDULES = ("cosine", "linear", "constant", "plateau")
+DECODERS = ("argmax", "constrained", "crf")
+
+
+def _check_decoder(experiment: Experiment) -> None:
+    """`model.decoder` is known, and a CRF trains on the plain sentence likelihood, one tag per word."""
+    model = experiment.model
+    if model.decoder not in DECODERS:
+        raise UserError(f"model.decoder={model.decoder!r}: use {', '.join(DECODERS)}")
+    if model.decoder != "crf":
+        return
+    if experiment.train.loss != "ce":
+        raise UserError(f"model.decoder=crf trains on the sentence's log-likelihood: train.loss={experiment.train.loss} "
+                        "(per-token weights or focusing) does not apply; leave train.loss=ce or use "
+                        "model.decoder=constrained")
+    if model.label_all_subtokens:
+        raise UserError("model.decoder=crf reads one tag per word (its first sub-token): it cannot be combined with "
+                        "model.label_all_subtokens=true")
 
 
 def validate(experiment: Experiment) -> Experiment:
@@ -395,6 +419,7 @@ def validate(experiment: Experiment) -> Experiment:
                         "use cosine, linear or constant with a warm-up")
     if not experiment.train.warmup_fraction < 1.0:
         raise UserError(f"train.warmup_fraction={experiment.train.warmup_fraction}: must be below 1")
+    _check_decoder(experiment)
     if not experiment.model.dropout < 1.0:
         raise UserError(f"model.dropout={experiment.model.dropout}: must be below 1")
     return experiment

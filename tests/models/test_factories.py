@@ -47,7 +47,7 @@ def test_mean_vectors_features_average_known_words_only():
 
 
 def test_bilstm_tagger_gives_a_distribution_per_token_and_round_trips():
-    tagger = bilstm_tagger(CONFIG, ["the", "patient", "asthma"], 3)
+    tagger = bilstm_tagger(CONFIG, ["the", "patient", "asthma"], ["O", "B-X", "I-X"])
     tokens = tf.constant([["The", "patient", "Asthma", ""], ["unknown", "", "", ""]])
     probabilities = tagger(tokens).numpy()
     assert probabilities.shape == (2, 4, 3)

@@ -81,5 +81,5 @@ def test_pretrained_vectors_start_the_bilstm_embedding(tmp_path):
     assert matrix[2].tolist() == [1, 0, 0] and matrix[4].tolist() == [0, 1, 0] and matrix[5].tolist() == [0, 0, 1]
     assert matrix[3].any()  # "patient" has no vector: a small random one
     experiment = apply_overrides(get("ner_bilstm", tiny=True), [])
-    model = bilstm_tagger(experiment.model, vocabulary, 3, matrix)
+    model = bilstm_tagger(experiment.model, vocabulary, ["O", "B-X", "I-X"], matrix)
     assert np.array_equal(model.get_layer("embedding").get_weights()[0], matrix)

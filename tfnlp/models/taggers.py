@@ -1,8 +1,12 @@
-"""Token tagger factories: a probability over the tags for every token (or sub-token).
+"""Token tagger factories: scores over the tags for every token (or sub-token).
 
-- `bilstm_tagger`: tokens [B, T] (strings) -> lower-cased word ids -> embedding -> BiLSTM -> softmax.
-- `transformer_tagger`: a keras-hub backbone (BERT, or GPT-2, causal) -> dropout -> softmax per
+- `bilstm_tagger`: tokens [B, T] (strings) -> lower-cased word ids -> embedding (+ a character CNN
+  per word) -> BiLSTM -> tag scores.
+- `transformer_tagger`: a keras-hub backbone (BERT, or GPT-2, causal) -> dropout -> tag scores per
   sub-token; `tfnlp.tasks.subword_tagging` cuts words into sub-tokens and windows for it.
+
+The scores are probabilities (softmax) for `model.decoder=argmax|constrained`, and emissions
+passed through a `tfnlp.models.crf.CRF` layer for `model.decoder=crf`.
 """
 
 from __future__ import annotations
@@ -11,9 +15,11 @@ from collections.abc import Sequence
 
 import keras
 import numpy as np
+import tensorflow as tf
 
 from tfnlp.config import ModelConfig
 from tfnlp.errors import UserError
+from tfnlp.models.crf import CRF
 from tfnlp.models.layers import Lowercase
 
 WORD_TAGGERS = ("bilstm_tagger",)
@@ -21,21 +27,78 @@ SUBWORD_TAGGERS = ("bert_tagger", "gpt_tagger")
 TAGGERS = (*WORD_TAGGERS, *SUBWORD_TAGGERS)
 
 
-def _softmax_per_step(sequence, num_tags: int, dropout: float):
-    tags = keras.layers.Dense(num_tags, activation="softmax", name="tags", dtype="float32")  # float32 under mixed
-    return tags(keras.layers.Dropout(dropout)(sequence))
+MAX_WORD_CHARACTERS = 24  # a word's characters the character CNN reads (the longest words' prefix)
 
 
-def bilstm_tagger(config: ModelConfig, vocabulary: Sequence[str], num_tags: int,
-                  initial_embeddings: np.ndarray | None = None) -> keras.Model:
-    """Tokens [B, T] (strings, "" padding) -> lower-cased word ids -> embedding -> BiLSTM -> softmax per token.
+def _scores_per_step(sequence, tags: Sequence[str], config: ModelConfig):
+    """Dropout, then a softmax over the tags per step, or (`model.decoder=crf`) emissions through a CRF layer."""
+    crf = config.decoder == "crf"
+    dense = keras.layers.Dense(len(tags), activation=None if crf else "softmax", name="tags",
+                               dtype="float32")  # float32 under mixed precision
+    scores = dense(keras.layers.Dropout(config.dropout)(sequence))
+    return CRF(tags, name="crf")(scores) if crf else scores
+
+
+@keras.saving.register_keras_serializable(package="tfnlp")
+class CharacterCNN(keras.layers.Layer):
+    """Words [B, T] (strings) -> a vector per word from its characters: embedding, Conv1D, max over positions.
+
+    The characters keep their case (the word embedding is lower-cased): capitals, digits and
+    suffixes are what a tagger learns from them. Unknown characters share one id.
 
     Args:
-        config: `embedding_dim`, `units`, `dropout`.
+        characters: the known characters.
+        embedding_dim: size of a character's embedding.
+        filters: convolution filters (the word vector's size).
+        kernel_size: characters read at a time.
+    """
+
+    def __init__(self, characters: Sequence[str], embedding_dim: int, filters: int, kernel_size: int,
+                 **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.characters = list(characters)
+        self.embedding_dim, self.filters, self.kernel_size = embedding_dim, filters, kernel_size
+        self.lookup = keras.layers.StringLookup(vocabulary=self.characters, mask_token="")
+        self.embedding = keras.layers.Embedding(self.lookup.vocabulary_size(), embedding_dim)
+        self.convolution = keras.layers.Conv1D(filters, kernel_size, padding="same", activation="relu")
+
+    def build(self, input_shape) -> None:
+        self.embedding.build((None, MAX_WORD_CHARACTERS))
+        self.convolution.build((None, MAX_WORD_CHARACTERS, self.embedding_dim))
+
+    def call(self, words):
+        shape = tf.shape(words)
+        characters = tf.strings.unicode_split(tf.reshape(words, [-1]), "UTF-8", errors="replace")
+        padded = characters.to_tensor("", shape=[None, MAX_WORD_CHARACTERS])
+        ids = self.lookup(padded)
+        features = self.convolution(self.embedding(ids))
+        present = tf.cast(ids != 0, features.dtype)[:, :, None]
+        # Max over the word's own characters (ReLU outputs: 0 is the floor, padding cannot win).
+        pooled = tf.reduce_max(features * present, axis=1)
+        return tf.reshape(pooled, tf.concat([shape, [self.filters]], axis=0))
+
+    def compute_output_shape(self, input_shape):
+        return (*input_shape, self.filters)
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "characters": self.characters, "embedding_dim": self.embedding_dim,
+                "filters": self.filters, "kernel_size": self.kernel_size}
+
+
+def bilstm_tagger(config: ModelConfig, vocabulary: Sequence[str], tags: Sequence[str],
+                  initial_embeddings: np.ndarray | None = None,
+                  characters: Sequence[str] = ()) -> keras.Model:
+    """Tokens [B, T] (strings, "" padding) -> lower-cased word ids -> embedding (+ character CNN) -> BiLSTM ->
+    tag scores per token.
+
+    Args:
+        config: `embedding_dim`, `units`, `dropout`, `decoder`; `char_filters` (0: no character features),
+            `char_embedding_dim`, `kernel_size` for the character CNN.
         vocabulary: the known lower-cased words (padding and `[UNK]` come first).
-        num_tags: the size of the tag vocabulary.
+        tags: the tag names in id order.
         initial_embeddings: rows for padding, unknown, then `vocabulary`: the embedding starts from
             pretrained vectors and is fine-tuned with the rest.
+        characters: the characters the character CNN knows (with `config.char_filters`).
     """
     tokens = keras.Input(shape=(None,), dtype="string", name="tokens")
     lookup = keras.layers.StringLookup(vocabulary=list(vocabulary), mask_token="", name="words")
@@ -46,13 +109,18 @@ def bilstm_tagger(config: ModelConfig, vocabulary: Sequence[str], num_tags: int,
     else:
         embedding = keras.layers.Embedding(*initial_embeddings.shape, mask_zero=True, name="embedding",
                                            embeddings_initializer=keras.initializers.Constant(initial_embeddings))
+    words = embedding(ids)
+    if config.char_filters:
+        spelling = CharacterCNN(characters, config.char_embedding_dim, config.char_filters, config.kernel_size,
+                                name="characters")(tokens)
+        words = keras.layers.Concatenate(name="word_features")([words, spelling])
     states = keras.layers.Bidirectional(keras.layers.LSTM(config.units, return_sequences=True), name="bilstm")(
-        keras.layers.Dropout(config.dropout)(embedding(ids)))
-    return keras.Model(tokens, _softmax_per_step(states, num_tags, config.dropout), name="bilstm_tagger")
+        keras.layers.Dropout(config.dropout)(words))
+    return keras.Model(tokens, _scores_per_step(states, tags, config), name="bilstm_tagger")
 
 
-def transformer_tagger(config: ModelConfig, vocabulary_size: int, num_tags: int) -> keras.Model:
-    """A keras-hub backbone -> dropout -> softmax per sub-token.
+def transformer_tagger(config: ModelConfig, vocabulary_size: int, tags: Sequence[str]) -> keras.Model:
+    """A keras-hub backbone -> dropout -> tag scores per sub-token.
 
     `bert_tagger`: BertBackbone from the minilm asset or `model.preset`. `gpt_tagger`: GPT2Backbone
     (causal: a word's tag sees only the words before it) from `model.preset`, or a fresh GPT-2 of
@@ -76,4 +144,4 @@ def transformer_tagger(config: ModelConfig, vocabulary_size: int, num_tags: int)
         raise UserError(f"model.max_input_tokens={config.max_input_tokens} is over the backbone's "
                         f"{backbone.max_sequence_length} positions")
     sequence = backbone.output["sequence_output"] if isinstance(backbone.output, dict) else backbone.output
-    return keras.Model(backbone.input, _softmax_per_step(sequence, num_tags, config.dropout), name=config.name)
+    return keras.Model(backbone.input, _scores_per_step(sequence, tags, config), name=config.name)

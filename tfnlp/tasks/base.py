@@ -228,8 +228,9 @@ class Task(abc.ABC):
         """A new, built, uncompiled model (the same architecture every call)."""
 
     @abc.abstractmethod
-    def loss(self) -> dict[str, Any]:
-        """`compile` arguments besides the optimizer: loss, metrics, loss weights."""
+    def loss(self, model: keras.Model) -> dict[str, Any]:
+        """`compile` arguments besides the optimizer: loss, metrics, loss weights, for `model` (`make_model`'s: a
+        loss may read its layers)."""
 
     @abc.abstractmethod
     def dataset(self, records: Sequence, training: bool) -> tf.data.Dataset:
@@ -309,7 +310,7 @@ class Task(abc.ABC):
             raise UserError(f"train.jit_compile=true: {self.experiment.name} reads raw strings inside the model "
                             "(vectorisation, lookups), which XLA cannot compile; leave train.jit_compile=false")
         # Under a mixed policy Keras wraps the optimizer in a LossScaleOptimizer itself (mixed_float16).
-        model.compile(optimizer=make_optimizer(train, steps_per_epoch), jit_compile=train.jit_compile, **self.loss())
+        model.compile(optimizer=make_optimizer(train, steps_per_epoch), jit_compile=train.jit_compile, **self.loss(model))
         return model
 
     def fit(self, model: keras.Model, train_data: tf.data.Dataset, validation_data: tf.data.Dataset, epochs: int,

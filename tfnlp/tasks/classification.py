@@ -146,7 +146,7 @@ class ClassificationTask(Task):
         return CLASSIFIERS.get(config.name)(config, self.vectorizer, len(self.labels), self.embedding_matrix(),
                                             self.preprocess)
 
-    def loss(self) -> dict:
+    def loss(self, model: keras.Model) -> dict:
         train = self.experiment.train
         loss, _ = make_loss(train.loss, self.train_counts, train.focal_gamma, train.focal_alpha, train.focal_beta)
         return {"loss": loss, "metrics": ["accuracy"]}

@@ -90,7 +90,7 @@ class Seq2SeqTask(Task):
         model(self.preprocessor.model_inputs(self.splits.train[:2]))
         return model
 
-    def loss(self) -> dict:
+    def loss(self, model: keras.Model) -> dict:
         losses, weights, metrics = {"chars": masked_loss}, {"chars": 1.0}, {"chars": [masked_accuracy]}
         if self.preprocessor.categories:
             losses["category"] = keras.losses.SparseCategoricalCrossentropy(from_logits=True, ignore_class=-1)

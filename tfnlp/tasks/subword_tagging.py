@@ -178,13 +178,13 @@ def make_tokenizer(config: ModelConfig, training_texts: Sequence[str]) -> Subwor
     return SubwordTokenizer(tokenizer, "bert" if config.name == "bert_tagger" else "gpt", config.max_input_tokens)
 
 
-def word_probabilities(model: keras.Model, tokenizer: SubwordTokenizer, words: tf.RaggedTensor,
-                       spaced: tf.RaggedTensor) -> tf.Tensor:
-    """Tag probabilities of each word, read on its first sub-token: [B, T, tags], T >= 1, zeros past a text's end."""
+def word_scores(model: keras.Model, tokenizer: SubwordTokenizer, words: tf.RaggedTensor,
+                spaced: tf.RaggedTensor) -> tf.Tensor:
+    """Tag scores of each word, read on its first sub-token: [B, T, tags], T >= 1, zeros past a text's end."""
     windows = tokenizer.windows(words, spaced)
-    probabilities = model(tokenizer.model_inputs(windows.pieces), training=False)
+    scores = model(tokenizer.model_inputs(windows.pieces), training=False)
     at = tf.stack([windows.word_window, windows.word_position + tokenizer.prefix], axis=-1)
-    per_word = words.with_flat_values(tf.gather_nd(probabilities, at))
+    per_word = words.with_flat_values(tf.gather_nd(scores, at))
     return at_least_one_step(per_word.to_tensor(0.0))
 
 

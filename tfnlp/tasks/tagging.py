@@ -25,6 +25,7 @@ from tfnlp.data.vocabulary import Vocabulary, most_frequent
 from tfnlp.errors import UserError
 from tfnlp.losses import make_loss
 from tfnlp.metrics import entity_scores, per_type_rows, write_rows_csv
+from tfnlp.models.crf import CRFLoss, bio_allowed, decoder_layer, repaired_bio2, viterbi
 from tfnlp.models.layers import at_least_one_step
 from tfnlp.models.taggers import SUBWORD_TAGGERS, TAGGERS, bilstm_tagger, transformer_tagger
 from tfnlp.tasks import subword_tagging
@@ -36,6 +37,7 @@ RAGGED_WORDS = tf.RaggedTensorSpec([None, None], tf.string, ragged_rank=1, row_s
 RAGGED_SPACING = tf.RaggedTensorSpec([None, None], tf.bool, ragged_rank=1, row_splits_dtype=tf.int64)
 PREDICT_BATCH = 64  # sentences per call when evaluating (sorted by length: little padding)
 RESERVED_WORDS = 2  # the word lookup's padding and [UNK] ids
+MAX_CHARACTERS = 500  # the character CNN's alphabet: the training text's most frequent characters
 
 
 def tag_vocabulary(sentences: Sequence[TaggedSentence]) -> Vocabulary:
@@ -48,37 +50,56 @@ class TaggerServing(ServingModule):
     """The export: raw texts -> tokens, tags and padded entities with character offsets.
 
     Args:
-        model: the tagger: word strings [B, T] -> tag probabilities, or (with `tokenizer`) a
-            transformer over sub-tokens.
+        model: the tagger: word strings [B, T] -> tag scores, or (with `tokenizer`) a transformer over
+            sub-tokens.
         tags: tag names by id.
         tokenizer: the sub-word tokenizer of a transformer tagger; None for word taggers.
+        decoder: `model.decoder`: `argmax`, `constrained` (Viterbi under BIO2) or `crf` (the model's CRF layer).
     """
 
-    def __init__(self, model: keras.Model, tags: Sequence[str], tokenizer: SubwordTokenizer | None = None) -> None:
+    def __init__(self, model: keras.Model, tags: Sequence[str], tokenizer: SubwordTokenizer | None = None,
+                 decoder: str = "argmax") -> None:
         super().__init__()
         self.model = model
         self.tag_names = tf.constant(list(tags))
         self.tokenizer = tokenizer
+        self.decoder = decoder
+        self.allowed = bio_allowed(list(tags))
+        self.crf = decoder_layer(model)
+        if (decoder == "crf") != (self.crf is not None):
+            raise UserError(f"model.decoder={decoder} does not match the model (CRF layer: {self.crf is not None})")
 
-    def word_probabilities(self, words: tf.RaggedTensor, spaced: tf.RaggedTensor) -> tf.Tensor:
-        """Words [B, (T)] (and whether whitespace precedes each) -> tag probabilities [B, max(T, 1), tags]."""
+    def word_scores(self, words: tf.RaggedTensor, spaced: tf.RaggedTensor) -> tf.Tensor:
+        """Words [B, (T)] (and whether whitespace precedes each) -> tag scores [B, max(T, 1), tags]."""
         if self.tokenizer is not None:
-            return subword_tagging.word_probabilities(self.model, self.tokenizer, words, spaced)
+            return subword_tagging.word_scores(self.model, self.tokenizer, words, spaced)
         return self.model(at_least_one_step(words.to_tensor("")), training=False)
+
+    def decode(self, scores: tf.Tensor, lengths: tf.Tensor) -> tf.Tensor:
+        """Tag ids [B, T] from the scores of each text's first `lengths` words (0 past them)."""
+        if self.decoder == "crf":
+            return self.crf.decode(scores, lengths)
+        if self.decoder == "constrained":
+            return viterbi(tf.math.log(tf.maximum(scores, 1e-12)), lengths, self.allowed)
+        return tf.cast(tf.argmax(scores, axis=-1), tf.int32)
+
+    def word_tags(self, words: tf.RaggedTensor, spaced: tf.RaggedTensor) -> tf.Tensor:
+        """Words [B, (T)] -> decoded tag ids [B, max(T, 1)]."""
+        return self.decode(self.word_scores(words, spaced), words.row_lengths())
 
     @tf.function(input_signature=[RAGGED_WORDS, RAGGED_SPACING])
     def predict_words(self, words, spaced):
-        """`word_probabilities` as one graph (evaluation calls it on the corpus's own tokens)."""
-        return self.word_probabilities(words, spaced)
+        """`word_tags` as one graph (evaluation calls it on the corpus's own tokens)."""
+        return self.word_tags(words, spaced)
 
     @tf.function(input_signature=[TEXT_SPEC])
     def serve(self, text):
         tokens, starts, ends = tokenize_with_offsets(text)
-        probabilities = self.word_probabilities(tokens, subword_tagging.space_before(starts, text))
-        shape = tf.shape(probabilities, tf.int64)[:2]
+        ids = self.word_tags(tokens, subword_tagging.space_before(starts, text))
+        shape = tf.shape(ids, tf.int64)[:2]
         lengths = tokens.row_lengths()
         mask = tf.sequence_mask(lengths, shape[1])
-        tags = tf.where(mask, tf.gather(self.tag_names, tf.argmax(probabilities, axis=-1)), "")
+        tags = tf.where(mask, tf.gather(self.tag_names, ids), "")
         entities = entities_from_tags(tags, starts.to_tensor(-1, shape=shape), ends.to_tensor(-1, shape=shape), text,
                                       lengths)
         return {"tokens": tokens.to_tensor("", shape=shape), "tags": tags, **entities}
@@ -107,6 +128,8 @@ class TaggingTask(Task):
         if config.vectors and not self.transformer:
             self.vocabulary, self.initial_embeddings = pretrained_embeddings(
                 config.vectors, self.vocabulary, config.vocab_size, experiment.train.seed)
+        characters = (character for sentence in splits.train for token in sentence.tokens for character in token)
+        self.characters = most_frequent(characters, MAX_CHARACTERS)
 
     @functools.cached_property
     def tag_counts(self) -> np.ndarray:
@@ -123,12 +146,18 @@ class TaggingTask(Task):
 
     def make_model(self) -> keras.Model:
         if self.transformer:
-            return transformer_tagger(self.experiment.model, self.tokenizer.vocabulary_size, len(self.tags))
-        return bilstm_tagger(self.experiment.model, self.vocabulary, len(self.tags), self.initial_embeddings)
+            return transformer_tagger(self.experiment.model, self.tokenizer.vocabulary_size, self.tags.tokens)
+        return bilstm_tagger(self.experiment.model, self.vocabulary, self.tags.tokens, self.initial_embeddings,
+                             self.characters)
 
-    def loss(self) -> dict:
+    def loss(self, model: keras.Model) -> dict:
+        """Per-token cross-entropy / focal loss, or (`model.decoder=crf`) the CRF's sentence likelihood."""
         train = self.experiment.train
-        loss, _ = make_loss(train.loss, self.tag_counts, train.focal_gamma, train.focal_alpha, train.focal_beta)
+        crf = decoder_layer(model)
+        if crf is not None:
+            loss = CRFLoss(crf)
+        else:
+            loss, _ = make_loss(train.loss, self.tag_counts, train.focal_gamma, train.focal_alpha, train.focal_beta)
         return {"loss": loss, "weighted_metrics": [keras.metrics.SparseCategoricalAccuracy(name="token_accuracy")]}
 
     def dataset(self, sentences: Sequence[TaggedSentence], training: bool) -> tf.data.Dataset:
@@ -137,7 +166,9 @@ class TaggingTask(Task):
         train = self.experiment.train
         _, class_weights = make_loss(train.loss, self.tag_counts)
         weights_of = class_weights if class_weights is not None else np.ones(len(self.tags))
-        ids = [self.tags.ids(sentence.tags).tolist() for sentence in sentences]
+        # A CRF scores the gold path: an ill-formed one (I-X after O) would score FORBIDDEN, so it learns BIO2's.
+        repair = repaired_bio2 if self.experiment.model.decoder == "crf" else list
+        ids = [self.tags.ids(repair(sentence.tags)).tolist() for sentence in sentences]
         token_weights = [[float(weights_of[tag]) for tag in row] for row in ids]
         if self.transformer:
             return subword_tagging.window_dataset(
@@ -153,7 +184,7 @@ class TaggingTask(Task):
             lambda t, y, w: (t.to_tensor(""), y.to_tensor(0), w.to_tensor(0.0))).prefetch(tf.data.AUTOTUNE)
 
     def serving(self, model: keras.Model) -> TaggerServing:
-        return TaggerServing(model, self.tags.tokens, self.tokenizer)
+        return TaggerServing(model, self.tags.tokens, self.tokenizer, self.experiment.model.decoder)
 
     def truth(self, sentences: Sequence[TaggedSentence]) -> list[list[str]]:
         return [list(sentence.tags) for sentence in sentences]
@@ -166,7 +197,7 @@ class TaggingTask(Task):
         for chunk in batches(order, PREDICT_BATCH):
             words = tf.ragged.constant([list(sentences[index].tokens) for index in chunk], dtype=tf.string)
             spaced = tf.ragged.constant([spacing[index] for index in chunk], dtype=tf.bool)
-            best = np.argmax(serving.predict_words(words, spaced).numpy(), axis=-1)
+            best = serving.predict_words(words, spaced).numpy()
             for row, index in zip(best, chunk, strict=True):
                 predicted[index] = [self.tags.tokens[i] for i in row[:len(sentences[index].tokens)]]
         return predicted
