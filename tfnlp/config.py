@@ -383,9 +383,9 @@ def _check_decoder(experiment: Experiment) -> None:
     if model.decoder != "crf":
         return
     if experiment.train.loss != "ce":
-        raise UserError(f"model.decoder=crf trains on the sentence's log-likelihood: train.loss={experiment.train.loss} "
-                        "(per-token weights or focusing) does not apply; leave train.loss=ce or use "
-                        "model.decoder=constrained")
+        raise UserError(f"model.decoder=crf trains on the sentence's log-likelihood: "
+                        f"train.loss={experiment.train.loss} (per-token weights or focusing) does not apply; leave "
+                        "train.loss=ce or use model.decoder=constrained")
     if model.label_all_subtokens:
         raise UserError("model.decoder=crf reads one tag per word (its first sub-token): it cannot be combined with "
                         "model.label_all_subtokens=true")

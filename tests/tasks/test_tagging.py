@@ -26,7 +26,8 @@ def test_bilstm_tagger_learns_and_its_export_returns_entity_offsets(tmp_path):
     history = train.read_history(tmp_path / "work" / train.HISTORY_FILE)
     assert len(history["val_entity_f1"]) == 12 and max(history["val_entity_f1"]) >= 0.9  # selected on it
     assert np.allclose(history["val_entity_f1_Disease"], history["val_entity_f1"])  # one type: per-type F1 = overall
-    texts = ["The patient has severe Crohn disease today.", "", "asthma"]
+    # The training sentences never end on a disease: a CRF learns that, so the third text goes on after it.
+    texts = ["The patient has severe Crohn disease today.", "", "asthma was treated"]
     out = served_in_fresh_process(tmp_path / "export" / "ner_bilstm" / "1", texts)
     found = entities_found(texts, out)
     assert ("Crohn disease", "Disease", "Crohn disease") in found and ("asthma", "Disease", "asthma") in found

@@ -82,7 +82,7 @@ def run_one(experiment, folder: Path, tokens_of=None) -> dict:
     speed = texts_per_second(version, [record.text for record in test])
     tokens = {"tokens_per_second": speed * sum(map(tokens_of, test)) / len(test)} if tokens_of else {}
     return {**metrics["test"]["model"], "train_seconds": metrics["train_seconds"], "texts_per_second": speed,
-            **tokens, "per_type": metrics.get("per_type", [])}
+            **tokens, "per_type": metrics.get("per_type", []), "systems": metrics["test"]}
 
 
 def baseline(experiment) -> dict:

@@ -58,7 +58,8 @@ class CharacterCNN(keras.layers.Layer):
         super().__init__(**kwargs)
         self.characters = list(characters)
         self.embedding_dim, self.filters, self.kernel_size = embedding_dim, filters, kernel_size
-        self.lookup = keras.layers.StringLookup(vocabulary=self.characters, mask_token="")
+        # No characters at all (no training words): a space, which no token holds, keeps the lookup valid.
+        self.lookup = keras.layers.StringLookup(vocabulary=self.characters or [" "], mask_token="")
         self.embedding = keras.layers.Embedding(self.lookup.vocabulary_size(), embedding_dim)
         self.convolution = keras.layers.Conv1D(filters, kernel_size, padding="same", activation="relu")
 

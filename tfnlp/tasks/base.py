@@ -310,7 +310,8 @@ class Task(abc.ABC):
             raise UserError(f"train.jit_compile=true: {self.experiment.name} reads raw strings inside the model "
                             "(vectorisation, lookups), which XLA cannot compile; leave train.jit_compile=false")
         # Under a mixed policy Keras wraps the optimizer in a LossScaleOptimizer itself (mixed_float16).
-        model.compile(optimizer=make_optimizer(train, steps_per_epoch), jit_compile=train.jit_compile, **self.loss(model))
+        model.compile(optimizer=make_optimizer(train, steps_per_epoch), jit_compile=train.jit_compile,
+                      **self.loss(model))
         return model
 
     def fit(self, model: keras.Model, train_data: tf.data.Dataset, validation_data: tf.data.Dataset, epochs: int,

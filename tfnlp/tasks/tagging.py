@@ -12,7 +12,7 @@ Per-token weights carry the padding mask and, for `train.loss=weighted`, the cla
 from __future__ import annotations
 
 import functools
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import keras
@@ -25,7 +25,7 @@ from tfnlp.data.vocabulary import Vocabulary, most_frequent
 from tfnlp.errors import UserError
 from tfnlp.losses import make_loss
 from tfnlp.metrics import entity_scores, per_type_rows, write_rows_csv
-from tfnlp.models.crf import CRFLoss, bio_allowed, decoder_layer, repaired_bio2, viterbi
+from tfnlp.models.crf import CRF, CRFLoss, bio_allowed, decoder_layer, repaired_bio2, viterbi
 from tfnlp.models.layers import at_least_one_step
 from tfnlp.models.taggers import SUBWORD_TAGGERS, TAGGERS, bilstm_tagger, transformer_tagger
 from tfnlp.tasks import subword_tagging
@@ -65,9 +65,13 @@ class TaggerServing(ServingModule):
         self.tokenizer = tokenizer
         self.decoder = decoder
         self.allowed = bio_allowed(list(tags))
-        self.crf = decoder_layer(model)
         if (decoder == "crf") != (self.crf is not None):
             raise UserError(f"model.decoder={decoder} does not match the model (CRF layer: {self.crf is not None})")
+
+    @property
+    def crf(self) -> CRF | None:
+        """The model's CRF layer (looked up, not kept: its variables stay under the export's `model/`)."""
+        return decoder_layer(self.model)
 
     def word_scores(self, words: tf.RaggedTensor, spaced: tf.RaggedTensor) -> tf.Tensor:
         """Words [B, (T)] (and whether whitespace precedes each) -> tag scores [B, max(T, 1), tags]."""
@@ -91,6 +95,11 @@ class TaggerServing(ServingModule):
     def predict_words(self, words, spaced):
         """`word_tags` as one graph (evaluation calls it on the corpus's own tokens)."""
         return self.word_tags(words, spaced)
+
+    @tf.function(input_signature=[RAGGED_WORDS, RAGGED_SPACING])
+    def predict_argmax(self, words, spaced):
+        """Each word's own best tag, whatever the decoder (the structured decoders' point of comparison)."""
+        return tf.cast(tf.argmax(self.word_scores(words, spaced), axis=-1), tf.int32)
 
     @tf.function(input_signature=[TEXT_SPEC])
     def serve(self, text):
@@ -189,15 +198,26 @@ class TaggingTask(Task):
     def truth(self, sentences: Sequence[TaggedSentence]) -> list[list[str]]:
         return [list(sentence.tags) for sentence in sentences]
 
-    def predict(self, serving: ServingModule, sentences: Sequence[TaggedSentence]) -> list[list[str]]:
-        """Predicted tags on the corpus's own tokens (batched by length: less padding)."""
+    def systems(self, serving: ServingModule) -> dict[str, Callable[[Sequence], list]]:
+        """`model` (the configured decoder) and, for a structured decoder, `model_argmax`: the same scores read one
+        token at a time."""
+        systems = super().systems(serving)
+        if self.experiment.model.decoder != "argmax":
+            systems = {"model_argmax": lambda sentences: self.predict(serving, sentences, argmax=True), **systems}
+        return systems
+
+    def predict(self, serving: ServingModule, sentences: Sequence[TaggedSentence],
+                argmax: bool = False) -> list[list[str]]:
+        """Predicted tags on the corpus's own tokens (batched by length: less padding); `argmax`: each token's best
+        tag instead of the configured decoder's sequence."""
+        predictor = serving.predict_argmax if argmax else serving.predict_words
         order = sorted(range(len(sentences)), key=lambda index: len(sentences[index].tokens))
         spacing = subword_tagging.sentence_spacing(sentences)
         predicted: list[list[str]] = [[] for _ in sentences]
         for chunk in batches(order, PREDICT_BATCH):
             words = tf.ragged.constant([list(sentences[index].tokens) for index in chunk], dtype=tf.string)
             spaced = tf.ragged.constant([spacing[index] for index in chunk], dtype=tf.bool)
-            best = serving.predict_words(words, spaced).numpy()
+            best = predictor(words, spaced).numpy()
             for row, index in zip(best, chunk, strict=True):
                 predicted[index] = [self.tags.tokens[i] for i in row[:len(sentences[index].tokens)]]
         return predicted
