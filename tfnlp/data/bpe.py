@@ -1,13 +1,14 @@
 """A byte-level BPE vocabulary (GPT-2's form) learnt from a corpus, for keras-hub's `GPT2Tokenizer`.
 
 GPT-2 maps every byte to a printable character (`byte_symbols`), so a word starting with a
-space begins with `Ġ`; merges are learnt over the pieces GPT-2's own pre-splitting makes
-(keras-hub's `split_strings_for_bpe`), so the tokenizer meets exactly the pieces it was learnt on.
+space begins with `Ġ`; merges are learnt (by Hugging Face `tokenizers`) over the pieces GPT-2's own
+pre-splitting makes (keras-hub's `split_strings_for_bpe`), so the tokenizer meets exactly the
+pieces it was learnt on.
 """
 
 from __future__ import annotations
 
-from collections import Counter, defaultdict
+from collections import Counter
 from collections.abc import Iterable
 
 END_OF_TEXT = "<|endoftext|>"
@@ -40,7 +41,12 @@ def pre_split(texts: Iterable[str]) -> Counter:
 
 
 def learn_merges(piece_counts: Counter, merges: int) -> tuple[dict[str, int], list[str]]:
-    """Byte-level BPE: the `merges` most frequent adjacent symbol pairs, merged greedily.
+    """Byte-level BPE learnt by Hugging Face `tokenizers` (`BpeTrainer`) over GPT-2's pre-split pieces.
+
+    The pieces come from keras-hub's own pre-splitting (`pre_split`), and `tokenizers`' `ByteLevel`
+    pre-tokenizer runs without its regex (`use_regex=False`): it maps each piece's bytes to GPT-2's
+    symbols and splits nothing, so the merges are learnt on exactly the pieces keras-hub's tokenizer
+    meets (its regex and `tokenizers`' differ on some Unicode classes).
 
     Args:
         piece_counts: pre-split pieces and their counts (`pre_split`).
@@ -50,47 +56,19 @@ def learn_merges(piece_counts: Counter, merges: int) -> tuple[dict[str, int], li
         (vocabulary token -> id with `<|endoftext|>` at 0, then the 256 byte symbols, then one token
         per merge; merges as `"a b"` strings in rank order), as `GPT2Tokenizer` takes them.
     """
-    table = byte_symbols()
-    words = [[table[byte] for byte in piece.encode("utf-8")] for piece in piece_counts]
-    frequency = list(piece_counts.values())
-    pairs: Counter = Counter()
-    where: defaultdict[tuple[str, str], set[int]] = defaultdict(set)
-    for index, symbols in enumerate(words):
-        for pair in zip(symbols, symbols[1:], strict=False):
-            pairs[pair] += frequency[index]
-            where[pair].add(index)
-    learnt: list[str] = []
-    while len(learnt) < merges and pairs:
-        best, count = max(pairs.items(), key=lambda item: (item[1], item[0]))
-        if count < 2:
-            break
-        learnt.append(f"{best[0]} {best[1]}")
-        for index in list(where[best]):
-            _merge_in_word(words, index, best, frequency[index], pairs, where)
+    import json
+
+    from tokenizers import Tokenizer, models, pre_tokenizers, trainers
+
+    tokenizer = Tokenizer(models.BPE())
+    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)
+    alphabet = pre_tokenizers.ByteLevel.alphabet()
+    trainer = trainers.BpeTrainer(vocab_size=1 + len(alphabet) + merges, min_frequency=2,
+                                  special_tokens=[END_OF_TEXT], initial_alphabet=alphabet, show_progress=False)
+    tokenizer.train_from_iterator(([piece] * count for piece, count in piece_counts.items()), trainer=trainer)
+    model = json.loads(tokenizer.to_str())["model"]
+    learnt = [merge if isinstance(merge, str) else " ".join(merge) for merge in model["merges"]][:merges]
     vocabulary = {END_OF_TEXT: 0}
-    for token in [*table.values(), *(merge.replace(" ", "") for merge in learnt)]:
+    for token in [*byte_symbols().values(), *(merge.replace(" ", "") for merge in learnt)]:
         vocabulary.setdefault(token, len(vocabulary))
     return vocabulary, learnt
-
-
-def _merge_in_word(words: list[list[str]], index: int, pair: tuple[str, str], weight: int, pairs: Counter,
-                   where: defaultdict) -> None:
-    """Merge `pair` everywhere in word `index`, keeping the pair counts and the pair -> words index exact."""
-    symbols = words[index]
-    for old in zip(symbols, symbols[1:], strict=False):
-        pairs[old] -= weight
-        if pairs[old] <= 0:
-            del pairs[old]
-        where[old].discard(index)
-    merged, position = [], 0
-    while position < len(symbols):
-        if position + 1 < len(symbols) and (symbols[position], symbols[position + 1]) == pair:
-            merged.append(symbols[position] + symbols[position + 1])
-            position += 2
-        else:
-            merged.append(symbols[position])
-            position += 1
-    words[index] = merged
-    for new in zip(merged, merged[1:], strict=False):
-        pairs[new] += weight
-        where[new].add(index)
