@@ -92,6 +92,9 @@ class ModelConfig:
         label_all_subtokens: transformer taggers teach every sub-token of a word (later ones the
             word's `I-` tag) instead of the first one alone; tags are always read on the first.
         bpe_merges: merges of the byte-level BPE vocabulary learnt for a fresh GPT-2 tagger.
+        window_stride: transformer taggers: sub-token positions between the starts of a long text's
+            windows; below the window's room for words they overlap and each word is read from the window
+            where it has the most context (0: windows side by side).
         decoder: how a tagger reads tags: `argmax` (each token's most probable tag), `constrained`
             (Viterbi over the softmax under BIO2 constraints: only well-formed entities) or `crf` (a
             linear-chain CRF trained on the sentence likelihood, Viterbi-decoded under the same constraints).
@@ -129,6 +132,7 @@ class ModelConfig:
     num_layers: int = 4
     label_all_subtokens: bool = False
     bpe_merges: int = 4000
+    window_stride: int = 0
     decoder: str = "argmax"
     char_filters: int = 0
     sklearn_c: float = 1.0
@@ -368,7 +372,7 @@ LOWER_BOUNDS = (
     ("train", "lr_final_fraction", 0.0), ("model", "category_prior_weight", 0.0),
     ("model", "tfidf_prior_weight", 0.0), ("model", "tfidf_prior_sharpness", 0.0), ("model", "tfidf_min_weight", 0.0),
     ("train", "warmup_steps", 0), ("train", "warmup_fraction", 0.0), ("train", "weight_decay", 0.0),
-    ("train", "grad_accum_steps", 1), ("model", "char_filters", 0),
+    ("train", "grad_accum_steps", 1), ("model", "char_filters", 0), ("model", "window_stride", 0),
 )
 PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
 LR_SCHEDULES = ("cosine", "linear", "constant", "plateau")

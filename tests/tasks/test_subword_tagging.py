@@ -29,8 +29,9 @@ VOCABULARY = list(dict.fromkeys(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "
                                   "b", "##b", *FILLER, *(word.lower() for word in DISEASES), "."]))
 
 
-def bert_tokenizer(window: int) -> SubwordTokenizer:
-    return SubwordTokenizer(keras_hub.models.BertTokenizer(vocabulary=VOCABULARY, lowercase=True), "bert", window)
+def bert_tokenizer(window: int, stride: int = 0) -> SubwordTokenizer:
+    return SubwordTokenizer(keras_hub.models.BertTokenizer(vocabulary=VOCABULARY, lowercase=True), "bert", window,
+                            stride)
 
 
 def windows_of(tokenizer, sentences):
@@ -42,7 +43,7 @@ def windows_of(tokenizer, sentences):
 
 def test_windows_cut_at_word_boundaries_and_never_overflow():
     tokenizer = bert_tokenizer(window=8)  # 6 sub-tokens a window once [CLS] and [SEP] are in
-    assert (tokenizer.max_word_pieces, tokenizer.stride) == (3, 4)
+    assert (tokenizer.max_word_pieces, tokenizer.span) == (3, 4)
     windows = windows_of(tokenizer, [["the", "Crohn", "diseases", "bbbb", "x"], [], ["a"]])
     # "diseases" -> disease ##s; "bbbb" -> b ##b ##b (##b cut: 3 pieces a word); "x" -> [UNK].
     assert windows.pieces.to_list() == [[5, 6, 7, 8], [10, 11, 11, 1], [9]]
@@ -62,6 +63,39 @@ def test_long_texts_become_several_windows_with_every_word_once():
     firsts = tf.gather(windows.pieces.flat_values, tf.where(windows.piece_is_first)[:, 0]).numpy()
     at = tf.gather_nd(windows.pieces.to_tensor(-1), tf.stack([windows.word_window, windows.word_position], 1))
     assert len(firsts) == 201 and at.numpy().tolist() == firsts.tolist()  # each word's first piece, where it says
+
+
+def test_overlapping_windows_read_each_word_where_it_has_the_most_context():
+    rng = np.random.default_rng(2)
+    sentence = [str(word) for word in rng.choice(["the", "diseases", "bbbb", "asthma", "a"], size=200)]
+    apart = windows_of(bert_tokenizer(window=16), [sentence, ["a"]])
+    overlapped = windows_of(bert_tokenizer(window=16, stride=4), [sentence, ["a"]])
+    tokenizer = bert_tokenizer(window=16, stride=4)  # room 14, 7 pieces a word at most: span 8, step 4
+    assert (tokenizer.span, tokenizer.step) == (8, 4)
+    lengths = overlapped.pieces.row_lengths().numpy()
+    assert max(lengths) <= 14 and len(lengths) > 1.8 * apart.pieces.nrows().numpy()  # about twice the windows
+    firsts = tf.gather(apart.pieces.flat_values, tf.where(apart.piece_is_first)[:, 0]).numpy()
+    at = tf.gather_nd(overlapped.pieces.to_tensor(-1), tf.stack([overlapped.word_window,
+                                                                 overlapped.word_position], 1))
+    assert at.numpy().tolist() == firsts.tolist()  # each word's first piece, where it says
+    # Each word is read from the window where the fewer of its pieces before it and after it is the largest.
+    piece_window = overlapped.pieces.value_rowids().numpy()
+    piece_word, is_first = overlapped.piece_word.numpy(), overlapped.piece_is_first.numpy()
+    windows_of_word: dict[int, list[float]] = {}
+    for window in range(len(lengths)):
+        inside = np.flatnonzero(piece_window == window)
+        for offset, piece in enumerate(inside):
+            if is_first[piece]:
+                size = int((piece_word[inside] == piece_word[piece]).sum())
+                windows_of_word.setdefault(piece_word[piece], []).append((min(offset, len(inside) - offset - size),
+                                                                         window))
+    best = [max(windows_of_word[word], key=lambda pair: (pair[0], -pair[1]))[1] for word in range(201)]
+    assert overlapped.word_window.numpy().tolist() == best
+    assert sum(len(found) > 1 for found in windows_of_word.values()) > 150  # most words are in two windows
+    same = windows_of(bert_tokenizer(window=16, stride=8), [sentence, ["a"]])  # stride = span: side by side
+    assert same.pieces.to_list() == apart.pieces.to_list()
+    with pytest.raises(UserError, match="model.window_stride=9"):
+        bert_tokenizer(window=16, stride=9)
 
 
 def test_first_sub_token_carries_the_tag_and_the_option_labels_all():
@@ -120,7 +154,8 @@ def test_tiny_transformer_tagger_trains_exports_and_serves_entity_offsets(tmp_pa
     extra = [f"model.preset={preset}"] if preset else []
     argv = [experiment, "--tiny", "--data", f"conll:{data}", "--workdir", str(tmp_path / "work"), "--export_base",
             str(tmp_path / "export"), "--set", "train.epochs=8", "train.patience=8", "train.learning_rate=0.003",
-            "model.max_input_tokens=16", "model.decoder=crf", *extra]  # a CRF over the words' first sub-tokens
+            "model.max_input_tokens=16", "model.decoder=crf", "model.window_stride=4", *extra]
+    # A CRF over the words' first sub-tokens; windows that overlap (step 4 of a span of 8).
     assert train.main(argv) == 0
     metrics = json.loads((tmp_path / "work" / train.METRICS_FILE).read_text())
     assert metrics["test"]["model"]["entity_f1"] >= 0.8 and "model_argmax" in metrics["test"]

@@ -7,8 +7,11 @@ first sub-token and read from it; the word's other sub-tokens weigh nothing in t
 Texts longer than a window (`model.max_input_tokens` sub-tokens, special tokens included) are cut
 into several windows at word boundaries, never truncated. To cut them in the graph without a loop,
 a word keeps at most `max_word_pieces` sub-tokens (the dropped tail of a very long word carries no
-label) and goes to window `first_piece_position // stride` with `stride = room - max_word_pieces + 1`:
-a window then never holds more than `room` sub-tokens. The same code cuts the training windows, the
+label) and window k takes the words whose first piece is in [k * step, k * step + span), with
+`span = room - max_word_pieces + 1`: a window then never holds more than `room` sub-tokens. By
+default `step = span` (each word in one window); `model.window_stride` below it makes windows
+overlap, and each word is read from the window where it has the most context on both sides. The
+same code cuts the training windows (an overlapped word is taught in each of its windows), the
 evaluation windows and the served ones.
 """
 
@@ -61,7 +64,7 @@ class SubwordTokenizer(tf.Module):
         window: sub-tokens per window, special tokens included.
     """
 
-    def __init__(self, tokenizer, kind: str, window: int) -> None:
+    def __init__(self, tokenizer, kind: str, window: int, window_stride: int = 0) -> None:
         super().__init__()
         self.tokenizer = tokenizer
         self.kind = kind
@@ -74,7 +77,12 @@ class SubwordTokenizer(tf.Module):
         if room < 2:
             raise UserError(f"model.max_input_tokens={window} leaves no room for sub-tokens; use 16 or more")
         self.max_word_pieces = min(MAX_WORD_PIECES, max(room // 2, 1))
-        self.stride = room - self.max_word_pieces + 1
+        self.span = room - self.max_word_pieces + 1  # first-piece positions a window holds
+        if window_stride > self.span:
+            raise UserError(f"model.window_stride={window_stride}: windows of model.max_input_tokens={window} "
+                            f"hold the words starting in {self.span} sub-token positions; a stride above that "
+                            "would skip words")
+        self.step = window_stride or self.span
 
     def word_pieces(self, words: tf.RaggedTensor, spaced: tf.RaggedTensor) -> tf.RaggedTensor:
         """Words [B, (T)] -> sub-token ids per (flat) word, [B*T, (1..max_word_pieces)].
@@ -91,25 +99,50 @@ class SubwordTokenizer(tf.Module):
         return tf.ragged.boolean_mask(padded, tf.ragged.range(padded.row_lengths()) < keep[:, None])
 
     def windows(self, words: tf.RaggedTensor, spaced: tf.RaggedTensor) -> Windows:
-        """Cut the sub-tokens of each text [B, (T)] into windows at word boundaries (see the module docstring)."""
+        """Cut the sub-tokens of each text [B, (T)] into windows at word boundaries (see the module docstring).
+
+        Window k of a text holds the words whose first piece sits in [k * step, k * step + span): one window
+        per word when `step == span` (the default), several overlapping ones when `window_stride` is smaller.
+        A word is read from the window where it has the most context (the most pieces on its shorter side).
+        """
         pieces = self.word_pieces(words, spaced)
         counts = pieces.row_lengths()
         word_text = words.value_rowids()
-        # Position of each word's first piece within its text.
+        # Position of each word's first piece within its text, and each text's piece count.
         before = tf.cumsum(counts, exclusive=True)
-        text_first_word = words.row_starts()
-        text_offset = tf.gather(tf.concat([before, [0]], axis=0), text_first_word)
+        text_offset = tf.gather(tf.concat([before, [0]], axis=0), words.row_starts())
         first_position = before - tf.gather(text_offset, word_text)
-        window_in_text = first_position // self.stride
-        windows_per_text = tf.maximum(tf.math.unsorted_segment_max(window_in_text, word_text, words.nrows()), -1) + 1
-        word_window = tf.gather(tf.cumsum(windows_per_text, exclusive=True), word_text) + window_in_text
-        piece_word = pieces.value_rowids()
-        piece_window = tf.gather(word_window, piece_word)
-        windowed = tf.RaggedTensor.from_value_rowids(pieces.flat_values, piece_window,
-                                                     nrows=tf.reduce_sum(windows_per_text))
-        first_flat = pieces.row_starts()
-        word_position = first_flat - tf.gather(windowed.row_starts(), word_window)
-        piece_is_first = tf.range(tf.shape(piece_word, out_type=tf.int64)[0]) == tf.gather(first_flat, piece_word)
+        # Every (word, window) pair: the windows whose range holds the word's first piece.
+        last = first_position // self.step
+        first = tf.maximum((first_position - self.span) // self.step + 1, 0)
+        pair_k = tf.ragged.range(first, last + 1)
+        pair_word = pair_k.value_rowids()
+        windows_per_text = tf.maximum(tf.math.unsorted_segment_max(last, word_text, words.nrows()), -1) + 1
+        window_base = tf.cumsum(windows_per_text, exclusive=True)
+        pair_window = tf.gather(tf.gather(window_base, word_text), pair_word) + pair_k.flat_values
+        # Windows in order, words in text order within each (a stable sort keeps the pairs' word order).
+        order = tf.argsort(pair_window, stable=True)
+        sorted_word, sorted_window = tf.gather(pair_word, order), tf.gather(pair_window, order)
+        chosen = tf.gather(pieces, sorted_word)
+        windowed = tf.RaggedTensor.from_value_rowids(
+            chosen.flat_values, tf.repeat(sorted_window, chosen.row_lengths()), nrows=tf.reduce_sum(windows_per_text))
+        piece_word = tf.repeat(sorted_word, chosen.row_lengths())
+        piece_is_first = tf.ragged.range(chosen.row_lengths()).flat_values == 0
+        # The pair each word is read from: the most context on its shorter side, the earliest window on ties.
+        # Context: the window's pieces before the word and after its last piece.
+        position, size = tf.gather(first_position, sorted_word), tf.gather(counts, sorted_word)
+        window_count = tf.reduce_sum(windows_per_text)
+        window_first = tf.math.unsorted_segment_min(position, sorted_window, window_count)
+        window_end = tf.math.unsorted_segment_max(position + size, sorted_window, window_count)
+        context = tf.minimum(position - tf.gather(window_first, sorted_window),
+                             tf.gather(window_end, sorted_window) - position - size)
+        word_count = tf.shape(first_position, out_type=tf.int64)[0]
+        best = tf.math.unsorted_segment_max(context, sorted_word, word_count)
+        rank = tf.range(tf.shape(sorted_word, out_type=tf.int64)[0])
+        candidates = tf.where(context == tf.gather(best, sorted_word), rank, tf.int64.max)
+        read_from = tf.math.unsorted_segment_min(candidates, sorted_word, word_count)
+        word_window = tf.gather(sorted_window, read_from)
+        word_position = tf.gather(chosen.row_starts(), read_from) - tf.gather(windowed.row_starts(), word_window)
         return Windows(windowed, piece_word, piece_is_first, word_window, word_position)
 
     def model_inputs(self, pieces: tf.RaggedTensor) -> dict[str, tf.Tensor]:
@@ -175,7 +208,8 @@ def make_tokenizer(config: ModelConfig, training_texts: Sequence[str]) -> Subwor
     else:
         vocabulary, merges = bpe.learn_merges(bpe.pre_split(training_texts), config.bpe_merges)
         tokenizer = keras_hub.models.GPT2Tokenizer(vocabulary=vocabulary, merges=merges)
-    return SubwordTokenizer(tokenizer, "bert" if config.name == "bert_tagger" else "gpt", config.max_input_tokens)
+    return SubwordTokenizer(tokenizer, "bert" if config.name == "bert_tagger" else "gpt", config.max_input_tokens,
+                            config.window_stride)
 
 
 def word_scores(model: keras.Model, tokenizer: SubwordTokenizer, words: tf.RaggedTensor,
