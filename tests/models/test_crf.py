@@ -8,6 +8,7 @@ import pytest
 import tensorflow as tf
 
 from tfnlp.config import ModelConfig, apply_overrides, validate
+from tfnlp.data.conll import to_bio2
 from tfnlp.errors import UserError
 from tfnlp.experiments import get
 from tfnlp.models import crf
@@ -45,9 +46,6 @@ def test_bio2_allows_inside_tags_only_after_their_own_type():
     assert not allowed[TAGS.index("O"), TAGS.index("I-Disease")]
     assert not allowed[TAGS.index("B-Chemical"), TAGS.index("I-Disease")]
     assert allowed[TAGS.index("B-Disease"), TAGS.index("I-Disease")] and allowed[:, start].all()
-    assert crf.repaired_bio2(["I-Disease", "I-Disease", "O", "B-Chemical", "I-Disease"]) == [
-        "B-Disease", "I-Disease", "O", "B-Chemical", "B-Disease"]
-    assert crf.is_well_formed(["B-Disease", "I-Disease", "O"]) and not crf.is_well_formed(["O", "I-Disease"])
 
 
 def test_viterbi_is_the_best_allowed_path_by_enumeration():
@@ -106,7 +104,7 @@ def test_structured_decoders_never_emit_an_ill_formed_sequence(decoder):
         lengths = rng.integers(0, 8, size=8)
         ids = serving.decode(scores, lengths).numpy()
         decoded = [[TAGS[i] for i in row[:length]] for row, length in zip(ids, lengths, strict=True)]
-        assert all(map(crf.is_well_formed, decoded))
+        assert all(to_bio2(tags)[1] == 0 for tags in decoded)  # nothing to repair: well-formed BIO2
     argmax = serving_of("argmax").decode(tf.constant([[[0.1, 0.1, 0.8, 0.0, 0.0]]]), tf.constant([1])).numpy()
     assert argmax.tolist() == [[2]]  # argmax reads I- after the start as it comes
 

@@ -31,13 +31,13 @@ def _docs(nlp, sentences: Sequence[TaggedSentence], with_entities: bool) -> list
     """spaCy Docs on the sentences' own tokens (and spacing), with their BIO entities when asked."""
     from spacy.tokens import Doc
 
-    from tfnlp.models.crf import repaired_bio2
+    from tfnlp.data.conll import to_bio2
     from tfnlp.tasks.subword_tagging import sentence_spacing
 
     docs = []
     for sentence, spacing in zip(sentences, sentence_spacing(sentences), strict=True):
         spaces = [*spacing[1:], False]  # spaCy: whitespace after each token; ours: before it
-        entities = {"ents": repaired_bio2(sentence.tags)} if with_entities else {}
+        entities = {"ents": to_bio2(list(sentence.tags))[0]} if with_entities else {}
         docs.append(Doc(nlp.vocab, words=list(sentence.tokens), spaces=spaces, **entities))
     return docs
 

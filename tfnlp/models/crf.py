@@ -37,25 +37,6 @@ def bio_allowed(tags: Sequence[str]) -> np.ndarray:
     return allowed
 
 
-def is_well_formed(tags: Sequence[str]) -> bool:
-    """Whether a tag sequence is valid BIO2 (every `I-X` continues an `X` entity)."""
-    previous = "O"
-    for tag in tags:
-        if tag.startswith("I-") and previous[2:] != tag[2:]:
-            return False
-        previous = tag
-    return True
-
-
-def repaired_bio2(tags: Sequence[str]) -> list[str]:
-    """`tags` made valid BIO2: an `I-X` that does not continue an `X` entity becomes `B-X` (IOB1's reading)."""
-    repaired: list[str] = []
-    for tag in tags:
-        previous = repaired[-1] if repaired else "O"
-        repaired.append(f"B-{tag[2:]}" if tag.startswith("I-") and previous[2:] != tag[2:] else tag)
-    return repaired
-
-
 def full_transitions(transitions: tf.Tensor, start: tf.Tensor, end: tf.Tensor) -> tf.Tensor:
     """[K+1, K+1] transition scores with the start state as row K and the end state as column K."""
     top = tf.concat([transitions, end[:, None]], axis=1)

@@ -20,12 +20,13 @@ import numpy as np
 import tensorflow as tf
 
 from tfnlp.config import Experiment
+from tfnlp.data.conll import to_bio2
 from tfnlp.data.records import Splits, TaggedSentence, entity_spans
 from tfnlp.data.vocabulary import Vocabulary, most_frequent
 from tfnlp.errors import UserError
 from tfnlp.losses import make_loss
 from tfnlp.metrics import entity_scores, per_type_rows, write_rows_csv
-from tfnlp.models.crf import CRF, CRFLoss, bio_allowed, decoder_layer, repaired_bio2, viterbi
+from tfnlp.models.crf import CRF, CRFLoss, bio_allowed, decoder_layer, viterbi
 from tfnlp.models.layers import at_least_one_step
 from tfnlp.models.taggers import SUBWORD_TAGGERS, TAGGERS, bilstm_tagger, transformer_tagger
 from tfnlp.tasks import subword_tagging
@@ -176,7 +177,7 @@ class TaggingTask(Task):
         _, class_weights = make_loss(train.loss, self.tag_counts)
         weights_of = class_weights if class_weights is not None else np.ones(len(self.tags))
         # A CRF scores the gold path: an ill-formed one (I-X after O) would score FORBIDDEN, so it learns BIO2's.
-        repair = repaired_bio2 if self.experiment.model.decoder == "crf" else list
+        repair = (lambda tags: to_bio2(list(tags))[0]) if self.experiment.model.decoder == "crf" else list
         ids = [self.tags.ids(repair(sentence.tags)).tolist() for sentence in sentences]
         token_weights = [[float(weights_of[tag]) for tag in row] for row in ids]
         if self.transformer:
