@@ -37,6 +37,10 @@ class DataConfig:
             the graph as a word -> lemma table); empty for none.
         types: tagging (PubTator): entity types to keep, `A,B` or renamed `A=X,B=X`; empty keeps all.
         encoding: text encoding of the user's CSV / TSV / JSONL files (`latin-1`, `cp1252`, ...).
+        deidentify: replace person names, e-mails, URLs, IPs and phone numbers with placeholders in every
+            split before training (`tfnlp.data.deidentify`); the export scrubs the pattern kinds of served
+            texts the same way, in its graph (names cannot run there).
+        deidentify_lang: language of the texts for person names: `fr` or `en`.
     """
 
     source: str = "cim10"
@@ -50,6 +54,8 @@ class DataConfig:
     preprocess: str = ""
     types: str = ""
     encoding: str = "utf-8"
+    deidentify: bool = False
+    deidentify_lang: str = "fr"
 
 
 @dataclass(frozen=True)
@@ -424,6 +430,8 @@ def validate(experiment: Experiment) -> Experiment:
     if not experiment.train.warmup_fraction < 1.0:
         raise UserError(f"train.warmup_fraction={experiment.train.warmup_fraction}: must be below 1")
     _check_decoder(experiment)
+    if experiment.data.deidentify_lang not in ("fr", "en"):
+        raise UserError(f"data.deidentify_lang={experiment.data.deidentify_lang!r}: use fr or en")
     if not experiment.model.dropout < 1.0:
         raise UserError(f"model.dropout={experiment.model.dropout}: must be below 1")
     return experiment

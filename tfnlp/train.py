@@ -317,7 +317,7 @@ def run(experiment: config_lib.Experiment, workdir: Path, export_base: Path, loa
 
     write_run_summary(workdir, experiment, results, serving.serve)
     version = export.export_savedmodel(
-        serving, export_base, experiment.name, serving.signatures(),
+        serving, export_base, experiment.name, serving.signatures(scrub_patterns=experiment.data.deidentify),
         {"experiment": config_lib.to_dict(experiment), "test": results, "workdir": str(workdir)},
         warmup_texts=[record.text for record in task.splits.validation[:WARMUP_REQUESTS]])
     (workdir / METRICS_FILE).write_text(json.dumps({

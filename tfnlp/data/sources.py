@@ -7,6 +7,7 @@ files in that order.
 
 from __future__ import annotations
 
+import dataclasses
 import random
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -236,4 +237,9 @@ for _name in ("csv", "tsv", "jsonl"):
 def load(spec: str, config: DataConfig) -> LoadedData:
     """Load the records that `spec` names, split as `config` says."""
     name, _, argument = spec.partition(":")
-    return SOURCES.get(name)(argument, config)
+    loaded = SOURCES.get(name)(argument, config)
+    if config.deidentify:
+        from tfnlp.data.deidentify import deidentified_splits
+
+        loaded = dataclasses.replace(loaded, splits=deidentified_splits(loaded.splits, config.deidentify_lang))
+    return loaded

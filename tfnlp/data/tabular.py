@@ -55,7 +55,7 @@ def decoded_text(path: Path, encoding: str = "utf-8") -> str:
                                   f"{hint}") from None
 
 
-def _delimited_rows(path: Path, delimiter: str, encoding: str):
+def delimited_rows(path: Path, delimiter: str, encoding: str):
     # strict: a stray quote is an error, not the start of a field that silently swallows the following lines.
     reader = csv.DictReader(io.StringIO(decoded_text(path, encoding), newline=""), delimiter=delimiter,
                             strict=True)
@@ -75,7 +75,7 @@ def _delimited_rows(path: Path, delimiter: str, encoding: str):
         yield start, row
 
 
-def _jsonl_rows(path: Path, encoding: str):
+def jsonl_rows(path: Path, encoding: str):
     for line_number, line in enumerate(decoded_text(path, encoding).splitlines(), start=1):
         if not line.strip():
             continue
@@ -99,8 +99,8 @@ def read_records(path: Path, text_column: str, label_column: str, encoding: str 
     if not path.is_file():
         raise UserError(f"{path}: no such file")
     kind = file_format(path)
-    rows = (_jsonl_rows(path, encoding) if kind == "jsonl"
-            else _delimited_rows(path, "," if kind == "csv" else "\t", encoding))
+    rows = (jsonl_rows(path, encoding) if kind == "jsonl"
+            else delimited_rows(path, "," if kind == "csv" else "\t", encoding))
     records = [_checked_record(path, line, row, text_column, label_column) for line, row in rows]
     if not records:
         raise located(path, None, "no records")

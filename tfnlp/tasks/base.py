@@ -181,9 +181,25 @@ class ServingModule(tf.Module):
         """Signatures besides `serving_default` (name -> tf.function)."""
         return {}
 
-    def signatures(self) -> dict[str, Callable]:
-        """Every signature to write into the SavedModel."""
-        return {"serving_default": self.serve, **self.extra_signatures()}
+    def signatures(self, scrub_patterns: bool = False) -> dict[str, Callable]:
+        """Every signature to write into the SavedModel; with `scrub_patterns` (`data.deidentify`), those taking
+        texts first replace e-mails, URLs, IPs and phone numbers in them (`tfnlp.data.deidentify.scrub_graph`)."""
+        signatures = {"serving_default": self.serve, **self.extra_signatures()}
+        if not scrub_patterns:
+            return signatures
+        return {name: _scrubbing(function) if tuple(function.input_signature or ()) == (TEXT_SPEC,) else function
+                for name, function in signatures.items()}
+
+
+def _scrubbing(function: Callable) -> Callable:
+    """`function` (texts -> outputs) behind the de-identification patterns, as one signature."""
+    from tfnlp.data.deidentify import scrub_graph
+
+    @tf.function(input_signature=[TEXT_SPEC])
+    def scrubbed(text):
+        return function(scrub_graph(text))
+
+    return scrubbed
 
 
 class ValidationScores(keras.callbacks.Callback):

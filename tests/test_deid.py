@@ -1,0 +1,156 @@
+"""De-identification on texts the tests write: each kind replaced, clinical words kept, files and offsets intact."""
+
+import json
+
+import pytest
+import tensorflow as tf
+
+from tfnlp import deid
+from tfnlp.data import deidentify
+from tfnlp.data.pubtator import read_documents
+
+PATTERN_TEXTS = [
+    "Contact : jean.dupont@chu-lyon.fr ou https://chu-lyon.fr/dossier?id=3.",
+    "Serveur 192.168.0.12, fe80::1ff:fe23:4567:890a et 2001:0db8:85a3:0000:0000:8a2e:0370:7334 ; std::vector.",
+    "Appeler le 06 12 34 56 78, le +33 1 23 45 67 89 ou le +1 415-555-0132.",
+    "Dose 2 x 10 mg à 10:30, HbA1c 7.5 %, TA 130/80, glycémie 1,26 g/L, code E11.2, CIM-10.",
+    "Né le 12/03/1954, revu le 3 mars 2021 et le 2021-03-04.",
+]
+EXPECTED = [
+    "Contact : [EMAIL] ou [URL].",
+    "Serveur [IP], [IP] et [IP] ; std::vector.",
+    "Appeler le [TEL], le [TEL] ou le [TEL].",
+    "Dose 2 x 10 mg à 10:30, HbA1c 7.5 %, TA 130/80, glycémie 1,26 g/L, code E11.2, CIM-10.",
+    "Né le [DATE], revu le [DATE] et le [DATE].",
+]
+
+# A small labelled set of person names in clinical sentences (written for this test): the names spaCy must find.
+NAMED = {
+    "fr": [("Le Dr Martin Dupont a examiné la patiente.", ["Martin Dupont"]),
+           ("Mme Claire Moreau, 54 ans, présente une maladie de Crohn.", ["Claire Moreau"]),
+           ("Compte rendu adressé au Pr Jean-Luc Bernard.", ["Jean-Luc Bernard"]),
+           ("Patient vu par Sophie Lefèvre aux urgences de Lyon.", ["Sophie Lefèvre"]),
+           ("Antoine Girard signale des douleurs thoraciques depuis hier.", ["Antoine Girard"]),
+           ("Avis demandé au Dr Nathalie Roux pour une maladie de Parkinson.", ["Nathalie Roux"]),
+           ("Le fils du patient, Thomas Petit, l'accompagne.", ["Thomas Petit"]),
+           ("Isabelle Fontaine a été opérée par le Dr Paul Mercier.", ["Isabelle Fontaine", "Paul Mercier"])],
+    "en": [("John Smith was admitted with chest pain.", ["John Smith"]),
+           ("Dr. Emily Watson reviewed the scans for Parkinson's disease.", ["Emily Watson"]),
+           ("The patient, Mary Johnson, reports Crohn disease flares.", ["Mary Johnson"]),
+           ("Referred by Michael Brown to the cardiology clinic.", ["Michael Brown"]),
+           ("Sarah Davis has type 2 diabetes and hypertension.", ["Sarah Davis"]),
+           ("Seen today by Dr. Robert Miller and nurse Linda Wilson.", ["Robert Miller", "Linda Wilson"]),
+           ("David Anderson denies fever or cough.", ["David Anderson"]),
+           ("Follow-up with Jennifer Taylor in two weeks.", ["Jennifer Taylor"])],
+}
+NAME_RECALL_FLOOR = 0.8  # measured: README > De-identification states the figures
+
+
+def test_each_pattern_kind_is_replaced_and_clinical_words_are_kept():
+    scrubbed = [deidentify.replace_spans(text, deidentify.pattern_spans(text, dates=True)) for text in PATTERN_TEXTS]
+    assert scrubbed == EXPECTED
+    assert deidentify.pattern_spans("Né le 12/03/1954.") == []  # dates only when asked
+
+
+def test_the_serving_graph_and_the_python_scrubber_agree_on_the_pattern_kinds():
+    for dates in (False, True):
+        graph = deidentify.scrub_graph(tf.constant(PATTERN_TEXTS), dates=dates).numpy()
+        python = [deidentify.replace_spans(text, deidentify.pattern_spans(text, dates)) for text in PATTERN_TEXTS]
+        assert [text.decode() for text in graph] == python
+
+
+@pytest.mark.parametrize("language", ["fr", "en"])
+def test_person_names_are_found_with_a_measured_recall_and_eponyms_kept(language):
+    scrubber = deidentify.Scrubber(language)
+    texts = [text for text, _ in NAMED[language]]
+    found = scrubber.spans(texts)
+    names = [name for _, expected in NAMED[language] for name in expected]
+    hits = sum(any(text[span.start:span.end].endswith(name) or name in text[span.start:span.end]
+                   for span in spans if span.kind == "NAME")
+               for (text, expected), spans in zip(NAMED[language], found, strict=True) for name in expected)
+    recall = hits / len(names)
+    print(f"{language} name recall: {hits}/{len(names)} = {recall:.2f}")
+    assert recall >= NAME_RECALL_FLOOR
+    scrubbed = " ".join(scrubber.scrub(texts))
+    for clinical in ("Crohn", "Parkinson", "douleurs thoraciques" if language == "fr" else "chest pain"):
+        assert clinical in scrubbed
+
+
+def test_a_csv_keeps_its_columns_and_the_audit_holds_no_values_unless_asked(tmp_path, capsys):
+    source = tmp_path / "reports.csv"
+    source.write_text('RawText,ICD10\n"Écrire à jean.dupont@chu-lyon.fr, tel 06 12 34 56 78",E11.2\n'
+                      "Diabète de type 2,E11.9\n", encoding="utf-8")
+    before = source.read_bytes()
+    assert deid.main([f"csv:{source}", "--out", str(tmp_path / "out.csv"), "--no-names"]) == 0
+    assert (tmp_path / "out.csv").read_text() == ("RawText,ICD10\n\"Écrire à [EMAIL], tel [TEL]\",E11.2\n"
+                                                  "Diabète de type 2,E11.9\n")
+    audit = [json.loads(line) for line in (tmp_path / "out.csv.audit.jsonl").read_text().splitlines()]
+    assert [(entry["line"], entry["type"]) for entry in audit] == [(2, "EMAIL"), (2, "PHONE")]
+    assert "value" not in audit[0] and "EMAIL 1, PHONE 1" in capsys.readouterr().out
+    assert source.read_bytes() == before
+    deid.main([f"csv:{source}", "--out", str(tmp_path / "kept.csv"), "--no-names", "--keep-values"])
+    assert json.loads((tmp_path / "kept.csv.audit.jsonl").read_text().splitlines()[0])["value"] == \
+        "jean.dupont@chu-lyon.fr"
+
+
+def test_conll_keeps_its_lines_and_never_touches_entities(tmp_path):
+    source = tmp_path / "train.conll"
+    lines = ["-DOCSTART-\tO", "", "John\tO", "Smith\tO", "has\tO", "Crohn\tB-Disease", "disease\tI-Disease", ",\tO",
+             "mail\tO", "john@example.org\tO", ".\tO", ""]
+    source.write_text("\n".join(lines))
+    assert deid.main([f"conll:{source}", "--out", str(tmp_path / "out.conll"), "--lang", "en"]) == 0
+    out = (tmp_path / "out.conll").read_text().split("\n")
+    assert len(out) == len(lines) and out[:2] == lines[:2]
+    assert out[2:5] == ["[NOM]\tO", "[NOM]\tO", "has\tO"]
+    assert out[5:7] == lines[5:7] and out[9] == "[EMAIL]\tO"
+
+
+def test_pubtator_offsets_still_slice_to_the_mentions(tmp_path):
+    title = "Crohn disease in a patient of Dr. John Smith (john.smith@example.org)."
+    abstract = "Call +33 1 23 45 67 89 about the colitis of Mary Johnson; Crohn disease recurred."
+    text = f"{title} {abstract}"
+    mentions = [(0, 13), (text.index("colitis"), text.index("colitis") + 7), (text.rindex("Crohn"), len(text) - 10)]
+    lines = [f"123|t|{title}", f"123|a|{abstract}"] + [
+        f"123\t{start}\t{end}\t{text[start:end]}\tDisease\tD1" for start, end in mentions]
+    source = tmp_path / "corpus.txt"
+    source.write_text("\n".join(lines) + "\n\n")
+    assert deid.main([f"pubtator:{source}", "--out", str(tmp_path / "out.txt"), "--lang", "en"]) == 0
+    documents, _ = read_documents(tmp_path / "out.txt")  # the reader checks every mention against the text
+    document = documents[0]
+    assert "[EMAIL]" in document.title and "[TEL]" in document.abstract and "Smith" not in document.text
+    assert [document.text[m.start:m.end] for m in document.mentions] == ["Crohn disease", "colitis", "Crohn disease"]
+
+
+@pytest.mark.parametrize(("content", "message"), [
+    (None, "no such file"),
+    ('{"RawText": "ok"}\n{not json\n', "bad.jsonl:2: not a JSON object"),
+])
+def test_bad_input_is_a_clear_error(tmp_path, capsys, content, message):
+    source = tmp_path / "bad.jsonl"
+    if content is not None:
+        source.write_text(content)
+    with pytest.raises(SystemExit) as stopped:
+        deid.main([str(source), "--out", str(tmp_path / "out.jsonl"), "--no-names"])
+    assert stopped.value.code == 2 and message in capsys.readouterr().err
+    assert not (tmp_path / "out.jsonl").exists()
+    with pytest.raises(SystemExit):
+        deid.main([str(source), "--out", str(source), "--no-names"])
+
+
+def test_training_data_and_served_texts_are_scrubbed_with_data_deidentify(tmp_path):
+    from tests.helpers import run_tiny, served_in_fresh_process
+    from tfnlp.config import DataConfig
+    from tfnlp.data import sources
+
+    rows = ["RawText,ICD10"] + [f"patient {i} vu par Claire Moreau mail c{i}@chu.fr,{'E11' if i % 2 else 'I10'}"
+                                for i in range(40)]
+    data = tmp_path / "notes.csv"
+    data.write_text("\n".join(rows) + "\n")
+    loaded = sources.load(f"csv:{data}", DataConfig(deidentify=True))
+    assert all("[EMAIL]" in record.text and "Moreau" not in record.text for record in loaded.splits.train)
+    run_tiny("icd10_chapter_lstm", tmp_path, "--data", f"csv:{data}", "--set", "data.deidentify=true",
+             "train.baselines=false")
+    texts = ["douleur, écrire à paul@exemple.fr ou au 06 12 34 56 78", "douleur, écrire à [EMAIL] ou au [TEL]"]
+    out = served_in_fresh_process(tmp_path / "export" / "icd10_chapter_lstm" / "1", texts)
+    probabilities = out["probabilities"]
+    assert probabilities[0] == probabilities[1]  # the export saw the same scrubbed text
