@@ -98,6 +98,11 @@ class ModelConfig:
         label_all_subtokens: transformer taggers teach every sub-token of a word (later ones the
             word's `I-` tag) instead of the first one alone; tags are always read on the first.
         bpe_merges: merges of the byte-level BPE vocabulary learnt for a fresh GPT-2 tagger.
+        lora_rank: keras-hub backbones (BERT classifier and taggers, GPT-2 tagger): low-rank adaptation of
+            this rank (`backbone.enable_lora`): the backbone is frozen but for its LoRA matrices, the head
+            trains; the export holds the merged weights. 0: full fine-tuning.
+        lora_targets: comma-separated layer names LoRA adapts (empty: keras-hub's default, the attention's
+            query and value projections).
         window_stride: transformer taggers: sub-token positions between the starts of a long text's
             windows; below the window's room for words they overlap and each word is read from the window
             where it has the most context (0: windows side by side).
@@ -138,6 +143,8 @@ class ModelConfig:
     num_layers: int = 4
     label_all_subtokens: bool = False
     bpe_merges: int = 4000
+    lora_rank: int = 0
+    lora_targets: str = ""
     window_stride: int = 0
     decoder: str = "argmax"
     char_filters: int = 0
@@ -379,6 +386,7 @@ LOWER_BOUNDS = (
     ("model", "tfidf_prior_weight", 0.0), ("model", "tfidf_prior_sharpness", 0.0), ("model", "tfidf_min_weight", 0.0),
     ("train", "warmup_steps", 0), ("train", "warmup_fraction", 0.0), ("train", "weight_decay", 0.0),
     ("train", "grad_accum_steps", 1), ("model", "char_filters", 0), ("model", "window_stride", 0),
+    ("model", "lora_rank", 0),
 )
 PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
 LR_SCHEDULES = ("cosine", "linear", "constant", "plateau")

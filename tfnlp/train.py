@@ -183,14 +183,19 @@ def _callbacks(task_callbacks: list, workdir: Path, train: config_lib.TrainConfi
             ResumableBackup(backup, monitors)]  # last: it saves what the others decided
 
 
-def parameter_counts(model) -> dict[str, int]:
-    """Trainable and total weights of `model`, and the bytes they take (what its export's `model/` holds)."""
+def parameter_counts(trained, exported) -> dict[str, int]:
+    """Weights the run trained (`trainable`) out of the trained model's `total`, and the exported model's weights
+    (`exported`) and the bytes they take (`weight_bytes`: what the export's `model/` holds). With LoRA, `trainable`
+    is the adapters and head, and `exported` the merged model without adapters."""
     import numpy as np
 
-    return {"trainable": int(sum(np.prod(weight.shape) for weight in model.trainable_weights)),
-            "total": int(sum(np.prod(weight.shape) for weight in model.weights)),
+    def count(weights) -> int:
+        return int(sum(np.prod(weight.shape) for weight in weights))
+
+    return {"trainable": count(trained.trainable_weights), "total": count(trained.weights),
+            "exported": count(exported.weights),
             "weight_bytes": int(sum(np.prod(weight.shape) * np.dtype(weight.dtype).itemsize
-                                    for weight in model.weights))}
+                                    for weight in exported.weights))}
 
 
 def read_history(path: Path) -> dict[str, list[float]]:
@@ -310,7 +315,9 @@ def run(experiment: config_lib.Experiment, workdir: Path, export_base: Path, loa
     serving = task.serving(inference)
 
     results, examples, predicted = task.evaluate(serving, task.splits.test, with_baselines=experiment.train.baselines)
-    print(f"\ntest split ({len(task.splits.test)} texts), trained {train_seconds:.0f} s:\n{format_table(results)}")
+    parameters = parameter_counts(model, inference)
+    print(f"\ntest split ({len(task.splits.test)} texts), trained {train_seconds:.0f} s, "
+          f"{parameters['trainable']:,} of {parameters['total']:,} parameters trained:\n{format_table(results)}")
     for example in examples:
         print(f"  {example['true']:>6} -> {example['predicted']:<6} {example['text']}")
     reports = task.write_reports(predicted, workdir, str(workdir / "tensorboard" / "report"))
@@ -322,7 +329,7 @@ def run(experiment: config_lib.Experiment, workdir: Path, export_base: Path, loa
         warmup_texts=[record.text for record in task.splits.validation[:WARMUP_REQUESTS]])
     (workdir / METRICS_FILE).write_text(json.dumps({
         "test": results, "examples": examples, "sizes": task.splits.sizes(),
-        "train_seconds": round(train_seconds, 1), "parameters": parameter_counts(inference),
+        "train_seconds": round(train_seconds, 1), "parameters": parameters,
         "exported": str(version), **reports}, indent=2,
         ensure_ascii=False))
     shutil.rmtree(workdir / BACKUP_FOLDER, ignore_errors=True)  # the run is complete: nothing to resume

@@ -132,6 +132,21 @@ def bert_preset(preset: str) -> str:
 
 
 @CLASSIFIERS.register("bert")
+def adapted(backbone, config: ModelConfig):
+    """`backbone` with LoRA of rank `model.lora_rank` on `model.lora_targets` (keras-hub's `enable_lora`: every
+    other backbone weight frozen); unchanged when the rank is 0."""
+    from tfnlp.errors import UserError
+
+    if not config.lora_rank:
+        return backbone
+    targets = [name for name in config.lora_targets.split(",") if name]
+    backbone.enable_lora(config.lora_rank, targets or None)
+    if not backbone.trainable_weights:
+        raise UserError(f"model.lora_targets={config.lora_targets!r}: no layer of the backbone has that name; "
+                        f"keras-hub's defaults are {', '.join(backbone.default_lora_layer_names())}")
+    return backbone
+
+
 def bert_classifier(config: ModelConfig, vectorizer=None, num_classes: int = 2, vectors: np.ndarray | None = None,
                     preprocess: Layer | None = None) -> keras.Model:
     """keras-hub BERT (word pieces, `model.max_input_tokens` of them) -> pooled output -> dropout -> softmax.
@@ -142,7 +157,7 @@ def bert_classifier(config: ModelConfig, vectorizer=None, num_classes: int = 2, 
     import keras_hub
 
     preset = bert_preset(config.preset)
-    backbone = keras_hub.models.BertBackbone.from_preset(preset)
+    backbone = adapted(keras_hub.models.BertBackbone.from_preset(preset), config)
     tokenizer = keras_hub.models.BertTokenizer.from_preset(preset)
     preprocessor = keras_hub.models.BertTextClassifierPreprocessor(tokenizer, sequence_length=config.max_input_tokens,
                                                                    name="wordpieces")

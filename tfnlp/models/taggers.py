@@ -129,7 +129,7 @@ def transformer_tagger(config: ModelConfig, vocabulary_size: int, tags: Sequence
     """
     import keras_hub
 
-    from tfnlp.models.classifiers import bert_preset, checked_preset
+    from tfnlp.models.classifiers import adapted, bert_preset, checked_preset
 
     if config.name == "bert_tagger":
         backbone = keras_hub.models.BertBackbone.from_preset(bert_preset(config.preset))
@@ -141,6 +141,7 @@ def transformer_tagger(config: ModelConfig, vocabulary_size: int, tags: Sequence
             num_heads=max(config.embedding_dim // 64, 1), hidden_dim=config.embedding_dim,
             intermediate_dim=4 * config.embedding_dim, dropout=config.dropout,
             max_sequence_length=config.max_input_tokens)
+    backbone = adapted(backbone, config)
     if config.max_input_tokens > backbone.max_sequence_length:
         raise UserError(f"model.max_input_tokens={config.max_input_tokens} is over the backbone's "
                         f"{backbone.max_sequence_length} positions")

@@ -19,6 +19,9 @@ exported (no optimizer state).
 from __future__ import annotations
 
 import abc
+import contextlib
+import dataclasses
+import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
@@ -345,10 +348,29 @@ class Task(abc.ABC):
 
     def inference_model(self, trained: keras.Model) -> keras.Model:
         """A copy of `trained` for export: the same architecture with the trained weights, and no optimizer, loss
-        or metric state (TF Serving loads every variable of a SavedModel into memory)."""
-        model = self.make_model()
-        model.set_weights(trained.get_weights())
+        or metric state (TF Serving loads every variable of a SavedModel into memory). A LoRA model's copy is the
+        plain architecture with the merged weights: Keras saves a LoRA layer's kernel as kernel + A·B·alpha/rank,
+        so the export computes what the trained model does, with no adapter matrices."""
+        if not self.experiment.model.lora_rank:
+            model = self.make_model()
+            model.set_weights(trained.get_weights())
+            return model
+        with self._without_lora(), tempfile.TemporaryDirectory() as folder:
+            model = self.make_model()
+            merged = Path(folder) / "merged.weights.h5"
+            trained.save_weights(str(merged))
+            model.load_weights(str(merged))
         return model
+
+    @contextlib.contextmanager
+    def _without_lora(self):
+        """Build models with `model.lora_rank=0` inside the block."""
+        kept = self.experiment
+        self.experiment = dataclasses.replace(kept, model=dataclasses.replace(kept.model, lora_rank=0))
+        try:
+            yield
+        finally:
+            self.experiment = kept
 
     def evaluate(self, serving: ServingModule, records: Sequence,
                  with_baselines: bool = False) -> tuple[dict[str, dict[str, float]], list[dict], list]:

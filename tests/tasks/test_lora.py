@@ -1,0 +1,64 @@
+"""LoRA on keras-hub backbones: only adapters and head train, and the export holds the merged weights."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tests.helpers import served_in_fresh_process, tiny_bert_preset, variable_bytes, write_conll
+from tests.tasks.test_subword_tagging import VOCABULARY
+from tfnlp import export
+from tfnlp.config import apply_overrides
+from tfnlp.data import sources
+from tfnlp.errors import UserError
+from tfnlp.experiments import get
+from tfnlp.tasks.tagging import TaggingTask
+from tfnlp.train import parameter_counts
+
+
+def lora_task(tmp_path, *overrides: str) -> TaggingTask:
+    data = write_conll(tmp_path, count=40)
+    preset = tiny_bert_preset(tmp_path / "preset", VOCABULARY, hidden_dim=32)
+    experiment = apply_overrides(get("ner_bert", tiny=True), [
+        f"data.source=conll:{data}", f"model.preset={preset}", "model.max_input_tokens=16", *overrides])
+    return TaggingTask(experiment, sources.load(experiment.data.source, experiment.data).splits)
+
+
+def test_lora_trains_adapters_and_head_and_the_export_answers_with_merged_weights(tmp_path):
+    task = lora_task(tmp_path, "model.lora_rank=2")
+    trained = task.build_model(steps_per_epoch=10)
+    names = [weight.path for weight in trained.trainable_weights]
+    assert any("lora_kernel_a" in name for name in names) and "tags/kernel" in names
+    assert not any(name.endswith("/kernel") and "tags" not in name for name in names)  # frozen projections
+    rng = np.random.default_rng(0)
+    for weight in trained.weights:  # adapters as after training (B starts at zero: no effect until trained)
+        if "lora_kernel" in weight.path:
+            weight.assign(rng.normal(scale=0.5, size=weight.shape))
+    inference = task.inference_model(trained)
+    assert not [weight for weight in inference.weights if "lora" in weight.path]
+    texts = ["The patient has severe Crohn disease today .", "asthma and diabetes were treated today"]
+    trained_serving, serving = task.serving(trained), task.serving(inference)
+    expected = trained_serving.serve(tf.constant(texts))
+    version = export.export_savedmodel(serving, tmp_path / "export", "lora", serving.signatures(), {})
+    served = served_in_fresh_process(version, texts)
+    assert served["tags"] == [[tag.decode() for tag in row] for row in expected["tags"].numpy()]
+    counts = parameter_counts(trained, inference)
+    assert counts["trainable"] < counts["exported"] < counts["total"]
+    (tmp_path / "plain").mkdir()
+    plain = lora_task(tmp_path / "plain")
+    full = plain.make_model()
+    assert sum(variable_bytes(version).values()) == parameter_counts(full, full)["weight_bytes"]  # no bigger
+    # The adapters matter: the same backbone without them reads the words differently.
+    words = tf.ragged.constant([text.split() for text in texts])
+    spaced = tf.ragged.constant([[index > 0 for index in range(len(text.split()))] for text in texts])
+    for weight in trained.weights:
+        if "lora_kernel_b" in weight.path:
+            weight.assign(tf.zeros_like(weight))
+    without = tf.function(trained_serving.word_scores)(words, spaced).numpy()
+    merged = tf.function(serving.word_scores)(words, spaced).numpy()
+    assert np.abs(without - merged).max() > 1e-3
+
+
+def test_lora_targets_that_name_no_layer_are_refused(tmp_path):
+    task = lora_task(tmp_path, "model.lora_rank=2", "model.lora_targets=nowhere")
+    with pytest.raises(UserError, match="model.lora_targets='nowhere'"):
+        task.make_model()
