@@ -30,7 +30,8 @@ class DataConfig:
         validation_fraction: share of records held out for model selection.
         test_fraction: share of records held out for the final report.
         seed: seed of the split.
-        max_records: keep at most this many records before splitting (0 keeps all).
+        max_records: keep at most this many records before splitting (0 keeps all); data that comes
+            split (train / devel / test files) keeps this many in all, each part its share.
         label_length: classification: cut each target to this many characters (1: the ICD-10 chapter
             letter, 3: the category); 0 keeps the whole target.
         preprocess: classification: `lemma` lemmatises words (spaCy's French pipeline, compiled into

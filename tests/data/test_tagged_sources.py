@@ -74,3 +74,12 @@ def test_a_file_with_one_entity_type_or_too_few_sentences(tmp_path, capsys):
     single.write_text("Colon\tB-Disease\ncancer\tI-Disease\n")
     with pytest.raises(UserError, match="1 sentence\\(s\\) cannot be split into 3 parts"):
         sources.load(f"conll:{single}", DataConfig())
+
+
+def test_max_records_cuts_a_folder_that_comes_split(tmp_path):
+    from tests.helpers import write_conll
+
+    write_conll(tmp_path, count=160)  # 160 / 30 / 30
+    loaded = sources.load(f"conll:{tmp_path}", DataConfig(max_records=110))
+    assert loaded.splits.sizes() == {"train": 80, "validation": 15, "test": 15}
+    assert sources.load(f"conll:{tmp_path}", DataConfig(max_records=0)).splits.sizes()["train"] == 160

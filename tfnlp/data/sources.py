@@ -61,6 +61,16 @@ def _sample(records: list[Record], max_records: int, seed: int) -> list[Record]:
     return records
 
 
+def _sample_splits(splits: Splits, config: DataConfig) -> Splits:
+    """Already split data cut to `data.max_records` in all, each part keeping its share (at least one record)."""
+    total = sum(splits.sizes().values())
+    if not config.max_records or total <= config.max_records:
+        return splits
+    share = config.max_records / total
+    return Splits(*(_sample(part, max(1, round(len(part) * share)), config.seed)
+                    for part in (splits.train, splits.validation, splits.test)))
+
+
 def _split(records: list[Record], config: DataConfig, stratify=lambda record: icd10.chapter(record.target)) -> Splits:
     """Sample and split; stratified by ICD-10 chapter unless told otherwise."""
     records = _sample(records, config.max_records, config.seed)
@@ -137,7 +147,7 @@ def tagged_parts(path: Path, reader) -> Splits | list:
 def _tagged_source(path: Path, reader, config: DataConfig) -> LoadedData:
     parts = tagged_parts(path, reader)
     if isinstance(parts, Splits):
-        return LoadedData(parts, None)
+        return LoadedData(_sample_splits(parts, config), None)
     sentences = _sample(parts, config.max_records, config.seed)
     return LoadedData(split_multilabel(sentences, lambda sentence: sentence.entity_types(),
                                        config.validation_fraction, config.test_fraction, config.seed), None)
@@ -214,11 +224,12 @@ def tabular_source(argument: str, config: DataConfig) -> LoadedData:
     read = lambda path: tabular.read_records(path, config.text_column, config.label_column,  # noqa: E731
                                              config.encoding)
     if len(paths) == 3:
-        splits = Splits(*(read(path) for path in paths))
+        splits = _sample_splits(Splits(*(read(path) for path in paths)), config)
     elif len(paths) == 1 and paths[0].is_dir():
         parts = _part_files(paths[0])
         if len(parts) == 3:
-            splits = Splits(read(parts["train"]), read(parts["validation"]), read(parts["test"]))
+            splits = _sample_splits(Splits(read(parts["train"]), read(parts["validation"]), read(parts["test"])),
+                                    config)
         else:
             records = [record for path in parts.values() for record in read(path)]
             splits = _split(records, config, _label_strata(records))

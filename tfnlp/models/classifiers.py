@@ -131,7 +131,6 @@ def bert_preset(preset: str) -> str:
     return str(assets.find_file("minilm", "*/model/config.json").parent)
 
 
-@CLASSIFIERS.register("bert")
 def adapted(backbone, config: ModelConfig):
     """`backbone` with LoRA of rank `model.lora_rank` on `model.lora_targets` (keras-hub's `enable_lora`: every
     other backbone weight frozen); unchanged when the rank is 0."""
@@ -147,6 +146,7 @@ def adapted(backbone, config: ModelConfig):
     return backbone
 
 
+@CLASSIFIERS.register("bert")
 def bert_classifier(config: ModelConfig, vectorizer=None, num_classes: int = 2, vectors: np.ndarray | None = None,
                     preprocess: Layer | None = None) -> keras.Model:
     """keras-hub BERT (word pieces, `model.max_input_tokens` of them) -> pooled output -> dropout -> softmax.
