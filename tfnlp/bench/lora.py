@@ -20,7 +20,7 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
-from tfnlp.bench.ner import NCBI_CONLL
+from tfnlp.bench.ner import NCBI_CONLL, chosen
 from tfnlp.errors import UserError
 
 EXPERIMENTS = {"sentiment_bert": ("movie-reviews", "accuracy", "val_accuracy"),
@@ -76,10 +76,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--epochs", type=int, default=0, help="epochs of every run (default: each experiment's)")
     parser.add_argument("--lora-learning-rate", type=float, default=1e-3, help="learning rate of the LoRA runs")
     args = parser.parse_args(argv)
-    experiments = [name for name in args.experiments.split(",") if name]
-    unknown = sorted(set(experiments) - set(EXPERIMENTS))
-    if unknown or not experiments:
-        raise UserError(f"--experiments {args.experiments!r}: choose among {', '.join(EXPERIMENTS)}")
+    experiments = chosen(args.experiments, list(EXPERIMENTS), "--experiments")
+    if not experiments:
+        raise UserError(f"--experiments: choose among {', '.join(EXPERIMENTS)}")
     try:
         ranks = [int(rank) for rank in args.ranks.split(",") if rank] or ([0, 4] if args.quick else list(RANKS))
     except ValueError:

@@ -27,7 +27,8 @@ NCBI_CONLL = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "n
 SPACY_ROW = "spaCy ner (en, efficiency)"
 
 
-def _names(value: str, known: Sequence[str], option: str) -> list[str]:
+def chosen(value: str, known: Sequence[str], option: str) -> list[str]:
+    """The comma-separated names of an option, each one of `known` (UserError naming the option otherwise)."""
     names = [name for name in value.split(",") if name]
     unknown = sorted(set(names) - set(known))
     if unknown:
@@ -48,8 +49,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                         "with (default: each experiment's own)")
     parser.add_argument("--no-spacy", dest="spacy", action="store_false", help="leave out the spaCy row")
     args = parser.parse_args(argv)
-    taggers = _names(args.taggers, TAGGERS, "--taggers")
-    decoders = _names(args.decoders, DECODERS, "--decoders") or [""]
+    taggers = chosen(args.taggers, TAGGERS, "--taggers")
+    decoders = chosen(args.decoders, DECODERS, "--decoders") or [""]
     if not taggers:
         raise UserError(f"--taggers {args.taggers!r}: choose among {', '.join(TAGGERS)}")
     if args.data == f"conll:{NCBI_CONLL}" and not NCBI_CONLL.is_dir():
