@@ -58,7 +58,12 @@ def test_lora_trains_adapters_and_head_and_the_export_answers_with_merged_weight
     assert np.abs(without - merged).max() > 1e-3
 
 
-def test_lora_targets_that_name_no_layer_are_refused(tmp_path):
+def test_lora_targets_that_name_no_layer_and_a_fresh_gpt_are_refused(tmp_path):
+    from tfnlp.models.taggers import transformer_tagger
+
     task = lora_task(tmp_path, "model.lora_rank=2", "model.lora_targets=nowhere")
     with pytest.raises(UserError, match="model.lora_targets='nowhere'"):
         task.make_model()
+    fresh_gpt = apply_overrides(get("ner_gpt", tiny=True), ["model.lora_rank=4"]).model
+    with pytest.raises(UserError, match="ner_gpt without model.preset is a fresh GPT-2"):
+        transformer_tagger(fresh_gpt, 300, ["O", "B-X", "I-X"])

@@ -136,6 +136,10 @@ def transformer_tagger(config: ModelConfig, vocabulary_size: int, tags: Sequence
     elif config.preset:
         backbone = keras_hub.models.GPT2Backbone.from_preset(checked_preset(config.preset))
     else:
+        if config.lora_rank:
+            raise UserError("model.lora_rank adapts a pretrained backbone; ner_gpt without model.preset is a fresh "
+                            "GPT-2 trained from scratch (LoRA would freeze random weights): give model.preset=DIR "
+                            "or leave model.lora_rank=0")
         backbone = keras_hub.models.GPT2Backbone(
             vocabulary_size=vocabulary_size, num_layers=config.num_layers,
             num_heads=max(config.embedding_dim // 64, 1), hidden_dim=config.embedding_dim,
