@@ -6,7 +6,9 @@ takes raw text, tokenises it in the graph (`tagging_graph.tokenize_with_offsets`
 reader's rule) and answers `tokens`, `tags` and the entities with character offsets into the text.
 
 Per-token weights carry the padding mask and, for `train.loss=weighted`, the class weights
-(Keras refuses `class_weight` for sequences); `focal` and `balanced_focal` apply per token.
+(Keras refuses `class_weight` for sequences); `focal` and `balanced_focal` apply per token. A CRF
+(`model.decoder=crf`) reads the weights as its sequence's mask. Tags are read by the decoder the
+experiment names (`tfnlp.models.crf`), in evaluation and in the export alike.
 """
 
 from __future__ import annotations
