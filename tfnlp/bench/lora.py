@@ -70,15 +70,16 @@ def table(results: dict[tuple[str, int], dict]) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     """`python -m tfnlp.bench lora`."""
     parser = argparse.ArgumentParser(prog="python -m tfnlp.bench lora", description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="tiny variants on 300 records, ranks 0 and 4")
+    parser.add_argument("--quick", action="store_true",
+                        help="tiny sentiment_bert on 300 records, ranks 0 and 4 (a check that the bench runs)")
     parser.add_argument("--ranks", default="", help="comma-separated ranks (0: full fine-tuning)")
-    parser.add_argument("--experiments", default=",".join(EXPERIMENTS), help="sentiment_bert, ner_bert")
+    parser.add_argument("--experiments", default="", help="sentiment_bert, ner_bert (default: both; --quick: the "
+                        "first)")
     parser.add_argument("--epochs", type=int, default=0, help="epochs of every run (default: each experiment's)")
     parser.add_argument("--lora-learning-rate", type=float, default=1e-3, help="learning rate of the LoRA runs")
     args = parser.parse_args(argv)
-    experiments = chosen(args.experiments, list(EXPERIMENTS), "--experiments")
-    if not experiments:
-        raise UserError(f"--experiments: choose among {', '.join(EXPERIMENTS)}")
+    experiments = chosen(args.experiments, list(EXPERIMENTS), "--experiments") or (
+        ["sentiment_bert"] if args.quick else list(EXPERIMENTS))
     try:
         ranks = [int(rank) for rank in args.ranks.split(",") if rank] or ([0, 4] if args.quick else list(RANKS))
     except ValueError:
