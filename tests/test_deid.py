@@ -137,20 +137,31 @@ def test_bad_input_is_a_clear_error(tmp_path, capsys, content, message):
         deid.main([str(source), "--out", str(source), "--no-names"])
 
 
-def test_training_data_and_served_texts_are_scrubbed_with_data_deidentify(tmp_path):
-    from tests.helpers import run_tiny, served_in_fresh_process
-    from tfnlp.config import DataConfig
-    from tfnlp.data import sources
-
+def write_notes(tmp_path):
     rows = ["RawText,ICD10"] + [f"patient {i} vu par Claire Moreau mail c{i}@chu.fr,{'E11' if i % 2 else 'I10'}"
                                 for i in range(40)]
     data = tmp_path / "notes.csv"
     data.write_text("\n".join(rows) + "\n")
-    loaded = sources.load(f"csv:{data}", DataConfig(deidentify=True))
-    assert all("[EMAIL]" in record.text and "Moreau" not in record.text for record in loaded.splits.train)
-    run_tiny("icd10_chapter_lstm", tmp_path, "--data", f"csv:{data}", "--set", "data.deidentify=true",
-             "train.baselines=false")
+    return data
+
+
+def test_data_deidentify_scrubs_every_split_at_load(tmp_path):
+    from tfnlp.config import DataConfig
+    from tfnlp.data import sources
+
+    loaded = sources.load(f"csv:{write_notes(tmp_path)}", DataConfig(deidentify=True))
+    for part in (loaded.splits.train, loaded.splits.validation, loaded.splits.test):
+        assert all("[EMAIL]" in record.text and "Moreau" not in record.text for record in part)
+
+
+# A tiny training and a fresh-process export (~25 s): -m slow keeps the default suite near 8 minutes; the graph's
+# patterns are checked against the Python scrubber above.
+@pytest.mark.slow
+def test_the_export_of_a_deidentified_run_scrubs_served_texts(tmp_path):
+    from tests.helpers import run_tiny, served_in_fresh_process
+
+    run_tiny("icd10_chapter_lstm", tmp_path, "--data", f"csv:{write_notes(tmp_path)}", "--set",
+             "data.deidentify=true", "train.baselines=false")
     texts = ["douleur, écrire à paul@exemple.fr ou au 06 12 34 56 78", "douleur, écrire à [EMAIL] ou au [TEL]"]
     out = served_in_fresh_process(tmp_path / "export" / "icd10_chapter_lstm" / "1", texts)
-    probabilities = out["probabilities"]
-    assert probabilities[0] == probabilities[1]  # the export saw the same scrubbed text
+    assert out["probabilities"][0] == out["probabilities"][1]  # the export saw the same scrubbed text

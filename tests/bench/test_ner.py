@@ -8,6 +8,8 @@ from tests.helpers import write_conll
 from tfnlp.bench import __main__ as bench
 
 
+# spaCy's training makes this ~40 s: -m slow keeps the default suite near 8 minutes.
+@pytest.mark.slow
 def test_ner_bench_tabulates_each_tagger_its_argmax_reading_and_spacy(tmp_path, capsys):
     data = write_conll(tmp_path, count=60)
     # The BiLSTM only: the transformer taggers train end to end in tests/tasks/test_subword_tagging.py.
