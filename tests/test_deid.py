@@ -165,3 +165,11 @@ def test_the_export_of_a_deidentified_run_scrubs_served_texts(tmp_path):
     texts = ["douleur, écrire à paul@exemple.fr ou au 06 12 34 56 78", "douleur, écrire à [EMAIL] ou au [TEL]"]
     out = served_in_fresh_process(tmp_path / "export" / "icd10_chapter_lstm" / "1", texts)
     assert out["probabilities"][0] == out["probabilities"][1]  # the export saw the same scrubbed text
+
+
+def test_a_malformed_conll_line_names_the_file_and_line(tmp_path, capsys):
+    source = tmp_path / "train.conll"
+    source.write_text("John\tO\nlonely\n")
+    with pytest.raises(SystemExit) as stopped:
+        deid.main([f"conll:{source}", "--out", str(tmp_path / "out.conll"), "--no-names"])
+    assert stopped.value.code == 2 and f"{source}:2: expected a token and a tag" in capsys.readouterr().err

@@ -103,8 +103,9 @@ def deidentify_table(path: Path, kind: str, scrubber: Scrubber, columns: Sequenc
     return out.getvalue()
 
 
-def conll_sentences(lines: list[str]) -> Iterator[list[tuple[int, str, str]]]:
-    """(line index, token, tag) of each sentence's lines (blank lines and `-DOCSTART-` are not sentences)."""
+def conll_sentences(path: Path, lines: list[str]) -> Iterator[list[tuple[int, str, str]]]:
+    """(line index, token, tag) of each sentence's lines of CoNLL file `path` (blank lines and `-DOCSTART-` are
+    not sentences)."""
     sentence: list[tuple[int, str, str]] = []
     for index, line in enumerate(lines):
         if not line.strip() or line.startswith("-DOCSTART-"):
@@ -114,7 +115,7 @@ def conll_sentences(lines: list[str]) -> Iterator[list[tuple[int, str, str]]]:
             continue
         parts = line.split("\t") if "\t" in line else line.split()
         if len(parts) < 2 or not parts[0].strip():
-            raise located("CoNLL", index + 1, f"expected a token and a tag, got {line!r}")
+            raise located(path, index + 1, f"expected a token and a tag, got {line!r}")
         sentence.append((index, parts[0], parts[-1].strip()))
     if sentence:
         yield sentence
@@ -123,25 +124,24 @@ def conll_sentences(lines: list[str]) -> Iterator[list[tuple[int, str, str]]]:
 def deidentify_conll(path: Path, scrubber: Scrubber, audit: Audit, encoding: str) -> str:
     """A CoNLL file with each token a replaced stretch touches turned into the placeholder; every other line and
     column as it was. Tokens tagged as entities are never replaced."""
-    lines = _read(path, encoding).split("\n")
-    try:
-        sentences = list(conll_sentences(lines))
-    except UserError as error:
-        raise UserError(f"{path}:{str(error).removeprefix('CoNLL:')}") from None
+    from tfnlp.data.conll import joined_sentence
+    from tfnlp.data.tabular import decoded_text
+
+    lines = decoded_text(path, encoding).split("\n")
+    sentences = list(conll_sentences(path, lines))
     progress = _progress(len(sentences))
     for batch in _chunks(sentences):
-        texts, starts = [], []
-        for sentence in batch:
-            texts.append(" ".join(token for _, token, _ in sentence))
-            starts.append([sum(len(token) + 1 for _, token, _ in sentence[:i]) for i in range(len(sentence))])
-        protected = [[(start, start + len(token)) for start, (_, token, tag) in zip(offsets, sentence, strict=True)
-                      if tag != "O"] for offsets, sentence in zip(starts, batch, strict=True)]
-        for sentence, offsets, text, spans in zip(batch, starts, texts, scrubber.spans(texts, protected),
-                                                  strict=True):
+        # Each sentence as its tokens joined by spaces, with their offsets (the CoNLL reader's own form).
+        joined = [joined_sentence([token for _, token, _ in sentence], [tag for _, _, tag in sentence])
+                  for sentence in batch]
+        texts = [sentence.text for sentence in joined]
+        protected = [[offsets for offsets, tag in zip(sentence.offsets, sentence.tags, strict=True) if tag != "O"]
+                     for sentence in joined]
+        for sentence, tagged, spans in zip(batch, joined, scrubber.spans(texts, protected), strict=True):
             for span in spans:
-                audit.add({"line": sentence[0][0] + 1, "sentence_line": sentence[0][0] + 1}, span, text)
-                for (index, token, _), start in zip(sentence, offsets, strict=True):
-                    if start < span.end and start + len(token) > span.start:
+                audit.add({"line": sentence[0][0] + 1, "sentence_line": sentence[0][0] + 1}, span, tagged.text)
+                for (index, token, _), (start, end) in zip(sentence, tagged.offsets, strict=True):
+                    if start < span.end and end > span.start:
                         lines[index] = span.placeholder + lines[index][len(token):]
         if progress:
             progress.add(len(batch))
@@ -182,12 +182,6 @@ def deidentify_pubtator(path: Path, scrubber: Scrubber, audit: Audit) -> str:
         if progress:
             progress.add(len(batch))
     return "\n".join(blocks)
-
-
-def _read(path: Path, encoding: str) -> str:
-    from tfnlp.data.tabular import decoded_text
-
-    return decoded_text(path, encoding)
 
 
 def _write_whole(path: Path, content: str) -> None:

@@ -124,14 +124,14 @@ class SubwordTokenizer(tf.Module):
         order = tf.argsort(pair_window, stable=True)
         sorted_word, sorted_window = tf.gather(pair_word, order), tf.gather(pair_window, order)
         chosen = tf.gather(pieces, sorted_word)
+        window_count = tf.reduce_sum(windows_per_text)
         windowed = tf.RaggedTensor.from_value_rowids(
-            chosen.flat_values, tf.repeat(sorted_window, chosen.row_lengths()), nrows=tf.reduce_sum(windows_per_text))
+            chosen.flat_values, tf.repeat(sorted_window, chosen.row_lengths()), nrows=window_count)
         piece_word = tf.repeat(sorted_word, chosen.row_lengths())
         piece_is_first = tf.ragged.range(chosen.row_lengths()).flat_values == 0
         # The pair each word is read from: the most context on its shorter side, the earliest window on ties.
         # Context: the window's pieces before the word and after its last piece.
         position, size = tf.gather(first_position, sorted_word), tf.gather(counts, sorted_word)
-        window_count = tf.reduce_sum(windows_per_text)
         window_first = tf.math.unsorted_segment_min(position, sorted_window, window_count)
         window_end = tf.math.unsorted_segment_max(position + size, sorted_window, window_count)
         context = tf.minimum(position - tf.gather(window_first, sorted_window),
