@@ -13,6 +13,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 @pytest.fixture(scope="session")
 def tiny_run(tmp_path_factory) -> dict:
     """Train the tiny seq2seq for one epoch through the CLI entry point; return its paths and metrics."""
+    from tfnlp import run as run_lib
     from tfnlp import train
 
     root = tmp_path_factory.mktemp("tiny_run")
@@ -20,4 +21,4 @@ def tiny_run(tmp_path_factory) -> dict:
     assert train.main(["icd10_seq2seq", "--tiny", "--workdir", str(workdir), "--export_base", str(export_base)]) == 0
     version = export_base / "icd10_seq2seq" / "1"
     return {"workdir": workdir, "export_base": export_base, "version": version,
-            "metrics": json.loads((workdir / train.METRICS_FILE).read_text())}
+            "metrics": json.loads((workdir / run_lib.METRICS_FILE).read_text())}

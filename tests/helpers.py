@@ -54,12 +54,13 @@ def served_in_fresh_process(version: Path, texts: list[str], signature: str = "s
 
 def run_tiny(experiment: str, tmp_path: Path, *extra: str) -> dict:
     """Train the tiny variant of `experiment` through the CLI into `tmp_path` (work/, export/); its metrics.json."""
+    from tfnlp import run as run_lib
     from tfnlp import train
 
     argv = [experiment, "--tiny", "--workdir", str(tmp_path / "work"), "--export_base", str(tmp_path / "export"),
             *extra]
     assert train.main(argv) == 0
-    return json.loads((tmp_path / "work" / train.METRICS_FILE).read_text())
+    return json.loads((tmp_path / "work" / run_lib.METRICS_FILE).read_text())
 
 
 def tiny_bert_preset(folder: Path, words: list[str], hidden_dim: int = 16) -> Path:

@@ -1,3 +1,5 @@
+import html
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -26,7 +28,10 @@ def test_cli_writes_heatmaps_html_and_reports_strongest_words(tiny_run, tmp_path
     assert attention.main([str(tiny_run["version"]), TEXTS[0], "-o", str(png), "--html", str(page)]) == 0
     out = capsys.readouterr().out
     assert_picture(png)
+    answer = attention.alignments_from_outputs(TEXTS[:1], attention.predict_local(tiny_run["version"], TEXTS[:1]))[0]
+    assert answer.label and answer.confidence is not None  # the export's label and calibrated confidence
     assert "data:image/png;base64," in page.read_text() and "choléra" in page.read_text()
+    assert html.escape(answer.label) in page.read_text() and answer.label in out and "confidence" in out
     assert "<- " in out and f"heatmap: {png}" in out
 
 
@@ -36,10 +41,11 @@ def test_cli_takes_a_file_of_texts_and_a_model_name(tiny_run, tmp_path, capsys):
     base = str(tiny_run["export_base"])
     assert attention.main(["icd10_seq2seq", "--export_base", base, "--file", str(listing),
                            "-o", str(tmp_path / "h.png")]) == 0
-    assert (tmp_path / "h-1.png").exists() and (tmp_path / "h-2.png").exists()
+    single = [assert_picture(tmp_path / f"h-{index}.png") for index in (1, 2)]
     assert attention.main(["icd10_seq2seq", "--export_base", base, "--file", str(listing), "--grid",
                            "-o", str(tmp_path / "grid.png")]) == 0
-    assert (tmp_path / "grid.png").exists()
+    grid = assert_picture(tmp_path / "grid.png")
+    assert grid.shape[1] > max(picture.shape[1] for picture in single)  # two panels side by side
 
 
 class NoAttention(tf.Module):

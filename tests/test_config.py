@@ -18,7 +18,8 @@ def test_overrides_are_parsed_to_the_field_types():
 
 
 @pytest.mark.parametrize("override, message", [
-    ("train.epoch=3", "unknown key 'train.epoch'; known: train.epochs"),
+    ("train.epoch=3", r"unknown key 'train.epoch'; did you mean train.epochs\?; known: train.epochs"),
+    ("model.unit=3", r"unknown key 'model.unit'; did you mean model.units\?"),
     ("trian.epochs=3", "unknown section 'trian'"),
     ("train.epochs=three", "train.epochs takes a int"),
     ("model.constrain=maybe", "expected true or false"),
@@ -40,7 +41,7 @@ def test_an_experiment_round_trips_through_its_dict():
     ("model.beam_size=0", "model.beam_size=0: must be at least 1"),
     ("train.epochs=0", "train.epochs=0: must be at least 1"),
     ("model.dropout=1.0", "model.dropout=1.0: must be below 1"),
-    ("train.lr_schedule=step", "train.lr_schedule='step': use cosine, linear, constant, plateau"),
+    ("train.lr_schedule=step", "train.lr_schedule='step': use one of cosine, linear, constant, plateau"),
     ("train.lr_schedule=plateau train.warmup_steps=5", "train.lr_schedule=plateau takes no warm-up"),
     ("train.precision=half", "train.precision='half': use one of float32"),
 ])
@@ -89,3 +90,64 @@ def test_bad_config_files_are_user_errors_naming_the_file(tmp_path, text, messag
         train.configure(["icd10_seq2seq", "--tiny", "--config", str(path)])
     with pytest.raises(UserError, match="missing.toml: cannot be read"):
         train.configure(["icd10_seq2seq", "--config", str(tmp_path / "missing.toml")])
+
+
+def test_each_experiment_prints_and_reads_back_only_the_settings_its_family_reads():
+    import dataclasses
+
+    import tomllib
+
+    from tfnlp import experiments
+    from tfnlp.config import apply_tables, to_toml, unread_keys
+    from tfnlp.model_settings import FAMILIES
+
+    all_model_keys = {item.name for family in FAMILIES for item in dataclasses.fields(family)}
+    for name, _ in experiments.describe():
+        experiment = experiments.get(name)
+        tables = tomllib.loads(to_toml(experiment))
+        own = {item.name for item in dataclasses.fields(experiment.model)}
+        assert set(tables["model"]) == own, name
+        assert not set(tables["train"]) & set(unread_keys(experiment, "train")), name
+        assert apply_tables(experiment, tables, "printed") == experiment, name
+        foreign = sorted(all_model_keys - own)[0]
+        with pytest.raises(UserError, match=f"model.{foreign} is not read by the {type(experiment.model).family}"):
+            apply_overrides(experiment, [f"model.{foreign}=1"])
+
+
+@pytest.mark.parametrize("experiment, override, message", [
+    ("icd10_seq2seq", "model.name=lstm", "model.name=lstm is a classification model; icd10_seq2seq is a seq2seq "
+                                         "experiment, whose models are: char_seq2seq"),
+    ("icd10_seq2seq", "train.loss=focal", "train.loss has no effect on icd10_seq2seq: the seq2seq coder family"),
+    ("icd10_chapter_lstm", "model.beam_size=3", "model.beam_size is not read by the word classifier family"),
+    ("icd10_glove_logreg", "train.epochs=3", "train.epochs has no effect on icd10_glove_logreg: the static-vector"),
+    ("ner_bilstm", "data.label_length=3", "data.label_length has no effect on ner_bilstm: the tagging task"),
+    ("icd10_chapter_lstm", "model.name=lstmm", r"model.name='lstmm' is not a model; did you mean lstm\?"),
+])
+def test_a_setting_with_no_effect_is_refused_naming_the_family(experiment, override, message):
+    from tfnlp import experiments
+
+    with pytest.raises(UserError, match=message):
+        apply_overrides(experiments.get(experiment), [override])
+
+
+def test_model_name_switches_family_within_the_task_keeping_shared_settings():
+    from tfnlp import experiments
+    from tfnlp.model_settings import TransformerClassifierSettings, WordClassifierSettings
+
+    lstm = experiments.get("icd10_chapter_lstm")
+    bert = apply_overrides(lstm, ["model.name=bert", "model.lora_rank=4"])
+    assert isinstance(bert.model, TransformerClassifierSettings) and bert.model.lora_rank == 4
+    assert bert.model.dropout == lstm.model.dropout and bert.model.max_input_tokens == lstm.model.max_input_tokens
+    conv = apply_overrides(lstm, ["model.filters=7", "model.name=bilstm_conv"])  # the name applies first
+    assert isinstance(conv.model, WordClassifierSettings) and conv.model.name == "bilstm_conv"
+    assert conv.model.filters == 7
+
+
+def test_a_run_written_with_the_flat_model_table_still_loads():
+    from tfnlp import experiments
+    from tfnlp.config import from_dict, to_dict
+
+    experiment = experiments.get("icd10_chapter_lstm")
+    old = to_dict(experiment)
+    old["model"] = {**old["model"], "beam_size": 8, "tfidf_prior_weight": 2.0, "bpe_merges": 4000}
+    assert from_dict(old) == experiment

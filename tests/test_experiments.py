@@ -38,5 +38,32 @@ def test_tiny_variant_trains_exports_lean_and_answers_raw_text(name, tmp_path, r
         version = tmp_path / "export" / name / "1"
     assert "model" in metrics["test"]
     assert_lean_export(version, metrics)
-    out = served_in_fresh_process(version, ["Asthme aigu chez un patient", ""])
-    assert OUTPUTS[experiment.task] <= set(out) and all(len(out[output]) == 2 for output in OUTPUTS[experiment.task])
+    examples = metrics["examples"]
+    texts = [example["text"] for example in examples] + ["Asthme aigu chez un patient", ""]
+    out = served_in_fresh_process(version, texts)
+    assert OUTPUTS[experiment.task] <= set(out) and all(len(out[output]) == len(texts)
+                                                        for output in OUTPUTS[experiment.task])
+    # The export answers what the task itself predicted for the same test texts during the run.
+    served = served_examples(experiment.task, texts[:len(examples)], out)
+    compared = [(example["predicted"], answer) for example, answer in zip(examples, served, strict=True)
+                if answer is not None]
+    assert compared and all(predicted == answer for predicted, answer in compared)
+
+
+def served_examples(task: str, texts: list[str], out: dict) -> list:
+    """The examples' `predicted` as the export gives them: the code, the label, or `type: words; ...` of the entities
+    (None where the served tokenizer cuts the text otherwise than at its spaces, which the corpus's tokens follow)."""
+    if task == "seq2seq":
+        return out["code"]
+    if task == "classification":
+        return out["label"]
+    answers = []
+    for text, tokens, kinds, entities in zip(texts, out["tokens"], out["entity_type"], out["entity_text"],
+                                             strict=True):
+        if [token for token in tokens if token] != text.split():
+            answers.append(None)
+            continue
+        shown = "; ".join(f"{kind}: {' '.join(entity.split())}" for kind, entity in zip(kinds, entities, strict=True)
+                          if entity)
+        answers.append(shown or "-")
+    return answers

@@ -94,7 +94,7 @@ def test_report_numbers_equal_independent_counts_and_the_html_holds_pictures(tmp
 @pytest.mark.parametrize("argv, message", [
     (["csv:/no/such/file.csv"], "no such file"),
     (["parquet:x"], "unknown data source 'parquet'"),
-    (["cim10", "--set", "train.epochs=3"], "explore takes data.* settings only"),
+    (["cim10", "--set", "train.epochs=3"], "give data.key=value"),
 ])
 def test_what_cannot_be_read_exits_2(argv, message, tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_info:

@@ -1,6 +1,5 @@
 """Versioned, atomic export on a tiny tf.Module (no training): layout, model card, warmup file, failure."""
 
-import json
 
 import pytest
 import tensorflow as tf
@@ -11,12 +10,12 @@ from tfnlp import export
 
 def test_versions_count_up_whole_with_card_and_warmup(tmp_path):
     module = upper_module()
-    first = export.export_savedmodel(module, tmp_path, "echo", {"serving_default": module.serve}, {"n": 1},
+    first = export.export_savedmodel(module, tmp_path, "echo", {"serving_default": module.serve}, {"card.json": "1"},
                                      warmup_texts=["a", "b"])
-    second = export.export_savedmodel(module, tmp_path, "echo", {"serving_default": module.serve}, {"n": 2})
+    second = export.export_savedmodel(module, tmp_path, "echo", {"serving_default": module.serve}, {"card.json": "2"})
     assert (first.name, second.name) == ("1", "2")
     assert sorted(path.name for path in (tmp_path / "echo").iterdir()) == ["1", "2"]  # no staging folder left
-    assert json.loads((second / "assets.extra" / export.MODEL_CARD).read_text()) == {"n": 2}
+    assert (second / "assets.extra" / "card.json").read_text() == "2"
     records = list(tf.data.TFRecordDataset(str(first / "assets.extra" / export.WARMUP_FILE)))
     assert len(records) == 2 and not (second / "assets.extra" / export.WARMUP_FILE).exists()
     loaded = tf.saved_model.load(str(second)).signatures["serving_default"]

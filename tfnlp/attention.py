@@ -60,8 +60,11 @@ def alignments_from_outputs(texts: Sequence[str], outputs: dict) -> list[Alignme
         words = [index for index, token in enumerate(inputs) if token]
         steps = [index for index, token in enumerate(produced) if token]
         attention = np.asarray(outputs["attention"][row])[np.ix_(steps, words)]
+        label = _text(outputs["label"][row]) if "label" in outputs else ""
+        confidence = float(outputs["confidence"][row]) if "confidence" in outputs else None
         alignments.append(Alignment(text, _text(outputs["code"][row]), float(outputs["score"][row]),
-                                    [inputs[i] for i in words], [produced[i] for i in steps], attention))
+                                    [inputs[i] for i in words], [produced[i] for i in steps], attention, label,
+                                    confidence))
     return alignments
 
 
@@ -101,7 +104,7 @@ def predict_remote(target: str, model: str, texts: Sequence[str], signature: str
 
 def terminal_report(alignment: Alignment) -> str:
     """Lines for the terminal: the prediction, then each character and the word it attended to most."""
-    lines = [f"{alignment.text}\n  -> {alignment.code} (score {alignment.score:.3f})"]
+    lines = [f"{alignment.text}\n  -> " + alignment.title.replace("\n", " ")]
     for character, word, weight in alignment.strongest_words():
         lines.append(f"     {character:>5}  <- {word or '(no input word)'} ({weight:.2f})")
     return "\n".join(lines)
@@ -115,8 +118,8 @@ def html_page(alignments: Sequence[Alignment]) -> str:
         rows = "".join(f"<tr><td>{html.escape(c)}</td><td>{html.escape(w)}</td><td>{x:.2f}</td></tr>"
                        for c, w, x in alignment.strongest_words())
         sections.append(
-            f"<section><h2>{html.escape(alignment.text)}</h2><p>code <b>{html.escape(alignment.code)}</b>, "
-            f"score {alignment.score:.3f}</p><img alt='attention heatmap' src='data:image/png;base64,{image}'>"
+            f"<section><h2>{html.escape(alignment.text)}</h2><p><b>{html.escape(alignment.title)}</b></p>"
+            f"<img alt='attention heatmap' src='data:image/png;base64,{image}'>"
             f"<table><tr><th>character</th><th>strongest input word</th><th>weight</th></tr>{rows}</table>"
             "</section>")
     return ("<!doctype html><html><head><meta charset='utf-8'><title>tfnlp attention</title>"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -23,3 +24,20 @@ def read_texts(texts: Sequence[str], file: str | None) -> list[str]:
     if not result:
         raise UserError("give a text, or --file with one text per line")
     return result
+
+
+def add_experiment_options(parser: argparse.ArgumentParser) -> None:
+    """The options that configure an experiment, shared by `train`, `search` and `pipeline`: --data, --config,
+    --set, --tiny."""
+    parser.add_argument("--data", help="data source replacing the experiment's (cim10, icd10cm, csv:PATH, ...)")
+    parser.add_argument("--config", help="TOML file with [data], [model], [train] tables (applied before --set)")
+    parser.add_argument("--set", dest="overrides", action="extend", nargs="+", default=[], metavar="KEY=VALUE",
+                        help="override config values, e.g. train.epochs=3 model.units=64")
+    parser.add_argument("--tiny", action="store_true", help="the experiment's tiny variant (seconds; for tests)")
+
+
+def experiment_from_args(name: str, args: argparse.Namespace):
+    """The experiment `name` with `add_experiment_options`' options applied (`experiments.configure`)."""
+    from tfnlp import experiments
+
+    return experiments.configure(name, data=args.data, config=args.config, overrides=args.overrides, tiny=args.tiny)

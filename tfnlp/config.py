@@ -1,235 +1,120 @@
-"""Frozen experiment configuration and `--set section.key=value` overrides."""
+"""An experiment's settings: data, the model family's settings, training; `--set section.key=value` and TOML.
+
+`[model]` is the settings dataclass of the family `model.name` belongs to (`tfnlp.model_settings`):
+a key that family does not read is refused, as is a training option the family cannot honour,
+and an unknown key gets the closest known one suggested. Every field carries a one-line help
+(`--print-config` writes it as TOML comments) and its bounds (`validate`).
+"""
 
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import json
-import sys
+import math
 import typing
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-if sys.version_info >= (3, 11):
+try:
     import tomllib
-else:  # pragma: no cover - Python 3.10
+except ModuleNotFoundError:  # pragma: no cover - Python 3.10, which tfnlp does not support (keras-hub needs 3.11)
     import tomli as tomllib
 
+from tfnlp import model_settings
 from tfnlp.errors import UserError
+from tfnlp.model_settings import ModelSettings, setting
+
+LOSSES = ("ce", "weighted", "focal", "balanced_focal")
+PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
+LR_SCHEDULES = ("cosine", "linear", "constant", "plateau")
+# `[data]` keys a task does not read (the others are read by every task's sources).
+UNREAD_DATA = {"seq2seq": ("label_length", "preprocess", "types"),
+               "classification": ("types",),
+               "tagging": ("label_length", "preprocess", "text_column", "label_column")}
 
 
 @dataclass(frozen=True)
 class DataConfig:
-    """Where records come from and how they are split.
+    """Where records come from and how they are split."""
 
-    Attributes:
-        source: a source spec (`cim10`, `cim10:lang=es`, `icd10cm`, `csv:PATH`, ...).
-        text_column: column holding the text in tabular sources.
-        label_column: column holding the target in tabular sources.
-        validation_fraction: share of records held out for model selection.
-        test_fraction: share of records held out for the final report.
-        seed: seed of the split.
-        max_records: keep at most this many records before splitting (0 keeps all); data that comes
-            split (train / devel / test files) keeps this many in all, each part its share.
-        label_length: classification: cut each target to this many characters (1: the ICD-10 chapter
-            letter, 3: the category); 0 keeps the whole target.
-        preprocess: classification: `lemma` lemmatises words (spaCy's French pipeline, compiled into
-            the graph as a word -> lemma table); empty for none.
-        types: tagging (PubTator): entity types to keep, `A,B` or renamed `A=X,B=X`; empty keeps all.
-        encoding: text encoding of the user's CSV / TSV / JSONL files (`latin-1`, `cp1252`, ...).
-        deidentify: replace person names, e-mails, URLs, IPs and phone numbers with placeholders in every
-            split before training (`tfnlp.data.deidentify`); the export scrubs the pattern kinds of served
-            texts the same way, in its graph (names cannot run there).
-        deidentify_lang: language of the texts for person names: `fr` or `en`.
-    """
-
-    source: str = "cim10"
-    text_column: str = "RawText"
-    label_column: str = "ICD10"
-    validation_fraction: float = 0.1
-    test_fraction: float = 0.1
-    seed: int = 42
-    max_records: int = 0
-    label_length: int = 0
-    preprocess: str = ""
-    types: str = ""
-    encoding: str = "utf-8"
-    deidentify: bool = False
-    deidentify_lang: str = "fr"
-
-
-@dataclass(frozen=True)
-class ModelConfig:
-    """Model factory name and its hyper-parameters (not all factories use all of them).
-
-    Attributes:
-        name: model factory name.
-        vocab_size: word vocabulary size of the TextVectorization layer.
-        max_input_tokens: words kept from each text (longer texts are cut); for transformer taggers, the
-            window in sub-tokens, special tokens included (longer texts are cut into windows).
-        embedding_dim: word embedding size.
-        subword_buckets: hash buckets of character n-gram features per word (0 turns them off).
-        units: encoder LSTM units per direction.
-        decoder_units: decoder LSTM units.
-        char_embedding_dim: decoder character embedding size.
-        attention_units: size of the additive attention projection.
-        dropout: dropout rate on embeddings and encoder outputs.
-        max_output_length: most characters the decoder writes before the end token.
-        beam_size: beam width for `model_beam`; 1 means greedy decoding only.
-        constrain: restrict decoding to codes of the classification (prefix trie).
-        category_loss_weight: weight of the auxiliary category head's loss (0: no head).
-        category_rerank_weight: with beam search, each final code scores log P(code) plus this
-            times the category head's log P(category of the code); 0 keeps the best beam.
-        category_prior_weight: beam search (`serve`) adds this times the category head's log P(category)
-            as the code's first characters are written (shallow fusion; 0: off).
-        tfidf_prior_weight: the same for a TF-IDF linear SVM over categories fitted on the training texts
-            and compiled into the graph (the dictionary side of a dictionary + generator hybrid; 0: off).
-        tfidf_prior_sharpness: the SVM's scores times this are softmaxed into P(category).
-        tfidf_min_weight: SVM weights smaller in magnitude are left out of the export (0 keeps all).
-        filters: Conv1D filters (bilstm_conv).
-        kernel_size: Conv1D kernel width (bilstm_conv).
-        vectors: pretrained word vectors: an asset (`glove-6b-50d`, `fr-vectors`) or a GloVe /
-            word2vec / fastText file read with gensim; empty for none.
-        hidden_units: hidden layer size of the mean-vector MLP.
-        preset: keras-hub preset handle or local preset folder for BERT models (empty: the minilm asset);
-            for the GPT-2 tagger, empty means a fresh small GPT-2 with a byte-level BPE vocabulary
-            learnt from the training text.
-        num_layers: transformer layers of a fresh (preset-less) GPT-2 tagger.
-        label_all_subtokens: transformer taggers teach every sub-token of a word (later ones the
-            word's `I-` tag) instead of the first one alone; tags are always read on the first.
-        bpe_merges: merges of the byte-level BPE vocabulary learnt for a fresh GPT-2 tagger.
-        lora_rank: keras-hub backbones (BERT classifier and taggers, GPT-2 tagger): low-rank adaptation of
-            this rank (`backbone.enable_lora`): the backbone is frozen but for its LoRA matrices, the head
-            trains; the export holds the merged weights. 0: full fine-tuning.
-        lora_targets: comma-separated layer names LoRA adapts (empty: keras-hub's default, the attention's
-            query and value projections).
-        window_stride: transformer taggers: sub-token positions between the starts of a long text's
-            windows; below the window's room for words they overlap and each word is read from the window
-            where it has the most context (0: windows side by side).
-        decoder: how a tagger reads tags: `argmax` (each token's most probable tag), `constrained`
-            (Viterbi over the softmax under BIO2 constraints: only well-formed entities) or `crf` (a
-            linear-chain CRF trained on the sentence likelihood, Viterbi-decoded under the same constraints).
-        char_filters: `bilstm_tagger`'s character CNN filters per word (0: no character features); its
-            characters are embedded in `char_embedding_dim` and read `kernel_size` at a time.
-        sklearn_c: inverse regularisation strength of the scikit-learn logistic regression.
-        sklearn_max_iter: most iterations of the scikit-learn estimator; 0 for tfnlp's defaults
-            (`SKLEARN_MAX_ITER`: 2,000 for the logistic regression, 300 epochs for the MLP).
-    """
-
-    name: str = "char_seq2seq"
-    vocab_size: int = 20000
-    max_input_tokens: int = 48
-    embedding_dim: int = 128
-    subword_buckets: int = 20000
-    units: int = 128
-    decoder_units: int = 256
-    char_embedding_dim: int = 32
-    attention_units: int = 128
-    dropout: float = 0.2
-    max_output_length: int = 6
-    beam_size: int = 8
-    constrain: bool = True
-    category_loss_weight: float = 0.5
-    category_rerank_weight: float = 0.0
-    category_prior_weight: float = 1.0
-    tfidf_prior_weight: float = 2.0
-    tfidf_prior_sharpness: float = 10.0
-    tfidf_min_weight: float = 0.05
-    filters: int = 128
-    kernel_size: int = 3
-    vectors: str = ""
-    hidden_units: int = 256
-    preset: str = ""
-    num_layers: int = 4
-    label_all_subtokens: bool = False
-    bpe_merges: int = 4000
-    lora_rank: int = 0
-    lora_targets: str = ""
-    window_stride: int = 0
-    decoder: str = "argmax"
-    char_filters: int = 0
-    sklearn_c: float = 1.0
-    sklearn_max_iter: int = 0
+    source: str = setting("cim10", "data source: cim10, cim10:lang=es, icd10cm, movie-reviews, wnut16, csv:PATH, "
+                                   "conll:PATH, pubtator:PATH, ...")
+    text_column: str = setting("RawText", "column holding the text in tabular sources")
+    label_column: str = setting("ICD10", "column holding the target in tabular sources")
+    validation_fraction: float = setting(0.1, "share of records held out for model selection", low=0.0, below=1.0)
+    test_fraction: float = setting(0.1, "share of records held out for the final report", low=0.0, below=1.0)
+    seed: int = setting(42, "seed of the split", low=0)
+    max_records: int = setting(0, "keep at most this many records (0: all); data that comes split keeps this many "
+                                  "in all, each part its share", low=0)
+    label_length: int = setting(0, "cut each target to this many characters (1: ICD-10 chapter, 3: category; "
+                                   "0: whole)", low=0)
+    preprocess: str = setting("", "lemma: lemmatise words (spaCy's French pipeline, compiled into the graph); "
+                                  "empty: none", choices=("", "lemma"))
+    types: str = setting("", "PubTator entity types to keep, A,B or renamed A=X,B=X (empty: all)")
+    encoding: str = setting("utf-8", "text encoding of the user's CSV / TSV / JSONL files")
+    deidentify: bool = setting(False, "replace names, e-mails, URLs, IPs and phone numbers with placeholders in "
+                                      "every split; the export scrubs the pattern kinds of served texts too")
+    deidentify_lang: str = setting("fr", "language of the texts for person names", choices=("fr", "en"))
 
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """How the model is fitted.
+    """How the model is fitted."""
 
-    Attributes:
-        epochs: most epochs to train.
-        batch_size: global batch size (split across replicas).
-        learning_rate: Adam learning rate.
-        patience: epochs without improvement of the monitored value before stopping.
-        lr_schedule: `cosine` or `linear` (decay to `lr_final_fraction` of the start over `epochs`: a
-            predictable run time), `constant`, each after an optional linear warm-up, or `plateau` (multiply
-            by `lr_factor` after `lr_patience` epochs without improvement).
-        lr_final_fraction: with `cosine` and `linear`, the learning rate at the end as a fraction of the start.
-        warmup_steps: optimizer steps of linear warm-up from 0 to `learning_rate` (0: none).
-        warmup_fraction: the warm-up as a fraction of the run's optimizer steps (when `warmup_steps` is 0).
-        weight_decay: decoupled weight decay (AdamW); 0 uses Adam.
-        grad_accum_steps: batches whose gradients are averaged before each update (the optimizer's own
-            `gradient_accumulation_steps`): the effective batch is `batch_size` x this.
-        precision: `float32`, `mixed_float16` (loss scaling) or `mixed_bfloat16`: Keras's mixed-precision
-            policy for the layers; losses and exported outputs stay float32.
-        jit_compile: compile the training step with XLA.
-        lr_patience: with `plateau`, epochs without improvement before the learning rate decays.
-        lr_factor: with `plateau`, the decay factor.
-        strategy: `auto`, `default`, `mirrored`, `multiworker` (from `TF_CONFIG`), `tpu` or
-            `one_device:/gpu:0`.
-        seed: seed for weights, shuffling, dropout and the baselines.
-        deterministic: make TensorFlow's kernels deterministic, so a seeded run repeats exactly on the
-            same machine and software (`tf.config.experimental.enable_op_determinism`).
-        shuffle_buffer: tf.data shuffle buffer size.
-        monitor: the epoch log value that early stopping and checkpointing follow. Decoded
-            validation exact-match by default: teacher-forced validation loss is a poor guide
-            to decoded accuracy on ICD-10 coding (it rose from epoch 4 on while exact-match kept
-            improving until epoch 15); `val_loss` is the alternative.
-        baselines: also fit the scikit-learn baselines on the same split.
-        loss: classification loss: `ce`, `weighted` (balanced class weights), `focal` or
-            `balanced_focal` (tfnlp.losses).
-        focal_gamma: focal loss focusing parameter.
-        focal_alpha: `focal`'s scalar alpha.
-        focal_beta: `balanced_focal`'s effective-number beta.
-    """
-
-    epochs: int = 18
-    batch_size: int = 64
-    learning_rate: float = 2e-3
-    patience: int = 4
-    lr_schedule: str = "cosine"
-    lr_final_fraction: float = 0.05
-    warmup_steps: int = 0
-    warmup_fraction: float = 0.0
-    weight_decay: float = 0.0
-    grad_accum_steps: int = 1
-    precision: str = "float32"
-    jit_compile: bool = False
-    lr_patience: int = 2
-    lr_factor: float = 0.5
-    strategy: str = "auto"
-    seed: int = 1234
-    deterministic: bool = True
-    shuffle_buffer: int = 20000
-    monitor: str = "val_exact_match"
-    baselines: bool = True
-    loss: str = "ce"
-    focal_gamma: float = 2.0
-    focal_alpha: float = 0.25
-    focal_beta: float = 0.999
+    epochs: int = setting(18, "most epochs to train", low=1)
+    batch_size: int = setting(64, "global batch size (split across replicas)", low=1, below=2 ** 31)
+    learning_rate: float = setting(2e-3, "Adam's learning rate", low=1e-12)
+    patience: int = setting(4, "epochs without improvement of train.monitor before stopping", low=0)
+    lr_schedule: str = setting("cosine", "cosine or linear decay to lr_final_fraction, constant (each after an "
+                                         "optional warm-up), or plateau", choices=LR_SCHEDULES)
+    lr_final_fraction: float = setting(0.05, "cosine / linear: the last learning rate as a fraction of the first",
+                                       low=0.0)
+    warmup_steps: int = setting(0, "optimizer steps of linear warm-up (0: none)", low=0)
+    warmup_fraction: float = setting(0.0, "the warm-up as a fraction of the run's steps (when warmup_steps is 0)",
+                                     low=0.0, below=1.0)
+    weight_decay: float = setting(0.0, "decoupled weight decay (AdamW); 0 uses Adam", low=0.0)
+    grad_accum_steps: int = setting(1, "batches whose gradients are averaged before each update", low=1)
+    precision: str = setting("float32", "Keras's dtype policy: float32, mixed_float16 or mixed_bfloat16",
+                             choices=PRECISIONS)
+    jit_compile: bool = setting(False, "compile the training step with XLA")
+    lr_patience: int = setting(2, "plateau: epochs without improvement before the learning rate decays", low=0)
+    lr_factor: float = setting(0.5, "plateau: the decay factor", low=0.0)
+    strategy: str = setting("auto", "auto, default, mirrored, multiworker (TF_CONFIG), tpu or one_device:/gpu:0")
+    seed: int = setting(1234, "seed of weights, shuffling, dropout and the baselines", low=0)
+    deterministic: bool = setting(True, "deterministic TensorFlow kernels: a seeded run repeats exactly")
+    shuffle_buffer: int = setting(20000, "tf.data shuffle buffer", low=1)
+    monitor: str = setting("val_exact_match", "the epoch log value early stopping and checkpoints follow")
+    baselines: bool = setting(True, "also fit the scikit-learn baselines on the same split")
+    loss: str = setting("ce", "ce, weighted (balanced class weights), focal or balanced_focal", choices=LOSSES)
+    focal_gamma: float = setting(2.0, "focal loss focusing parameter", low=0.0)
+    focal_alpha: float = setting(0.25, "focal's scalar alpha", low=0.0)
+    focal_beta: float = setting(0.999, "balanced_focal's effective-number beta", low=0.0, below=1.0)
 
 
 @dataclass(frozen=True)
 class Experiment:
-    """Everything one training run needs; built by a registered experiment function."""
+    """Everything one training run needs; built by a registered experiment function.
+
+    Attributes:
+        name: the experiment's registered name.
+        task: `seq2seq`, `classification` or `tagging`.
+        description: one line.
+        data, model, train: the settings; `model` is the family's dataclass of `model.name`.
+    """
 
     name: str
     task: str
     description: str
     data: DataConfig = field(default_factory=DataConfig)
-    model: ModelConfig = field(default_factory=ModelConfig)
+    model: ModelSettings = field(default_factory=model_settings.Seq2SeqCoderSettings)
     train: TrainConfig = field(default_factory=TrainConfig)
+
+    def __post_init__(self) -> None:
+        if self.model.task != self.task:
+            raise ValueError(f"{self.name}: model {self.model.name!r} is not a {self.task} model")
 
 
 SECTIONS = ("data", "model", "train")
@@ -257,9 +142,98 @@ def parse_value(text: str, target_type: Any) -> Any:
     raise ValueError(f"cannot parse a value of type {target_type}")
 
 
-def _field_types(section: Any) -> dict[str, Any]:
-    hints = typing.get_type_hints(type(section))
-    return {f.name: hints[f.name] for f in dataclasses.fields(section)}
+def field_types(section_class: type) -> dict[str, Any]:
+    """A settings dataclass's field names and their types."""
+    hints = typing.get_type_hints(section_class)
+    return {item.name: hints[item.name] for item in dataclasses.fields(section_class)}
+
+
+def unread_keys(experiment: Experiment, section_name: str) -> tuple[str, ...]:
+    """The `[data]` / `[train]` keys this experiment's task and model family do not read."""
+    if section_name == "train":
+        return type(experiment.model).unread_train
+    if section_name == "data":
+        return UNREAD_DATA.get(experiment.task, ())
+    return ()
+
+
+def _suggestion(name: str, known: Iterable[str], section_name: str) -> str:
+    close = difflib.get_close_matches(name, list(known), n=1, cutoff=0.6)
+    return f"; did you mean {section_name}.{close[0]}?" if close else ""
+
+
+def checked_type(experiment: Experiment, section_name: str, field_name: str, where: str) -> Any:
+    """The type of `section.key` for this experiment; UserError naming `where` for an unknown section or key, a model
+    key the experiment's family does not read, or an option its task or family cannot honour."""
+    if section_name not in SECTIONS:
+        raise UserError(f"{where}: unknown section {section_name!r}; known: {', '.join(SECTIONS)}")
+    section = getattr(experiment, section_name)
+    types = field_types(type(section))
+    unread = unread_keys(experiment, section_name)
+    if field_name in types and field_name not in unread:
+        return types[field_name]
+    key = f"{section_name}.{field_name}"
+    if section_name == "model":
+        family = type(section)
+        settings = ", ".join(types)
+        if any(field_name in field_types(other) for other in model_settings.FAMILIES):
+            raise UserError(f"{where}: {key} is not read by {family.describe()}, the model of {experiment.name}; "
+                            f"its settings: {settings}")
+        raise UserError(f"{where}: unknown key '{key}'{_suggestion(field_name, types, section_name)}; "
+                        f"{family.describe()} reads: {settings}")
+    if field_name in unread:
+        reader = (f"{type(experiment.model).describe()}" if section_name == "train"
+                  else f"the {experiment.task} task")
+        raise UserError(f"{where}: {key} has no effect on {experiment.name}: {reader} does not read it")
+    known = [name for name in types if name not in unread]
+    raise UserError(f"{where}: unknown key '{key}'{_suggestion(field_name, known, section_name)}; known: "
+                    + ", ".join(f"{section_name}.{name}" for name in known))
+
+
+def _with_model(experiment: Experiment, name: Any, where: str) -> Experiment:
+    """`experiment` with `model.name` set: another model of the same family, or of another family of the same task
+    (its defaults, keeping the settings both families have)."""
+    if not isinstance(name, str):
+        raise UserError(f"{where}: model.name takes a string, got {name!r}")
+    known = model_settings.task_models(experiment.task)
+    if name not in model_settings.MODEL_FAMILIES:
+        close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
+        hint = f"; did you mean {close[0]}?" if close else ""
+        raise UserError(f"{where}: model.name={name!r} is not a model{hint}; {experiment.name} ({experiment.task}) "
+                        f"can use: {', '.join(known)}")
+    family = model_settings.family_of(name)
+    if family.task != experiment.task:
+        raise UserError(f"{where}: model.name={name} is a {family.task} model; {experiment.name} is a "
+                        f"{experiment.task} experiment, whose models are: {', '.join(known)}")
+    return dataclasses.replace(experiment, model=model_settings.carried_over(experiment.model, name))
+
+
+Setting = tuple[str, str, Any, str]  # section, key, value (text from --set, typed from TOML), where it was given
+
+
+def _apply(experiment: Experiment, items: list[Setting], convert) -> Experiment:
+    """`experiment` with each setting applied; `model.name` first, since it chooses the family the others belong to.
+    `convert(value, type)` turns a given value into the field's type (ValueError when it cannot)."""
+    for section_name, field_name, value, where in items:
+        if (section_name, field_name) == ("model", "name"):
+            experiment = _with_model(experiment, convert(value, str), where)
+    changes: dict[str, dict[str, Any]] = {}
+    for section_name, field_name, value, where in items:
+        if (section_name, field_name) == ("model", "name"):
+            continue
+        value_type = checked_type(experiment, section_name, field_name, where)
+        try:
+            changes.setdefault(section_name, {})[field_name] = convert(value, value_type)
+        except ValueError as error:
+            raise UserError(f"{where}: {section_name}.{field_name} takes a {value_type.__name__} ({error})") from None
+    for section_name, values in changes.items():
+        section = dataclasses.replace(getattr(experiment, section_name), **values)
+        experiment = dataclasses.replace(experiment, **{section_name: section})
+    return experiment
+
+
+def _from_text(value: str, value_type: Any) -> Any:
+    return parse_value(value.strip(), value_type)
 
 
 def apply_overrides(experiment: Experiment, overrides: Iterable[str]) -> Experiment:
@@ -270,40 +244,42 @@ def apply_overrides(experiment: Experiment, overrides: Iterable[str]) -> Experim
         overrides: strings such as `train.epochs=3` or `model.units=64`.
 
     Raises:
-        UserError: for a malformed override, an unknown key or a value of the wrong type.
+        UserError: for a malformed override, an unknown key (with the closest known one), a key the experiment's
+            model family or task does not read, or a value of the wrong type.
     """
-    changes: dict[str, dict[str, Any]] = {}
+    items: list[Setting] = []
     for override in overrides:
         key, sep, raw_value = override.partition("=")
         section_name, dot, field_name = key.strip().partition(".")
         if not sep or not dot:
             raise UserError(f"override {override!r} should look like section.key=value, e.g. train.epochs=3")
-        where = f"override {override!r}"
-        value_type = checked_type(experiment, section_name, field_name, where)
+        items.append((section_name, field_name, raw_value, f"override {override!r}"))
+    return _apply(experiment, items, _from_text)
+
+
+def apply_data_overrides(data: DataConfig, overrides: Iterable[str]) -> DataConfig:
+    """`data` with `data.key=value` overrides applied (for commands that read data without training a model).
+
+    Raises:
+        UserError: a malformed override, another section, an unknown key (with the closest known one), a bad value.
+    """
+    types, changes = field_types(DataConfig), {}
+    for override in overrides:
+        key, sep, raw_value = override.partition("=")
+        section_name, _, field_name = key.strip().partition(".")
+        if not sep or section_name != "data":
+            raise UserError(f"override {override!r}: give data.key=value (e.g. data.max_records=100)")
+        if field_name not in types:
+            raise UserError(f"override {override!r}: unknown key 'data.{field_name}'"
+                            f"{_suggestion(field_name, types, 'data')}; known: " + ", ".join(types))
         try:
-            value = parse_value(raw_value.strip(), value_type)
+            changes[field_name] = _from_text(raw_value, types[field_name])
         except ValueError as error:
-            raise UserError(f"{where}: {key.strip()} takes a {value_type.__name__} ({error})") from None
-        changes.setdefault(section_name, {})[field_name] = value
-    return _replaced(experiment, changes)
-
-
-def checked_type(experiment: Experiment, section_name: str, field_name: str, where: str) -> Any:
-    """The type of `section.key`, refusing an unknown section or key with a message naming `where`."""
-    if section_name not in SECTIONS:
-        raise UserError(f"{where}: unknown section {section_name!r}; known: {', '.join(SECTIONS)}")
-    types = _field_types(getattr(experiment, section_name))
-    if field_name not in types:
-        known = ", ".join(f"{section_name}.{name}" for name in types)
-        raise UserError(f"{where}: unknown key '{section_name}.{field_name}'; known: {known}")
-    return types[field_name]
-
-
-def _replaced(experiment: Experiment, changes: dict[str, dict[str, Any]]) -> Experiment:
-    for section_name, values in changes.items():
-        section = dataclasses.replace(getattr(experiment, section_name), **values)
-        experiment = dataclasses.replace(experiment, **{section_name: section})
-    return experiment
+            raise UserError(f"override {override!r}: data.{field_name} takes a {types[field_name].__name__} "
+                            f"({error})") from None
+    data = dataclasses.replace(data, **changes)
+    _check_bounds("data", data)
+    return data
 
 
 def _typed(value: Any, value_type: Any) -> Any:
@@ -315,30 +291,33 @@ def _typed(value: Any, value_type: Any) -> Any:
     return value
 
 
+def read_toml(path: str | Path) -> dict[str, Any]:
+    """A TOML file's tables; UserError naming the file when it cannot be read or parsed."""
+    try:
+        return tomllib.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as error:
+        raise UserError(f"{path}: cannot be read ({error})") from None
+    except tomllib.TOMLDecodeError as error:
+        raise UserError(f"{path}: not valid TOML ({error})") from None
+
+
+def apply_tables(experiment: Experiment, tables: dict[str, Any], where: str) -> Experiment:
+    """`experiment` with the values of `[data]`, `[model]` and `[train]` tables (as TOML reads them)."""
+    items: list[Setting] = []
+    for section_name, values in tables.items():
+        if not isinstance(values, dict):
+            raise UserError(f"{where}: {section_name!r} must be a table ([data], [model] or [train])")
+        items += [(section_name, field_name, value, where) for field_name, value in values.items()]
+    return _apply(experiment, items, _typed)
+
+
 def apply_toml(experiment: Experiment, path: str | Path) -> Experiment:
     """Return a copy of `experiment` with the values of a TOML file's `[data]`, `[model]` and `[train]` tables.
 
     Raises:
         UserError: `<path>: ...` for a missing or malformed file, an unknown table or key, a value of the wrong type.
     """
-    try:
-        raw = tomllib.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError) as error:
-        raise UserError(f"{path}: cannot be read ({error})") from None
-    except tomllib.TOMLDecodeError as error:
-        raise UserError(f"{path}: not valid TOML ({error})") from None
-    changes: dict[str, dict[str, Any]] = {}
-    for section_name, values in raw.items():
-        if not isinstance(values, dict):
-            raise UserError(f"{path}: {section_name!r} must be a table ([data], [model] or [train])")
-        for field_name, value in values.items():
-            value_type = checked_type(experiment, section_name, field_name, str(path))
-            try:
-                changes.setdefault(section_name, {})[field_name] = _typed(value, value_type)
-            except ValueError as error:
-                raise UserError(f"{path}: {section_name}.{field_name} takes a {value_type.__name__} ({error})"
-                                ) from None
-    return _replaced(experiment, changes)
+    return apply_tables(experiment, read_toml(path), str(path))
 
 
 def toml_value(value: Any) -> str:
@@ -351,12 +330,18 @@ def toml_value(value: Any) -> str:
 
 
 def to_toml(experiment: Experiment) -> str:
-    """The experiment's `[data]`, `[model]` and `[train]` tables as TOML (what `apply_toml` reads back)."""
-    lines = [f"# {experiment.name}: {experiment.description}"]
+    """The experiment's `[data]`, `[model]` and `[train]` tables as TOML, each key under its help as a comment:
+    exactly the keys this experiment reads (what `apply_toml` reads back)."""
+    lines = [f"# {experiment.name}: {experiment.description}",
+             f"# model family: {type(experiment.model).describe()}"]
     for section_name in SECTIONS:
+        section = getattr(experiment, section_name)
         lines.append(f"\n[{section_name}]")
-        lines += [f"{key} = {toml_value(value)}"
-                  for key, value in dataclasses.asdict(getattr(experiment, section_name)).items()]
+        unread = unread_keys(experiment, section_name)
+        for item in dataclasses.fields(section):
+            if item.name in unread:
+                continue
+            lines += [f"# {item.metadata['help']}", f"{item.name} = {toml_value(getattr(section, item.name))}"]
     return "\n".join(lines) + "\n"
 
 
@@ -366,81 +351,57 @@ def to_dict(experiment: Experiment) -> dict[str, Any]:
 
 
 def from_dict(raw: dict[str, Any]) -> Experiment:
-    """The experiment that `to_dict` wrote (e.g. a run's config.json)."""
-    sections = {"data": DataConfig, "model": ModelConfig, "train": TrainConfig}
-    return Experiment(**{key: sections[key](**value) if key in sections else value for key, value in raw.items()})
+    """The experiment that `to_dict` wrote (a run's config.json). A run written before the model families (one flat
+    model table) keeps the settings its family reads."""
+    model = dict(raw["model"])
+    family = model_settings.family_of(model.get("name", ""))
+    sections = {"data": DataConfig(**raw.get("data", {})), "train": TrainConfig(**raw.get("train", {})),
+                "model": family(**{key: value for key, value in model.items() if key in family.fields()})}
+    return Experiment(**{key: value for key, value in raw.items() if key not in SECTIONS}, **sections)
 
 
-# (section, key, smallest allowed value) of the settings that make no sense below a bound.
-LOWER_BOUNDS = (
-    ("model", "vocab_size", 3), ("model", "max_input_tokens", 1), ("model", "num_layers", 1),
-    ("model", "embedding_dim", 1),
-    ("model", "subword_buckets", 0), ("model", "units", 1), ("model", "decoder_units", 1),
-    ("model", "char_embedding_dim", 1), ("model", "attention_units", 1), ("model", "max_output_length", 0),
-    ("model", "beam_size", 1), ("model", "dropout", 0.0), ("model", "category_loss_weight", 0.0),
-    ("model", "category_rerank_weight", 0.0), ("train", "epochs", 1), ("train", "batch_size", 1),
-    ("train", "learning_rate", 1e-12), ("train", "patience", 0), ("train", "shuffle_buffer", 1),
-    ("data", "max_records", 0), ("data", "label_length", 0), ("model", "filters", 1), ("model", "kernel_size", 1),
-    ("model", "hidden_units", 1), ("train", "focal_gamma", 0.0), ("train", "seed", 0), ("data", "seed", 0),
-    ("model", "bpe_merges", 0), ("model", "sklearn_c", 1e-12), ("model", "sklearn_max_iter", 0),
-    ("train", "lr_final_fraction", 0.0), ("model", "category_prior_weight", 0.0),
-    ("model", "tfidf_prior_weight", 0.0), ("model", "tfidf_prior_sharpness", 0.0), ("model", "tfidf_min_weight", 0.0),
-    ("train", "warmup_steps", 0), ("train", "warmup_fraction", 0.0), ("train", "weight_decay", 0.0),
-    ("train", "grad_accum_steps", 1), ("model", "char_filters", 0), ("model", "window_stride", 0),
-    ("model", "lora_rank", 0),
-)
-PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
-LR_SCHEDULES = ("cosine", "linear", "constant", "plateau")
-DECODERS = ("argmax", "constrained", "crf")
+def _check_bounds(section_name: str, section: Any) -> None:
+    for item in dataclasses.fields(section):
+        value, meta = getattr(section, item.name), item.metadata
+        key = f"{section_name}.{item.name}"
+        if isinstance(value, float) and not math.isfinite(value):
+            raise UserError(f"{key}={value}: must be a finite number")
+        if meta.get("choices") and value not in meta["choices"]:
+            shown = ", ".join(choice or "an empty string" for choice in meta["choices"])
+            raise UserError(f"{key}={value!r}: use one of {shown}")
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            continue
+        if meta.get("low") is not None and value < meta["low"]:
+            raise UserError(f"{key}={value}: must be at least {meta['low']}")
+        if meta.get("below") is not None and not value < meta["below"]:
+            raise UserError(f"{key}={value}: must be below {meta['below']:g}")
 
 
 def _check_decoder(experiment: Experiment) -> None:
-    """`model.decoder` is known, and a CRF trains on the plain sentence likelihood, one tag per word."""
+    """A CRF trains on the plain sentence likelihood, one tag per word."""
     model = experiment.model
-    if model.decoder not in DECODERS:
-        raise UserError(f"model.decoder={model.decoder!r}: use {', '.join(DECODERS)}")
-    if model.decoder != "crf":
+    if getattr(model, "decoder", "") != "crf":
         return
     if experiment.train.loss != "ce":
         raise UserError(f"model.decoder=crf trains on the sentence's log-likelihood: "
                         f"train.loss={experiment.train.loss} (per-token weights or focusing) does not apply; leave "
                         "train.loss=ce or use model.decoder=constrained")
-    if model.label_all_subtokens:
+    if getattr(model, "label_all_subtokens", False):
         raise UserError("model.decoder=crf reads one tag per word (its first sub-token): it cannot be combined with "
                         "model.label_all_subtokens=true")
 
 
 def validate(experiment: Experiment) -> Experiment:
     """Refuse values no run can use, naming the key (`model.beam_size=0`, `train.epochs=0`, `nan`, ...)."""
-    import math
-
-    for section in SECTIONS:
-        for key, value in dataclasses.asdict(getattr(experiment, section)).items():
-            if isinstance(value, float) and not math.isfinite(value):
-                raise UserError(f"{section}.{key}={value}: must be a finite number")
-    for section, key, lowest in LOWER_BOUNDS:
-        value = getattr(getattr(experiment, section), key)
-        if value < lowest:
-            raise UserError(f"{section}.{key}={value}: must be at least {lowest}")
-    from tfnlp.losses import LOSSES
-
-    if experiment.data.preprocess not in ("", "lemma"):
-        raise UserError(f"data.preprocess={experiment.data.preprocess!r}: use lemma, or leave it empty")
-    if experiment.train.loss not in LOSSES:
-        raise UserError(f"train.loss={experiment.train.loss!r}: use one of {', '.join(LOSSES)}")
-    if experiment.train.precision not in PRECISIONS:
-        raise UserError(f"train.precision={experiment.train.precision!r}: use one of {', '.join(PRECISIONS)}")
+    for section_name in SECTIONS:
+        _check_bounds(section_name, getattr(experiment, section_name))
     train = experiment.train
-    if train.lr_schedule not in LR_SCHEDULES:
-        raise UserError(f"train.lr_schedule={train.lr_schedule!r}: use {', '.join(LR_SCHEDULES)}")
     if train.lr_schedule == "plateau" and (train.warmup_steps or train.warmup_fraction):
         raise UserError("train.lr_schedule=plateau takes no warm-up (train.warmup_steps / warmup_fraction): "
                         "use cosine, linear or constant with a warm-up")
-    if not experiment.train.warmup_fraction < 1.0:
-        raise UserError(f"train.warmup_fraction={experiment.train.warmup_fraction}: must be below 1")
     _check_decoder(experiment)
-    if experiment.data.deidentify_lang not in ("fr", "en"):
-        raise UserError(f"data.deidentify_lang={experiment.data.deidentify_lang!r}: use fr or en")
-    if not experiment.model.dropout < 1.0:
-        raise UserError(f"model.dropout={experiment.model.dropout}: must be below 1")
+    model = experiment.model
+    if getattr(model, "top_k", 0) > getattr(model, "beam_size", float("inf")):
+        raise UserError(f"model.top_k={model.top_k}: the beam holds model.beam_size={model.beam_size} codes; rank at "
+                        "most that many, or widen the beam")
     return experiment

@@ -1,111 +1,70 @@
-"""Evaluate an exported version through its SavedModel, overall and by slice, as TFMA does.
+"""Score an export through its SavedModel, overall and by slice, as TFMA does: one evaluator for every caller.
 
-The candidate of a pipeline and the version in service are scored the same way: raw test texts
-into the serving signature, its answers against the truth. So a version pushed by hand, or one
-trained on another split, is compared on this split. Slices: the ICD-10 chapter of the true code
-(seq2seq), the true label (classification), the entity type (tagging). Each evaluation also
-scores the simplest baseline of the task: the most frequent training code or label for every
-text, or no entity at all.
+Raw test texts go into the serving signature (`tfnlp.predict.Predictor`), its typed answers are
+compared with the truth by the task's own served scorer (`Task.served_truth`, `served_score`,
+`served_slices`), so a candidate, the version in service, a version pushed by hand and a version
+trained on another split are all scored the same way. Slices: the ICD-10 chapter of the true code
+(coder), the true label (classifier), the entity type (tagger, whose spans are scored as character
+offsets: `span_f1`). Each evaluation also scores the simplest baseline of the task: the most frequent
+training code or label for every text, or no entity at all.
+
+    import tfnlp
+    tfnlp.evaluate("savedmodels/icd10_seq2seq/3")["overall"]
+    tfnlp.evaluate("runs/ner_bilstm/20261203-101500", data="conll:path/to/corpus")
 """
 
 from __future__ import annotations
 
-from collections import Counter
-from collections.abc import Sequence
+import dataclasses
 from pathlib import Path
 
-from tfnlp.data.records import Record, Splits, TaggedSentence, entity_spans
+from tfnlp import config as config_lib
+from tfnlp.data.records import Splits
 from tfnlp.errors import UserError
 
-BATCH = 256
-SLICES = {"seq2seq": "chapter", "classification": "label", "tagging": "entity_type"}
 
-
-def evaluate_version(version: Path, task: str, splits: Splits, label_length: int = 0) -> dict:
-    """Scores of `version` on `splits.test`: {"overall", "slices", "baseline", "slice_by"}.
+def evaluate(path: str | Path, data: str | None = None, overrides: tuple[str, ...] = ()) -> dict:
+    """Score an export (a version, a model base or a run folder) on a test split with its task's own scorer.
 
     Args:
-        version: a version folder (a SavedModel taking `text`).
-        task: the experiment's task (`seq2seq`, `classification`, `tagging`).
-        splits: the data; the training split gives the baseline.
-        label_length: classification: targets cut to this many characters, as the experiment cuts them.
+        path: the export, as `tfnlp.load` takes it.
+        data: a data source to score on (default: the one the export was trained on, split as it was).
+        overrides: `data.key=value` settings for reading it (`data.text_column=...`, `data.max_records=...`).
+
+    Returns:
+        {"overall": metrics, "slices": {slice: metrics with support}, "baseline": metrics, "slice_by": name,
+         "records": test texts scored}.
+
+    Raises:
+        UserError: not an export, an export without its experiment in its card, or data it cannot read.
     """
-    import tensorflow as tf
-    import tensorflow_text  # noqa: F401 - registers the ops of the tagger and BERT exports
+    from tfnlp.data import sources
+    from tfnlp.predict import load
 
-    try:
-        serve = tf.saved_model.load(str(version)).signatures["serving_default"]
-    except (OSError, ValueError, KeyError, tf.errors.OpError) as error:
-        raise UserError(f"{version}: not a loadable SavedModel with a serving_default signature ({error})") from None
-    if task == "tagging":
-        return _tagging(serve, splits)
-    return _labels(serve, task, splits, label_length)
-
-
-def _rows(serve, texts: Sequence[str]) -> list[dict]:
-    """Every output of the serving signature, one dict per text (called in batches)."""
-    import tensorflow as tf
-
-    from tfnlp.tasks.base import batches
-
-    rows: list[dict] = []
-    for chunk in batches(list(texts), BATCH):
-        columns = {name: value.numpy().tolist()
-                   for name, value in serve(text=tf.constant(chunk, dtype=tf.string)).items()}
-        rows += [{name: values[row] for name, values in columns.items()} for row in range(len(chunk))]
-    return rows
+    predictor = load(path)
+    if "experiment" not in predictor.card:
+        raise UserError(f"{predictor.version}: its card (assets.extra) does not say which experiment made it")
+    experiment = config_lib.from_dict(predictor.card["experiment"])
+    settings = config_lib.apply_data_overrides(experiment.data, overrides)
+    experiment = dataclasses.replace(experiment, data=dataclasses.replace(settings, source=data or settings.source))
+    return evaluate_predictor(predictor, experiment, sources.load(experiment.data.source, experiment.data).splits)
 
 
-def _labels(serve, task: str, splits: Splits, label_length: int) -> dict:
-    from tfnlp.data.icd10 import chapter, normalise_code
-    from tfnlp.metrics import classification_scores, code_accuracies
-    from tfnlp.tasks.base import predict_strings
-    from tfnlp.tasks.classification import cut_label
+def evaluate_predictor(predictor, experiment: config_lib.Experiment, splits: Splits) -> dict:
+    """Scores of a loaded export on `splits.test` (the training split gives the trivial baseline)."""
+    from tfnlp.tasks import task_class
 
-    target = normalise_code if task == "seq2seq" else (lambda label: cut_label(label, label_length))
-    score = code_accuracies if task == "seq2seq" else classification_scores
-    slice_of = chapter if task == "seq2seq" else (lambda label: label)
-    records: list[Record] = splits.test
-    truth = [target(record.target) for record in records]
-    output = "code" if task == "seq2seq" else "label"
-    predicted = predict_strings(serve, [record.text for record in records], output, BATCH)
-    common = Counter(target(record.target) for record in splits.train).most_common(1)
-    baseline = [common[0][0] if common else ""] * len(truth)
-    slices = {}
-    for name in sorted({slice_of(label) for label in truth}):
-        rows = [index for index, label in enumerate(truth) if slice_of(label) == name]
-        slices[name] = {**score([truth[i] for i in rows], [predicted[i] for i in rows]), "support": len(rows)}
-    return {"overall": score(truth, predicted), "slices": slices, "baseline": score(truth, baseline),
-            "slice_by": SLICES[task]}
+    task = task_class(experiment.task)
+    records = splits.test
+    truth = task.served_truth(experiment, records)
+    predicted = [task.served_prediction(answer) for answer in predictor.predict([record.text for record in records])]
+    baseline = task.trivial_predictions(experiment, splits.train, len(records))
+    return {"overall": task.served_score(truth, predicted), "slices": task.served_slices(truth, predicted),
+            "baseline": task.served_score(truth, baseline), "slice_by": task.slice_by, "records": len(records)}
 
 
-def gold_entities(sentence: TaggedSentence) -> set[tuple[str, int, int]]:
-    """(type, start, end) of a sentence's entities, in characters of its text."""
-    if not sentence.offsets:
-        raise UserError("tagged sentences without character offsets cannot be scored through a SavedModel")
-    return {(kind, sentence.offsets[positions[0]][0], sentence.offsets[positions[-1]][1])
-            for kind, positions in entity_spans(list(range(len(sentence.tokens))), sentence.tags)}
+def evaluate_version(version: Path, experiment: config_lib.Experiment, splits: Splits) -> dict:
+    """`evaluate_predictor` of the export in `version`."""
+    from tfnlp.predict import Predictor
 
-
-def _tagging(serve, splits: Splits) -> dict:
-    sentences: list[TaggedSentence] = splits.test
-    gold = [gold_entities(sentence) for sentence in sentences]
-    predicted = []
-    for row in _rows(serve, [sentence.text for sentence in sentences]):
-        predicted.append({(kind.decode("utf-8"), start, end) for kind, start, end in
-                          zip(row["entity_type"], row["entity_start"], row["entity_end"], strict=True) if start >= 0})
-    types = sorted({kind for entities in gold for kind, _, _ in entities})
-    slices = {kind: span_scores(gold, predicted, kind) for kind in types}
-    nothing = [set() for _ in sentences]
-    return {"overall": span_scores(gold, predicted), "slices": slices, "baseline": span_scores(gold, nothing),
-            "slice_by": SLICES["tagging"]}
-
-
-def span_scores(gold: list[set], predicted: list[set], kind: str | None = None) -> dict:
-    """Exact-span entity precision / recall / F1 (character offsets), for one type or all."""
-    keep = (lambda entities: entities) if kind is None else (lambda entities: {e for e in entities if e[0] == kind})
-    hits = sum(len(keep(g) & keep(p)) for g, p in zip(gold, predicted, strict=True))
-    found, wanted = sum(len(keep(p)) for p in predicted), sum(len(keep(g)) for g in gold)
-    precision, recall = hits / found if found else 0.0, hits / wanted if wanted else 0.0
-    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-    return {"entity_precision": precision, "entity_recall": recall, "entity_f1": f1, "support": wanted}
+    return evaluate_predictor(Predictor.from_export(version), experiment, splits)

@@ -31,6 +31,7 @@ from tfnlp.errors import UserError, cli_main
 
 PARTS = ("train", "validation", "test")
 EXAMPLES = 5
+DEFAULT_MAX_WORDS = 48  # the word models' model.max_input_tokens default
 TOP_LABELS = 30
 # Mis-decoded text: the replacement character, or UTF-8 read as Latin-1 ("Ã©" for "é", "â€™" for "’").
 ENCODING_TROUBLE = re.compile("\ufffd|Ã[\u0080-\u00bf]|â€")
@@ -69,7 +70,7 @@ def _anomaly(found: list, name: str, description: str, examples: Sequence[str], 
         found.append(Anomaly(name, severity, total, description, shown))
 
 
-def check(splits: Splits, max_input_tokens: int = config_lib.ModelConfig().max_input_tokens) -> list[Anomaly]:
+def check(splits: Splits, max_input_tokens: int = DEFAULT_MAX_WORDS) -> list[Anomaly]:
     """The data checks a pipeline runs before training, for text-label or tagged records."""
     first = splits.first()
     if first is None or not splits.train:
@@ -419,15 +420,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--html", action="store_true", help="also write a self-contained report.html with figures")
     parser.add_argument("--lang", default="en", help="spaCy pipeline for part-of-speech tags of entity tokens "
                         "(en or fr; none to skip)")
-    parser.add_argument("--max-input-tokens", type=int, default=config_lib.ModelConfig().max_input_tokens,
+    parser.add_argument("--max-input-tokens", type=int, default=DEFAULT_MAX_WORDS,
                         help="texts longer than this many words are reported")
     args = parser.parse_args(argv)
-    not_data = [override for override in args.overrides if not override.strip().startswith("data.")]
-    if not_data:
-        raise UserError(f"{not_data[0]!r}: explore takes data.* settings only")
-    experiment = config_lib.apply_overrides(config_lib.Experiment("explore", "", "", config_lib.DataConfig(
-        source=args.source)), args.overrides)
-    report, anomalies = explore(args.source, experiment.data, Path(args.out), args.html,
+    data = config_lib.apply_data_overrides(config_lib.DataConfig(source=args.source), args.overrides)
+    report, anomalies = explore(args.source, data, Path(args.out), args.html,
                                 None if args.lang == "none" else args.lang, args.max_input_tokens)
     print(summary(report, anomalies))
     print(f"report: {Path(args.out) / 'report.json'}" + (f", {Path(args.out) / 'report.html'}" if args.html else ""))

@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
 
 import tensorflow as tf
 
-MODEL_CARD = "tfnlp_model_card.json"
 WARMUP_FILE = "tf_serving_warmup_requests"
 STAGING_PREFIX = ".tmp-"
 # A staging folder older than this is left over from a killed export: no export of a tfnlp model takes this long.
@@ -66,7 +63,7 @@ def remove_stale_staging(model_dir: Path, older_than: float = STALE_STAGING_SECO
 
 
 def export_savedmodel(module: tf.Module, export_base: Path, name: str, signatures: dict,
-                      model_card: dict[str, Any], warmup_texts: list[str] = ()) -> Path:
+                      extra_files: dict[str, str], warmup_texts: list[str] = ()) -> Path:
     """Write `module` as version N+1 of `name`, whole or not at all.
 
     The SavedModel is written into a temporary sibling and renamed into place, so TF Serving,
@@ -77,7 +74,7 @@ def export_savedmodel(module: tf.Module, export_base: Path, name: str, signature
         export_base: the folder holding one sub-folder per model name.
         name: model name (the experiment name).
         signatures: signature name -> tf.function.
-        model_card: JSON-ready description written to `assets.extra/tfnlp_model_card.json`.
+        extra_files: file name -> text written into `assets.extra/` (the model card: `tfnlp.model_card`).
         warmup_texts: texts for `assets.extra/tf_serving_warmup_requests` (none: no file).
 
     Returns:
@@ -87,7 +84,8 @@ def export_savedmodel(module: tf.Module, export_base: Path, name: str, signature
         tf.saved_model.save(module, str(staging), signatures=signatures)
         extra = staging / "assets.extra"
         extra.mkdir(exist_ok=True)
-        (extra / MODEL_CARD).write_text(json.dumps(model_card, indent=2, ensure_ascii=False) + "\n")
+        for file_name, text in extra_files.items():
+            (extra / file_name).write_text(text, encoding="utf-8")
         if warmup_texts:
             write_warmup_requests(extra / WARMUP_FILE, name, list(warmup_texts))
 

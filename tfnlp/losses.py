@@ -21,9 +21,9 @@ import keras
 import numpy as np
 from keras import ops
 
+from tfnlp.config import LOSSES
 from tfnlp.errors import UserError
 
-LOSSES = ("ce", "weighted", "focal", "balanced_focal")
 EPSILON = 1e-7
 
 

@@ -53,6 +53,17 @@ def entity_scores(truth: list[list[str]], predicted: list[list[str]]) -> dict[st
             "token_accuracy": float(np.mean([a == b for a, b in zip(flat_truth, flat_predicted, strict=True)]))}
 
 
+def span_scores(gold: list[set], predicted: list[set], kind: str | None = None) -> dict:
+    """Exact-span entity precision / recall / F1 on character offsets (what a served tagger's spans score, through its
+    own tokenizer: `span_*`, not seqeval's `entity_*` on the corpus's tokens), for one type or all; and the support."""
+    keep = (lambda entities: entities) if kind is None else (lambda entities: {e for e in entities if e[0] == kind})
+    hits = sum(len(keep(g) & keep(p)) for g, p in zip(gold, predicted, strict=True))
+    found, wanted = sum(len(keep(p)) for p in predicted), sum(len(keep(g)) for g in gold)
+    precision, recall = hits / found if found else 0.0, hits / wanted if wanted else 0.0
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    return {"span_precision": precision, "span_recall": recall, "span_f1": f1, "support": wanted}
+
+
 def per_type_rows(truth: list[list[str]], predicted: list[list[str]]) -> list[dict]:
     """Per entity type: precision, recall, F1, support (seqeval strict BIO2)."""
     from seqeval.metrics import classification_report

@@ -20,8 +20,10 @@ fatal data anomaly). A pipeline file:
     [blessing]
     metric = "exact_match"          # a metric of the evaluation through the SavedModel
     higher_is_better = true
-    min_improvement = 0.0           # over the version in service (none yet: only the floors apply)
-    baseline_floor = true           # must beat the most frequent code / label (or no entity) on the test split
+    min_improvement = 0.0           # gain needed over the version in service (0: any gain; a tie never replaces
+                                    # it; negative: a loss that small is accepted)
+    baseline_floor = true           # must beat the strongest baseline of its own run on the test split: the TF-IDF
+                                    # rows (train.baselines) and the most frequent code / label (or no entity)
     floors = { chapter_accuracy = 0.5 }
 """
 
@@ -31,7 +33,6 @@ import argparse
 import dataclasses
 import json
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -45,22 +46,6 @@ from tfnlp.errors import UserError, cli_main
 from tfnlp.paths import writable_folder
 
 EXIT_NOT_BLESSED = 3
-CARD_JSON, CARD_MARKDOWN = "model_card.json", "model_card.md"
-# What the README says each family of models cannot do, copied into its model cards.
-LIMITATIONS = {
-    "seq2seq": "Trained on official label wording. On the cim10 test split a TF-IDF linear SVM predicts the category "
-               "better, and on everyday phrasings unlike the labels it was reported to do worse than the TF-IDF "
-               "baselines. It writes only codes of the classification it was given (constrained decoding).",
-    "classification": "Labels unseen in training map to <UNK>, which the model never predicts. With about five "
-                      "examples per class, word-level neural models trail TF-IDF + logistic regression.",
-    "tagging": "Tags are read per token (argmax): a predicted sequence may start an entity with I-, read leniently. "
-               "The served tokenizer (letters/digits runs, other characters alone) may cut words differently from "
-               "the training corpus.",
-}
-ASSET_OF_SOURCE = {"cim10": "cim10-fr", "icd10cm": "icd10cm", "movie-reviews": "movie-reviews", "tweets": "tweets",
-                   "wnut16": "wnut16"}
-
-
 @dataclasses.dataclass(frozen=True)
 class Blessing:
     """When a candidate may replace the version in service."""
@@ -71,21 +56,41 @@ class Blessing:
     baseline_floor: bool = True
     floors: dict = dataclasses.field(default_factory=dict)
 
-    def decide(self, candidate: dict, pushed: dict | None) -> tuple[bool, list[str]]:
-        """(blessed, the reasons) for a candidate's and the pushed version's evaluations."""
+    def check(self, metrics: Sequence[str], where: str) -> None:
+        """Refuse a metric or floor the evaluation does not give, naming those it does."""
+        for name in (self.metric, *self.floors):
+            if name not in metrics:
+                raise UserError(f"{where}: [blessing] {name!r} is not a metric of this task's evaluation; use one of "
+                                f"{', '.join(metrics)}")
+
+    def decide(self, candidate: dict, pushed: dict | None,
+               baselines: dict[str, dict] | None = None) -> tuple[bool, list[str]]:
+        """(blessed, the reasons) for a candidate's and the pushed version's evaluations.
+
+        Args:
+            candidate, pushed: `tfnlp.evaluation` results (pushed: None when nothing is in service).
+            baselines: the run's own baseline rows on the same test split (name -> metrics); the trivial baseline of
+                the evaluation is always among them.
+        """
         sign = 1 if self.higher_is_better else -1
         value = candidate["overall"][self.metric]
         reasons = []
         for metric, floor in self.floors.items():
             if sign * (candidate["overall"][metric] - floor) < 0:
-                reasons.append(f"{metric} {candidate['overall'][metric]:.4f} is past its floor {floor}")
-        if self.baseline_floor and sign * (value - candidate["baseline"][self.metric]) <= 0:
-            reasons.append(f"{self.metric} {value:.4f} does not beat the baseline's "
-                           f"{candidate['baseline'][self.metric]:.4f}")
+                side = "below" if self.higher_is_better else "above"
+                reasons.append(f"{metric} {candidate['overall'][metric]:.4f} is {side} its floor {floor}")
+        rows = {"most frequent (trivial)": candidate["baseline"], **(baselines or {})}
+        rows = {name: scores[self.metric] for name, scores in rows.items() if self.metric in scores}
+        if self.baseline_floor and rows:
+            name, best = max(rows.items(), key=lambda item: sign * item[1])
+            if sign * (value - best) <= 0:
+                reasons.append(f"{self.metric} {value:.4f} does not beat {name}'s {best:.4f}, the strongest baseline "
+                               "of this run")
         if pushed is not None:
             gain = sign * (value - pushed["overall"][self.metric])
-            needed = f"at least {self.min_improvement}" if self.min_improvement else "above 0"
-            if gain < self.min_improvement or gain <= 0:
+            enough = gain >= self.min_improvement and (gain > 0 or self.min_improvement < 0)
+            if not enough:
+                needed = f"at least {self.min_improvement:+.4f}" if self.min_improvement else "above 0"
                 reasons.append(f"{self.metric} {value:.4f} against {pushed['overall'][self.metric]:.4f} in service: "
                                f"a gain of {gain:+.4f}, {needed} needed")
         return not reasons, reasons
@@ -100,21 +105,14 @@ class Pipeline:
     data: str
     push_to: str
     serving_config: str
-    overrides: tuple[str, ...]
+    tables: dict  # its [data], [model], [train] tables, as TOML read them
     blessing: Blessing
 
 
 def read_pipeline(path: str | Path) -> Pipeline:
     """A pipeline TOML file; UserError naming the file and what is wrong."""
-    import tomllib
-
     path = Path(path)
-    try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
-    except OSError as error:
-        raise UserError(f"{path}: cannot read the pipeline ({error.strerror or error})") from None
-    except tomllib.TOMLDecodeError as error:
-        raise UserError(f"{path}: not valid TOML ({error})") from None
+    raw = config_lib.read_toml(path)
     unknown = sorted(set(raw) - {"pipeline", "blessing", *config_lib.SECTIONS})
     if unknown:
         known = ", ".join(("pipeline", "blessing", *config_lib.SECTIONS))
@@ -126,29 +124,25 @@ def read_pipeline(path: str | Path) -> Pipeline:
         rule = Blessing(**blessing)
     except TypeError as error:
         raise UserError(f"{path}: [blessing]: {error}") from None
-    overrides = tuple(f"{section}.{key}={_toml_value(value)}" for section in config_lib.SECTIONS
-                      for key, value in raw.get(section, {}).items())
+    tables = {section: raw[section] for section in config_lib.SECTIONS if section in raw}
     return Pipeline(path, head["experiment"], head.get("data", ""), head.get("push_to", "savedmodels"),
-                    head.get("serving_config", "serving/models.config"), overrides, rule)
-
-
-def _toml_value(value) -> str:
-    return str(value).lower() if isinstance(value, bool) else str(value)
+                    head.get("serving_config", "serving/models.config"), tables, rule)
 
 
 def configured(pipeline: Pipeline, args: argparse.Namespace) -> config_lib.Experiment:
-    """The pipeline's experiment with its data, its overrides, then --data and --set."""
+    """The pipeline's experiment with its data and tables, then --data and --set."""
     experiment = experiments.get(pipeline.experiment, tiny=args.tiny)
-    source = args.data or pipeline.data or experiment.data.source
-    experiment = dataclasses.replace(experiment, data=dataclasses.replace(experiment.data, source=source))
-    return config_lib.validate(config_lib.apply_overrides(experiment, [*pipeline.overrides, *args.overrides]))
+    if pipeline.data:
+        experiment = dataclasses.replace(experiment, data=dataclasses.replace(experiment.data, source=pipeline.data))
+    experiment = config_lib.apply_tables(experiment, pipeline.tables, str(pipeline.path))
+    return experiments.configure(experiment, data=args.data, overrides=args.overrides)
 
 
 def validate_data(loaded, experiment: config_lib.Experiment) -> list:
     """The data checks of `tfnlp.explore`, printed with their counts; a fatal one stops the run."""
     from tfnlp import explore
 
-    anomalies = explore.check(loaded.splits, experiment.model.max_input_tokens)
+    anomalies = explore.check(loaded.splits, getattr(experiment.model, "max_input_tokens", explore.DEFAULT_MAX_WORDS))
     print(f"data checks: {len(anomalies)} anomal{'y' if len(anomalies) == 1 else 'ies'}")
     for anomaly in anomalies:
         print(f"  {anomaly.severity}: {anomaly.name}: {anomaly.count} ({anomaly.description})"
@@ -191,63 +185,6 @@ def infra_validate(version: Path, name: str, timeout: float = 120.0) -> str | No
     return None
 
 
-def data_provenance(source: str) -> dict:
-    """Where the data came from: the asset package, version and sha256, or the files given."""
-    from tfnlp import assets
-
-    name = source.partition(":")[0]
-    if name in ASSET_OF_SOURCE:
-        asset = assets.ASSETS.get(ASSET_OF_SOURCE[name])
-        return {"source": source, "asset": asset.name, "package": asset.requirement, "sha256": asset.sha256}
-    path = Path(source.partition(":")[2])
-    files = sorted(path.rglob("*")) if path.is_dir() else [path]
-    return {"source": source, "files": {str(file): assets.sha256_of(file) for file in files if file.is_file()}}
-
-
-def _git_commit() -> str:
-    result = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, cwd=Path(__file__).parent)
-    return result.stdout.strip() if result.returncode == 0 else "not a git checkout"
-
-
-def model_card(experiment: config_lib.Experiment, metrics: dict, candidate: dict, pushed: dict | None,
-               replaced: int | None, decision: dict) -> dict:
-    """What a pushed version carries about itself (`assets.extra/model_card.json`)."""
-    import keras
-    import tensorflow as tf
-
-    import tfnlp
-
-    return {"experiment": config_lib.to_dict(experiment), "data": data_provenance(experiment.data.source),
-            "split_sizes": metrics["sizes"], "train_seconds": metrics["train_seconds"],
-            "evaluation": candidate, "replaced_version": replaced, "replaced_evaluation": pushed,
-            "decision": decision, "pushed_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            "versions": {"tfnlp": tfnlp.__version__, "tensorflow": tf.__version__, "keras": keras.__version__},
-            "git_commit": _git_commit(), "limitations": LIMITATIONS[experiment.task]}
-
-
-def card_markdown(card: dict) -> str:
-    """The model card for people (`assets.extra/model_card.md`)."""
-    from tfnlp.train import format_table
-
-    evaluation, decision = card["evaluation"], card["decision"]
-    lines = [f"# {card['experiment']['name']}", "", card["experiment"]["description"], "",
-             f"- Data: `{card['data']['source']}`" + (f" ({card['data']['package']}, sha256 {card['data']['sha256']})"
-                                                     if "package" in card["data"] else ""),
-             f"- Split sizes: {card['split_sizes']}; trained {card['train_seconds']:.0f} s",
-             f"- Pushed {card['pushed_at']}, replacing version {card['replaced_version'] or 'none'}",
-             f"- Blessing: {decision['metric']} {decision['candidate']:.4f} (in service: "
-             f"{'-' if decision['pushed'] is None else format(decision['pushed'], '.4f')}); rule: {decision['rule']}",
-             f"- tfnlp {card['versions']['tfnlp']}, TensorFlow {card['versions']['tensorflow']}, Keras "
-             f"{card['versions']['keras']}, commit {card['git_commit']}", "", "## Test split", "",
-             format_table({"model": evaluation["overall"], "baseline": evaluation["baseline"],
-                           **({"replaced version": card["replaced_evaluation"]["overall"]}
-                              if card["replaced_evaluation"] else {})}, "", 4),
-             "", f"## By {evaluation['slice_by']}", "", format_table(evaluation["slices"], "", 4), "",
-             "## Known limitations", "",
-             card["limitations"], ""]
-    return "\n".join(lines)
-
-
 def pushed_version(push_to: Path, name: str) -> Path | None:
     from tfnlp.export import latest_version
 
@@ -265,8 +202,10 @@ def write_serving_config(push_to: Path, config_path: Path) -> None:
 
 def run(pipeline: Pipeline, args: argparse.Namespace) -> int:
     """validate -> train -> evaluate -> bless -> infra-validate -> push; the exit code."""
-    from tfnlp import evaluation, export, train
+    from tfnlp import evaluation, export, model_card
+    from tfnlp import run as run_lib
     from tfnlp.data import sources
+    from tfnlp.tasks import task_class
 
     started = time.perf_counter()
     experiment = configured(pipeline, args)
@@ -275,26 +214,33 @@ def run(pipeline: Pipeline, args: argparse.Namespace) -> int:
                               datetime.now().strftime("%Y%m%d-%H%M%S"), "--workdir")
     print(f"pipeline {pipeline.path}: {experiment.name} -> {push_to / experiment.name}")
     loaded = sources.load(experiment.data.source, experiment.data)
+    pipeline.blessing.check(task_class(experiment.task).served_metrics, str(pipeline.path))
     validate_data(loaded, experiment)
-    candidate_version = train.run(experiment, workdir, workdir / "candidate", loaded)
-    metrics = json.loads((workdir / train.METRICS_FILE).read_text())
-    candidate = evaluation.evaluate_version(candidate_version, experiment.task, loaded.splits,
-                                            experiment.data.label_length)
+    finished = run_lib.run_experiment(experiment, workdir, workdir / "candidate", loaded)
+    candidate_version = finished.export
+    candidate = evaluation.evaluate_version(candidate_version, experiment, loaded.splits)
     in_service = pushed_version(push_to, experiment.name)
-    pushed = (evaluation.evaluate_version(in_service, experiment.task, loaded.splits, experiment.data.label_length)
+    pushed = (evaluation.evaluate_version(in_service, experiment, loaded.splits)
               if in_service else None)
-    blessed, reasons = pipeline.blessing.decide(candidate, pushed)
+    baselines = {name: scores for name, scores in finished.test.items() if name.startswith("baseline")}
+    blessed, reasons = pipeline.blessing.decide(candidate, pushed, baselines)
     rule = pipeline.blessing
     decision = {"metric": rule.metric, "candidate": candidate["overall"][rule.metric],
                 "pushed": pushed["overall"][rule.metric] if pushed else None, "blessed": blessed, "reasons": reasons,
                 "rule": f"{'higher' if rule.higher_is_better else 'lower'} is better, min improvement "
-                        f"{rule.min_improvement}, floors {rule.floors}, beat the baseline: {rule.baseline_floor}"}
+                        f"{rule.min_improvement}, floors {rule.floors}, beat the strongest baseline: "
+                        f"{rule.baseline_floor}", "baselines": baselines}
     (workdir / "evaluation.json").write_text(json.dumps({"candidate": candidate, "in_service": pushed,
                                                          "decision": decision}, indent=1))
     in_service_value = "-" if pushed is None else format(decision["pushed"], ".4f")
     print(f"evaluation through the SavedModel on the test split: {rule.metric} candidate "
-          f"{decision['candidate']:.4f}, in service {in_service_value}, "
-          f"baseline {candidate['baseline'][rule.metric]:.4f}")
+          f"{decision['candidate']:.4f}, in service {in_service_value}, most frequent "
+          f"{candidate['baseline'][rule.metric]:.4f}"
+          + "".join(f", {name} {scores[rule.metric]:.4f}" for name, scores in baselines.items()
+                    if rule.metric in scores))
+    if args.tiny:
+        print("a smoke run (--tiny: a few hundred records, one epoch): its blessing says whether the pipeline works, "
+              "not whether the model is good")
     if not blessed:
         print("not blessed, nothing pushed: " + "; ".join(reasons))
         return EXIT_NOT_BLESSED
@@ -303,31 +249,46 @@ def run(pipeline: Pipeline, args: argparse.Namespace) -> int:
         print(f"blessed, but infra-validation failed, nothing pushed: {problem}")
         return EXIT_NOT_BLESSED
     print("infra-validation: tfnlp's server loaded the candidate and answered its warmup requests")
-    card = model_card(experiment, metrics, candidate, pushed, int(in_service.name) if in_service else None, decision)
+    card = json.loads((candidate_version / "assets.extra" / model_card.CARD_JSON).read_text(encoding="utf-8"))
+    card["pipeline"] = {"file": str(pipeline.path), "decision": decision, "candidate_evaluation": candidate,
+                        "replaced_version": int(in_service.name) if in_service else None,
+                        "replaced_evaluation": pushed,
+                        "pushed_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
     version = export.publish_version(candidate_version, push_to, experiment.name, {
-        CARD_JSON: json.dumps(card, indent=2, ensure_ascii=False, default=str) + "\n",
-        CARD_MARKDOWN: card_markdown(card)})
+        model_card.CARD_JSON: json.dumps(card, indent=2, ensure_ascii=False, default=str) + "\n",
+        model_card.CARD_MARKDOWN: model_card.markdown(card, str(push_to / experiment.name))})
     write_serving_config(push_to, Path(args.serving_config or pipeline.serving_config))
     print(f"blessed and pushed in {time.perf_counter() - started:.0f} s\npushed: {version}")
     return 0
 
 
 def status(export_base: Path) -> list[str]:
-    """A line per version under `export_base`, newest first: its headline metric, blessing and push time."""
+    """A line per version under `export_base`, newest first: how it was made and, for a pipeline's push, its
+    blessing and push time. A damaged card is named; the other versions are still listed."""
     from tfnlp.export import existing_versions
 
-    lines = []
-    for model in sorted(path for path in Path(export_base).iterdir() if path.is_dir()) if export_base.is_dir() else ():
-        for number in reversed(existing_versions(model)):
-            card_path = model / str(number) / "assets.extra" / CARD_JSON
-            if not card_path.exists():
-                lines.append(f"{model.name} {number}: not pushed by a pipeline (no {CARD_JSON})")
-                continue
-            card = json.loads(card_path.read_text())
-            decision = card["decision"]
-            lines.append(f"{model.name} {number}: {decision['metric']} {decision['candidate']:.4f}, "
-                         f"blessed ({'; '.join(decision['reasons']) or 'all rules met'}), pushed {card['pushed_at']}")
-    return lines
+    models = sorted(path for path in Path(export_base).iterdir() if path.is_dir()) if export_base.is_dir() else []
+    return [f"{model.name} {number}: {version_status(model / str(number))}"
+            for model in models for number in reversed(existing_versions(model))]
+
+
+def version_status(version: Path) -> str:
+    """One version's line for `status`."""
+    from tfnlp.model_card import CARD_JSON
+
+    path = version / "assets.extra" / CARD_JSON
+    if not path.exists():
+        return f"no {CARD_JSON} (not exported by tfnlp)"
+    try:
+        card = json.loads(path.read_text(encoding="utf-8"))
+        pushed = card.get("pipeline") or (card if "decision" in card else None)  # older cards kept it at the top
+        if not pushed:
+            return f"exported by a training run at {card.get('created_at', '?')}, not pushed by a pipeline"
+        decision = pushed["decision"]
+        return (f"{decision['metric']} {decision['candidate']:.4f}, blessed "
+                f"({'; '.join(decision['reasons']) or 'all rules met'}), pushed {pushed['pushed_at']}")
+    except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError, AttributeError) as error:
+        return f"damaged {path} ({type(error).__name__}: {error})"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -342,7 +303,9 @@ def build_parser() -> argparse.ArgumentParser:
     runner.add_argument("--export_base", help="push target replacing the pipeline's push_to")
     runner.add_argument("--serving_config", help="model server config to regenerate (default: the pipeline's)")
     lister = commands.add_parser("status", help="pushed versions, newest first")
-    lister.add_argument("--export_base", default="savedmodels")
+    lister.add_argument("file", nargs="?", help="a pipeline TOML file: list its push target")
+    lister.add_argument("--export_base", help="the export base to list (default: the pipeline's push_to, else "
+                        "savedmodels)")
     return parser
 
 
@@ -350,8 +313,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "status":
-        lines = status(Path(args.export_base))
-        print("\n".join(lines) if lines else f"{args.export_base}: no model")
+        base = Path(args.export_base or (read_pipeline(args.file).push_to if args.file else "savedmodels"))
+        lines = status(base)
+        print("\n".join(lines) if lines else f"{base}: no model")
         return 0
     code = run(read_pipeline(args.file), args)
     sys.stdout.flush()

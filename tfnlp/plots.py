@@ -26,6 +26,8 @@ class Alignment:
         input_tokens: the words the model read (padding removed).
         output_tokens: the characters it wrote, end token included (padding removed).
         attention: [len(output_tokens), len(input_tokens)] attention weights.
+        label: the code's label in the code set ("" when the export gives none).
+        confidence: the export's calibrated confidence in the code (None when it gives none).
     """
 
     text: str
@@ -34,6 +36,18 @@ class Alignment:
     input_tokens: list[str]
     output_tokens: list[str]
     attention: np.ndarray
+    label: str = ""
+    confidence: float | None = None
+
+    @property
+    def title(self) -> str:
+        """The code in its dotted form with its label, and the confidence (or the decoder's score)."""
+        from tfnlp.answers import display_code
+
+        label = self.label if len(self.label) <= 48 else self.label[:47] + "…"
+        measure = (f"confidence {self.confidence:.2f}" if self.confidence is not None
+                   else f"decoder score {self.score:.2f}")
+        return f"{display_code(self.code)} {label}".strip() + f"\n({measure})"
 
     def strongest_words(self) -> list[tuple[str, str, float]]:
         """(output character, the input word it attended to most, that weight) for each step."""
@@ -51,7 +65,7 @@ def _draw_heatmap(axes, alignment: Alignment, first_column: bool):
     axes.set_xlabel("input words")
     if first_column:  # one label per row of panels, so it never runs into the panel on its left
         axes.set_ylabel("generated characters")
-    axes.set_title(f"{alignment.code} (score {alignment.score:.2f})")
+    axes.set_title(alignment.title, fontsize=10)
     return image
 
 
@@ -60,8 +74,10 @@ def attention_figure(alignments: Sequence[Alignment], columns: int = 2):
     columns = min(columns, len(alignments))
     rows = -(-len(alignments) // columns)
     widest = max(max(len(a.input_tokens), 1) for a in alignments)
-    figure, axes_grid = plt.subplots(rows, columns, squeeze=False,
-                                     figsize=(columns * max(4.0, 0.45 * widest + 1.5), rows * 3.6))
+    longest = max((len(token) for a in alignments for token in a.input_tokens), default=1)
+    # Constrained layout keeps each panel's rotated word labels clear of the title of the panel below it.
+    figure, axes_grid = plt.subplots(rows, columns, squeeze=False, layout="constrained",
+                                     figsize=(columns * max(4.5, 0.45 * widest + 1.5), rows * (3.6 + 0.08 * longest)))
     for axes in axes_grid.flat[len(alignments):]:
         axes.axis("off")
     image = None

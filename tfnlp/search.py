@@ -29,6 +29,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import sys
 import time
 from collections.abc import Sequence
@@ -36,32 +37,22 @@ from pathlib import Path
 from typing import Any
 
 from tfnlp import config as config_lib
-from tfnlp import train
+from tfnlp import run as run_lib
+from tfnlp.cli import add_experiment_options, experiment_from_args
 from tfnlp.errors import UserError, cli_main
 
 Space = dict[str, Any]  # "section.key" -> {"low", "high", "log"?, "step"?} or a list of choices
 
-# Default spaces per task family: the settings the seed projects tuned by hand.
-SPACES: dict[str, Space] = {
-    "seq2seq": {"train.learning_rate": {"low": 5e-4, "high": 5e-3, "log": True}, "train.batch_size": [32, 64, 128],
-                "model.units": [128, 256], "model.dropout": {"low": 0.1, "high": 0.4},
-                "model.category_loss_weight": {"low": 0.25, "high": 1.0}},
-    "classification": {"train.learning_rate": {"low": 3e-4, "high": 1e-2, "log": True},
-                       "train.batch_size": [32, 64, 128], "model.embedding_dim": [64, 128, 256],
-                       "model.units": [64, 128, 256], "model.dropout": {"low": 0.0, "high": 0.5},
-                       "train.loss": ["ce", "focal"], "train.focal_gamma": {"low": 1.0, "high": 3.0}},
-    "tagging": {"train.learning_rate": {"low": 3e-4, "high": 1e-2, "log": True}, "train.batch_size": [16, 32, 64],
-                "model.units": [64, 128, 256], "model.dropout": {"low": 0.0, "high": 0.5}},
-    "transformer": {"train.learning_rate": {"low": 1e-5, "high": 1e-4, "log": True}, "train.batch_size": [8, 16, 32],
-                    "model.dropout": {"low": 0.0, "high": 0.3}, "train.weight_decay": [0.0, 0.01]},
-}
-TRANSFORMERS = ("bert", "bert_tagger", "gpt_tagger")
 
 
 def default_space(experiment: config_lib.Experiment) -> Space:
-    """The task family's space (transformers have their own: smaller learning rates and batches)."""
-    family = "transformer" if experiment.model.name in TRANSFORMERS else experiment.task
-    return SPACES[family]
+    """The default space of the experiment's task for its model family (`Task.search_space`)."""
+    from tfnlp.tasks import task_class
+
+    space = task_class(experiment.task).search_space(experiment)
+    if not space:
+        raise UserError(f"{experiment.name}: no default search space; give one with --space")
+    return space
 
 
 def read_space(path: str, experiment: config_lib.Experiment) -> Space:
@@ -102,11 +93,11 @@ def suggest(trial, space: Space, experiment: config_lib.Experiment) -> list[str]
     return overrides
 
 
-def best_value(history: Path, monitor: str) -> float:
+def best_value(history: dict[str, list[float]], monitor: str) -> float:
     """The best per-epoch value of `monitor` in a run's history (what early stopping kept)."""
-    values = [value for value in train.read_history(history).get(monitor, []) if math.isfinite(value)]
+    values = [value for value in history.get(monitor, []) if math.isfinite(value)]
     if not values:
-        raise RuntimeError(f"no finite {monitor} in {history}")
+        raise RuntimeError(f"no finite {monitor} in the run's history")
     return min(values) if monitor.endswith("loss") else max(values)
 
 
@@ -141,9 +132,9 @@ class Objective:
         monitor = experiment.train.monitor
         # The data is read once for all trials, unless the space changes how it is read.
         shared = self.loaded if not any(key.startswith("data.") for key in self.space) else None
-        train.run(experiment, workdir, workdir / "export", loaded=shared,
-                  extra_callbacks=[KerasPruningCallback(trial, monitor)], evaluate=False)
-        return best_value(workdir / train.HISTORY_FILE, monitor)
+        trial_run = run_lib.run_experiment(experiment, workdir, workdir / "export", loaded=shared,
+                                           extra_callbacks=[KerasPruningCallback(trial, monitor)], evaluate=False)
+        return best_value(trial_run.history, monitor)
 
 
 def open_study(args, experiment: config_lib.Experiment, space: Space):
@@ -152,8 +143,9 @@ def open_study(args, experiment: config_lib.Experiment, space: Space):
     import optuna
 
     direction = "minimize" if experiment.train.monitor.endswith("loss") else "maximize"
-    sampler = {"tpe": optuna.samplers.TPESampler, "random": optuna.samplers.RandomSampler}[args.sampler](
-        seed=experiment.train.seed)
+    # A process joining a study samples with its own seed: the same seed everywhere would suggest the same points.
+    seed = experiment.train.seed + (os.getpid() if args.join else 0)
+    sampler = {"tpe": optuna.samplers.TPESampler, "random": optuna.samplers.RandomSampler}[args.sampler](seed=seed)
     pruner = optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=1)
     try:
         exists = args.study in optuna.study.get_all_study_names(args.storage)
@@ -168,8 +160,8 @@ def open_study(args, experiment: config_lib.Experiment, space: Space):
                                 pruner=pruner, load_if_exists=True)
     running = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)) if args.resume else []
     for trial in running:
-        study._storage.set_trial_user_attr(trial._trial_id, "failure", "interrupted (marked by --resume)")
-        study._storage.set_trial_state_values(trial._trial_id, optuna.trial.TrialState.FAIL)
+        study.tell(trial.number, state=optuna.trial.TrialState.FAIL)
+        study.set_user_attr(f"failure-{trial.number}", "interrupted (marked by --resume)")
     if not exists:
         study.enqueue_trial(given_values(space, experiment))
     study.set_user_attr("experiment", experiment.name)
@@ -212,7 +204,7 @@ def leaderboard(study) -> str:
         seconds = (trial.datetime_complete - trial.datetime_start).total_seconds() if trial.datetime_complete else 0
         value = f"{trial.value:.4f}" if trial.value is not None else "-"
         detail = " ".join(trial.user_attrs.get("overrides", []))
-        reason = trial.user_attrs.get("failure", "")
+        reason = trial.user_attrs.get("failure") or study.user_attrs.get(f"failure-{trial.number}", "")
         if trial.state.name == "FAIL" and reason:
             detail += f" (failed: {reason})"
         lines.append(f"| {trial.number} | {value} | {trial.state.name.lower()} | {seconds:.0f} | {detail} |")
@@ -248,7 +240,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--join", action="store_true",
                         help="run trials of a study other processes are running too (shared --storage)")
     parser.add_argument("--train-best", action="store_true", help="then train and export the best configuration")
-    train.add_experiment_options(parser)
+    add_experiment_options(parser)
     parser.add_argument("--root", default="runs/search", help="folder of the trials' runs (default: runs/search)")
     parser.add_argument("--export_base", default="savedmodels", help="export root for --train-best")
     return parser
@@ -264,7 +256,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.trials < 1:
         raise UserError(f"--trials {args.trials}: must be at least 1")
-    experiment = train.experiment_from_options(args.experiment, args)
+    experiment = experiment_from_args(args.experiment, args)
     space = read_space(args.space, experiment) if args.space else default_space(experiment)
     args.study = args.study or experiment.name + ("-tiny" if args.tiny else "")
     root = writable_folder(Path(args.root) / args.study, "--root")
@@ -277,9 +269,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     if remaining > 0:
         loaded = sources.load(experiment.data.source, experiment.data)  # read once, shared by the trials
         started = time.perf_counter()
+        # --trials is the study's total: whichever process finishes the last trial stops the others' loops too.
+        # (A trial another process has in flight when the total is reached still finishes.)
+        states = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED, optuna.trial.TrialState.FAIL)
+        total = optuna.study.MaxTrialsCallback(args.trials, states=states)
+        before = len(finished(study))
         study.optimize(Objective(experiment, space, root, loaded), n_trials=remaining, timeout=args.timeout,
-                       catch=(Exception,), gc_after_trial=True)
-        print(f"ran {remaining} trials in {time.perf_counter() - started:.0f} s")
+                       catch=(Exception,), gc_after_trial=True, callbacks=[total])
+        print(f"the study holds {len(finished(study))} finished trials ({len(finished(study)) - before} new) after "
+              f"{time.perf_counter() - started:.0f} s")
     print("\n" + leaderboard(study))
     if not any(trial.state.name == "COMPLETE" for trial in study.trials):
         raise UserError("no trial completed: see the failures above")
@@ -294,8 +292,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.train_best:
         best = config_lib.validate(config_lib.apply_overrides(experiment, overrides))
         workdir = writable_folder(root / "best", "--root")
-        version = train.run(best, workdir, writable_folder(args.export_base, "--export_base"))
-        print(f"exported: {version}")
+        best_run = run_lib.run_experiment(best, workdir, writable_folder(args.export_base, "--export_base"))
+        print(f"exported: {best_run.export}")
     sys.stdout.flush()
     return 0
 

@@ -35,4 +35,4 @@ def test_rerank_bench_tabulates_decoding_choices_of_a_run(tiny_run, capsys):
 def test_rerank_bench_needs_a_run_folder(tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_info:
         bench.main(["rerank", "--workdir", str(tmp_path)])
-    assert exit_info.value.code == 2 and "config.json: missing" in capsys.readouterr().err
+    assert exit_info.value.code == 2 and "not a run folder (no config.json)" in capsys.readouterr().err

@@ -7,10 +7,11 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tfnlp.config import ModelConfig, apply_overrides, validate
+from tfnlp.config import apply_overrides, validate
 from tfnlp.data.conll import to_bio2
 from tfnlp.errors import UserError
 from tfnlp.experiments import get
+from tfnlp.model_settings import BiLSTMTaggerSettings
 from tfnlp.models import crf
 from tfnlp.models.taggers import bilstm_tagger
 from tfnlp.tasks.tagging import TaggerServing
@@ -122,7 +123,34 @@ def test_decoder_settings_are_checked():
                                (["model.decoder=crf", "model.label_all_subtokens=true"], "label_all_subtokens")):
         with pytest.raises(UserError, match=message):
             validate(apply_overrides(get("ner_bilstm", tiny=True), overrides))
-    model = bilstm_tagger(ModelConfig(name="bilstm_tagger", decoder="argmax"), ["the"], TAGS)
+    model = bilstm_tagger(BiLSTMTaggerSettings(decoder="argmax", char_filters=0), ["the"], TAGS)
     with pytest.raises(UserError, match="does not match the model"):
         TaggerServing(model, TAGS, decoder="crf")
-    assert isinstance(crf.decoder_layer(bilstm_tagger(ModelConfig(decoder="crf"), ["the"], TAGS)), keras.layers.Layer)
+    with_crf = bilstm_tagger(BiLSTMTaggerSettings(decoder="crf", char_filters=0), ["the"], TAGS)
+    assert isinstance(crf.decoder_layer(with_crf), keras.layers.Layer)
+
+
+def test_span_marginals_from_forward_backward_equal_brute_force_enumeration():
+    rng = np.random.default_rng(3)
+    tags, steps = 3, 4
+    emissions = rng.normal(size=(2, steps, tags)).astype("float32")
+    transitions, start, end = (rng.normal(size=shape).astype("float32") for shape in ((tags, tags), (tags,), (tags,)))
+    lengths = np.array([4, 3])
+    path = np.array([[2, 0, 1, 1], [1, 2, 0, 0]])
+    first, inner, last = (value.numpy() for value in crf.span_log_scores(
+        tf.constant(emissions), tf.constant(path), tf.constant(lengths), tf.constant(transitions), tf.constant(start),
+        tf.constant(end)))
+    def score(row, sequence):
+        emitted = sum(emissions[row, t, tag] for t, tag in enumerate(sequence))
+        moved = sum(transitions[a, b] for a, b in zip(sequence, sequence[1:], strict=False))
+        return start[sequence[0]] + end[sequence[-1]] + emitted + moved
+
+    for row, length in enumerate(lengths):
+        paths = list(itertools.product(range(tags), repeat=int(length)))
+        weights = np.exp([score(row, sequence) for sequence in paths])
+        for begin in range(length):
+            for stop in range(begin, length):
+                wanted = tuple(path[row, begin:stop + 1])
+                marginal = weights[[sequence[begin:stop + 1] == wanted for sequence in paths]].sum() / weights.sum()
+                computed = first[row, begin] + inner[row, begin + 1:stop + 1].sum() + last[row, stop]
+                assert np.exp(computed) == pytest.approx(marginal, rel=1e-4)

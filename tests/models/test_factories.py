@@ -6,12 +6,12 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tfnlp.config import ModelConfig
+from tfnlp.model_settings import BiLSTMTaggerSettings, WordClassifierSettings
 from tfnlp.models.classifiers import CLASSIFIERS, dense_head, mean_vectors_features
 from tfnlp.models.layers import word_vectorizer
 from tfnlp.models.taggers import bilstm_tagger
 
-CONFIG = ModelConfig(vocab_size=40, embedding_dim=4, units=3, filters=4, kernel_size=2, max_input_tokens=5,
+CONFIG = WordClassifierSettings(vocab_size=40, embedding_dim=4, units=3, filters=4, kernel_size=2, max_input_tokens=5,
                      dropout=0.0)
 TEXTS = tf.constant(["good movie", "", "a bad, bad plot with many more words than five", "inconnu"])
 
@@ -47,7 +47,9 @@ def test_mean_vectors_features_average_known_words_only():
 
 
 def test_bilstm_tagger_gives_a_distribution_per_token_and_round_trips():
-    tagger = bilstm_tagger(CONFIG, ["the", "patient", "asthma"], ["O", "B-X", "I-X"])
+    settings = BiLSTMTaggerSettings(vocab_size=40, embedding_dim=4, units=3, dropout=0.0, char_filters=0,
+                                    decoder="argmax")
+    tagger = bilstm_tagger(settings, ["the", "patient", "asthma"], ["O", "B-X", "I-X"])
     tokens = tf.constant([["The", "patient", "Asthma", ""], ["unknown", "", "", ""]])
     probabilities = tagger(tokens).numpy()
     assert probabilities.shape == (2, 4, 3)

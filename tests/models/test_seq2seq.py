@@ -2,7 +2,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tfnlp.config import ModelConfig
+from tfnlp.model_settings import Seq2SeqCoderSettings
 from tfnlp.models.seq2seq import (
     BahdanauAttention,
     CharSeq2Seq,
@@ -13,7 +13,7 @@ from tfnlp.models.seq2seq import (
     masked_loss,
 )
 
-TINY = ModelConfig(embedding_dim=8, subword_buckets=50, units=4, decoder_units=8, char_embedding_dim=4,
+TINY = Seq2SeqCoderSettings(embedding_dim=8, subword_buckets=50, units=4, decoder_units=8, char_embedding_dim=4,
                    attention_units=4, dropout=0.0)
 
 

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tfnlp.baselines import LinearCategoryModel
+from tfnlp.baselines import LinearCategoryModel, tfidf_features
 from tfnlp.data.records import Record
 from tfnlp.models.tfidf import TfidfLinear
 
@@ -59,3 +59,16 @@ def test_unsupported_vectorizer_options_are_refused():
     model.features.transformer_list[0][1].set_params(sublinear_tf=False)
     with pytest.raises(ValueError, match="unsupported vectorizer options"):
         TfidfLinear.from_sklearn(model.features, model.classes, *model.weights())
+
+
+def test_the_graph_model_rebuilt_from_its_saved_state_scores_the_same(tmp_path):
+    texts = ["insuffisance cardiaque", "infarctus du myocarde", "asthme aigu", "cardiaque aigu"]
+    union = tfidf_features().fit(texts)
+    coef = np.random.default_rng(0).normal(size=(3, union.transform(texts).shape[1]))
+    model = TfidfLinear.from_sklearn(union, ["A", "B", "C"], coef, np.array([0.1, -0.2, 0.3]))
+    np.savez(tmp_path / "tfidf.npz", **model.state())
+    again = TfidfLinear.from_state(np.load(tmp_path / "tfidf.npz"))
+    assert again.classes == model.classes
+    queries = tf.constant(texts + ["cardiaque inconnu", ""])
+    np.testing.assert_allclose(again.decision_function(queries).numpy(), model.decision_function(queries).numpy(),
+                               rtol=1e-6)

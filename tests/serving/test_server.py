@@ -72,9 +72,20 @@ def test_bad_requests_get_the_right_status_and_the_server_keeps_serving(server, 
     assert client.predict(["Asthme"], "icd10_seq2seq", server["target"])["code"][0]
 
 
-def test_client_cli_prints_json_and_reports_errors(server, capsys):
+def test_client_cli_prints_readable_answers_json_or_raw_outputs_and_reports_errors(server, capsys):
+    code = client.predict(["Asthme"], "icd10_seq2seq", server["target"])["display_code"][0][0]
     assert client.main(["--model", "icd10_seq2seq", "--target", server["target"], "Asthme"]) == 0
-    assert '"text": "Asthme"' in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert printed.startswith("Asthme\n") and "confidence" in printed and code in printed and "[[" not in printed
+    assert client.main(["--model", "icd10_seq2seq", "--target", server["target"], "Asthme", "--json"]) == 0
+    answer = json.loads(capsys.readouterr().out)
+    assert answer["kind"] == "code" and answer["ranked"][0]["display_code"] == code
+    assert client.main(["--model", "icd10_seq2seq", "--target", server["target"], "Asthme", "--raw"]) == 0
+    raw = json.loads(capsys.readouterr().out)
+    assert "top_codes" in raw and "attention" not in raw
+    assert client.main(["--model", "icd10_seq2seq", "--target", server["target"], "Asthme", "--raw",
+                        "--attention"]) == 0
+    assert "attention" in json.loads(capsys.readouterr().out)
     with pytest.raises(SystemExit) as exit_info:
         client.main(["--model", "nope", "--target", server["target"], "x"])
     assert exit_info.value.code == 2 and "NOT_FOUND" in capsys.readouterr().err
@@ -141,7 +152,7 @@ def test_client_over_rest_agrees_with_grpc(server, capsys):
     assert client.metadata("icd10_seq2seq", rest_target, rest=True) == client.metadata("icd10_seq2seq",
                                                                                          server["target"])
     assert client.status("icd10_seq2seq", rest_target, rest=True) == client.status("icd10_seq2seq", server["target"])
-    assert client.main(["--model", "icd10_seq2seq", "--rest", "--target", rest_target, "Asthme"]) == 0
+    assert client.main(["--model", "icd10_seq2seq", "--rest", "--target", rest_target, "Asthme", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["text"] == "Asthme"
     with pytest.raises(SystemExit) as exit_info:
         client.main(["--model", "nope", "--rest", "--target", rest_target, "x"])

@@ -11,8 +11,8 @@ from tfnlp.config import apply_overrides
 from tfnlp.data import sources
 from tfnlp.errors import UserError
 from tfnlp.experiments import get
+from tfnlp.run import parameter_counts
 from tfnlp.tasks.tagging import TaggingTask
-from tfnlp.train import parameter_counts
 
 
 def lora_task(tmp_path, *overrides: str) -> TaggingTask:

@@ -2,10 +2,10 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tfnlp.config import ModelConfig
 from tfnlp.data.records import Record
 from tfnlp.data.vocabulary import Vocabulary
 from tfnlp.metrics import code_accuracies
+from tfnlp.model_settings import Seq2SeqCoderSettings
 from tfnlp.models.decoding import CodeTrie, PrefixPrior, beam_search, select
 from tfnlp.models.seq2seq import END, START, char_seq2seq
 from tfnlp.tasks.seq2seq_inputs import Seq2SeqPreprocessor
@@ -13,7 +13,7 @@ from tfnlp.tasks.seq2seq_inputs import Seq2SeqPreprocessor
 TRAIN = [Record("Choléra à Vibrio", "A000"), Record("Fièvre typhoïde", "A010"), Record("Asthme", "J45"),
          Record("Diabète sucré de type 2", "E119"), Record("Hypertension essentielle", "I10")]
 CLASSIFICATION = ["A000", "A001", "A00", "A010", "J45", "J450", "E119", "I10", "Z99"]
-CONFIG = ModelConfig(vocab_size=50, embedding_dim=8, subword_buckets=40, units=4, decoder_units=8,
+CONFIG = Seq2SeqCoderSettings(vocab_size=50, embedding_dim=8, subword_buckets=40, units=4, decoder_units=8,
                      char_embedding_dim=4, attention_units=4, dropout=0.0, max_output_length=0)
 
 
@@ -160,3 +160,30 @@ def test_beam_search_scores_at_least_as_high_as_greedy():
 def test_code_accuracies():
     scores = code_accuracies(["A000", "J45", "E119"], ["A001", "J45", "I10"])
     assert scores == {"chapter_accuracy": 2 / 3, "category_accuracy": 2 / 3, "exact_match": 1 / 3}
+
+
+def test_the_coders_export_ranks_labelled_codes_with_calibrated_confidences(tiny_run):
+    from tests.helpers import served_in_fresh_process
+    from tfnlp.data.icd10 import category, cim10_labels
+
+    texts = ["Insuffisance cardiaque congestive", "Choléra", "", "zzqx"]
+    out = served_in_fresh_process(tiny_run["version"], texts)
+    k = 2  # the tiny coder's model.top_k
+    for name in ("top_codes", "display_code", "top_labels", "top_confidences"):
+        assert out["__shapes__"][name] == [len(texts), k], name
+    assert out["__shapes__"]["needs_review"] == [len(texts)] and out["__dtypes__"]["needs_review"] == "bool"
+    labels = cim10_labels("fr")
+    for codes, shown, names, confidences, best in zip(out["top_codes"], out["display_code"], out["top_labels"],
+                                                     out["top_confidences"], out["code"], strict=True):
+        assert codes[0] == best
+        for code, dotted, name in zip(codes, shown, names, strict=True):
+            assert name == (labels.get(code) or labels.get(category(code), "")) and name
+            assert dotted == (f"{code[:3]}.{code[3:]}" if len(code) > 3 else code)
+        assert all(0.0 <= c <= 1.0 for c in confidences) and confidences[0] >= confidences[1]
+        assert sum(confidences) <= 1.0 + 1e-6
+    assert out["label"] == [names[0] for names in out["top_labels"]]
+    assert out["confidence"] == [row[0] for row in out["top_confidences"]]
+    greedy = served_in_fresh_process(tiny_run["version"], texts, "greedy")
+    assert greedy["__shapes__"]["top_codes"] == [len(texts), 1] and greedy["top_codes"] == [[c] for c in greedy["code"]]
+    calibration = tiny_run["metrics"]["calibration"]
+    assert set(calibration) == {"beam", "greedy"} and calibration["beam"]["precision_of"] == "category"

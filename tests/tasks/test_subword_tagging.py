@@ -16,6 +16,7 @@ from tests.helpers import (
     tiny_bert_preset,
     write_conll,
 )
+from tfnlp import run as run_lib
 from tfnlp import train
 from tfnlp.data import bpe
 from tfnlp.data.conll import joined_sentence
@@ -157,7 +158,7 @@ def test_tiny_transformer_tagger_trains_exports_and_serves_entity_offsets(tmp_pa
             "model.max_input_tokens=16", "model.decoder=crf", "model.window_stride=4", *extra]
     # A CRF over the words' first sub-tokens; windows that overlap (step 4 of a span of 8).
     assert train.main(argv) == 0
-    metrics = json.loads((tmp_path / "work" / train.METRICS_FILE).read_text())
+    metrics = json.loads((tmp_path / "work" / run_lib.METRICS_FILE).read_text())
     assert metrics["test"]["model"]["entity_f1"] >= 0.8 and "model_argmax" in metrics["test"]
     # A text of many windows (16 sub-tokens each): the entity near its end is still found, at its offsets.
     long_text = " ".join(["the patient was treated today ."] * 12) + " The patient has asthma today."

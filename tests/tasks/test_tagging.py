@@ -5,6 +5,7 @@ import json
 import numpy as np
 
 from tests.helpers import assert_lean_export, entities_found, served_in_fresh_process, write_conll
+from tfnlp import run as run_lib
 from tfnlp import train
 from tfnlp.config import apply_overrides
 from tfnlp.data.conll import joined_sentence
@@ -19,11 +20,11 @@ def test_bilstm_tagger_learns_and_its_export_returns_entity_offsets(tmp_path):
     argv = ["ner_bilstm", "--tiny", "--data", f"conll:{data}", "--workdir", str(tmp_path / "work"), "--export_base",
             str(tmp_path / "export"), "--set", "train.epochs=12", "train.patience=12", "train.learning_rate=0.01"]
     assert train.main(argv) == 0
-    metrics = json.loads((tmp_path / "work" / train.METRICS_FILE).read_text())
+    metrics = json.loads((tmp_path / "work" / run_lib.METRICS_FILE).read_text())
     assert metrics["test"]["model"]["entity_f1"] >= 0.9
     assert [row["type"] for row in metrics["per_type"]] == ["Disease"]
     assert (tmp_path / "work" / "report" / "per_type.csv").exists()
-    history = train.read_history(tmp_path / "work" / train.HISTORY_FILE)
+    history = run_lib.read_history(tmp_path / "work" / run_lib.HISTORY_FILE)
     assert len(history["val_entity_f1"]) == 12 and max(history["val_entity_f1"]) >= 0.9  # selected on it
     assert np.allclose(history["val_entity_f1_Disease"], history["val_entity_f1"])  # one type: per-type F1 = overall
     # The training sentences never end on a disease: a CRF learns that, so the third text goes on after it.
@@ -34,6 +35,12 @@ def test_bilstm_tagger_learns_and_its_export_returns_entity_offsets(tmp_path):
     assert all(sliced == entity for sliced, _, entity in found)
     assert out["tokens"][0][:3] == ["The", "patient", "has"] and out["tags"][1] == [""] * len(out["tags"][1])
     assert_lean_export(tmp_path / "export" / "ner_bilstm" / "1", metrics)
+    # Each entity has a calibrated confidence (the CRF's span marginal), 0 for padding; a text gets a review flag.
+    calibration = metrics["calibration"]["entities"]
+    assert calibration["texts"] > 0 and 0.0 <= calibration["ece_after"] <= 1.0
+    for starts, confidences in zip(out["entity_start"], out["entity_confidence"], strict=True):
+        assert all((0.0 < c <= 1.0) if start >= 0 else c == 0.0 for start, c in zip(starts, confidences, strict=True))
+    assert len(out["needs_review"]) == 3 and not out["needs_review"][1]  # an empty text has nothing to doubt
 
 
 def test_entity_scores_are_strict_bio2():

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import tempfile
 import time
 from collections.abc import Sequence
@@ -73,16 +72,16 @@ def run_one(experiment, folder: Path, tokens_of=None) -> dict:
         folder: scratch folder for its workdir and export.
         tokens_of: for taggers, a test record's token count: adds `tokens_per_second`.
     """
-    from tfnlp import train
     from tfnlp.data import sources
+    from tfnlp.run import run_experiment
 
-    version = train.run(experiment, folder / "work", folder / "export")
-    metrics = json.loads((folder / "work" / train.METRICS_FILE).read_text())
-    test = sources.load(experiment.data.source, experiment.data).splits.test
-    speed = texts_per_second(version, [record.text for record in test])
+    loaded = sources.load(experiment.data.source, experiment.data)
+    finished = run_experiment(experiment, folder / "work", folder / "export", loaded)
+    test = loaded.splits.test
+    speed = texts_per_second(finished.export, [record.text for record in test])
     tokens = {"tokens_per_second": speed * sum(map(tokens_of, test)) / len(test)} if tokens_of else {}
-    return {**metrics["test"]["model"], "train_seconds": metrics["train_seconds"], "texts_per_second": speed,
-            **tokens, "per_type": metrics.get("per_type", []), "systems": metrics["test"]}
+    return {**finished.test["model"], "train_seconds": finished.train_seconds, "texts_per_second": speed,
+            **tokens, "per_type": finished.reports.get("per_type", []), "systems": finished.test}
 
 
 def baseline(experiment) -> dict:
@@ -102,7 +101,7 @@ def baseline(experiment) -> dict:
 
 def describe(experiment) -> str:
     """`model factory [+ vectors] (experiment)`."""
-    vectors = f" + {experiment.model.vectors}" if experiment.model.vectors else ""
+    vectors = f" + {experiment.model.vectors}" if getattr(experiment.model, "vectors", "") else ""
     return f"{experiment.model.name}{vectors} ({experiment.name})"
 
 

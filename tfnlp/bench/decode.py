@@ -59,11 +59,10 @@ def _timed(function, *args) -> tuple[list[str], float]:
 
 
 def _train_tiny(folder: Path) -> Path:
-    from tfnlp import train
+    from tfnlp.run import train
 
-    train.main(["icd10_seq2seq", "--tiny", "--workdir", str(folder / "work"), "--export_base", str(folder),
-                "--set", "train.baselines=false"])
-    return latest_version(folder / "icd10_seq2seq")
+    return train("icd10_seq2seq", tiny=True, workdir=folder / "work", export_base=folder,
+                 overrides=["train.baselines=false"]).export
 
 
 def seq2seq_model_path(argument: str | None, scratch: Path) -> Path:

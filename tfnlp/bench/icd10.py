@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import random
 import tempfile
 import time
@@ -70,11 +69,12 @@ def speed(serving, scratch: Path, name: str, texts: Sequence[str]) -> float:
 
 def evaluate_language(lang: str, quick: bool, reworded: int, scratch: Path) -> list[dict]:
     """Rows (system, evaluation set, scores, seconds, texts/s) of one language."""
-    from tfnlp import baselines, experiments, train
+    from tfnlp import baselines, experiments
     from tfnlp.bench.rerank import load_run
     from tfnlp.config import validate
-    from tfnlp.data import icd10
+    from tfnlp.data import icd10, sources
     from tfnlp.metrics import code_accuracies
+    from tfnlp.run import run_experiment
     from tfnlp.tasks.seq2seq import decode
 
     experiment = experiments.get("icd10_seq2seq", tiny=quick)
@@ -82,9 +82,9 @@ def evaluate_language(lang: str, quick: bool, reworded: int, scratch: Path) -> l
         experiment, data=dataclasses.replace(experiment.data, source=LANGUAGES[lang]),
         train=dataclasses.replace(experiment.train, baselines=False)))
     workdir = scratch / lang / "work"
-    train.run(experiment, workdir, scratch / lang / "export")
-    train_seconds = json.loads((workdir / train.METRICS_FILE).read_text())["train_seconds"]
-    task, model = load_run(workdir)
+    loaded = sources.load(experiment.data.source, experiment.data)
+    train_seconds = run_experiment(experiment, workdir, scratch / lang / "export", loaded).train_seconds
+    task, model = load_run(workdir, loaded)  # with the data: the baselines fit on its training split
     sets = {"test": task.splits.test}
     if lang == "en":
         terms = icd10.reworded_terms(icd10.cim10_labels("en"))

@@ -13,7 +13,6 @@ trained and total parameters, training seconds, peak memory and export size.
 from __future__ import annotations
 
 import argparse
-import json
 import subprocess
 import sys
 import tempfile
@@ -38,7 +37,7 @@ sys.exit(code)
 def run_one(experiment: str, rank: int, folder: Path, quick: bool, epochs: int, lora_learning_rate: float,
             max_records: int = 0) -> dict:
     """One training process; its test / validation scores, parameters, seconds, peak memory and export size."""
-    from tfnlp import train
+    from tfnlp.run import Run
 
     data, metric, monitor = EXPERIMENTS[experiment]
     settings = [f"model.lora_rank={rank}"] + ([f"train.learning_rate={lora_learning_rate}"] if rank else []) + (
@@ -49,11 +48,11 @@ def run_one(experiment: str, rank: int, folder: Path, quick: bool, epochs: int, 
     if result.returncode != 0:
         raise UserError(f"{experiment} rank {rank} failed:\n{result.stderr[-3000:]}")
     peak_kb = int(result.stdout.rsplit("PEAK_RSS_KB", 1)[1].split()[0])
-    metrics = json.loads((folder / "work" / "metrics.json").read_text())
-    validation = max(train.read_history(folder / "work" / train.HISTORY_FILE)[monitor])
-    export_bytes = sum(path.stat().st_size for path in Path(metrics["exported"]).rglob("*") if path.is_file())
-    return {"score": metrics["test"]["model"][metric], "validation": validation, **metrics["parameters"],
-            "train_seconds": metrics["train_seconds"], "peak_mb": peak_kb / 1024, "export_mb": export_bytes / 1e6}
+    finished = Run.load(folder / "work")
+    validation = max(finished.history[monitor])
+    export_bytes = sum(path.stat().st_size for path in finished.export.rglob("*") if path.is_file())
+    return {"score": finished.test["model"][metric], "validation": validation, **finished.parameters,
+            "train_seconds": finished.train_seconds, "peak_mb": peak_kb / 1024, "export_mb": export_bytes / 1e6}
 
 
 def table(results: dict[tuple[str, int], dict]) -> str:

@@ -19,8 +19,8 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
-from tfnlp.config import DECODERS
 from tfnlp.errors import UserError
+from tfnlp.model_settings import DECODERS
 
 TAGGERS = ("ner_bilstm", "ner_bert", "ner_gpt")
 NCBI_CONLL = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "ncbi-disease" / "conll"

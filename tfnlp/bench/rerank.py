@@ -2,10 +2,11 @@
 
     python -m tfnlp.bench rerank --workdir runs/icd10_seq2seq/<timestamp> [--quick]
 
-Rebuilds the run's task from its `config.json` (the same seeded split and vocabulary), loads
-its best checkpoint, and decodes the validation texts greedily and with beam search at
-several widths and category-rerank weights, then at the configured width with several
-category-fusion weights (category head prior, TF-IDF SVM prior, SVM sharpness). This is how
+Rebuilds the run's task from the state the run saved (its vocabulary, code set, TF-IDF tables and
+validation records: the data file is not read), loads its best checkpoint, and decodes the
+validation texts greedily and with beam search at several widths and category-rerank weights,
+then at the configured width with several category-fusion weights (category head prior, TF-IDF
+SVM prior, SVM sharpness). This is how
 `model.beam_size`, `model.category_prior_weight`, `model.tfidf_prior_weight` and
 `model.tfidf_prior_sharpness` were chosen: on validation, never on test.
 """
@@ -13,7 +14,6 @@ category-fusion weights (category head prior, TF-IDF SVM prior, SVM sharpness). 
 from __future__ import annotations
 
 import argparse
-import json
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -27,19 +27,31 @@ FUSIONS = ((1.0, 0.0, 10.0), (0.0, 1.0, 5.0), (0.0, 1.0, 10.0), (1.0, 1.0, 10.0)
            (1.0, 3.0, 10.0), (1.0, 2.0, 20.0), (2.0, 3.0, 10.0))
 
 
-def load_run(workdir: Path):
-    """The task and model of a finished or interrupted run, with its best weights loaded."""
-    from tfnlp.config import from_dict
+def load_run(workdir: Path, loaded=None):
+    """The task and model of a finished run of the coder, with its best weights loaded: the task from the state the
+    run saved, or, given `loaded` (or for a run that saved none), from the data.
+
+    Raises:
+        UserError: `workdir` is not a finished run of a seq2seq experiment.
+    """
     from tfnlp.data import sources
+    from tfnlp.run import STATE_FOLDER, Run
+    from tfnlp.tasks.base import STATE_FILE
     from tfnlp.tasks.seq2seq import Seq2SeqTask
 
-    config_path, weights = workdir / "config.json", workdir / "checkpoints" / "best.weights.h5"
-    for path in (config_path, weights):
-        if not path.exists():
-            raise UserError(f"{path}: missing; --workdir must name a run folder of `python -m tfnlp.train`")
-    experiment = from_dict(json.loads(config_path.read_text()))
-    loaded = sources.load(experiment.data.source, experiment.data)
-    task = Seq2SeqTask.from_data(experiment, loaded)
+    experiment = Run.load(workdir).experiment
+    if experiment.task != "seq2seq":
+        raise UserError(f"{workdir}: a {experiment.task} run ({experiment.name}); this needs a seq2seq run")
+    weights = workdir / "checkpoints" / "best.weights.h5"
+    if not weights.exists():
+        raise UserError(f"{weights}: missing; --workdir must name a run folder of `python -m tfnlp.train`")
+    state = workdir / STATE_FOLDER
+    if loaded is None and (state / STATE_FILE).exists():
+        task = Seq2SeqTask.restore(experiment, state)
+    else:
+        if loaded is None:
+            print(f"{workdir} saved no task state: reading its data again ({experiment.data.source})")
+        task = Seq2SeqTask.from_data(experiment, loaded or sources.load(experiment.data.source, experiment.data))
     model = task.make_model()
     with warnings.catch_warnings():  # the checkpoint's optimizer state is not needed for decoding
         warnings.filterwarnings("ignore", message="Skipping variable loading for optimizer")

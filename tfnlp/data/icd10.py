@@ -144,9 +144,9 @@ def cim10_labels(lang: str = "fr") -> dict[str, str]:
     return labels_from_po(path)
 
 
-def load_cim10(lang: str = "fr") -> list[Record]:
-    """Records (label, code) of the WHO ICD-10 classification in `lang`."""
-    return [Record(text, code) for code, text in sorted(cim10_labels(lang).items())]
+def load_cim10(lang: str = "fr", labels: dict[str, str] | None = None) -> list[Record]:
+    """Records (label, code) of the WHO ICD-10 classification in `lang` (of `labels` when they are read already)."""
+    return [Record(text, code) for code, text in sorted((labels or cim10_labels(lang)).items())]
 
 
 def terms_from_tabular_xml(path: Path) -> list[Record]:

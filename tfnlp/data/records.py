@@ -55,6 +55,20 @@ def entity_spans(tokens: Sequence[str], tags: Sequence[str]) -> list[tuple[str, 
     return spans
 
 
+def entity_offsets(sentence: TaggedSentence) -> set[tuple[str, int, int]]:
+    """(type, start, end) of a sentence's entities, in characters of its text.
+
+    Raises:
+        UserError: the sentence has no character offsets.
+    """
+    from tfnlp.errors import UserError
+
+    if not sentence.offsets:
+        raise UserError("tagged sentences without character offsets cannot be scored through a SavedModel")
+    return {(kind, sentence.offsets[positions[0]][0], sentence.offsets[positions[-1]][1])
+            for kind, positions in entity_spans(list(range(len(sentence.tokens))), sentence.tags)}
+
+
 R = TypeVar("R", Record, TaggedSentence)
 
 

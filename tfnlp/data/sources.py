@@ -29,10 +29,12 @@ class LoadedData:
         splits: train / validation / test records.
         codes: every valid target of the source's classification (the ICD-10 code set, for
             constrained decoding), or None when the source only knows the targets it holds.
+        labels: each code's label in that classification, when the source has one.
     """
 
     splits: Splits
     codes: frozenset[str] | None
+    labels: dict[str, str] | None = None
 
 
 Loader = Callable[[str, DataConfig], LoadedData]
@@ -81,8 +83,8 @@ def _split(records: list[Record], config: DataConfig, stratify=lambda record: ic
 def cim10_source(argument: str, config: DataConfig) -> LoadedData:
     """French WHO ICD-10 labels (GNU Health); `cim10:lang=es` for another language."""
     lang = parse_options(argument, "cim10", ("lang",)).get("lang", "fr")
-    records = icd10.load_cim10(lang)
-    return LoadedData(_split(records, config), frozenset(record.target for record in records))
+    labels = icd10.cim10_labels(lang)
+    return LoadedData(_split(icd10.load_cim10(lang, labels), config), frozenset(labels), labels)
 
 
 @SOURCES.register("icd10cm")
@@ -90,7 +92,10 @@ def icd10cm_source(argument: str, config: DataConfig) -> LoadedData:
     """English ICD-10-CM descriptions and inclusion terms."""
     parse_options(argument, "icd10cm", ())
     records = icd10.icd10cm_terms()
-    return LoadedData(_split(records, config), frozenset(record.target for record in records))
+    labels: dict[str, str] = {}
+    for record in records:  # a code's description comes before its inclusion terms
+        labels.setdefault(record.target, record.text)
+    return LoadedData(_split(records, config), frozenset(labels), labels)
 
 
 @SOURCES.register("movie-reviews")

@@ -6,8 +6,9 @@
 
 from __future__ import annotations
 
-from tfnlp.config import DataConfig, Experiment, ModelConfig, TrainConfig
+from tfnlp.config import DataConfig, Experiment, TrainConfig
 from tfnlp.experiments.registry import EXPERIMENTS
+from tfnlp.model_settings import settings
 
 
 @EXPERIMENTS.register()
@@ -18,14 +19,14 @@ def ner_bilstm(tiny: bool = False) -> Experiment:
     """
     if tiny:
         return Experiment("ner_bilstm", "tagging", "tiny ner_bilstm", DataConfig(source="wnut16", max_records=300),
-                          ModelConfig(name="bilstm_tagger", vocab_size=2000, embedding_dim=16, units=16,
-                                      decoder="crf", char_filters=8, char_embedding_dim=8),
+                          settings("bilstm_tagger", vocab_size=2000, embedding_dim=16, units=16, dropout=0.2,
+                                   decoder="crf", char_filters=8, char_embedding_dim=8),
                           TrainConfig(epochs=1, batch_size=32, patience=1, monitor="val_entity_f1"))
     # Character CNN (30-wide characters, 50 filters of 3) and CRF as in BiLSTM-CNN-CRF taggers; words start from
     # the packaged GloVe vectors. Chosen on NCBI disease's devel split (README > Results > taggers).
     return Experiment("ner_bilstm", "tagging", ner_bilstm.__doc__.splitlines()[0], DataConfig(source="wnut16"),
-                      ModelConfig(name="bilstm_tagger", vocab_size=30000, embedding_dim=50, units=128, dropout=0.3,
-                                  vectors="glove-6b-50d", decoder="crf", char_filters=50, char_embedding_dim=30),
+                      settings("bilstm_tagger", vocab_size=30000, embedding_dim=50, units=128, dropout=0.3,
+                               vectors="glove-6b-50d", decoder="crf", char_filters=50, char_embedding_dim=30),
                       TrainConfig(epochs=15, batch_size=32, learning_rate=2e-3, patience=4, monitor="val_entity_f1"))
 
 
@@ -35,8 +36,7 @@ def ner_bert(tiny: bool = False) -> Experiment:
 
     python -m tfnlp.train ner_bert --data conll:../shared/data/ncbi-disease/conll
     """
-    model = ModelConfig(name="bert_tagger", max_input_tokens=128 if not tiny else 32, dropout=0.1,
-                        decoder="constrained")
+    model = settings("bert_tagger", max_input_tokens=128 if not tiny else 32, dropout=0.1, decoder="constrained")
     if tiny:
         return Experiment("ner_bert", "tagging", "tiny ner_bert", DataConfig(source="wnut16", max_records=200), model,
                           TrainConfig(epochs=1, batch_size=16, learning_rate=1e-4, patience=1,
@@ -53,11 +53,11 @@ def ner_gpt(tiny: bool = False) -> Experiment:
     """
     if tiny:
         return Experiment("ner_gpt", "tagging", "tiny ner_gpt", DataConfig(source="wnut16", max_records=200),
-                          ModelConfig(name="gpt_tagger", max_input_tokens=32, embedding_dim=32, num_layers=1,
-                                      decoder="constrained"),
+                          settings("gpt_tagger", max_input_tokens=32, embedding_dim=32, num_layers=1, dropout=0.2,
+                                   decoder="constrained"),
                           TrainConfig(epochs=1, batch_size=16, learning_rate=1e-3, patience=1,
                                       monitor="val_entity_f1"))
     return Experiment("ner_gpt", "tagging", ner_gpt.__doc__.splitlines()[0], DataConfig(source="wnut16"),
-                      ModelConfig(name="gpt_tagger", max_input_tokens=128, embedding_dim=256, num_layers=4,
-                                  dropout=0.1, decoder="constrained"),
+                      settings("gpt_tagger", max_input_tokens=128, embedding_dim=256, num_layers=4, dropout=0.1,
+                               decoder="constrained"),
                       TrainConfig(epochs=15, batch_size=32, learning_rate=5e-4, patience=4, monitor="val_entity_f1"))

@@ -6,9 +6,12 @@ on the user's data (text and label columns, `data.text_column` / `data.label_col
 
 from __future__ import annotations
 
-from tfnlp.config import DataConfig, Experiment, ModelConfig
+import dataclasses
+
+from tfnlp.config import DataConfig, Experiment
 from tfnlp.experiments.icd10 import classifier
 from tfnlp.experiments.registry import EXPERIMENTS
+from tfnlp.model_settings import settings
 
 MOVIE_REVIEWS = DataConfig(source="movie-reviews")
 
@@ -19,7 +22,7 @@ def sentiment_bilstm(tiny: bool = False) -> Experiment:
 
     python -m tfnlp.train sentiment_bilstm
     """
-    model = ModelConfig(name="bilstm_conv", embedding_dim=64, units=64, filters=64, dropout=0.5)
+    model = settings("bilstm_conv", embedding_dim=64, units=64, filters=64, dropout=0.5)
     return classifier("sentiment_bilstm", sentiment_bilstm.__doc__.splitlines()[0], model, 0, tiny, MOVIE_REVIEWS)
 
 
@@ -29,9 +32,9 @@ def sentiment_glove_logreg(tiny: bool = False) -> Experiment:
 
     python -m tfnlp.train sentiment_glove_logreg
     """
-    model = ModelConfig(name="mean_vectors_linear", vocab_size=50000)
+    model = settings("mean_vectors_linear", vocab_size=50000, vectors="glove-6b-50d")
     return classifier("sentiment_glove_logreg", sentiment_glove_logreg.__doc__.splitlines()[0], model, 0, tiny,
-                      MOVIE_REVIEWS, vectors="glove-6b-50d")
+                      MOVIE_REVIEWS)
 
 
 @EXPERIMENTS.register()
@@ -40,9 +43,9 @@ def sentiment_glove_mlp(tiny: bool = False) -> Experiment:
 
     python -m tfnlp.train sentiment_glove_mlp
     """
-    model = ModelConfig(name="mean_vectors_mlp", vocab_size=50000, hidden_units=128)
+    model = settings("mean_vectors_mlp", vocab_size=50000, hidden_units=128, vectors="glove-6b-50d")
     return classifier("sentiment_glove_mlp", sentiment_glove_mlp.__doc__.splitlines()[0], model, 0, tiny,
-                      MOVIE_REVIEWS, vectors="glove-6b-50d")
+                      MOVIE_REVIEWS)
 
 
 @EXPERIMENTS.register()
@@ -51,9 +54,9 @@ def sentiment_glove_bilstm(tiny: bool = False) -> Experiment:
 
     python -m tfnlp.train sentiment_glove_bilstm
     """
-    model = ModelConfig(name="glove_bilstm", vocab_size=50000, units=64, filters=64, dropout=0.5)
+    model = settings("glove_bilstm", vocab_size=50000, units=64, filters=64, dropout=0.5, vectors="glove-6b-50d")
     return classifier("sentiment_glove_bilstm", sentiment_glove_bilstm.__doc__.splitlines()[0], model, 0, tiny,
-                      MOVIE_REVIEWS, vectors="glove-6b-50d")
+                      MOVIE_REVIEWS)
 
 
 @EXPERIMENTS.register()
@@ -62,9 +65,7 @@ def sentiment_bert(tiny: bool = False) -> Experiment:
 
     python -m tfnlp.train sentiment_bert
     """
-    import dataclasses
-
-    model = ModelConfig(name="bert", max_input_tokens=64, dropout=0.1)
+    model = settings("bert", max_input_tokens=64, dropout=0.1)
     experiment = classifier("sentiment_bert", sentiment_bert.__doc__.splitlines()[0], model, 0, tiny, MOVIE_REVIEWS)
     train = dataclasses.replace(experiment.train, learning_rate=5e-5 if not tiny else 1e-3, batch_size=32,
                                 epochs=3 if not tiny else 1, patience=1)

@@ -21,7 +21,11 @@ import keras
 import numpy as np
 from keras import ops
 
-from tfnlp.config import ModelConfig
+from tfnlp.model_settings import (
+    TransformerClassifierSettings,
+    TransformerTaggerSettings,
+    WordClassifierSettings,
+)
 from tfnlp.models.layers import AtLeastOneStep, MaskedMean
 from tfnlp.registry import Registry
 
@@ -45,7 +49,7 @@ def _softmax(features, num_classes: int, dropout: float):
 
 
 @CLASSIFIERS.register("lstm")
-def lstm_classifier(config: ModelConfig, vectorizer: keras.layers.TextVectorization, num_classes: int,
+def lstm_classifier(config: WordClassifierSettings, vectorizer: keras.layers.TextVectorization, num_classes: int,
                     vectors: np.ndarray | None = None, preprocess: Layer | None = None) -> keras.Model:
     """Embedding with masking, dropout, one LSTM layer, dropout, softmax."""
     text, ids = _token_ids(vectorizer, config.max_input_tokens, preprocess)
@@ -55,7 +59,7 @@ def lstm_classifier(config: ModelConfig, vectorizer: keras.layers.TextVectorizat
 
 
 @CLASSIFIERS.register("bilstm_conv")
-def bilstm_conv_classifier(config: ModelConfig, vectorizer: keras.layers.TextVectorization, num_classes: int,
+def bilstm_conv_classifier(config: WordClassifierSettings, vectorizer: keras.layers.TextVectorization, num_classes: int,
                            vectors: np.ndarray | None = None, preprocess: Layer | None = None) -> keras.Model:
     """Embedding, bidirectional LSTM, Conv1D over its states, global average over the real words, softmax."""
     text, ids = _token_ids(vectorizer, config.max_input_tokens, preprocess)
@@ -69,15 +73,16 @@ def bilstm_conv_classifier(config: ModelConfig, vectorizer: keras.layers.TextVec
 
 
 @CLASSIFIERS.register("glove_bilstm")
-def glove_bilstm_classifier(config: ModelConfig, vectorizer: keras.layers.TextVectorization, num_classes: int,
-                            vectors: np.ndarray | None = None, preprocess: Layer | None = None) -> keras.Model:
+def glove_bilstm_classifier(config: WordClassifierSettings, vectorizer: keras.layers.TextVectorization,
+                            num_classes: int, vectors: np.ndarray | None = None,
+                            preprocess: Layer | None = None) -> keras.Model:
     """`bilstm_conv` on a frozen embedding initialised from pretrained vectors."""
     if vectors is None:
         raise ValueError("glove_bilstm needs pretrained vectors")
     return bilstm_conv_classifier(config, vectorizer, num_classes, vectors, preprocess)
 
 
-def _embedding(config: ModelConfig, vectorizer: keras.layers.TextVectorization,
+def _embedding(config: WordClassifierSettings, vectorizer: keras.layers.TextVectorization,
                vectors: np.ndarray | None) -> keras.layers.Embedding:
     if vectors is None:
         return keras.layers.Embedding(vectorizer.vocabulary_size(), config.embedding_dim, mask_zero=True,
@@ -131,7 +136,7 @@ def bert_preset(preset: str) -> str:
     return str(assets.find_file("minilm", "*/model/config.json").parent)
 
 
-def adapted(backbone, config: ModelConfig):
+def adapted(backbone, config: TransformerClassifierSettings | TransformerTaggerSettings):
     """`backbone` with LoRA of rank `model.lora_rank` on `model.lora_targets` (keras-hub's `enable_lora`: every
     other backbone weight frozen); unchanged when the rank is 0."""
     from tfnlp.errors import UserError
@@ -147,8 +152,8 @@ def adapted(backbone, config: ModelConfig):
 
 
 @CLASSIFIERS.register("bert")
-def bert_classifier(config: ModelConfig, vectorizer=None, num_classes: int = 2, vectors: np.ndarray | None = None,
-                    preprocess: Layer | None = None) -> keras.Model:
+def bert_classifier(config: TransformerClassifierSettings, vectorizer=None, num_classes: int = 2,
+                    vectors: np.ndarray | None = None, preprocess: Layer | None = None) -> keras.Model:
     """keras-hub BERT (word pieces, `model.max_input_tokens` of them) -> pooled output -> dropout -> softmax.
 
     The word-piece tokenizer is the model's first layer (tensorflow_text ops: the export loads after

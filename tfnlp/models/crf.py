@@ -111,6 +111,58 @@ def log_partition(emissions: tf.Tensor, mask: tf.Tensor, transitions: tf.Tensor,
     return tf.reduce_logsumexp(alpha + end[None, :], axis=1)
 
 
+def forward_backward(emissions: tf.Tensor, lengths: tf.Tensor, transitions: tf.Tensor, start: tf.Tensor,
+                     end: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+    """The forward and backward log-scores of a linear-chain CRF, and the log-partition.
+
+    Returns:
+        alpha [B, T, K]: log of the summed scores of every path of steps 0..t ending in tag k (step t's emission
+        included); beta [B, T, K]: of every continuation after step t from tag k to the end (`end` at a row's last
+        step); log_z [B]. Steps past a row's length hold copies, to be ignored.
+    """
+    emissions = tf.cast(emissions, tf.float32)
+    batch, steps = tf.shape(emissions)[0], tf.shape(emissions)[1]
+    live = tf.range(steps)[None, :] < tf.cast(lengths, tf.int32)[:, None]  # [B, T]
+    first = start[None, :] + emissions[:, 0]
+
+    def forward(alpha, inputs):
+        scores, present = inputs
+        moved = tf.reduce_logsumexp(alpha[:, :, None] + transitions[None], axis=1) + scores
+        return tf.where(present[:, None], moved, alpha)
+
+    def backward(beta_next, inputs):
+        scores_next, inside = inputs  # step t + 1's emissions; whether step t + 1 is in the row
+        moved = tf.reduce_logsumexp(transitions[None] + (scores_next + beta_next)[:, None, :], axis=2)
+        return tf.where(inside[:, None], moved, tf.broadcast_to(end[None, :], tf.shape(moved)))
+
+    rest = tf.scan(forward, (tf.transpose(emissions[:, 1:], [1, 0, 2]), tf.transpose(live[:, 1:])),
+                   initializer=first)
+    alpha = tf.concat([first[:, None], tf.transpose(rest, [1, 0, 2])], axis=1)
+    following = tf.pad(emissions[:, 1:], [[0, 0], [0, 1], [0, 0]])  # step t + 1's emissions at step t
+    inside_next = tf.pad(live[:, 1:], [[0, 0], [0, 1]])
+    ending = tf.broadcast_to(end[None, :], tf.stack([batch, tf.shape(end)[0]]))
+    reversed_beta = tf.scan(backward, (tf.reverse(tf.transpose(following, [1, 0, 2]), [0]),
+                                       tf.reverse(tf.transpose(inside_next), [0])), initializer=ending)
+    beta = tf.transpose(tf.reverse(reversed_beta, [0]), [1, 0, 2])
+    last = tf.maximum(tf.cast(lengths, tf.int32) - 1, 0)
+    log_z = tf.reduce_logsumexp(tf.gather(alpha, last, batch_dims=1) + end[None, :], axis=1)
+    return alpha, beta, log_z
+
+
+def span_log_scores(emissions: tf.Tensor, tags: tf.Tensor, lengths: tf.Tensor, transitions: tf.Tensor,
+                    start: tf.Tensor, end: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+    """Per-step pieces of the log marginal probability that a span of steps s..e carries the tags `tags` [B, T]:
+    (first [B, T], inner [B, T], last [B, T]) such that log P(y_s..y_e | x) = first[s] + sum(inner[s+1..e]) +
+    last[e] (forward-backward)."""
+    alpha, beta, log_z = forward_backward(emissions, lengths, transitions, start, end)
+    tags = tf.cast(tags, tf.int32)
+    first = tf.gather(alpha, tags, batch_dims=2)
+    moves = tf.gather_nd(transitions, tf.stack([tags[:, :-1], tags[:, 1:]], axis=-1))
+    inner = tf.pad(moves, [[0, 0], [1, 0]]) + tf.gather(tf.cast(emissions, tf.float32), tags, batch_dims=2)
+    last = tf.gather(beta, tags, batch_dims=2) - log_z[:, None]
+    return first, inner, last
+
+
 @keras.saving.register_keras_serializable(package="tfnlp")
 class CRF(keras.layers.Layer):
     """A linear-chain CRF's transition, start and end scores over a tagger's emissions.
@@ -151,6 +203,10 @@ class CRF(keras.layers.Layer):
         kept_emissions, lengths = compressed(emissions, mask)
         kept_tags, _ = compressed(tags, mask)
         return sequence_log_likelihood(kept_emissions, kept_tags, lengths, *self.constrained_scores())
+
+    def span_log_scores(self, emissions: tf.Tensor, tags: tf.Tensor, lengths: tf.Tensor):
+        """`span_log_scores` under the learnt (BIO2-constrained) scores."""
+        return span_log_scores(emissions, tags, lengths, *self.constrained_scores())
 
     def decode(self, emissions: tf.Tensor, lengths: tf.Tensor) -> tf.Tensor:
         """The best well-formed tag ids [B, T] under the learnt transitions."""

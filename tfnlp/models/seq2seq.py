@@ -12,7 +12,7 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
-from tfnlp.config import ModelConfig
+from tfnlp.model_settings import Seq2SeqCoderSettings
 
 NEG_INF = -1e9
 # Decoder token ids shared by training targets, decoding and export.
@@ -235,7 +235,8 @@ class CharSeq2Seq(keras.Model):
         return cls(encoder, decoder, **config)
 
 
-def char_seq2seq(config: ModelConfig, vocab_size: int, alphabet_size: int, num_categories: int = 0) -> CharSeq2Seq:
+def char_seq2seq(config: Seq2SeqCoderSettings, vocab_size: int, alphabet_size: int,
+                 num_categories: int = 0) -> CharSeq2Seq:
     """Build the character seq2seq model from its config and the sizes the data fixed."""
     encoder = Seq2SeqEncoder(vocab_size, config.embedding_dim, config.subword_buckets, config.units,
                              config.decoder_units, config.dropout, name="encoder")

@@ -17,20 +17,15 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tfnlp.config import ModelConfig
 from tfnlp.errors import UserError
+from tfnlp.model_settings import BiLSTMTaggerSettings, TransformerTaggerSettings
 from tfnlp.models.crf import CRF
 from tfnlp.models.layers import Lowercase
-
-WORD_TAGGERS = ("bilstm_tagger",)
-SUBWORD_TAGGERS = ("bert_tagger", "gpt_tagger")
-TAGGERS = (*WORD_TAGGERS, *SUBWORD_TAGGERS)
-
 
 MAX_WORD_CHARACTERS = 24  # a word's characters the character CNN reads (the longest words' prefix)
 
 
-def _scores_per_step(sequence, tags: Sequence[str], config: ModelConfig):
+def _scores_per_step(sequence, tags: Sequence[str], config: BiLSTMTaggerSettings | TransformerTaggerSettings):
     """Dropout, then a softmax over the tags per step, or (`model.decoder=crf`) emissions through a CRF layer."""
     crf = config.decoder == "crf"
     dense = keras.layers.Dense(len(tags), activation=None if crf else "softmax", name="tags",
@@ -86,7 +81,7 @@ class CharacterCNN(keras.layers.Layer):
                 "filters": self.filters, "kernel_size": self.kernel_size}
 
 
-def bilstm_tagger(config: ModelConfig, vocabulary: Sequence[str], tags: Sequence[str],
+def bilstm_tagger(config: BiLSTMTaggerSettings, vocabulary: Sequence[str], tags: Sequence[str],
                   initial_embeddings: np.ndarray | None = None,
                   characters: Sequence[str] = ()) -> keras.Model:
     """Tokens [B, T] (strings, "" padding) -> lower-cased word ids -> embedding (+ character CNN) -> BiLSTM ->
@@ -120,7 +115,7 @@ def bilstm_tagger(config: ModelConfig, vocabulary: Sequence[str], tags: Sequence
     return keras.Model(tokens, _scores_per_step(states, tags, config), name="bilstm_tagger")
 
 
-def transformer_tagger(config: ModelConfig, vocabulary_size: int, tags: Sequence[str]) -> keras.Model:
+def transformer_tagger(config: TransformerTaggerSettings, vocabulary_size: int, tags: Sequence[str]) -> keras.Model:
     """A keras-hub backbone -> dropout -> tag scores per sub-token.
 
     `bert_tagger`: BertBackbone from the minilm asset or `model.preset`. `gpt_tagger`: GPT2Backbone

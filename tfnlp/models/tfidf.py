@@ -64,6 +64,11 @@ class TfidfBlock(tf.Module):
         vocabulary = sorted(vectorizer.vocabulary_, key=vectorizer.vocabulary_.get)
         return cls(vectorizer.analyzer, vectorizer.ngram_range, vocabulary, vectorizer.idf_, offset)
 
+    def vocabulary(self) -> np.ndarray:
+        """The n-grams in feature order (read back from the lookup table)."""
+        keys, columns = (tensor.numpy() for tensor in self.table.export())
+        return np.array([key.decode("utf-8") for key in keys[np.argsort(columns)]], dtype=str)
+
     def features(self, lowered: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
         """(row, column) of each known n-gram occurrence, columns offset into the union's feature space."""
         grams = ANALYZERS[self.analyzer](lowered, self.widths)
@@ -130,6 +135,33 @@ class TfidfLinear(tf.Module):
         coef = np.asarray(coef)
         rows, columns = np.nonzero(np.abs(coef) > min_weight if min_weight else coef)
         return cls(blocks, classes, (rows, columns, coef[rows, columns]), np.asarray(intercept).ravel())
+
+    def state(self) -> dict[str, np.ndarray]:
+        """Everything `from_state` needs, as arrays (for `numpy.savez`): the blocks' vocabularies and IDF weights, the
+        classes, the kept weights and the bias."""
+        arrays = {"classes": np.array(self.classes, dtype=str), "bias": self.bias.numpy(),
+                  "feature_splits": self.feature_splits.numpy(), "weight_classes": self.weight_classes.numpy(),
+                  "weight_values": self.weight_values.numpy(),
+                  "analyzers": np.array([block.analyzer for block in self.blocks], dtype=str),
+                  "widths": np.array([block.widths for block in self.blocks], dtype=np.int64)}
+        for index, block in enumerate(self.blocks):
+            arrays[f"vocabulary_{index}"] = block.vocabulary()
+            arrays[f"idf_{index}"] = block.idf.numpy()
+        return arrays
+
+    @classmethod
+    def from_state(cls, arrays) -> TfidfLinear:
+        """The module `state` describes (`arrays`: a mapping such as `numpy.load`'s)."""
+        blocks, offset = [], 0
+        for index, (analyzer, widths) in enumerate(zip(arrays["analyzers"], arrays["widths"], strict=True)):
+            vocabulary = [str(gram) for gram in arrays[f"vocabulary_{index}"]]
+            blocks.append(TfidfBlock(str(analyzer), (int(widths[0]), int(widths[1])), vocabulary,
+                                     arrays[f"idf_{index}"], offset))
+            offset += len(vocabulary)
+        splits = arrays["feature_splits"]
+        columns = np.repeat(np.arange(len(splits) - 1), np.diff(splits))
+        return cls(blocks, [str(name) for name in arrays["classes"]],
+                   (arrays["weight_classes"], columns, arrays["weight_values"]), arrays["bias"])
 
     @property
     def weight_count(self) -> int:

@@ -4,7 +4,9 @@
     python -m tfnlp.serving.client --model icd10_seq2seq --file texts.txt --target localhost:8500
     python -m tfnlp.serving.client --model icd10_seq2seq --rest --target localhost:8501 "douleur thoracique"
 
-Prints the named outputs as JSON, one object per text.
+Prints what a person reads for each text (`tfnlp.answers`: ranked codes with labels, confidences and the
+review flag; entities marked in the text; ranked labels); `--json` prints one answer per line as JSON,
+`--raw` the signature's named outputs as they come (without `attention`, unless `--attention`).
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from tensorflow_serving.apis import (
     prediction_service_pb2_grpc,
 )
 
+from tfnlp import answers
 from tfnlp.cli import read_texts
 from tfnlp.errors import UserError, cli_main
 from tfnlp.serving import GRPC_OPTIONS, python_values
@@ -196,6 +199,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--signature", default="serving_default")
     parser.add_argument("--file", help="one text per line")
     parser.add_argument("--timeout", type=float, default=30.0, help="deadline in seconds")
+    shown = parser.add_mutually_exclusive_group()
+    shown.add_argument("--json", action="store_true", help="one JSON answer per line")
+    shown.add_argument("--raw", action="store_true", help="the named outputs as they come, one JSON object per text")
+    parser.add_argument("--attention", action="store_true", help="with --raw: include the attention matrices")
     args = parser.parse_args(argv)
     texts = read_texts(args.texts, args.file)
     target = args.target or ("localhost:8501" if args.rest else "localhost:8500")
@@ -205,9 +212,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         raise UserError(f"{target}: {error.code().name}: {error.details()}") from None
     except RestError as error:
         raise UserError(f"{target}: {error}") from None
-    for row in range(len(texts)):
-        print(json.dumps({"text": texts[row], **{name: values[row] for name, values in sorted(outputs.items())}},
-                         ensure_ascii=False))
+    rows = [{name: values[row] for name, values in sorted(outputs.items())} for row in range(len(texts))]
+    if args.raw:
+        for text, row in zip(texts, rows, strict=True):
+            shown_row = {name: value for name, value in row.items() if args.attention or name != "attention"}
+            print(json.dumps({"text": text, **shown_row}, ensure_ascii=False))
+        return 0
+    try:
+        kind = answers.answer_type(list(outputs))
+    except ValueError as error:
+        raise UserError(f"{args.model}: {error}; --raw prints them as they are") from None
+    for text, row in zip(texts, rows, strict=True):
+        answer = kind.from_outputs(text, row)
+        print(json.dumps(answers.to_dict(answer), ensure_ascii=False) if args.json else answers.render(answer) + "\n")
     return 0
 
 

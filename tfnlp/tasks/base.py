@@ -21,7 +21,10 @@ from __future__ import annotations
 import abc
 import contextlib
 import dataclasses
+import hashlib
+import json
 import tempfile
+from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
@@ -34,9 +37,41 @@ from tfnlp.config import Experiment, TrainConfig
 from tfnlp.data.records import Record, Splits, TaggedSentence
 from tfnlp.errors import UserError
 
+STATE_FILE = "state.json"
+VALIDATION_FILE = "validation.jsonl"
 TEXT_SPEC = tf.TensorSpec([None], tf.string, name="text")
 TAGGING_SOURCES = "conll:PATH, pubtator:PATH or wnut16"
+# The default search space of fine-tuned transformers: smaller learning rates and batches.
+TRANSFORMER_SPACE = {"train.learning_rate": {"low": 1e-5, "high": 1e-4, "log": True}, "train.batch_size": [8, 16, 32],
+                     "model.dropout": {"low": 0.0, "high": 0.3}, "train.weight_decay": [0.0, 0.01]}
 EXAMPLES_SHOWN = 8  # test examples printed after a run and kept in metrics.json
+
+
+def record_row(record: Record | TaggedSentence) -> dict:
+    """A record as JSON-ready data (`record_from_row` reads it back)."""
+    if isinstance(record, Record):
+        return record._asdict()
+    return dataclasses.asdict(record)
+
+
+def record_from_row(row: dict) -> Record | TaggedSentence:
+    """The record `record_row` wrote."""
+    if "tokens" not in row:
+        return Record(row["text"], row["target"])
+    return TaggedSentence(tuple(row["tokens"]), tuple(row["tags"]), row.get("text", ""),
+                          tuple(tuple(pair) for pair in row.get("offsets", ())))
+
+
+def fingerprints(splits: Splits) -> dict[str, dict]:
+    """Each split's record count and a sha256 of its records, in order: what tells whether data read again is the
+    data a run was trained on."""
+    prints = {}
+    for part in ("train", "validation", "test"):
+        digest = hashlib.sha256()
+        for record in getattr(splits, part):
+            digest.update(json.dumps(record_row(record), ensure_ascii=False, sort_keys=True).encode("utf-8"))
+        prints[part] = {"records": len(getattr(splits, part)), "sha256": digest.hexdigest()}
+    return prints
 
 
 def batches(items: Sequence, size: int) -> Iterator[Sequence]:
@@ -229,6 +264,44 @@ class Task(abc.ABC):
     record_type: ClassVar[type] = Record
 
     @classmethod
+    def restore(cls, experiment: Experiment, folder: Path) -> Task:
+        """The task a run saved (`save_state`), without its data: its fitted state and its validation records.
+
+        Raises:
+            UserError: the folder holds no saved state, or this task cannot be rebuilt from one.
+        """
+        path = Path(folder) / STATE_FILE
+        if not path.is_file():
+            raise UserError(f"{folder}: no saved task state ({STATE_FILE}); the run predates saved states or did "
+                            "not finish")
+        state = json.loads(path.read_text(encoding="utf-8"))
+        lines = (Path(folder) / VALIDATION_FILE).read_text(encoding="utf-8").splitlines()
+        splits = Splits([], [record_from_row(json.loads(line)) for line in lines if line], [])
+        task = cls.from_state(experiment, splits, state["fitted"], Path(folder))
+        task.saved_fingerprints = state["fingerprints"]
+        return task
+
+    @classmethod
+    def from_state(cls, experiment: Experiment, splits: Splits, fitted: dict, folder: Path) -> Task:
+        """The task with `fitted` (what `fitted_state` wrote) instead of fitting on a training split."""
+        raise UserError(f"{experiment.name}: a {experiment.task} run is reloaded through its export "
+                        "(tfnlp.load(workdir)), not rebuilt from its state")
+
+    def fitted_state(self, folder: Path) -> dict:
+        """What was fitted on the training split, JSON-ready; large arrays may be written into `folder`."""
+        return {}
+
+    def save_state(self, folder: Path) -> None:
+        """Save what reloading the run needs besides its weights: the fitted state, the validation records and the
+        fingerprints of every split (`restore` reads them)."""
+        folder.mkdir(parents=True, exist_ok=True)
+        rows = (json.dumps(record_row(record), ensure_ascii=False) for record in self.splits.validation)
+        (folder / VALIDATION_FILE).write_text("".join(f"{row}\n" for row in rows), encoding="utf-8")
+        state = {"task": self.experiment.task, "fingerprints": fingerprints(self.splits),
+                 "fitted": self.fitted_state(folder)}
+        (folder / STATE_FILE).write_text(json.dumps(state, ensure_ascii=False), encoding="utf-8")
+
+    @classmethod
     def from_data(cls, experiment: Experiment, loaded) -> Task:
         """The task for a source's data (`sources.load`); a task that needs the source's code set takes it here."""
         return cls(experiment, loaded.splits)
@@ -239,6 +312,74 @@ class Task(abc.ABC):
         self.splits = splits
         # The epoch the training data is shuffled for (EpochCounter sets it): a resumed run reshuffles as before.
         self.epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")
+
+    # How a served model is scored (`tfnlp.evaluation`): texts into an export, its answers against the truth. These
+    # are class-level: an export is scored without fitting a task.
+
+    slice_by: ClassVar[str] = "label"  # what the evaluation's slices are
+    served_metrics: ClassVar[tuple[str, ...]] = ()  # the names `served_score` gives
+
+    @classmethod
+    def served_truth(cls, experiment: Experiment, records: Sequence) -> list:
+        """What a perfect export answers for each record, in the form `served_prediction` gives."""
+        raise NotImplementedError
+
+    @classmethod
+    def served_prediction(cls, answer) -> Any:
+        """The comparable part of an export's typed answer (`tfnlp.answers`)."""
+        raise NotImplementedError
+
+    @classmethod
+    def served_score(cls, truth: list, predicted: list) -> dict[str, float]:
+        """The served model's metrics."""
+        raise NotImplementedError
+
+    @classmethod
+    def slice_of(cls, truth: Any) -> str:
+        """The slice one record's truth belongs to."""
+        return str(truth)
+
+    @classmethod
+    def served_slices(cls, truth: list, predicted: list) -> dict[str, dict]:
+        """The metrics of each slice of the records (with its support), slice names sorted."""
+        slices = {}
+        for name in sorted({cls.slice_of(item) for item in truth}):
+            rows = [index for index, item in enumerate(truth) if cls.slice_of(item) == name]
+            slices[name] = {**cls.served_score([truth[i] for i in rows], [predicted[i] for i in rows]),
+                            "support": len(rows)}
+        return slices
+
+    @classmethod
+    def search_space(cls, experiment: Experiment) -> dict[str, Any]:
+        """The default hyperparameter search space (`tfnlp.search`): `section.key` -> {low, high[, log][, step]} or a
+        list of choices; only keys the experiment's model family and task read."""
+        return {}
+
+    headline: ClassVar[str] = "accuracy"  # the test metric limitations and cards quote first
+
+    @classmethod
+    def limitations(cls, experiment: Experiment, test: dict[str, dict[str, float]]) -> list[str]:
+        """What a user of the model should know it cannot do, from its settings and the run's measured test table
+        (`test`: system -> metrics, as `evaluate` gives it). Tasks add their own lines to these."""
+        lines = [f"Trained and tested on `{experiment.data.source}` only: texts unlike its training texts (other "
+                 "wording, other institutions, other languages) were not measured."]
+        model = test.get("model_beam", test.get("model"))
+        baselines = {name: scores for name, scores in test.items() if name.startswith("baseline")}
+        if model and baselines and cls.headline in model:
+            name, best = max(baselines.items(), key=lambda item: item[1].get(cls.headline, -1.0))
+            value, theirs = model[cls.headline], best.get(cls.headline)
+            if theirs is not None and theirs >= value:
+                lines.append(f"On its test split the simpler `{name}` scores {cls.headline} {theirs:.3f}, at least the "
+                             f"model's {value:.3f}: prefer the baseline where its cost matters.")
+            elif theirs is not None:
+                lines.append(f"Test {cls.headline} {value:.3f}, above its strongest baseline (`{name}`, {theirs:.3f}).")
+        return lines
+
+    @classmethod
+    def trivial_predictions(cls, experiment: Experiment, train: Sequence, count: int) -> list:
+        """The simplest baseline's answers: the most frequent training truth, for every record."""
+        common = Counter(cls.served_truth(experiment, train)).most_common(1)
+        return [common[0][0] if common else ""] * count
 
     # What each task provides.
 
@@ -294,6 +435,11 @@ class Task(abc.ABC):
     def example(self, record, truth, predicted) -> dict:
         """One printed example of the test split."""
         return {"text": record.text, "true": truth, "predicted": predicted}
+
+    def calibrate(self, serving: ServingModule) -> dict:
+        """Fit the export's confidences and review threshold on the validation split and fold them into `serving`
+        (before it is first called); what was fitted and measured, for metrics.json and the model card."""
+        return {}
 
     def write_reports(self, predicted: list, workdir: Path, tensorboard_dir: str) -> dict:
         """Report files of the test split (`predicted`: as `evaluate` gave them); what to add to metrics.json."""
@@ -351,7 +497,7 @@ class Task(abc.ABC):
         or metric state (TF Serving loads every variable of a SavedModel into memory). A LoRA model's copy is the
         plain architecture with the merged weights: Keras saves a LoRA layer's kernel as kernel + A·B·alpha/rank,
         so the export computes what the trained model does, with no adapter matrices."""
-        if not self.experiment.model.lora_rank:
+        if not getattr(self.experiment.model, "lora_rank", 0):
             model = self.make_model()
             model.set_weights(trained.get_weights())
             return model

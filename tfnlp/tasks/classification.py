@@ -12,6 +12,7 @@ the report counts them.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from collections import Counter
 from collections.abc import Sequence
@@ -27,15 +28,15 @@ from tfnlp.data.records import Record, Splits
 from tfnlp.data.vocabulary import Vocabulary
 from tfnlp.errors import UserError
 from tfnlp.losses import make_loss
-from tfnlp.metrics import classification_scores, write_classification_report
+from tfnlp.metrics import CLASSIFICATION_METRICS, classification_scores, write_classification_report
+from tfnlp.model_settings import StaticVectorClassifierSettings, TransformerClassifierSettings
 from tfnlp.models.classifiers import CLASSIFIERS, dense_head, mean_vectors_features
 from tfnlp.models.layers import word_vectorizer
-from tfnlp.tasks.base import TEXT_SPEC, ServingModule, Task, predict_strings, shuffled
+from tfnlp.tasks import ranking
+from tfnlp.tasks.base import TEXT_SPEC, TRANSFORMER_SPACE, ServingModule, Task, batches, predict_strings, shuffled
 
 UNKNOWN_LABEL = "<UNK>"
-SKLEARN_MODELS = ("mean_vectors_linear", "mean_vectors_mlp")
 SKLEARN_MAX_ITER = {"mean_vectors_linear": 2000, "mean_vectors_mlp": 300}  # with model.sklearn_max_iter=0
-WORDPIECE_MODELS = ("bert",)  # they bring their own tokenizer: no word vocabulary
 VECTOR_MODELS = ("glove_bilstm",)  # Keras classifiers that need pretrained vectors
 PREDICT_BATCH = 512
 
@@ -46,22 +47,34 @@ def cut_label(target: str, length: int) -> str:
 
 
 class ClassifierServing(ServingModule):
-    """The export: raw texts -> `label`, `score` (its probability), `probabilities` [B, C]; and, as signature
-    `tokens`, the words the model reads (after standardisation and `data.preprocess`)."""
+    """The export: raw texts -> `label`, its calibrated `score`, the `top_k` best `top_labels` with their calibrated
+    `top_scores` [B, k], `needs_review` [B] (the best score below the threshold chosen on validation) and the model's
+    own `probabilities` [B, C]; and, as signature `tokens`, the words the model reads (after standardisation and
+    `data.preprocess`). `<UNK>` (labels unseen in training) is never answered."""
 
     def __init__(self, model: keras.Model, labels: Sequence[str], preprocess: keras.layers.Layer | None = None,
-                 word_level: bool = True) -> None:
+                 word_level: bool = True, top_k: int = 5) -> None:
         super().__init__()
         self.model = model
         self.labels = tf.constant(list(labels))
         self.preprocess = preprocess
         self.word_level = word_level
+        self.top_k = max(1, min(top_k, len(labels) - 1))
+        self.calibration = ranking.calibration_variables("labels")
+
+    def ranked(self, probabilities: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        """Every label but `<UNK>` and its log-probability [B, C - 1], best first."""
+        log_probabilities = tf.math.log(tf.maximum(probabilities[:, 1:], 1e-30))
+        scores, order = tf.math.top_k(log_probabilities, k=tf.shape(log_probabilities)[1])
+        return tf.gather(self.labels[1:], order), scores
 
     @tf.function(input_signature=[TEXT_SPEC])
     def serve(self, text):
         probabilities = self.model(text, training=False)
-        best = tf.argmax(probabilities, axis=-1)
-        return {"label": tf.gather(self.labels, best), "score": tf.reduce_max(probabilities, axis=-1),
+        labels, scores = self.ranked(probabilities)
+        confidence = ranking.confidences(scores, self.calibration)[:, :self.top_k]
+        return {"label": labels[:, 0], "score": confidence[:, 0], "top_labels": labels[:, :self.top_k],
+                "top_scores": confidence, "needs_review": confidence[:, 0] < self.calibration["threshold"],
                 "probabilities": probabilities}
 
     @tf.function(input_signature=[TEXT_SPEC])
@@ -90,12 +103,56 @@ class ClassificationTask(Task):
         self.labels = Vocabulary.sorted((record.target for record in self.splits.train), (UNKNOWN_LABEL,))
         self.preprocess = self._preprocess_layer()
         self.vectors, self.coverage = self._load_vectors()
-        self.vectorizer = None if experiment.model.name in WORDPIECE_MODELS else self._vectorizer()
+        self.vectorizer = None if self.word_pieces else self._vectorizer()
+
+    served_metrics = CLASSIFICATION_METRICS
+
+    @classmethod
+    def search_space(cls, experiment: Experiment) -> dict:
+        """Learning rate, batch, sizes, dropout and loss for Keras classifiers; smaller rates and batches for a
+        transformer; the regularisation (and hidden size) of a scikit-learn fit."""
+        model = experiment.model
+        if isinstance(model, StaticVectorClassifierSettings):
+            space = {"model.sklearn_c": {"low": 0.01, "high": 100.0, "log": True}}
+            return {**space, "model.hidden_units": [64, 128, 256]} if model.name == "mean_vectors_mlp" else space
+        if isinstance(model, TransformerClassifierSettings):
+            return TRANSFORMER_SPACE
+        return {"train.learning_rate": {"low": 3e-4, "high": 1e-2, "log": True}, "train.batch_size": [32, 64, 128],
+                "model.embedding_dim": [64, 128, 256], "model.units": [64, 128, 256],
+                "model.dropout": {"low": 0.0, "high": 0.5}, "train.loss": ["ce", "focal"],
+                "train.focal_gamma": {"low": 1.0, "high": 3.0}}
+
+    @classmethod
+    def limitations(cls, experiment: Experiment, test: dict[str, dict[str, float]]) -> list[str]:
+        lines = super().limitations(experiment, test)
+        lines.append("Labels unseen in training map to <UNK>, which the model never predicts.")
+        if experiment.data.label_length:
+            lines.append(f"Targets are cut to their first {experiment.data.label_length} characters "
+                         "(data.label_length): it answers that level only.")
+        return lines
+
+    @classmethod
+    def served_truth(cls, experiment: Experiment, records: Sequence[Record]) -> list[str]:
+        """Each record's label, cut as the experiment cuts it."""
+        return [cut_label(record.target, experiment.data.label_length) for record in records]
+
+    @classmethod
+    def served_prediction(cls, answer) -> str:
+        return answer.label
+
+    @classmethod
+    def served_score(cls, truth: list[str], predicted: list[str]) -> dict[str, float]:
+        return classification_scores(truth, predicted)
 
     @property
     def sklearn(self) -> bool:
         """Whether scikit-learn fits the classifier (on features from a Keras featuriser)."""
-        return self.experiment.model.name in SKLEARN_MODELS
+        return isinstance(self.experiment.model, StaticVectorClassifierSettings)
+
+    @property
+    def word_pieces(self) -> bool:
+        """Whether the model brings its own (word-piece) tokenizer: no word vocabulary, no pretrained vectors."""
+        return isinstance(self.experiment.model, TransformerClassifierSettings)
 
     def _preprocess_layer(self) -> keras.layers.Layer | None:
         """`Lemmatize` for `data.preprocess=lemma` (its table built with spaCy on the training texts)."""
@@ -114,7 +171,7 @@ class ClassificationTask(Task):
         return [line.decode().split() for line in prepared.numpy()]
 
     def _load_vectors(self):
-        if not self.experiment.model.vectors:
+        if self.word_pieces or not self.experiment.model.vectors:
             return None, None
         from tfnlp.data.vectors import load_for_vocabulary
 
@@ -199,8 +256,25 @@ class ClassificationTask(Task):
         return trained if self.sklearn else super().inference_model(trained)
 
     def serving(self, model: keras.Model) -> ClassifierServing:
-        return ClassifierServing(model, self.labels.tokens, self.preprocess,
-                                 word_level=self.experiment.model.name not in WORDPIECE_MODELS)
+        return ClassifierServing(model, self.labels.tokens, self.preprocess, word_level=not self.word_pieces,
+                                 top_k=self.experiment.model.top_k)
+
+    def calibrate(self, serving: ClassifierServing) -> dict:
+        """Fit the scores' calibration and the review threshold (label precision) on the validation split."""
+        from tfnlp import calibration as cal
+
+        texts, truth = _texts(self.splits.validation), self.truth(self.splits.validation)
+        if not texts:
+            return {}
+        probabilities = np.concatenate([serving.model(tf.constant(chunk), training=False).numpy()
+                                        for chunk in batches(texts, PREDICT_BATCH)])
+        labels, scores = (value.numpy() for value in serving.ranked(tf.constant(probabilities)))
+        right = labels == np.array([label.encode("utf-8") for label in truth])[:, None]
+        fitted, raw, calibrated = cal.fit_ranked(scores, right, self.experiment.model.calibration)
+        review = cal.review_threshold(calibrated[:, 0], right[:, 0], self.experiment.model.review_precision)
+        fitted = dataclasses.replace(fitted, threshold=review.threshold)
+        ranking.assign(serving.calibration, fitted)
+        return {"serving_default": cal.summary(raw, calibrated, right, fitted, review, "label")}
 
     def truth(self, records: Sequence[Record]) -> list[str]:
         """Each record's label, `<UNK>` for a label training never saw."""
@@ -238,11 +312,8 @@ def _texts(records: Sequence[Record]) -> list[str]:
 
 
 def _check_model_name(config) -> None:
-    """A classifier name the task can build, with the pretrained vectors it needs; UserError otherwise."""
-    known = sorted((*CLASSIFIERS.names(), *SKLEARN_MODELS))
-    if config.name not in known:
-        raise UserError(f"model.name={config.name!r}: not a classifier; known: {', '.join(known)}")
-    if config.name in (*SKLEARN_MODELS, *VECTOR_MODELS) and not config.vectors:
+    """The pretrained vectors a classifier needs; UserError when they are not given."""
+    if (isinstance(config, StaticVectorClassifierSettings) or config.name in VECTOR_MODELS) and not config.vectors:
         raise UserError(f"model.name={config.name} needs pretrained vectors: --set model.vectors=glove-6b-50d "
                         "(or fr-vectors, or a GloVe / word2vec / fastText file)")
 

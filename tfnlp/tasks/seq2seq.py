@@ -6,23 +6,29 @@ early stopping follow decoded (greedy) validation accuracies, not teacher-forced
 
 from __future__ import annotations
 
+import dataclasses
 import functools
+from collections import Counter
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 from tfnlp.config import Experiment
-from tfnlp.data.icd10 import normalise_code
+from tfnlp.data.icd10 import category, chapter, normalise_code
 from tfnlp.data.records import Record, Splits
+from tfnlp.errors import UserError
 from tfnlp.metrics import code_accuracies
 from tfnlp.models.decoding import CodeTrie
 from tfnlp.models.seq2seq import char_seq2seq, masked_accuracy, masked_loss
 from tfnlp.models.tfidf import TfidfLinear
 from tfnlp.tasks.base import ServingModule, Task, predict_strings
 from tfnlp.tasks.seq2seq_inputs import Seq2SeqPreprocessor
-from tfnlp.tasks.seq2seq_serving import CategoryFusion, Seq2SeqServing
+from tfnlp.tasks.seq2seq_serving import Answers, CategoryFusion, RankCalibration, Seq2SeqServing
 
+TFIDF_FILE = "tfidf.npz"
 DECODE_BATCH = 1024  # texts per call of the serving graph when evaluating
 ATTENTION_TEXTS = 4  # validation texts whose attention TensorBoard shows each epoch
 
@@ -70,24 +76,83 @@ class Seq2SeqTask(Task):
 
     @classmethod
     def from_data(cls, experiment: Experiment, loaded) -> Seq2SeqTask:
-        """The task with the source's code set, when it has one (constrained decoding writes only its codes)."""
-        return cls(experiment, loaded.splits, loaded.codes)
+        """The task with the source's code set and labels, when it has them (constrained decoding writes only its
+        codes; answers show their labels)."""
+        return cls(experiment, loaded.splits, loaded.codes, labels=loaded.labels)
 
-    def __init__(self, experiment: Experiment, splits: Splits, codes: frozenset[str] | None = None) -> None:
+    def __init__(self, experiment: Experiment, splits: Splits, codes: frozenset[str] | None = None,
+                 preprocessor: Seq2SeqPreprocessor | None = None, labels: dict[str, str] | None = None) -> None:
         super().__init__(experiment, splits)
         self.splits = Splits(*(_normalised(part) for part in (splits.train, splits.validation, splits.test)))
         training_codes = {record.target for record in self.splits.train}
         self.codes = sorted({normalise_code(code) for code in codes} if codes else training_codes)
-        self.preprocessor = Seq2SeqPreprocessor.adapt(self.splits.train, self.codes, experiment.model)
+        self.labels = code_labels(self.codes, labels, self.splits.train)
+        self.preprocessor = preprocessor or Seq2SeqPreprocessor.adapt(self.splits.train, self.codes, experiment.model)
         alphabet = self.preprocessor.alphabet
         self.trie = (CodeTrie.from_codes(self.codes, alphabet) if experiment.model.constrain
                      else CodeTrie.unconstrained(alphabet))
+
+    def fitted_state(self, folder: Path) -> dict:
+        """The code set and the preprocessor; the in-graph TF-IDF model's tables in `tfidf.npz`."""
+        if self.tfidf_category_graph is not None:
+            np.savez_compressed(folder / TFIDF_FILE, **self.tfidf_category_graph.state())
+        return {"codes": self.codes, "labels": self.labels, "preprocessor": self.preprocessor.state()}
+
+    @classmethod
+    def from_state(cls, experiment: Experiment, splits: Splits, fitted: dict, folder: Path) -> Seq2SeqTask:
+        preprocessor = Seq2SeqPreprocessor.from_state(fitted["preprocessor"])
+        task = cls(experiment, splits, frozenset(fitted["codes"]), preprocessor, fitted.get("labels"))
+        if (folder / TFIDF_FILE).exists():
+            with np.load(folder / TFIDF_FILE) as arrays:
+                task.tfidf_category_graph = TfidfLinear.from_state(arrays)
+        return task
+
+    slice_by = "chapter"
+    served_metrics = ("chapter_accuracy", "category_accuracy", "exact_match")
+
+    @classmethod
+    def search_space(cls, experiment: Experiment) -> dict:
+        return {"train.learning_rate": {"low": 5e-4, "high": 5e-3, "log": True}, "train.batch_size": [32, 64, 128],
+                "model.units": [128, 256], "model.dropout": {"low": 0.1, "high": 0.4},
+                "model.category_loss_weight": {"low": 0.25, "high": 1.0}}
+
+    headline = "category_accuracy"
+
+    @classmethod
+    def limitations(cls, experiment: Experiment, test: dict[str, dict[str, float]]) -> list[str]:
+        lines = super().limitations(experiment, test)
+        model = experiment.model
+        scores = test.get("model_beam", test.get("model", {}))
+        if "exact_match" in scores:
+            lines.append(f"The full code is right for {scores['exact_match']:.0%} of the test texts and the category "
+                         f"(3 characters) for {scores.get('category_accuracy', 0.0):.0%}: a person should check the "
+                         "code's last character.")
+        lines.append("It writes only codes of the code set it was trained with (constrained decoding)."
+                     if model.constrain else "Unconstrained decoding (model.constrain=false): it may write codes "
+                     "that do not exist.")
+        return lines
+
+    @classmethod
+    def served_truth(cls, experiment: Experiment, records: Sequence[Record]) -> list[str]:
+        return [normalise_code(record.target) for record in records]
+
+    @classmethod
+    def served_prediction(cls, answer) -> str:
+        return answer.code
+
+    @classmethod
+    def served_score(cls, truth: list[str], predicted: list[str]) -> dict[str, float]:
+        return code_accuracies(truth, predicted)
+
+    @classmethod
+    def slice_of(cls, truth: str) -> str:
+        return chapter(truth)
 
     def make_model(self) -> keras.Model:
         model = char_seq2seq(self.experiment.model, self.preprocessor.vectorizer.vocabulary_size(),
                              len(self.preprocessor.alphabet), len(self.preprocessor.categories))
         # Build the weights now: BackupAndRestore and set_weights need a built model.
-        model(self.preprocessor.model_inputs(self.splits.train[:2]))
+        model(self.preprocessor.model_inputs((self.splits.train or self.splits.validation)[:2]))
         return model
 
     def loss(self, model: keras.Model) -> dict:
@@ -107,7 +172,22 @@ class Seq2SeqTask(Task):
         fusion = CategoryFusion(config.category_prior_weight, self.tfidf_category_graph, config.tfidf_prior_weight,
                                 config.tfidf_prior_sharpness)
         return Seq2SeqServing(self.preprocessor, model, self.trie, config.beam_size, config.category_rerank_weight,
-                              fusion)
+                              fusion, Answers(config.top_k, self.labels))
+
+    def calibrate(self, serving: Seq2SeqServing) -> dict:
+        """Fit each signature's confidences and review threshold on the validation split and fold them into
+        `serving`; the report: calibration error (ECE, exact code) before and after, and the share of texts answered
+        without review with their category precision."""
+        config = self.experiment.model
+        texts = [record.text for record in self.splits.validation]
+        truth = [record.target for record in self.splits.validation]
+        report = {}
+        for name, width in (("beam", serving.beam_size), ("greedy", 1)):
+            codes, scores = serving.ranked_scores(texts, width)
+            fitted, summary = fit_rank_calibration(codes, scores, truth, config.calibration, config.review_precision)
+            serving.set_calibration(name, fitted)
+            report[name] = summary
+        return report
 
     @functools.cached_property
     def tfidf_category_model(self):
@@ -115,6 +195,9 @@ class Seq2SeqTask(Task):
         row and, compiled into the graph, the dictionary side of the beam's fusion."""
         from tfnlp.baselines import LinearCategoryModel
 
+        if not self.splits.train:
+            raise UserError("the TF-IDF SVM is fitted on the training split, which a task restored from a run's state "
+                            "does not hold")
         return LinearCategoryModel.fit(self.splits.train, self.experiment.train.seed)
 
     @functools.cached_property
@@ -154,6 +237,33 @@ class Seq2SeqTask(Task):
         """Attention images of a few validation texts."""
         shown = [record.text for record in self.splits.validation[:ATTENTION_TEXTS]]
         return [AttentionImages(serving, shown, f"{tensorboard_dir}/attention")]
+
+
+def code_labels(codes: Sequence[str], labels: dict[str, str] | None, train: Sequence[Record]) -> dict[str, str]:
+    """Each code's label: the code set's (its category's where the code has none); for data without a code set, the
+    most frequent training text of the code."""
+    if labels:
+        known = {normalise_code(code): label for code, label in labels.items()}
+        return {code: known.get(code) or known.get(category(code), "") for code in codes}
+    texts: dict[str, Counter] = {}
+    for record in train:
+        texts.setdefault(record.target, Counter())[record.text] += 1
+    return {code: texts[code].most_common(1)[0][0] if code in texts else "" for code in codes}
+
+
+def fit_rank_calibration(codes: list[list[str]], scores: np.ndarray, truth: Sequence[str], method: str,
+                         target_precision: float) -> tuple[RankCalibration, dict]:
+    """The calibration of ranked codes (`codes` [N][K] with their final `scores` [N, K]) against the `truth`, by
+    `method`, and the review threshold reaching `target_precision` on category; with what it gave."""
+    from tfnlp import calibration as cal
+
+    right = np.array([[code == target for code in row] for row, target in zip(codes, truth, strict=True)], bool)
+    fitted, raw, calibrated = cal.fit_ranked(scores, right, method)
+    best_category_right = np.array([category(row[0]) == category(target) for row, target in zip(codes, truth,
+                                                                                                strict=True)])
+    review = cal.review_threshold(calibrated[:, 0], best_category_right, target_precision)
+    return dataclasses.replace(fitted, threshold=review.threshold), cal.summary(raw, calibrated, right, fitted, review,
+                                                                              "category")
 
 
 def _normalised(records: Sequence[Record]) -> list[Record]:

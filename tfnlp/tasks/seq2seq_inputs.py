@@ -14,11 +14,12 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tfnlp.config import ModelConfig, TrainConfig
+from tfnlp.config import TrainConfig
 from tfnlp.data import text
 from tfnlp.data.icd10 import category
 from tfnlp.data.records import Record
 from tfnlp.data.vocabulary import Vocabulary
+from tfnlp.model_settings import Seq2SeqCoderSettings
 from tfnlp.models.layers import at_least_one_step, word_vectorizer
 from tfnlp.models.seq2seq import END, PAD, START
 from tfnlp.tasks.base import bucket_by_length, shuffled
@@ -54,7 +55,7 @@ class Seq2SeqPreprocessor:
         self.max_output_length = max_output_length
 
     @classmethod
-    def adapt(cls, train: Sequence[Record], codes: Iterable[str], config: ModelConfig) -> Seq2SeqPreprocessor:
+    def adapt(cls, train: Sequence[Record], codes: Iterable[str], config: Seq2SeqCoderSettings) -> Seq2SeqPreprocessor:
         """Fit the word vocabulary on the training texts only; the alphabet on all known codes."""
         vectorizer = word_vectorizer([record.text for record in train], config.vocab_size, ragged=True)
         codes = [record.target for record in train] + list(codes)
@@ -62,6 +63,21 @@ class Seq2SeqPreprocessor:
         categories = tuple(sorted({category(code) for code in codes})) if config.category_loss_weight else ()
         return cls(vectorizer, alphabet_of(codes), config.max_input_tokens, config.subword_buckets,
                    config.max_output_length or longest, categories)
+
+    def state(self) -> dict:
+        """What `from_state` needs (JSON-ready): the adapted word vocabulary, the alphabet, the categories and the
+        lengths."""
+        return {"vocabulary": self.vectorizer.get_vocabulary(include_special_tokens=False),
+                "alphabet": list(self.alphabet.tokens), "categories": list(self.categories),
+                "max_input_tokens": self.max_input_tokens, "subword_buckets": self.subword_buckets,
+                "max_output_length": self.max_output_length}
+
+    @classmethod
+    def from_state(cls, state: dict) -> Seq2SeqPreprocessor:
+        """The preprocessor `state` describes, without its training texts."""
+        vectorizer = word_vectorizer([], 0, vocabulary=state["vocabulary"], ragged=True)
+        return cls(vectorizer, Vocabulary(tuple(state["alphabet"]), default=PAD), state["max_input_tokens"],
+                   state["subword_buckets"], state["max_output_length"], tuple(state["categories"]))
 
     @property
     def decoder_length(self) -> int:

@@ -1,25 +1,59 @@
-"""The seq2seq export: raw texts in, ICD-10 codes decoded in the graph, with scores and attention.
+"""The seq2seq export: raw texts in, ICD-10 codes decoded in the graph, ranked, labelled and with a calibrated
+confidence, with scores and attention.
 
 `serve` (the `serving_default` signature) decodes with the configured beam width, reranked by
-the category head; `greedy` with width 1. `encode` and `decode_step` expose single steps for
-step-by-step callers such as the decode benchmark.
+the category head; `greedy` with width 1. Both answer what a person reads: `top_codes`,
+`display_code`, `top_labels` and `top_confidences` [B, k] (k = `model.top_k`, 1 for `greedy`),
+`code`, `label`, `confidence` and `needs_review` [B] for the best code. A confidence is the
+hypothesis' final (fused) score turned into a probability by a softmax over the beam with a
+temperature and a "none of these" logit fitted on the validation split (`RankCalibration`), or
+by an isotonic map; `needs_review` is true below the threshold chosen on validation.
+`encode` and `decode_step` expose single steps for step-by-step callers such as the decode
+benchmark.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 
 import keras
+import numpy as np
 import tensorflow as tf
 
+from tfnlp.calibration import RankCalibration
 from tfnlp.data.icd10 import CATEGORY_LENGTH
 from tfnlp.models.decoding import CodeTrie, PrefixPrior, beam_search, select
-from tfnlp.models.seq2seq import END
+from tfnlp.models.seq2seq import END, NEG_INF
 from tfnlp.models.tfidf import TfidfLinear
+from tfnlp.tasks import ranking
 from tfnlp.tasks.base import TEXT_SPEC, ServingModule
 from tfnlp.tasks.seq2seq_inputs import Seq2SeqPreprocessor
 
 DECODE_CHUNK = 128  # texts decoded together after sorting a request by length
+
+
+@dataclass(frozen=True)
+class Answers:
+    """What the export's ranked answers need besides the model.
+
+    Attributes:
+        top_k: codes ranked by `serve` (`model.top_k`).
+        labels: each code's label in the code set (the parent category's where a code has none).
+        calibration: `beam` and `greedy` -> `RankCalibration` (fitted on validation after training).
+    """
+
+    top_k: int = 5
+    labels: dict[str, str] = field(default_factory=dict)
+    calibration: dict[str, RankCalibration] = field(default_factory=dict)
+
+
+def display_codes(codes: tf.Tensor) -> tf.Tensor:
+    """ICD-10 codes in their dotted form: `I500` -> `I50.0`; categories and empty strings stay as they are."""
+    length = tf.strings.length(codes)
+    rest = tf.strings.substr(codes, tf.fill(tf.shape(length), 3), tf.maximum(length - 3, 0))
+    dotted = tf.strings.join([tf.strings.substr(codes, 0, 3), ".", rest])
+    return tf.where(tf.strings.length(codes) > 3, dotted, codes)
 
 
 @dataclass(frozen=True)
@@ -48,8 +82,16 @@ class Seq2SeqServing(ServingModule):
     """
 
     def __init__(self, preprocessor: Seq2SeqPreprocessor, model: keras.Model, trie: CodeTrie, beam_size: int,
-                 rerank_weight: float = 0.0, fusion: CategoryFusion = CategoryFusion()) -> None:
+                 rerank_weight: float = 0.0, fusion: CategoryFusion = CategoryFusion(), answers: Answers | None = None
+                 ) -> None:
         super().__init__(name="seq2seq_serving")
+        answers = answers or Answers()
+        self.top_k = answers.top_k
+        self.code_labels = tf.lookup.StaticHashTable(tf.lookup.KeyValueTensorInitializer(
+            tf.constant(list(answers.labels) or [""]), tf.constant(list(answers.labels.values()) or [""])), "")
+        self.calibration = {name: ranking.calibration_variables(name, answers.calibration.get(name,
+                                                                                              ranking.UNCALIBRATED))
+                            for name in ("beam", "greedy")}
         self.model = model
         self.vectorizer = preprocessor.vectorizer
         self.allowed = tf.Variable(trie.allowed, trainable=False, name="allowed")
@@ -79,8 +121,25 @@ class Seq2SeqServing(ServingModule):
             self.tfidf = fusion.tfidf
             self.tfidf_prior = PrefixPrior(prefixes, fusion.tfidf.classes)
 
-    def predict(self, text: tf.Tensor, beam_size: int) -> dict[str, tf.Tensor]:
-        """Decode raw texts [B] into the named outputs of the serving signature.
+    def set_calibration(self, name: str, calibration: RankCalibration) -> None:
+        """Fold a fitted calibration into signature `name`'s (`beam` or `greedy`) variables."""
+        ranking.assign(self.calibration[name], calibration)
+
+    def ranked_scores(self, texts: Sequence[str], beam_size: int, batch_size: int = 256) -> tuple[list, np.ndarray]:
+        """The ranked codes [N, K] and their final scores [N, K] (before calibration) of `texts`: what calibration is
+        fitted on."""
+        function = tf.function(lambda text: self.predict(text, beam_size, beam_size, "raw"))
+        codes, scores = [], []
+        for start in range(0, len(texts), batch_size):
+            outputs = function(tf.constant(list(texts[start:start + batch_size]), dtype=tf.string))
+            codes += [[code.decode("utf-8") for code in row] for row in outputs["top_codes"].numpy()]
+            scores.append(outputs["top_scores"].numpy())
+        return codes, np.concatenate(scores) if scores else np.zeros((0, beam_size), np.float32)
+
+    def predict(self, text: tf.Tensor, beam_size: int, top_k: int, calibration: str) -> dict[str, tf.Tensor]:
+        """Decode raw texts [B] into the named outputs of the serving signature: the best code and the `top_k` best,
+        with confidences from `calibration` (`beam`, `greedy`, or `raw`: the final scores themselves, as
+        `top_scores`).
 
         Texts are sorted by length and decoded in chunks, each padded only to its own longest
         text, then put back in request order: the encoder's cost follows the words it reads,
@@ -91,7 +150,11 @@ class Seq2SeqServing(ServingModule):
         sorted_text = tf.gather(text, order)
         width = tf.shape(input_tokens)[1]
         steps = self.decoder_length
+        top_k = min(top_k, beam_size)
         tokens_ta = tf.TensorArray(tf.int32, size=0, dynamic_size=True, infer_shape=False, element_shape=[None, None])
+        ranked_ta = tf.TensorArray(tf.string, size=0, dynamic_size=True, infer_shape=False, element_shape=[None, None])
+        scores_ta = tf.TensorArray(tf.float32, size=0, dynamic_size=True, infer_shape=False,
+                                   element_shape=[None, None])
         log_prob_ta = tf.TensorArray(tf.float32, size=0, dynamic_size=True, infer_shape=False, element_shape=[None])
         attention_ta = tf.TensorArray(tf.float32, size=0, dynamic_size=True, infer_shape=False,
                                       element_shape=[None, None, None])
@@ -102,25 +165,43 @@ class Seq2SeqServing(ServingModule):
             tokens_ta = tokens_ta.write(index, decoded["tokens"])
             log_prob_ta = log_prob_ta.write(index, decoded["log_prob"])
             attention_ta = attention_ta.write(index, tf.pad(decoded["attention"], padding))
+            ranked_ta = ranked_ta.write(index, decoded["ranked_codes"][:, :top_k])
+            scores_ta = scores_ta.write(index, decoded["ranked_scores"])
         restore = tf.math.invert_permutation(order)
         # An empty request has no chunk: build its (empty) outputs from known shapes.
         empty = tf.equal(chunks, 0)
         tokens = tf.gather(tf.cond(empty, lambda: tf.zeros([0, steps], tf.int32), tokens_ta.concat), restore)
         log_prob = tf.gather(tf.cond(empty, lambda: tf.zeros([0]), log_prob_ta.concat), restore)
         attention = tf.gather(tf.cond(empty, lambda: tf.zeros([0, steps, width]), attention_ta.concat), restore)
+        ranked = tf.gather(tf.cond(empty, lambda: tf.zeros([0, top_k], tf.string), ranked_ta.concat), restore)
+        scores = tf.gather(tf.cond(empty, lambda: tf.zeros([0, beam_size]), scores_ta.concat), restore)
         strings = tf.gather(self.token_strings, tokens)
         # Steps up to and including the first end token are real; the rest is padding.
         real = tf.equal(tf.cumsum(tf.cast(tf.equal(tokens, END), tf.int32), axis=1, exclusive=True), 0)
-        return {
+        outputs = {
             "code": tf.strings.reduce_join(tf.where(tokens > END, strings, ""), axis=1),
             "score": tf.exp(log_prob),
             "attention": attention * tf.cast(real, tf.float32)[:, :, None],
             "input_tokens": input_tokens,
             "output_tokens": tf.where(real, strings, ""),
         }
+        if calibration == "raw":
+            return {**outputs, "top_codes": ranked, "top_scores": scores}
+        return {**outputs, **self._ranked_answer(ranked, scores, self.calibration[calibration], top_k)}
+
+    def _ranked_answer(self, ranked: tf.Tensor, scores: tf.Tensor, calibration: dict[str, tf.Variable],
+                       top_k: int) -> dict[str, tf.Tensor]:
+        """What a person reads: the top codes with their labels and calibrated confidences, the review flag."""
+        confidence = ranking.confidences(scores, calibration)[:, :top_k]
+        confidence = tf.where(tf.equal(ranked, ""), 0.0, confidence)  # a beam that found no code
+        labels = self.code_labels.lookup(ranked)
+        return {"top_codes": ranked, "display_code": display_codes(ranked), "top_labels": labels,
+                "top_confidences": confidence, "label": labels[:, 0], "confidence": confidence[:, 0],
+                "needs_review": confidence[:, 0] < calibration["threshold"]}
 
     def _decode_chunk(self, text: tf.Tensor, beam_size: int) -> dict[str, tf.Tensor]:
-        """Beam search (greedy at width 1) on a few texts, reranked by the category head if it has one."""
+        """Beam search (greedy at width 1) on a few texts, reranked by the category head if it has one: the best
+        hypothesis, and every hypothesis' code and final score, best first (`ranked_codes`, `ranked_scores`)."""
         fused = beam_size > 1 and (self.head_weight or self.tfidf_weight)
         hypotheses = beam_search(self.model, self._preprocessor.encode_texts(text), self.allowed, self.next_node,
                                  self.decoder_length, beam_size, prior=self._prior(text) if fused else None,
@@ -128,7 +209,14 @@ class Seq2SeqServing(ServingModule):
         scores = hypotheses["search_score"]
         if beam_size > 1 and self.rerank_weight:
             scores += self.rerank_weight * self._category_log_prob(hypotheses)
-        return select(hypotheses, scores)
+        order = tf.argsort(scores, axis=1, direction="DESCENDING", stable=True)
+        tokens = tf.gather(hypotheses["tokens"], order, batch_dims=1)
+        strings = tf.gather(self.token_strings, tokens)
+        codes = tf.strings.reduce_join(tf.where(tokens > END, strings, ""), axis=-1)
+        ranked_scores = tf.gather(scores, order, batch_dims=1)
+        # A beam that never wrote a whole code (fewer allowed codes than beams) scores about NEG_INF: no code.
+        codes = tf.where(ranked_scores > NEG_INF / 2, codes, "")
+        return {**select(hypotheses, scores), "ranked_codes": codes, "ranked_scores": ranked_scores}
 
     def _prior(self, text: tf.Tensor):
         """The weighted prefix log-priors of `text`'s category models, for `beam_search`."""
@@ -157,11 +245,11 @@ class Seq2SeqServing(ServingModule):
 
     @tf.function(input_signature=[TEXT_SPEC])
     def serve(self, text):
-        return self.predict(text, self.beam_size)
+        return self.predict(text, self.beam_size, self.top_k, "beam")
 
     @tf.function(input_signature=[TEXT_SPEC])
     def greedy(self, text):
-        return self.predict(text, 1)
+        return self.predict(text, 1, 1, "greedy")
 
     @tf.function(input_signature=[TEXT_SPEC])
     def encode(self, text):

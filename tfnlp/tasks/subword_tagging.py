@@ -24,9 +24,9 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tfnlp.config import ModelConfig
 from tfnlp.data.records import TaggedSentence
 from tfnlp.errors import UserError
+from tfnlp.model_settings import TransformerTaggerSettings
 from tfnlp.models.layers import at_least_one_step
 from tfnlp.tasks.base import bucket_by_length, epoch_shuffle
 
@@ -192,7 +192,7 @@ def sentence_spacing(sentences: Sequence[TaggedSentence]) -> list[list[bool]]:
     return spacing
 
 
-def make_tokenizer(config: ModelConfig, training_texts: Sequence[str]) -> SubwordTokenizer:
+def make_tokenizer(config: TransformerTaggerSettings, training_texts: Sequence[str]) -> SubwordTokenizer:
     """The sub-word tokenizer of `config.name`: BERT's word pieces from the minilm asset or `model.preset`; GPT-2's
     byte-level BPE from `model.preset`, or learnt from `training_texts` (`model.bpe_merges` merges) when none is
     given."""

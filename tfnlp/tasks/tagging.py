@@ -13,6 +13,7 @@ experiment names (`tfnlp.models.crf`), in evaluation and in the export alike.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -23,16 +24,17 @@ import tensorflow as tf
 
 from tfnlp.config import Experiment
 from tfnlp.data.conll import to_bio2
-from tfnlp.data.records import Splits, TaggedSentence, entity_spans
+from tfnlp.data.records import Splits, TaggedSentence, entity_offsets, entity_spans
 from tfnlp.data.vocabulary import Vocabulary, most_frequent
 from tfnlp.errors import UserError
 from tfnlp.losses import make_loss
-from tfnlp.metrics import entity_scores, per_type_rows, write_rows_csv
+from tfnlp.metrics import entity_scores, per_type_rows, span_scores, write_rows_csv
+from tfnlp.model_settings import TransformerTaggerSettings
 from tfnlp.models.crf import CRF, CRFLoss, bio_allowed, decoder_layer, viterbi
 from tfnlp.models.layers import at_least_one_step
-from tfnlp.models.taggers import SUBWORD_TAGGERS, TAGGERS, bilstm_tagger, transformer_tagger
-from tfnlp.tasks import subword_tagging
-from tfnlp.tasks.base import TEXT_SPEC, ServingModule, Task, batches, shuffled
+from tfnlp.models.taggers import bilstm_tagger, transformer_tagger
+from tfnlp.tasks import ranking, subword_tagging
+from tfnlp.tasks.base import TEXT_SPEC, TRANSFORMER_SPACE, ServingModule, Task, batches, shuffled
 from tfnlp.tasks.subword_tagging import SubwordTokenizer
 from tfnlp.tasks.tagging_graph import entities_from_tags, tokenize_with_offsets
 
@@ -68,6 +70,7 @@ class TaggerServing(ServingModule):
         self.tokenizer = tokenizer
         self.decoder = decoder
         self.allowed = bio_allowed(list(tags))
+        self.calibration = ranking.calibration_variables("entities")
         if (decoder == "crf") != (self.crf is not None):
             raise UserError(f"model.decoder={decoder} does not match the model (CRF layer: {self.crf is not None})")
 
@@ -104,17 +107,36 @@ class TaggerServing(ServingModule):
         """Each word's own best tag, whatever the decoder (the structured decoders' point of comparison)."""
         return tf.cast(tf.argmax(self.word_scores(words, spaced), axis=-1), tf.int32)
 
-    @tf.function(input_signature=[TEXT_SPEC])
-    def serve(self, text):
+    def token_log_scores(self, scores: tf.Tensor, ids: tf.Tensor, lengths: tf.Tensor):
+        """(first, inner, last) [B, T] whose sums over an entity's tokens give the log probability of its tags: the
+        CRF's span marginal (forward-backward), or the product of the tokens' own probabilities."""
+        if self.decoder == "crf":
+            return self.crf.span_log_scores(scores, ids, lengths)
+        own = tf.math.log(tf.maximum(tf.gather(scores, ids, batch_dims=2), 1e-30))
+        return own, own, tf.zeros_like(own)
+
+    def answer(self, text: tf.Tensor) -> dict[str, tf.Tensor]:
+        """Raw texts -> tokens, tags and entities with their uncalibrated log scores (`entity_log_score`)."""
         tokens, starts, ends = tokenize_with_offsets(text)
-        ids = self.word_tags(tokens, subword_tagging.space_before(starts, text))
-        shape = tf.shape(ids, tf.int64)[:2]
+        scores = self.word_scores(tokens, subword_tagging.space_before(starts, text))
         lengths = tokens.row_lengths()
+        ids = self.decode(scores, lengths)
+        shape = tf.shape(ids, tf.int64)[:2]
         mask = tf.sequence_mask(lengths, shape[1])
         tags = tf.where(mask, tf.gather(self.tag_names, ids), "")
         entities = entities_from_tags(tags, starts.to_tensor(-1, shape=shape), ends.to_tensor(-1, shape=shape), text,
-                                      lengths)
+                                      lengths, self.token_log_scores(scores, ids, lengths))
         return {"tokens": tokens.to_tensor("", shape=shape), "tags": tags, **entities}
+
+    @tf.function(input_signature=[TEXT_SPEC])
+    def serve(self, text):
+        answer = self.answer(text)
+        log_scores = answer.pop("entity_log_score")
+        present = answer["entity_start"] >= 0
+        calibrated = ranking.confidences(tf.reshape(log_scores, [-1, 1]), self.calibration)
+        confidence = tf.where(present, tf.reshape(calibrated, tf.shape(log_scores)), 0.0)
+        doubtful = present & (confidence < self.calibration["threshold"])
+        return {**answer, "entity_confidence": confidence, "needs_review": tf.reduce_any(doubtful, axis=1)}
 
 
 class TaggingTask(Task):
@@ -130,18 +152,67 @@ class TaggingTask(Task):
     def __init__(self, experiment: Experiment, splits: Splits) -> None:
         super().__init__(experiment, splits)
         config = experiment.model
-        if config.name not in TAGGERS:
-            raise UserError(f"model.name={config.name!r} is not a tagger; known: {', '.join(TAGGERS)}")
-        self.transformer = config.name in SUBWORD_TAGGERS
+        self.transformer = isinstance(config, TransformerTaggerSettings)
         self.tags = tag_vocabulary(splits.train)
-        words = (token.lower() for sentence in splits.train for token in sentence.tokens)
-        self.vocabulary = most_frequent(words, max(config.vocab_size - RESERVED_WORDS, 1))
-        self.initial_embeddings = None
-        if config.vectors and not self.transformer:
+        self.vocabulary, self.initial_embeddings = [], None
+        if not self.transformer:
+            words = (token.lower() for sentence in splits.train for token in sentence.tokens)
+            self.vocabulary = most_frequent(words, max(config.vocab_size - RESERVED_WORDS, 1))
+        if not self.transformer and config.vectors:
             self.vocabulary, self.initial_embeddings = pretrained_embeddings(
                 config.vectors, self.vocabulary, config.vocab_size, experiment.train.seed)
         characters = (character for sentence in splits.train for token in sentence.tokens for character in token)
         self.characters = most_frequent(characters, MAX_CHARACTERS)
+
+    slice_by = "entity_type"
+    served_metrics = ("span_precision", "span_recall", "span_f1")
+
+    @classmethod
+    def search_space(cls, experiment: Experiment) -> dict:
+        if isinstance(experiment.model, TransformerTaggerSettings):
+            return TRANSFORMER_SPACE
+        return {"train.learning_rate": {"low": 3e-4, "high": 1e-2, "log": True}, "train.batch_size": [16, 32, 64],
+                "model.units": [64, 128, 256], "model.dropout": {"low": 0.0, "high": 0.5}}
+
+    headline = "entity_f1"
+
+    @classmethod
+    def limitations(cls, experiment: Experiment, test: dict[str, dict[str, float]]) -> list[str]:
+        lines = super().limitations(experiment, test)
+        decoder = experiment.model.decoder
+        lines.append({"argmax": "Tags are read token by token (model.decoder=argmax): an entity may start with I-, "
+                                "which is read leniently as a start.",
+                      "constrained": "Tags are read by Viterbi under BIO2 constraints: every entity is well formed.",
+                      "crf": "Tags are read by the CRF's Viterbi path under BIO2 constraints: every entity is well "
+                             "formed."}[decoder])
+        lines.append("The served tokenizer (runs of letters or digits, other characters alone) may cut words "
+                     "differently from the training corpus's tokens: the export's span scores (span_f1) can differ "
+                     "from the test table's entity_f1 (seqeval on the corpus's tokens).")
+        return lines
+
+    @classmethod
+    def served_truth(cls, experiment: Experiment, records: Sequence[TaggedSentence]) -> list[set]:
+        """Each sentence's entities as (type, start, end) character spans of its text."""
+        return [entity_offsets(sentence) for sentence in records]
+
+    @classmethod
+    def served_prediction(cls, answer) -> set[tuple[str, int, int]]:
+        return {(entity.type, entity.start, entity.end) for entity in answer.entities}
+
+    @classmethod
+    def served_score(cls, truth: list[set], predicted: list[set]) -> dict[str, float]:
+        return span_scores(truth, predicted)
+
+    @classmethod
+    def served_slices(cls, truth: list[set], predicted: list[set]) -> dict[str, dict]:
+        """Span scores of each entity type of the truth."""
+        types = sorted({kind for entities in truth for kind, _, _ in entities})
+        return {kind: span_scores(truth, predicted, kind) for kind in types}
+
+    @classmethod
+    def trivial_predictions(cls, experiment: Experiment, train: Sequence, count: int) -> list[set]:
+        """No entity at all."""
+        return [set() for _ in range(count)]
 
     @functools.cached_property
     def tag_counts(self) -> np.ndarray:
@@ -241,6 +312,34 @@ class TaggingTask(Task):
     def example(self, sentence: TaggedSentence, truth: list[str], predicted: list[str]) -> dict:
         return {"text": sentence.text, "true": _spans(sentence.tokens, truth),
                 "predicted": _spans(sentence.tokens, predicted)}
+
+    def calibrate(self, serving: TaggerServing) -> dict:
+        """Fit the entities' confidences and the review threshold (entity precision) on the validation split."""
+        from tfnlp import calibration as cal
+
+        sentences = self.splits.validation
+        if not sentences or not all(sentence.offsets for sentence in sentences):
+            return {}  # no character offsets: served entities cannot be checked against the truth
+        answer = tf.function(serving.answer)
+        scores, right = [], []
+        for chunk in batches(sentences, PREDICT_BATCH):
+            found = {name: value.numpy() for name, value in answer(tf.constant([s.text for s in chunk])).items()}
+            for row, sentence in enumerate(chunk):
+                gold = entity_offsets(sentence)
+                for kind, start, end, score in zip(found["entity_type"][row], found["entity_start"][row],
+                                                   found["entity_end"][row], found["entity_log_score"][row],
+                                                   strict=True):
+                    if start >= 0:
+                        scores.append(score)
+                        right.append((kind.decode("utf-8"), int(start), int(end)) in gold)
+        if not scores:
+            return {}
+        scores, right = np.array(scores, np.float32)[:, None], np.array(right)[:, None]
+        fitted, raw, calibrated = cal.fit_ranked(scores, right, self.experiment.model.calibration)
+        review = cal.review_threshold(calibrated[:, 0], right[:, 0], self.experiment.model.review_precision)
+        fitted = dataclasses.replace(fitted, threshold=review.threshold)
+        ranking.assign(serving.calibration, fitted)
+        return {"entities": cal.summary(raw, calibrated, right, fitted, review, "entity")}
 
     def write_reports(self, predicted: list[list[str]], workdir: Path, tensorboard_dir: str) -> dict:
         """`report/per_type.csv` and `report/f1_vs_support.png` for the test split."""

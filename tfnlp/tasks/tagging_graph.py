@@ -36,12 +36,15 @@ def _byte_to_char(character_bytes: tf.RaggedTensor, byte_offsets: tf.RaggedTenso
     return tf.RaggedTensor.from_tensor(found, lengths=byte_offsets.row_lengths())
 
 
-def entities_from_tags(tags: tf.Tensor, starts: tf.Tensor, ends: tf.Tensor, texts: tf.Tensor,
-                       lengths: tf.Tensor) -> dict[str, tf.Tensor]:
+def entities_from_tags(tags: tf.Tensor, starts: tf.Tensor, ends: tf.Tensor, texts: tf.Tensor, lengths: tf.Tensor,
+                       token_scores: tuple[tf.Tensor, tf.Tensor, tf.Tensor] | None = None) -> dict[str, tf.Tensor]:
     """BIO tags [B, T] (strings) -> padded entities of each text: type, start, end (characters) and text.
 
     An entity starts at `B-X`, or at an `I-X` that does not continue an `X` entity (lenient
     IOB1 reading), and runs over the following `I-X` tags. Padding: type and text "", offsets -1.
+    With `token_scores` (first, inner, last) [B, T] each, also `entity_log_score` [B, E]: first at the
+    entity's first token + inner at its other tokens + last at its last token (a span's log probability:
+    `tfnlp.models.crf.span_log_scores`, or the sum of its tokens' log-probabilities); 0 for padding.
     """
     batch, steps = tf.shape(tags)[0], tf.shape(tags)[1]
     valid = tf.sequence_mask(lengths, steps)
@@ -64,10 +67,18 @@ def entities_from_tags(tags: tf.Tensor, starts: tf.Tensor, ends: tf.Tensor, text
     begin_flat = tf.boolean_mask(tf.stack([rows, number], axis=-1), begins & inside)
     entity_type = tf.scatter_nd(begin_flat, first_kind, tf.stack([batch, width]))
     present = tf.sequence_mask(count, width)
+    scored = {}
+    if token_scores is not None:
+        first, inner, last_scores = token_scores
+        following = tf.pad(number[:, 1:], [[0, 0], [0, 1]], constant_values=-1)
+        ends_entity = inside & tf.not_equal(following, number)
+        values = tf.where(begins, first, inner) + tf.where(ends_entity, last_scores, 0.0)
+        summed = tf.math.unsorted_segment_sum(tf.boolean_mask(values, inside), segment, total)
+        scored["entity_log_score"] = tf.where(present, tf.reshape(summed, [batch, width]), 0.0)
     entity_start = tf.where(present, tf.reshape(entity_start, [batch, width]), -1)
     entity_end = tf.where(present, tf.reshape(entity_end, [batch, width]), -1)
     text_rows = tf.broadcast_to(texts[:, None], tf.shape(entity_start))
     entity_text = tf.where(present, tf.strings.substr(text_rows, tf.maximum(entity_start, 0),
                                                       tf.maximum(entity_end - entity_start, 0), unit="UTF8_CHAR"), "")
     return {"entity_type": entity_type, "entity_start": entity_start, "entity_end": entity_end,
-            "entity_text": entity_text}
+            "entity_text": entity_text, **scored}

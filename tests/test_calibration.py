@@ -1,0 +1,59 @@
+"""Calibration fitted on validation: ECE, temperature with a "none" logit, isotonic maps, review thresholds."""
+
+import numpy as np
+import pytest
+
+from tfnlp import calibration as cal
+
+
+def test_expected_calibration_error_on_hand_counted_bins():
+    # Two bins used: 0.95 (two answers, one right) and 0.25 (two answers, both wrong).
+    confidence = np.array([0.95, 0.95, 0.25, 0.25])
+    correct = np.array([1, 0, 0, 0])
+    assert cal.expected_calibration_error(confidence, correct) == pytest.approx((2 * 0.45 + 2 * 0.25) / 4)
+    assert cal.expected_calibration_error(np.array([1.0, 1.0]), np.array([1, 1])) == 0.0
+
+
+def overconfident(seed: int = 0, texts: int = 3000, ranked: int = 5):
+    """Ranked answers whose truth follows softmax(scores / 3) (and is none of them one time in five), while the raw
+    confidences are softmax(scores): far too sure."""
+    rng = np.random.default_rng(seed)
+    scores = np.sort(rng.normal(0, 4, size=(texts, ranked)), axis=1)[:, ::-1]
+    truth_probabilities = cal.softmax_with_none(scores, 3.0) * 0.8
+    cumulative = np.cumsum(truth_probabilities, axis=1)
+    draw = rng.random(texts)[:, None]
+    truth_index = np.where(draw < cumulative[:, -1:], (draw >= cumulative).sum(axis=1, keepdims=True), -1)[:, 0]
+    right = np.arange(ranked)[None, :] == truth_index[:, None]
+    return scores, right
+
+
+@pytest.mark.parametrize("method", ["temperature", "isotonic"])
+def test_calibration_lowers_the_error_of_a_deliberately_overconfident_ranker(method):
+    scores, right = overconfident()
+    fitted, raw, _ = cal.fit_ranked(scores[:2000], right[:2000], method)
+    assert fitted.method == method
+    held_out_raw = cal.raw_confidences(scores[2000:])
+    _, _, calibrated = cal.fit_ranked(scores[2000:], right[2000:], "none")
+    assert np.allclose(calibrated, held_out_raw)  # "none" changes nothing
+    if method == "temperature":
+        assert fitted.temperature == pytest.approx(3.0, rel=0.25)
+        after = cal.softmax_with_none(scores[2000:], fitted.temperature, fitted.none_logit)
+    else:
+        mapped = np.interp(held_out_raw, fitted.points_x, fitted.points_y)
+        after = mapped / np.maximum(mapped.sum(axis=1, keepdims=True), 1.0)
+    before_error = cal.expected_calibration_error(held_out_raw[:, 0], right[2000:, 0])
+    after_error = cal.expected_calibration_error(after[:, 0], right[2000:, 0])
+    assert before_error > 0.1 and after_error < before_error / 3
+    # Confidences a person reads: in [0, 1], non-increasing along the ranking, at most 1 in all.
+    assert (after >= 0).all() and (np.diff(after, axis=1) <= 1e-9).all() and (after.sum(axis=1) <= 1 + 1e-9).all()
+
+
+def test_the_review_threshold_answers_as_many_texts_as_the_precision_target_allows():
+    confidence = np.array([0.9, 0.8, 0.7, 0.6, 0.5, 0.4])
+    correct = np.array([1, 1, 1, 0, 1, 0])
+    review = cal.review_threshold(confidence, correct, 0.8)  # the top 5 are right 4 times in 5
+    assert (review.threshold, review.answered, review.precision) == (0.5, 5 / 6, 0.8)
+    unreachable = cal.review_threshold(confidence, np.zeros(6), 0.5)
+    assert unreachable.answered == 0.0 and unreachable.threshold > 1.0
+    tied = cal.review_threshold(np.array([0.9, 0.9, 0.5]), np.array([1, 0, 1]), 0.6)
+    assert tied.answered == 1.0  # the two tied at 0.9 are answered together (1 of 2 right): all 3 reach 2/3

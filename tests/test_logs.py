@@ -1,0 +1,29 @@
+"""The quiet terminal: TensorFlow's C++ log lines filtered out of a command's standard error, the rest passed on."""
+
+import subprocess
+import sys
+
+from tfnlp.logs import keep
+
+NATIVE = [b"I0000 00:00:1796263943.194983    7807 port.cc:153] oneDNN custom operations are on.",
+          b"W0000 00:00:1796264960.327514   14449 loop_optimizer.cc:934] Skipping loop optimization",
+          b"E0000 00:00:1796263947.609067    7807 cuda_platform.cc:52] failed call to cuInit: INTERNAL: CUDA error",
+          b"WARNING: All log messages before absl::InitializeLog() is called are written to STDERR"]
+KEPT = [b"F0000 00:00:1796263947.609067    7807 kernel.cc:52] Check failed: a fatal error",
+        b"Traceback (most recent call last):",
+        b"UserWarning: something worth reading", b"error: data.csv: no such file"]
+
+
+def test_native_info_warnings_and_known_harmless_errors_are_dropped_the_rest_kept():
+    assert not any(keep(line) for line in NATIVE)
+    assert all(keep(line) for line in KEPT)
+
+
+def test_a_tiny_training_command_prints_no_native_log_line(tmp_path):
+    result = subprocess.run([sys.executable, "-m", "tfnlp.train", "icd10_chapter_lstm", "--tiny", "--workdir",
+                             str(tmp_path / "w"), "--export_base", str(tmp_path / "e"), "--set",
+                             "train.baselines=false"], capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-2000:]
+    lines = (result.stdout + result.stderr).splitlines()
+    assert not [line for line in lines if line[:5] in ("E0000", "W0000", "I0000") or "cuInit" in line]
+    assert "exported:" in result.stdout

@@ -1,0 +1,84 @@
+"""`tfnlp.load(path).predict(texts)` for each kind of export, and `python -m tfnlp.predict`."""
+
+import json
+
+import pytest
+
+import tfnlp
+from tests.helpers import served_in_fresh_process
+from tfnlp import predict
+from tfnlp.answers import CodeAnswer, LabelAnswer, TaggedAnswer
+from tfnlp.errors import UserError
+
+TEXTS = ["Insuffisance cardiaque", "Choléra à Vibrio cholerae", ""]
+
+
+@pytest.fixture(scope="module")
+def classifier_run(tmp_path_factory):
+    root = tmp_path_factory.mktemp("classifier")
+    return tfnlp.train("icd10_chapter_lstm", tiny=True, workdir=root / "w", export_base=root / "e",
+                       overrides=["train.baselines=false"])
+
+
+@pytest.fixture(scope="module")
+def tagger_run(tmp_path_factory):
+    root = tmp_path_factory.mktemp("tagger")
+    return tfnlp.train("ner_bilstm", tiny=True, workdir=root / "w", export_base=root / "e")
+
+
+def test_the_coder_answers_the_same_from_its_version_its_model_base_and_its_run(tiny_run):
+    served = served_in_fresh_process(tiny_run["version"], TEXTS)
+    for path in (tiny_run["version"], tiny_run["export_base"] / "icd10_seq2seq", tiny_run["workdir"]):
+        answers = tfnlp.load(path).predict(TEXTS)
+        assert all(isinstance(answer, CodeAnswer) for answer in answers)
+        assert [answer.code for answer in answers] == served["code"]
+        assert [answer.text for answer in answers] == TEXTS
+    single = tfnlp.load(tiny_run["version"]).predict("Insuffisance cardiaque")
+    assert len(single) == 1 and single[0].code == served["code"][0]
+
+
+def test_a_classifier_answers_labels_with_scores(classifier_run):
+    predictor = tfnlp.load(classifier_run.export)
+    answers = predictor.predict(TEXTS * 200, batch_size=64)  # batched internally
+    served = served_in_fresh_process(classifier_run.export, TEXTS)
+    assert all(isinstance(answer, LabelAnswer) for answer in answers) and len(answers) == 600
+    assert [answer.label for answer in answers[:3]] == served["label"]
+    assert [answer.score for answer in answers[:3]] == pytest.approx(served["score"], rel=1e-5)
+    assert predictor.experiment == "icd10_chapter_lstm"
+
+
+def test_a_tagger_answers_entities_at_their_character_offsets(tagger_run):
+    texts = ["Paris is nice today", "@user loves New York and London !"]
+    answers = tfnlp.load(tagger_run.workdir).predict(texts)
+    served = served_in_fresh_process(tagger_run.export, texts)
+    assert all(isinstance(answer, TaggedAnswer) for answer in answers)
+    for answer, starts, kinds in zip(answers, served["entity_start"], served["entity_type"], strict=True):
+        assert [entity.start for entity in answer.entities] == [start for start in starts if start >= 0]
+        assert [entity.type for entity in answer.entities] == [kind for kind in kinds if kind]
+        assert all(answer.text[entity.start:entity.end] == entity.text for entity in answer.entities)
+
+
+def test_what_cannot_be_loaded_is_a_user_error(tmp_path, tiny_run):
+    with pytest.raises(UserError, match="not an export"):
+        tfnlp.load(tmp_path)
+    (tmp_path / "config.json").write_text("{}")
+    with pytest.raises(UserError, match="did not finish"):
+        tfnlp.load(tmp_path)
+    with pytest.raises(UserError, match="expected a string"):
+        tfnlp.load(tiny_run["version"]).predict(["fine", 3])
+
+
+def test_the_command_prints_readable_answers_or_json(tiny_run, tmp_path, capsys):
+    inputs = tmp_path / "in.txt"
+    inputs.write_text("Choléra\n\nFièvre typhoïde\n", encoding="utf-8")
+    assert predict.main([str(tiny_run["version"]), "--input", str(inputs), "--output", str(tmp_path / "o.jsonl")]) == 0
+    printed = capsys.readouterr().out
+    codes = served_in_fresh_process(tiny_run["version"], ["Choléra", "Fièvre typhoïde"])["code"]
+    assert "Choléra" in printed and "rank" in printed and "->" in printed
+    rows = [json.loads(line) for line in (tmp_path / "o.jsonl").read_text(encoding="utf-8").splitlines()]
+    assert [row["code"] for row in rows] == codes and rows[0]["kind"] == "code"
+    assert predict.main([str(tiny_run["version"]), "Choléra", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["code"] == codes[0]
+    with pytest.raises(SystemExit) as exit_info:
+        predict.main([str(tmp_path / "nowhere"), "x"])
+    assert exit_info.value.code == 2 and "not an export" in capsys.readouterr().err

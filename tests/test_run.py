@@ -1,0 +1,74 @@
+"""The library's training run: `tfnlp.train(...) -> Run`, `Run.load`, and a coder run that reloads without its data."""
+
+import csv
+
+import pytest
+
+import tfnlp
+from tfnlp.errors import UserError
+from tfnlp.run import Run
+
+
+@pytest.fixture(scope="module")
+def csv_coder_run(tmp_path_factory):
+    """A tiny coder trained from a CSV of cim10 labels (the CSV deleted afterwards: the run must not need it)."""
+    from tfnlp.config import DataConfig
+    from tfnlp.data import sources
+
+    root = tmp_path_factory.mktemp("csv_coder")
+    records = sources.load("cim10", DataConfig(max_records=400)).splits
+    path = root / "labels.csv"
+    with open(path, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["RawText", "ICD10"])
+        writer.writerows((record.text, record.target) for part in (records.train, records.validation, records.test)
+                         for record in part)
+    run = tfnlp.train("icd10_seq2seq", tiny=True, data=f"csv:{path}", workdir=root / "work",
+                      export_base=root / "export", overrides=["train.baselines=false"])
+    path.unlink()
+    return run
+
+
+def test_train_returns_a_run_that_reads_back_from_its_folder(csv_coder_run):
+    run = csv_coder_run
+    assert run.export == run.workdir.parent / "export" / "icd10_seq2seq" / "1"
+    assert (run.export / "saved_model.pb").exists()
+    assert set(run.test) == {"model", "model_beam"} and 0.0 <= run.test["model"]["chapter_accuracy"] <= 1.0
+    assert run.history["val_exact_match"] and run.train_seconds > 0 and run.parameters["trainable"] > 0
+    again = Run.load(run.workdir)
+    assert (again.experiment, again.export, again.test, again.history) == (run.experiment, run.export, run.test,
+                                                                          run.history)
+    assert "| model |" in again.table()
+
+
+def test_a_coder_run_reloads_and_reranks_after_its_data_file_is_deleted(csv_coder_run, capsys):
+    from tfnlp.bench import rerank
+
+    assert not any(csv_coder_run.workdir.parent.glob("*.csv"))
+    answers = tfnlp.load(csv_coder_run.workdir).predict(["Choléra", "Fièvre typhoïde"])
+    assert [answer.code for answer in answers] == [answer.code for answer in tfnlp.load(csv_coder_run.export)
+                                                   .predict(["Choléra", "Fièvre typhoïde"])]
+    task, model = rerank.load_run(csv_coder_run.workdir)
+    assert not task.splits.train and len(task.splits.validation) == csv_coder_run.sizes["validation"]
+    assert rerank.main(["--workdir", str(csv_coder_run.workdir), "--quick"]) == 0
+    table = capsys.readouterr().out
+    # The restored task decodes the validation split as the run did: greedy exact match equals the run's best epoch.
+    greedy_row = next(line for line in table.splitlines() if line.startswith("| 1 | 0 |"))
+    best = max(csv_coder_run.history["val_exact_match"])
+    assert float(greedy_row.split("|")[5]) == pytest.approx(best, abs=1e-3)
+
+
+def test_train_refuses_bad_settings_before_it_writes_anything(tmp_path):
+    with pytest.raises(UserError, match="model.beam_size is not read by the word classifier family"):
+        tfnlp.train("icd10_chapter_lstm", tiny=True, overrides=["model.beam_size=3"], workdir=tmp_path / "w")
+    with pytest.raises(UserError, match="no such file"):
+        tfnlp.train("icd10_seq2seq", tiny=True, data=f"csv:{tmp_path / 'missing.csv'}", workdir=tmp_path / "w")
+    assert not (tmp_path / "w").exists()  # a data error leaves no run folder
+    with pytest.raises(UserError, match="not a run folder"):
+        Run.load(tmp_path)
+
+
+def test_tfnlp_train_is_callable_whether_or_not_the_command_module_was_imported():
+    import tfnlp.train as command
+
+    assert tfnlp.train is command and callable(tfnlp.train) and command.main

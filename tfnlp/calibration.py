@@ -1,0 +1,196 @@
+"""Confidences a person can trust: calibration fitted on the validation split, its error, the review threshold.
+
+- `expected_calibration_error`: ECE over equal-width bins (15 by default) of the best answer's confidence
+  against whether it was right.
+- `fit_softmax_with_none`: temperature scaling of ranked answers' scores, with one more logit for "the right
+  answer is none of these" (so confidences sum to at most 1); fitted by maximum likelihood of where the truth is.
+- `fit_isotonic`: a non-decreasing map from raw to calibrated confidence (scikit-learn's isotonic regression).
+- `review_threshold`: the lowest confidence above which the answered texts reach a target precision on
+  validation, so that as many texts as possible are answered without review.
+
+Pure NumPy / SciPy / scikit-learn on numbers: the serving graphs fold the fitted values in.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+ECE_BINS = 15
+NEG_INF = -1e9
+
+
+@dataclass(frozen=True)
+class RankCalibration:
+    """How one signature turns its hypotheses' final scores s [K] into confidences, and when it asks for review.
+
+    `temperature`: c_i = exp(s_i / T) / (exp(b) + sum_j exp(s_j / T)), T = `temperature`, b = `none_logit` (the
+    mass left for "the right code is none of these"). `isotonic`: the raw confidences (a plain softmax over the
+    beam; with one hypothesis, the decoder's probability of its code) mapped through the non-decreasing
+    piecewise-linear function (`points_x`, `points_y`); `none` is that map's identity. Either way the
+    confidences of a text are non-increasing along the ranking and sum to at most 1.
+
+    Attributes:
+        method: `temperature`, `isotonic` or `none`.
+        temperature, none_logit: the softmax's parameters.
+        points_x, points_y: the isotonic map's breakpoints (increasing x).
+        threshold: answers whose best confidence is below this need review (1.0 + tiny: every answer).
+    """
+
+    method: str = "temperature"
+    temperature: float = 1.0
+    none_logit: float = NEG_INF
+    points_x: tuple[float, ...] = (0.0, 1.0)
+    points_y: tuple[float, ...] = (0.0, 1.0)
+    threshold: float = 0.0
+
+
+def raw_confidences(scores: np.ndarray) -> np.ndarray:
+    """Uncalibrated confidences of ranked answers' scores [N, K]: a softmax over them; one answer's own probability
+    (exp of its log-score) when K is 1."""
+    scores = np.asarray(scores, float)
+    return np.exp(np.minimum(scores, 0.0)) if scores.shape[1] == 1 else softmax_with_none(scores)
+
+
+def fit_ranked(scores: np.ndarray, right: np.ndarray, method: str) -> tuple[RankCalibration, np.ndarray, np.ndarray]:
+    """Calibrate ranked answers by `method` (`temperature`, `isotonic` or `none`).
+
+    Args:
+        scores: [N, K] the answers' final scores, best first (log-space).
+        right: [N, K] whether each answer is the right one (at most one per row).
+        method: how (`RankCalibration`).
+
+    Returns:
+        The fitted calibration (its threshold still 0), the raw confidences [N, K] and the calibrated ones [N, K].
+    """
+    scores, right = np.asarray(scores, float), np.asarray(right, bool)
+    raw = raw_confidences(scores)
+    if method == "temperature":
+        truth_index = np.where(right.any(axis=1), right.argmax(axis=1), -1)
+        temperature, none_logit = fit_softmax_with_none(scores, truth_index)
+        return (RankCalibration("temperature", temperature, none_logit), raw,
+                softmax_with_none(scores, temperature, none_logit))
+    points = fit_isotonic(raw, right) if method == "isotonic" else ((0.0, 1.0), (0.0, 1.0))
+    mapped = np.interp(raw, *points)
+    return (RankCalibration(method, points_x=points[0], points_y=points[1]), raw,
+            mapped / np.maximum(mapped.sum(axis=1, keepdims=True), 1.0))
+
+
+def expected_calibration_error(confidence: np.ndarray, correct: np.ndarray, bins: int = ECE_BINS) -> float:
+    """ECE: the support-weighted mean |accuracy - mean confidence| over equal-width confidence bins.
+
+    Args:
+        confidence: [N] the best answer's confidence of each text, in [0, 1].
+        correct: [N] whether that answer was right.
+        bins: how many equal-width bins split [0, 1].
+    """
+    confidence, correct = np.asarray(confidence, float), np.asarray(correct, float)
+    if not len(confidence):
+        return 0.0
+    which = np.minimum((confidence * bins).astype(int), bins - 1)
+    total = 0.0
+    for index in range(bins):
+        members = which == index
+        if members.any():
+            total += members.sum() * abs(correct[members].mean() - confidence[members].mean())
+    return float(total / len(confidence))
+
+
+def softmax_with_none(scores: np.ndarray, temperature: float = 1.0, none_logit: float = NEG_INF) -> np.ndarray:
+    """Confidences [N, K] of ranked answers' scores [N, K]: exp(s / T) / (exp(b) + sum exp(s / T)), as the graph."""
+    logits = np.asarray(scores, float) / temperature
+    full = np.concatenate([logits, np.full((len(logits), 1), none_logit)], axis=1)
+    top = full.max(axis=1, keepdims=True)
+    normaliser = top + np.log(np.exp(full - top).sum(axis=1, keepdims=True))
+    return np.exp(logits - normaliser)
+
+
+def fit_softmax_with_none(scores: np.ndarray, truth_index: np.ndarray) -> tuple[float, float]:
+    """(temperature, none logit) maximising the likelihood of where the truth is among ranked answers.
+
+    Args:
+        scores: [N, K] the ranked answers' final scores (log-space; about NEG_INF for an empty slot).
+        truth_index: [N] the position of the right answer among the K, or -1 when none of them is right.
+    """
+    from scipy.optimize import minimize
+
+    scores, truth_index = np.asarray(scores, float), np.asarray(truth_index)
+    scores = np.maximum(scores, -1e4)  # empty slots: far below any real score, without overflowing
+    rows = np.arange(len(scores))
+    found = truth_index >= 0
+
+    def negative_log_likelihood(parameters: np.ndarray) -> float:
+        temperature, none_logit = np.exp(parameters[0]), parameters[1]
+        logits = np.concatenate([scores / temperature, np.full((len(scores), 1), none_logit)], axis=1)
+        top = logits.max(axis=1)
+        normaliser = top + np.log(np.exp(logits - top[:, None]).sum(axis=1))
+        chosen = np.where(found, logits[rows, np.maximum(truth_index, 0)], none_logit)
+        return float(np.mean(normaliser - chosen))
+
+    if not len(scores):
+        return 1.0, NEG_INF
+    best = min((minimize(negative_log_likelihood, np.array(start), method="L-BFGS-B",
+                         bounds=[(np.log(0.05), np.log(50.0)), (-50.0, 50.0)]) for start in
+                ([0.0, -5.0], [0.0, 0.0], [1.0, -2.0])), key=lambda result: result.fun)
+    return float(np.exp(best.x[0])), float(best.x[1])
+
+
+def fit_isotonic(raw: np.ndarray, correct: np.ndarray) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """The breakpoints (x, y) of a non-decreasing map from raw confidence to the observed rate of right answers."""
+    from sklearn.isotonic import IsotonicRegression
+
+    raw, correct = np.ravel(raw), np.ravel(correct).astype(float)
+    if len(np.unique(raw)) < 2:
+        return (0.0, 1.0), (0.0, 1.0)
+    fitted = IsotonicRegression(y_min=0.0, y_max=1.0, increasing=True, out_of_bounds="clip").fit(raw, correct)
+    return tuple(float(x) for x in fitted.X_thresholds_), tuple(float(y) for y in fitted.y_thresholds_)
+
+
+@dataclass(frozen=True)
+class ReviewThreshold:
+    """A review threshold and what it gave on the texts it was chosen on.
+
+    Attributes:
+        threshold: answers whose confidence is below it need review (above 1: every answer does).
+        answered: the share of texts answered without review.
+        precision: the share of those answers that were right (0 when none is answered).
+    """
+
+    threshold: float
+    answered: float
+    precision: float
+
+
+def review_threshold(confidence: np.ndarray, correct: np.ndarray, target: float) -> ReviewThreshold:
+    """The lowest confidence threshold at which the answers at or above it are right at least `target` of the time:
+    as many texts as possible answered without review at that precision.
+
+    Args:
+        confidence: [N] each text's best confidence.
+        correct: [N] whether that answer was right (as the precision target counts it).
+        target: the precision the answered texts must reach.
+    """
+    confidence, correct = np.asarray(confidence, float), np.asarray(correct, float)
+    order = np.argsort(-confidence, kind="stable")
+    precision = np.cumsum(correct[order]) / np.arange(1, len(order) + 1)
+    # Only cut between different confidences: every text at the threshold is answered alike.
+    distinct = np.append(np.diff(confidence[order]) != 0, True)
+    reaching = np.nonzero((precision >= target) & distinct)[0]
+    if not len(reaching):
+        return ReviewThreshold(1.0 + 1e-6, 0.0, 0.0)
+    last = int(reaching[-1])
+    return ReviewThreshold(float(confidence[order][last]), (last + 1) / len(order), float(precision[last]))
+
+
+def summary(raw: np.ndarray, calibrated: np.ndarray, right: np.ndarray, fitted: RankCalibration,
+            review: ReviewThreshold, precision_of: str) -> dict:
+    """What a calibration gave on the texts it was fitted on: the best answer's ECE before and after, its parameters,
+    the review threshold and the share of texts answered without review with their precision (of `precision_of`:
+    `category`, `label`, ...)."""
+    right = np.asarray(right, float)
+    return {"method": fitted.method, "texts": len(right),
+            "ece_before": expected_calibration_error(raw[:, 0], right[:, 0]),
+            "ece_after": expected_calibration_error(calibrated[:, 0], right[:, 0]),
+            "temperature": fitted.temperature, "none_logit": fitted.none_logit, "review_threshold": review.threshold,
+            "answered": review.answered, "precision_answered": review.precision, "precision_of": precision_of}

@@ -1,0 +1,65 @@
+"""Ranked answers in the serving graph: calibrated confidences of ranked hypotheses or classes, and review flags.
+
+One piece of graph code for every export that ranks answers (the coder's beam, a classifier's labels):
+a signature's fitted `tfnlp.calibration.RankCalibration` lives in variables (`calibration_variables`,
+set by `assign` after training), and `confidences` turns final scores [B, K], best first, into
+confidences that are non-increasing along K and sum to at most 1.
+"""
+
+from __future__ import annotations
+
+import tensorflow as tf
+
+from tfnlp.calibration import NEG_INF, RankCalibration
+
+UNCALIBRATED = RankCalibration("none")  # the raw confidences, until a calibration is fitted
+
+
+def calibration_variables(name: str, calibration: RankCalibration = UNCALIBRATED) -> dict[str, tf.Variable]:
+    """A signature's calibration as variables (`assign` sets them to a fitted one before export)."""
+    def variable(value, dtype, suffix, shape=None):
+        return tf.Variable(value, trainable=False, dtype=dtype, shape=shape, name=f"{name}_{suffix}")
+
+    return {"temperature": variable(calibration.temperature, tf.float32, "temperature"),
+            "none_logit": variable(calibration.none_logit, tf.float32, "none_logit"),
+            "isotonic": variable(calibration.method != "temperature", tf.bool, "isotonic"),
+            "points_x": variable(calibration.points_x, tf.float32, "points_x", tf.TensorShape([None])),
+            "points_y": variable(calibration.points_y, tf.float32, "points_y", tf.TensorShape([None])),
+            "threshold": variable(calibration.threshold, tf.float32, "threshold")}
+
+
+def confidences(scores: tf.Tensor, calibration: dict[str, tf.Variable]) -> tf.Tensor:
+    """Calibrated confidences [B, K] of hypotheses' final scores [B, K] sorted best first (`RankCalibration`)."""
+    def softmax_with_none(temperature, none_logit):
+        logits = scores / temperature
+        none = tf.fill([tf.shape(scores)[0], 1], none_logit)
+        return tf.exp(logits - tf.reduce_logsumexp(tf.concat([logits, none], axis=1), axis=1, keepdims=True))
+
+    def isotonic():
+        # One hypothesis (greedy): its own probability; several: a softmax over them.
+        raw = tf.exp(scores) if scores.shape[1] == 1 else softmax_with_none(1.0, NEG_INF)
+        mapped = interpolate(raw, calibration["points_x"], calibration["points_y"])
+        return mapped / tf.maximum(tf.reduce_sum(mapped, axis=1, keepdims=True), 1.0)  # at most 1 in all
+
+    return tf.cond(calibration["isotonic"], isotonic,
+                   lambda: softmax_with_none(calibration["temperature"], calibration["none_logit"]))
+
+
+def interpolate(values: tf.Tensor, points_x: tf.Tensor, points_y: tf.Tensor) -> tf.Tensor:
+    """The piecewise-linear function through (points_x, points_y) (increasing x; flat beyond its ends) at `values`."""
+    flat = tf.reshape(values, [-1])
+    right = tf.clip_by_value(tf.searchsorted(points_x, flat, side="right"), 1, tf.shape(points_x)[0] - 1)
+    x0, x1 = tf.gather(points_x, right - 1), tf.gather(points_x, right)
+    y0, y1 = tf.gather(points_y, right - 1), tf.gather(points_y, right)
+    share = tf.clip_by_value((flat - x0) / tf.maximum(x1 - x0, 1e-12), 0.0, 1.0)
+    return tf.reshape(y0 + share * (y1 - y0), tf.shape(values))
+
+
+def assign(variables: dict[str, tf.Variable], calibration: RankCalibration) -> None:
+    """Set a signature's calibration variables to a fitted calibration."""
+    variables["temperature"].assign(calibration.temperature)
+    variables["none_logit"].assign(calibration.none_logit)
+    variables["isotonic"].assign(calibration.method != "temperature")
+    variables["points_x"].assign(calibration.points_x)
+    variables["points_y"].assign(calibration.points_y)
+    variables["threshold"].assign(calibration.threshold)
