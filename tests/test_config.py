@@ -94,7 +94,6 @@ def test_bad_config_files_are_user_errors_naming_the_file(tmp_path, text, messag
 
 def test_each_experiment_prints_and_reads_back_only_the_settings_its_family_reads():
     import dataclasses
-
     import tomllib
 
     from tfnlp import experiments

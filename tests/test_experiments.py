@@ -44,7 +44,8 @@ def test_tiny_variant_trains_exports_lean_and_answers_raw_text(name, tmp_path, r
     assert OUTPUTS[experiment.task] <= set(out) and all(len(out[output]) == len(texts)
                                                         for output in OUTPUTS[experiment.task])
     # The export answers what the task itself predicted for the same test texts during the run.
-    served = served_examples(experiment.task, texts[:len(examples)], out)
+    shown = {name: values[:len(examples)] for name, values in out.items() if not name.startswith("__")}
+    served = served_examples(experiment.task, texts[:len(examples)], shown)
     compared = [(example["predicted"], answer) for example, answer in zip(examples, served, strict=True)
                 if answer is not None]
     assert compared and all(predicted == answer for predicted, answer in compared)

@@ -27,3 +27,23 @@ def test_a_tiny_training_command_prints_no_native_log_line(tmp_path):
     lines = (result.stdout + result.stderr).splitlines()
     assert not [line for line in lines if line[:5] in ("E0000", "W0000", "I0000") or "cuInit" in line]
     assert "exported:" in result.stdout
+
+
+HELP_WITHOUT_TENSORFLOW = """
+import runpy, sys
+sys.argv = ["tfnlp", "--help"]
+try:
+    runpy.run_module(sys.argv_module, run_name="__main__")
+except SystemExit:
+    pass
+print("TENSORFLOW_IMPORTED" if "tensorflow" in sys.modules else "NO_TENSORFLOW")
+"""
+
+
+def test_help_of_every_command_answers_without_importing_tensorflow():
+    for module in ("tfnlp.deid", "tfnlp.explore", "tfnlp.assets", "tfnlp.train", "tfnlp.predict", "tfnlp.pipeline",
+                   "tfnlp.search"):
+        code = HELP_WITHOUT_TENSORFLOW.replace("sys.argv_module", repr(module))
+        result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+        assert result.stdout.strip().splitlines()[-1] == "NO_TENSORFLOW", (module, result.stderr[-500:])
+        assert "usage:" in result.stdout, module

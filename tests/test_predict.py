@@ -82,3 +82,20 @@ def test_the_command_prints_readable_answers_or_json(tiny_run, tmp_path, capsys)
     with pytest.raises(SystemExit) as exit_info:
         predict.main([str(tmp_path / "nowhere"), "x"])
     assert exit_info.value.code == 2 and "not an export" in capsys.readouterr().err
+
+
+def test_evaluate_scores_each_kind_of_export_with_its_tasks_own_scorer(tiny_run, classifier_run, tagger_run):
+    card = json.loads((tiny_run["version"] / "assets.extra" / "model_card.json").read_text(encoding="utf-8"))
+    coder = tfnlp.evaluate(tiny_run["version"])
+    # The export read back scores what the run measured through its serving graph, on the same test split.
+    assert coder["overall"] == card["metrics"]["served"]["overall"] and coder["slice_by"] == "chapter"
+    assert sum(row["support"] for row in coder["slices"].values()) == coder["records"] == 60
+    classifier = tfnlp.evaluate(classifier_run.workdir)
+    assert classifier["slice_by"] == "label" and set(classifier["overall"]) >= {"accuracy", "macro_f1"}
+    assert classifier["overall"]["accuracy"] == classifier_run.test["model"]["accuracy"]
+    tagger = tfnlp.evaluate(tagger_run.export)
+    assert tagger["slice_by"] == "entity_type" and set(tagger["overall"]) == {"span_precision", "span_recall",
+                                                                              "span_f1", "support"}
+    assert tagger["baseline"]["span_f1"] == 0.0  # the trivial tagger finds nothing
+    with pytest.raises(UserError, match="unknown data source"):
+        tfnlp.evaluate(tiny_run["version"], data="parquet:x")

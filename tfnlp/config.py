@@ -12,16 +12,12 @@ import dataclasses
 import difflib
 import json
 import math
+import tomllib
 import typing
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-
-try:
-    import tomllib
-except ModuleNotFoundError:  # pragma: no cover - Python 3.10, which tfnlp does not support (keras-hub needs 3.11)
-    import tomli as tomllib
 
 from tfnlp import model_settings
 from tfnlp.errors import UserError

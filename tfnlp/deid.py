@@ -61,9 +61,9 @@ class Audit:
 
 
 def _progress(total: int):
-    import keras
+    from tfnlp.progress import Counter
 
-    return keras.utils.Progbar(total, unit_name="record") if total >= PROGRESS_FROM else None
+    return Counter("records", total) if total >= PROGRESS_FROM else None
 
 
 def _chunks(items: Sequence, size: int = CHUNK) -> Iterator[Sequence]:
@@ -93,7 +93,7 @@ def deidentify_table(path: Path, kind: str, scrubber: Scrubber, columns: Sequenc
                 if isinstance(row.get(column), str):
                     row[column] = replace_spans(text, spans)
         if progress:
-            progress.add(len(batch))
+            progress.update(len(batch))
     if kind == "jsonl":
         return "".join(json.dumps(row, ensure_ascii=False) + "\n" for _, row in rows)
     out = io.StringIO()
@@ -144,7 +144,7 @@ def deidentify_conll(path: Path, scrubber: Scrubber, audit: Audit, encoding: str
                     if start < span.end and end > span.start:
                         lines[index] = span.placeholder + lines[index][len(token):]
         if progress:
-            progress.add(len(batch))
+            progress.update(len(batch))
     return "\n".join(lines)
 
 
@@ -180,7 +180,7 @@ def deidentify_pubtator(path: Path, scrubber: Scrubber, audit: Audit) -> str:
                 lines.append("\t".join(fields if mention.concept else fields[:-1]))
             blocks.append("\n".join(lines) + "\n")
         if progress:
-            progress.add(len(batch))
+            progress.update(len(batch))
     return "\n".join(blocks)
 
 

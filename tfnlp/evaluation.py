@@ -32,8 +32,8 @@ def evaluate(path: str | Path, data: str | None = None, overrides: tuple[str, ..
         overrides: `data.key=value` settings for reading it (`data.text_column=...`, `data.max_records=...`).
 
     Returns:
-        {"overall": metrics, "slices": {slice: metrics with support}, "baseline": metrics, "slice_by": name,
-         "records": test texts scored}.
+        `overall` (the metrics), `slices` (each slice's metrics with its support), `baseline` (the trivial
+        baseline's metrics), `slice_by` (what the slices are) and `records` (the test texts scored).
 
     Raises:
         UserError: not an export, an export without its experiment in its card, or data it cannot read.

@@ -11,7 +11,7 @@ Python, gRPC and REST under this model's name. `python -m tfnlp.train` writes on
 from __future__ import annotations
 
 import subprocess
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from tfnlp import config as config_lib
@@ -85,7 +85,7 @@ def build(experiment: config_lib.Experiment, run, served: dict | None, limitatio
         "training": {"train_seconds": run.train_seconds, "parameters": run.parameters, "workdir": str(run.workdir)},
         "metrics": {"test": run.test, "served": served, "calibration": run.reports.get("calibration")},
         "limitations": limitations,
-        "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "versions": {"tfnlp": tfnlp.__version__, "tensorflow": tf.__version__, "keras": keras.__version__},
         "git_commit": git_commit(),
     }

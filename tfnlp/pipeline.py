@@ -37,7 +37,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Sequence
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from tfnlp import config as config_lib
@@ -253,7 +253,7 @@ def run(pipeline: Pipeline, args: argparse.Namespace) -> int:
     card["pipeline"] = {"file": str(pipeline.path), "decision": decision, "candidate_evaluation": candidate,
                         "replaced_version": int(in_service.name) if in_service else None,
                         "replaced_evaluation": pushed,
-                        "pushed_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+                        "pushed_at": datetime.now(UTC).isoformat(timespec="seconds")}
     version = export.publish_version(candidate_version, push_to, experiment.name, {
         model_card.CARD_JSON: json.dumps(card, indent=2, ensure_ascii=False, default=str) + "\n",
         model_card.CARD_MARKDOWN: model_card.markdown(card, str(push_to / experiment.name))})

@@ -28,6 +28,7 @@ from datetime import datetime
 from pathlib import Path
 
 from tfnlp import config as config_lib
+from tfnlp import progress
 from tfnlp.errors import UserError
 from tfnlp.paths import writable_folder
 from tfnlp.tables import format_table
@@ -379,8 +380,11 @@ def run_experiment(experiment: config_lib.Experiment, workdir: Path, export_base
     backup = workdir / BACKUP_FOLDER / f"worker-{worker}" if multiworker else workdir / BACKUP_FOLDER
     scratch = None if chief else Path(tempfile.mkdtemp(prefix=f"tfnlp-worker{worker}-"))
     run_folder = workdir if chief else scratch
-    loaded = loaded or sources.load(experiment.data.source, experiment.data)
-    task = task_class(experiment.task).from_data(experiment, loaded)
+    if loaded is None:
+        with progress.step(f"reading {experiment.data.source}"):
+            loaded = sources.load(experiment.data.source, experiment.data)
+    with progress.step("fitting the task's vocabularies and tables on the training split"):
+        task = task_class(experiment.task).from_data(experiment, loaded)
     # The data read and the task fitted: only now does the run folder appear (a data error leaves none).
     run_folder.mkdir(parents=True, exist_ok=True)
     (run_folder / CONFIG_FILE).write_text(json.dumps(config_lib.to_dict(experiment), indent=2))
@@ -388,10 +392,11 @@ def run_experiment(experiment: config_lib.Experiment, workdir: Path, export_base
     print(f"workdir: {run_folder}\nwatch it: tensorboard --logdir {run_folder / 'tensorboard'}")
     print(f"data: {experiment.data.source} {task.splits.sizes()}")
 
-    train_data, validation_data = (sharded(data, multiworker) for data in task.datasets())
-    steps = int(train_data.cardinality())
-    with strategy.scope(), precision_policy(experiment.train.precision):
-        model = task.build_model(steps_per_epoch=steps)
+    with progress.step("building the datasets and the model"):
+        train_data, validation_data = (sharded(data, multiworker) for data in task.datasets())
+        steps = int(train_data.cardinality())
+        with strategy.scope(), precision_policy(experiment.train.precision):
+            model = task.build_model(steps_per_epoch=steps)
     fit_steps = {}
     if multiworker:
         # Several workers must take the same number of steps: the data repeats and each epoch is counted in steps.
@@ -423,9 +428,12 @@ def run_experiment(experiment: config_lib.Experiment, workdir: Path, export_base
     with precision_policy(experiment.train.precision):
         inference = task.inference_model(model)  # what is exported carries no optimizer state
     serving = task.serving(inference)
-    calibration = task.calibrate(serving)
-
-    results, examples, predicted = task.evaluate(serving, task.splits.test, with_baselines=experiment.train.baselines)
+    with progress.step(f"calibrating confidences on the validation split ({len(task.splits.validation)} records)"):
+        calibration = task.calibrate(serving)
+    with progress.step(f"evaluating on the test split ({len(task.splits.test)} records)"
+                       + (" beside the baselines" if experiment.train.baselines else "")):
+        results, examples, predicted = task.evaluate(serving, task.splits.test,
+                                                     with_baselines=experiment.train.baselines)
     parameters = parameter_counts(model, inference)
     print(f"\ntest split ({len(task.splits.test)} texts), trained {train_seconds:.0f} s, "
           f"{parameters['trainable']:,} of {parameters['total']:,} parameters trained:\n{format_table(results)}")
@@ -439,13 +447,15 @@ def run_experiment(experiment: config_lib.Experiment, workdir: Path, export_base
         print(calibration_summary(calibration))
     run = Run(experiment, workdir, None, results, history, round(train_seconds, 1), parameters,
               task.splits.sizes(), examples, reports)
-    card = model_card.build(experiment, run, served_evaluation(serving, experiment, task),
-                            task.limitations(experiment, results))
-    version = export.export_savedmodel(
-        serving, export_base, experiment.name, serving.signatures(scrub_patterns=experiment.data.deidentify),
-        {model_card.CARD_JSON: json.dumps(card, indent=2, ensure_ascii=False, default=str) + "\n",
-         model_card.CARD_MARKDOWN: model_card.markdown(card, str(export_base / experiment.name))},
-        warmup_texts=[record.text for record in task.splits.validation[:WARMUP_REQUESTS]])
+    with progress.step("scoring the serving graph on raw test texts, for the model card"):
+        served = served_evaluation(serving, experiment, task)
+    card = model_card.build(experiment, run, served, task.limitations(experiment, results))
+    with progress.step(f"exporting to {export_base / experiment.name}"):
+        version = export.export_savedmodel(
+            serving, export_base, experiment.name, serving.signatures(scrub_patterns=experiment.data.deidentify),
+            {model_card.CARD_JSON: json.dumps(card, indent=2, ensure_ascii=False, default=str) + "\n",
+             model_card.CARD_MARKDOWN: model_card.markdown(card, str(export_base / experiment.name))},
+            warmup_texts=[record.text for record in task.splits.validation[:WARMUP_REQUESTS]])
     run.export = version
     (workdir / METRICS_FILE).write_text(json.dumps({
         "test": results, "examples": examples, "sizes": run.sizes, "train_seconds": run.train_seconds,

@@ -125,13 +125,30 @@ def test_weighted_loss_gives_rare_classes_larger_sample_weights():
     np.testing.assert_allclose([by_label[1], by_label[2]], [10 / (2 * 9), 10 / (2 * 1)], rtol=1e-6)
 
 
-def test_movie_reviews_reader_and_source_errors(tmp_path):
+@pytest.mark.parametrize("spec, message", [
+    ("movie-reviews:form=books", "form='books'"),
+    ("movie-reviews:lang=fr", "unknown option 'lang=fr'; options: form"),
+    ("tweets:min_confidence=high", "min_confidence='high' is not a number"),
+    ("aclimdb", "aclimdb needs the folder"),
+    ("csv:", "a tabular source needs a path"),
+    ("parquet:x.parquet", "unknown data source 'parquet'"),
+])
+def test_sentiment_and_tabular_sources_refuse_what_they_cannot_read(spec, message):
+    from tfnlp.data import sources
     from tfnlp.errors import UserError
 
-    with pytest.raises(UserError, match="form='books'"):
-        from tfnlp.data import sources
+    with pytest.raises(UserError, match=message):
+        sources.load(spec, DataConfig())
 
-        sources.load("movie-reviews:form=books", DataConfig())
+
+def test_an_aclimdb_folder_without_its_parts_is_a_user_error(tmp_path):
+    from tfnlp.data import sources
+    from tfnlp.errors import UserError
+
+    (tmp_path / "train" / "pos").mkdir(parents=True)
+    with pytest.raises(UserError) as error:
+        sources.load(f"aclimdb:{tmp_path}", DataConfig())
+    assert str(tmp_path) in str(error.value)
 
 
 def test_lemma_preprocessing_is_the_same_in_training_and_in_the_served_model(tmp_path):

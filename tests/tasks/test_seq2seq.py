@@ -4,7 +4,6 @@ import tensorflow as tf
 
 from tfnlp.data.records import Record
 from tfnlp.data.vocabulary import Vocabulary
-from tfnlp.metrics import code_accuracies
 from tfnlp.model_settings import Seq2SeqCoderSettings
 from tfnlp.models.decoding import CodeTrie, PrefixPrior, beam_search, select
 from tfnlp.models.seq2seq import END, START, char_seq2seq
@@ -155,11 +154,6 @@ def test_beam_search_scores_at_least_as_high_as_greedy():
     np.testing.assert_allclose(teacher_forced_log_prob(model, pre, texts, greedy["tokens"].numpy()),
                                greedy["log_prob"].numpy(), atol=1e-4)
     assert all(len(code) <= pre.max_output_length for code in greedy_codes)
-
-
-def test_code_accuracies():
-    scores = code_accuracies(["A000", "J45", "E119"], ["A001", "J45", "I10"])
-    assert scores == {"chapter_accuracy": 2 / 3, "category_accuracy": 2 / 3, "exact_match": 1 / 3}
 
 
 def test_the_coders_export_ranks_labelled_codes_with_calibrated_confidences(tiny_run):

@@ -11,7 +11,6 @@ from tfnlp.config import apply_overrides
 from tfnlp.data.conll import joined_sentence
 from tfnlp.data.records import Splits
 from tfnlp.experiments import get
-from tfnlp.metrics import entity_scores, per_type_rows
 from tfnlp.tasks.tagging import TaggingTask, tag_vocabulary
 
 
@@ -41,15 +40,6 @@ def test_bilstm_tagger_learns_and_its_export_returns_entity_offsets(tmp_path):
     for starts, confidences in zip(out["entity_start"], out["entity_confidence"], strict=True):
         assert all((0.0 < c <= 1.0) if start >= 0 else c == 0.0 for start, c in zip(starts, confidences, strict=True))
     assert len(out["needs_review"]) == 3 and not out["needs_review"][1]  # an empty text has nothing to doubt
-
-
-def test_entity_scores_are_strict_bio2():
-    truth = [["B-D", "I-D", "O"], ["B-D", "O", "B-C"]]
-    predicted = [["B-D", "I-D", "O"], ["I-D", "O", "B-C"]]  # an I- start is no entity in strict mode
-    scores = entity_scores(truth, predicted)
-    assert (scores["entity_precision"], scores["entity_recall"]) == (1.0, 2 / 3)
-    assert scores["token_accuracy"] == 5 / 6
-    assert [row["type"] for row in per_type_rows(truth, predicted)] == ["C", "D"]
 
 
 def test_weighted_loss_gives_per_token_weights_and_padding_weighs_nothing():

@@ -92,6 +92,14 @@ def measure(experiment: str, quick: bool, epochs: int, overrides: Sequence[str],
     return batch / seconds_per_step(train_processes(argv, workers)[0])
 
 
+def table(rows: Sequence[tuple[str, int, float]]) -> str:
+    """Markdown: each configuration's processes and samples/s, and its speed against the first row's."""
+    baseline = rows[0][2]
+    lines = ["| configuration | processes | samples/s (training) | vs default |", "|---|---|---|---|"]
+    return "\n".join(lines + [f"| {name} | {workers} | {rate:.0f} | {rate / baseline:.2f}x |"
+                              for name, workers, rate in rows])
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """`python -m tfnlp.bench scale`."""
     parser = argparse.ArgumentParser(prog="python -m tfnlp.bench scale", description=__doc__.splitlines()[0])
@@ -107,11 +115,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             rate = measure(args.experiment, args.quick, args.epochs, overrides, workers, Path(scratch) / str(index))
             rows.append((name, workers, rate))
             print(f"{name}: {rate:.0f} samples/s", flush=True)
-    baseline = rows[0][2]
     print(f"\n{args.experiment}{' (tiny)' if args.quick else ''}, {os.cpu_count()} CPU cores, no GPU:\n")
-    print("| configuration | processes | samples/s (training) | vs default |\n|---|---|---|---|")
-    for name, workers, rate in rows:
-        print(f"| {name} | {workers} | {rate:.0f} | {rate / baseline:.2f}x |")
+    print(table(rows))
+    baseline = rows[0][2]
     print("not measurable here: several GPUs (mirrored), TPU, mixed precision on hardware with float16 / bfloat16 "
           "units")
     best = max(rows, key=lambda row: row[2])
