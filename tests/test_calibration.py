@@ -5,6 +5,8 @@ import pytest
 
 from tfnlp import calibration as cal
 
+pytestmark = pytest.mark.smoke
+
 
 def test_expected_calibration_error_on_hand_counted_bins():
     # Two bins used: 0.95 (two answers, one right) and 0.25 (two answers, both wrong).

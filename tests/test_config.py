@@ -3,6 +3,8 @@ import pytest
 from tfnlp.config import Experiment, apply_overrides, validate
 from tfnlp.errors import UserError
 
+pytestmark = pytest.mark.smoke
+
 
 def base() -> Experiment:
     return Experiment("x", "seq2seq", "test")

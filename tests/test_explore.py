@@ -83,7 +83,11 @@ def test_report_numbers_equal_independent_counts_and_the_html_holds_pictures(tmp
     assert report["length_words"]["train"]["max"] == max(len(record.text.split()) for record in splits.train)
     page = (tmp_path / "out" / "report.html").read_text()
     images = re.findall(r"data:image/png;base64,([A-Za-z0-9+/=]+)", page)
-    assert len(images) == 4  # top labels, rank / frequency, lengths, chapters
+    assert len(images) == 4  # the length histogram, labels per category, per chapter, rank / frequency
+    lengths = Counter(len(record.text.split()) for record in splits.validation)
+    assert report["length_words_histogram"]["validation"] == {str(n): c for n, c in sorted(lengths.items())}
+    # Numbers as tables: the quantiles one row per split, no long list spelt out, every number in a folded block.
+    assert "<th>median</th>" in page and page.count("<tr>") < 200 and "<details>" in page
     for index, image in enumerate(images):
         png = tmp_path / f"figure-{index}.png"
         png.write_bytes(base64.b64decode(image))

@@ -57,3 +57,16 @@ def test_stale_staging_folders_go_and_versions_are_readable_by_others(tmp_path):
     assert sorted(path.name for path in model_dir.iterdir()) == [".tmp-running", "1"]  # a recent one may be live
     assert version.stat().st_mode & 0o777 == export.VERSION_MODE
     assert (version / "saved_model.pb").stat().st_mode & 0o004  # files readable by others
+
+
+def test_only_ascii_number_folders_are_versions(tmp_path):
+    from tfnlp import pipeline
+    from tfnlp.predict import resolve_version
+
+    model = tmp_path / "echo"
+    for name in ("1", "²", "٧", "12", ".tmp-x", "v3"):
+        (model / name).mkdir(parents=True)
+    (model / "12" / "saved_model.pb").write_bytes(b"")
+    assert export.existing_versions(model) == [1, 12]  # "٧" is not version 7, "²" not 2; nothing raises
+    assert export.latest_version(model) == model / "12" and resolve_version(model) == model / "12"
+    assert [line.split(":")[0] for line in pipeline.status(tmp_path)] == ["echo 12", "echo 1"]

@@ -3,7 +3,11 @@
 import subprocess
 import sys
 
+import pytest
+
 from tfnlp.logs import keep
+
+pytestmark = pytest.mark.smoke
 
 NATIVE = [b"I0000 00:00:1796263943.194983    7807 port.cc:153] oneDNN custom operations are on.",
           b"W0000 00:00:1796264960.327514   14449 loop_optimizer.cc:934] Skipping loop optimization",

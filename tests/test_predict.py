@@ -13,31 +13,22 @@ from tfnlp.errors import UserError
 TEXTS = ["Insuffisance cardiaque", "Choléra à Vibrio cholerae", ""]
 
 
-@pytest.fixture(scope="module")
-def classifier_run(tmp_path_factory):
-    root = tmp_path_factory.mktemp("classifier")
-    return tfnlp.train("icd10_chapter_lstm", tiny=True, workdir=root / "w", export_base=root / "e",
-                       overrides=["train.baselines=false"])
-
-
-@pytest.fixture(scope="module")
-def tagger_run(tmp_path_factory):
-    root = tmp_path_factory.mktemp("tagger")
-    return tfnlp.train("ner_bilstm", tiny=True, workdir=root / "w", export_base=root / "e")
-
-
+@pytest.mark.smoke
 def test_the_coder_answers_the_same_from_its_version_its_model_base_and_its_run(tiny_run):
     served = served_in_fresh_process(tiny_run["version"], TEXTS)
-    for path in (tiny_run["version"], tiny_run["export_base"] / "icd10_seq2seq", tiny_run["workdir"]):
-        answers = tfnlp.load(path).predict(TEXTS)
-        assert all(isinstance(answer, CodeAnswer) for answer in answers)
-        assert [answer.code for answer in answers] == served["code"]
-        assert [answer.text for answer in answers] == TEXTS
+    for path in (tiny_run["export_base"] / "icd10_seq2seq", tiny_run["workdir"]):
+        assert predict.resolve_version(path) == tiny_run["version"]
+    answers = tfnlp.load(tiny_run["workdir"]).predict(TEXTS)
+    assert all(isinstance(answer, CodeAnswer) for answer in answers)
+    assert [answer.code for answer in answers] == served["code"]
+    assert [answer.text for answer in answers] == TEXTS
+    assert [answer.ranked[0].code for answer in answers] == served["code"] and answers[0].label
     single = tfnlp.load(tiny_run["version"]).predict("Insuffisance cardiaque")
     assert len(single) == 1 and single[0].code == served["code"][0]
 
 
-def test_a_classifier_answers_labels_with_scores(classifier_run):
+def test_a_classifier_answers_labels_with_scores(tiny_classifier_run):
+    classifier_run = tiny_classifier_run
     predictor = tfnlp.load(classifier_run.export)
     answers = predictor.predict(TEXTS * 200, batch_size=64)  # batched internally
     served = served_in_fresh_process(classifier_run.export, TEXTS)
@@ -47,8 +38,9 @@ def test_a_classifier_answers_labels_with_scores(classifier_run):
     assert predictor.experiment == "icd10_chapter_lstm"
 
 
-def test_a_tagger_answers_entities_at_their_character_offsets(tagger_run):
-    texts = ["Paris is nice today", "@user loves New York and London !"]
+def test_a_tagger_answers_entities_at_their_character_offsets(conll_tagger_run):
+    tagger_run = conll_tagger_run
+    texts = ["The patient has severe Crohn disease today.", "Asthma and leukemia were treated."]
     answers = tfnlp.load(tagger_run.workdir).predict(texts)
     served = served_in_fresh_process(tagger_run.export, texts)
     assert all(isinstance(answer, TaggedAnswer) for answer in answers)
@@ -56,6 +48,8 @@ def test_a_tagger_answers_entities_at_their_character_offsets(tagger_run):
         assert [entity.start for entity in answer.entities] == [start for start in starts if start >= 0]
         assert [entity.type for entity in answer.entities] == [kind for kind in kinds if kind]
         assert all(answer.text[entity.start:entity.end] == entity.text for entity in answer.entities)
+        assert all(0.0 < entity.confidence <= 1.0 for entity in answer.entities)
+    assert [entity.text for entity in answers[0].entities] == ["Crohn disease"]
 
 
 def test_what_cannot_be_loaded_is_a_user_error(tmp_path, tiny_run):
@@ -84,7 +78,9 @@ def test_the_command_prints_readable_answers_or_json(tiny_run, tmp_path, capsys)
     assert exit_info.value.code == 2 and "not an export" in capsys.readouterr().err
 
 
-def test_evaluate_scores_each_kind_of_export_with_its_tasks_own_scorer(tiny_run, classifier_run, tagger_run):
+def test_evaluate_scores_each_kind_of_export_with_its_tasks_own_scorer(tiny_run, tiny_classifier_run,
+                                                                       conll_tagger_run):
+    classifier_run, tagger_run = tiny_classifier_run, conll_tagger_run
     card = json.loads((tiny_run["version"] / "assets.extra" / "model_card.json").read_text(encoding="utf-8"))
     coder = tfnlp.evaluate(tiny_run["version"])
     # The export read back scores what the run measured through its serving graph, on the same test split.

@@ -17,8 +17,10 @@ from __future__ import annotations
 
 import argparse
 import csv
+import errno
 import io
 import json
+import os
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -184,12 +186,48 @@ def deidentify_pubtator(path: Path, scrubber: Scrubber, audit: Audit) -> str:
     return "\n".join(blocks)
 
 
-def _write_whole(path: Path, content: str) -> None:
-    """Write `content` to a temporary file beside `path`, then move it in place: no half-written output."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    staging = path.with_name(path.name + ".partial")
-    staging.write_text(content, encoding="utf-8")
-    staging.replace(path)
+def publish(files: dict[Path, str]) -> None:
+    """Write every file whole, then move them all in place together: a failure (a full disk) before the moves leaves
+    the previous files and no `.partial` one, and the moves follow each other at once, so an output never stands
+    beside the audit of another run.
+
+    Raises:
+        UserError: a file cannot be written (no space left, a folder in the way), naming it.
+    """
+    staged: list[tuple[Path, Path]] = []
+    try:
+        for path, content in files.items():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            staging = path.with_name(f".{path.name}.partial")
+            staged.append((staging, path))
+            staging.write_text(content, encoding="utf-8")
+    except OSError as error:
+        for staging, _ in staged:
+            staging.unlink(missing_ok=True)
+        reason = error.strerror or str(error)
+        raise UserError(f"{staged[-1][1]}: cannot be written ({reason}); nothing was written"
+                        + ("; free some space and run again" if error.errno == errno.ENOSPC else "")) from None
+    for staging, path in staged:
+        os.replace(staging, path)
+
+
+def check_paths(source: Path, out: Path, audit: Path) -> None:
+    """Refuse, before anything is read, an input that is missing, an output or audit that is a folder, and any two of
+    input, output and audit that are the same file (through a link too): the input is never modified."""
+    if not source.is_file():
+        raise UserError(f"{source}: no such file")
+    named = {"--out": out, "--audit": audit}
+    for flag, path in named.items():
+        if path.is_dir():
+            raise UserError(f"{flag} {path}: is a folder; give a file path")
+    paths = {"the input": source, **named}
+    names = list(paths)
+    for first in range(len(names)):
+        for second in range(first + 1, len(names)):
+            a, b = paths[names[first]], paths[names[second]]
+            if a.resolve() == b.resolve() or (a.exists() and b.exists() and os.path.samefile(a, b)):
+                raise UserError(f"{names[first]} and {names[second]} are the same file ({b}): the input is never "
+                                "modified and the output and its audit are two files; write elsewhere")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -212,10 +250,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     kind, path = source_format(args.source)
     out = Path(args.out)
-    if not path.is_file():
-        raise UserError(f"{path}: no such file")
-    if out.resolve() == path.resolve():
-        raise UserError(f"--out {out}: is the input file; the input is never modified, write elsewhere")
+    audit_path = Path(args.audit) if args.audit else out.with_name(out.name + ".audit.jsonl")
+    check_paths(path, out, audit_path)
     scrubber = Scrubber(args.lang, names=args.names, dates=args.dates)
     audit = Audit(args.keep_values)
     if kind == "conll":
@@ -225,9 +261,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     else:
         columns = [column for column in args.columns.split(",") if column]
         content = deidentify_table(path, kind, scrubber, columns, audit, args.encoding)
-    audit_path = Path(args.audit) if args.audit else out.with_name(out.name + ".audit.jsonl")
-    _write_whole(out, content)
-    _write_whole(audit_path, "".join(line + "\n" for line in audit.lines))
+    publish({out: content, audit_path: "".join(line + "\n" for line in audit.lines)})
     counts = ", ".join(f"{kind} {audit.counts[kind]}" for kind in sorted(audit.counts)) or "nothing found"
     print(f"{out}: replaced {sum(audit.counts.values())} ({counts}); audit: {audit_path}")
     return 0

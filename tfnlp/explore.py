@@ -31,7 +31,12 @@ from tfnlp.errors import UserError, cli_main
 
 PARTS = ("train", "validation", "test")
 EXAMPLES = 5
-DEFAULT_MAX_WORDS = 48  # the word models' model.max_input_tokens default
+DEFAULT_MAX_WORDS = 48
+# Report entries (at any depth) drawn as figures only, long lists: the HTML's tables leave them out, report.json
+# keeps them.
+FIGURE_ONLY = ("length_words_histogram", "top_all", "training_labels_per_category_all")
+LIST_ROWS = 10
+MATRIX_COLUMNS = 30  # the word models' model.max_input_tokens default
 TOP_LABELS = 30
 # Mis-decoded text: the replacement character, or UTF-8 read as Latin-1 ("Ã©" for "é", "â€™" for "’").
 ENCODING_TROUBLE = re.compile("\ufffd|Ã[\u0080-\u00bf]|â€")
@@ -185,6 +190,8 @@ def text_report(splits: Splits) -> dict:
     report["length_words"] = {part: _quantiles([len(r.text.split()) for r in records])
                               for part, records in parts.items()}
     report["length_characters"] = {part: _quantiles([len(r.text) for r in records]) for part, records in parts.items()}
+    report["length_words_histogram"] = {part: dict(sorted(Counter(len(r.text.split()) for r in records).items()))
+                                        for part, records in parts.items()}
     train_words = Counter(word for record in splits.train for word in _words(record.text))
     report["vocabulary"] = {"train_words": len(train_words),
                             **{f"{part}_unseen_word_share": _unseen_share(getattr(splits, part), train_words)
@@ -319,19 +326,24 @@ def figures(report: dict) -> dict[str, bytes]:
             drawn["pos_of_entity_tokens"] = plots.grouped_bars(report["pos_of_entity_tokens"]["counts"],
                                                                "part of speech of entity tokens, per type")
     else:
-        # ICD-10 codes are one label each: their long tail is that of the categories (three characters).
         icd = report.get("icd10")
-        top = dict(icd["top_categories"] if icd else report["labels"]["top"][:TOP_LABELS])
-        unit = "ICD-10 categories (training labels)" if icd else "training labels"
-        counts = icd["training_labels_per_category_all"] if icd else [n for _, n in report["labels"]["top_all"]]
-        drawn = {"top_labels": plots.grouped_bars({"train": top}, f"the {len(top)} most frequent {unit}"),
-                 "rank_frequency": plots.rank_frequency(counts, "categories" if icd else "labels"),
-                 "length_words": plots.grouped_bars({part: {key: stats.get(key, 0) for key in ("median", "p95", "max")}
-                                                     for part, stats in report["length_words"].items()},
-                                                    "text length in words")}
-        if "icd10" in report:
-            drawn["chapters"] = plots.grouped_bars(report["icd10"]["chapters"],
-                                                   "ICD-10 chapter (first letter) per split", by_key=True)
+        lengths = {part: [int(length) for length, count in histogram.items() for _ in range(count)]
+                   for part, histogram in report["length_words_histogram"].items()}
+        drawn = {"length_words": plots.histograms(lengths, "text length in words, per split", "words")}
+        if icd:
+            # ICD-10 codes are one label each (equal bars): what varies is how many labels each category and chapter
+            # has, and the long tail of the categories.
+            per_category = icd["training_labels_per_category_all"]
+            drawn["labels_per_category"] = plots.count_histogram(
+                per_category, f"training labels per ICD-10 category ({len(per_category):,} categories)",
+                "training labels", "categories", "category")
+            drawn["chapters"] = plots.grouped_bars(icd["chapters"], "labels per ICD-10 chapter (first letter) and "
+                                                   "split", by_key=True)
+            drawn["rank_frequency"] = plots.rank_frequency(per_category, "categories")
+        else:
+            top = dict(report["labels"]["top"][:TOP_LABELS])
+            drawn["top_labels"] = plots.grouped_bars({"train": top}, f"the {len(top)} most frequent training labels")
+            drawn["rank_frequency"] = plots.rank_frequency([n for _, n in report["labels"]["top_all"]], "labels")
     return {name: plots.figure_png(figure) for name, figure in drawn.items()}
 
 
@@ -343,25 +355,53 @@ def write_html(report: dict, anomalies: list[Anomaly], images: dict[str, bytes],
     pictures = "".join(f"<figure><img alt='{escape(name)}' src='data:image/png;base64,"
                        f"{base64.b64encode(png).decode()}'><figcaption>{escape(name)}</figcaption></figure>"
                        for name, png in images.items())
-    tables = "".join(f"<h3>{escape(key)}</h3>{_html_value(value)}" for key, value in report.items() if key != "kind")
+    tables = "".join(f"<h3>{escape(key.replace('_', ' '))}</h3>{_html_value(value)}" for key, value in report.items()
+                     if key not in ("kind", *FIGURE_ONLY))
+    raw = escape(json.dumps(report, ensure_ascii=False, indent=1))
     path.write_text(f"""<!doctype html><html><head><meta charset="utf-8"><title>{escape(title)}</title><style>
 body{{font-family:sans-serif;margin:2em;max-width:1200px}} table{{border-collapse:collapse;margin:.5em 0}}
 td,th{{border:1px solid #ccc;padding:.2em .5em;text-align:left;vertical-align:top}} .fatal td{{background:#fdd}}
 .warning td:first-child{{background:#ffd}} figure{{display:inline-block;margin:.5em}} img{{width:560px}}
 </style></head><body><h1>{escape(title)}</h1><p>{escape(report['kind'])}</p>
 <h2>Anomalies</h2><table><tr><th>severity</th><th>check</th><th>count</th><th>what, and examples</th></tr>{rows}</table>
-<h2>Figures</h2>{pictures}<h2>Numbers</h2>{tables}</body></html>""", encoding="utf-8")
+<h2>Figures</h2>{pictures}<h2>Numbers</h2>{tables}
+<details><summary>every number, as report.json holds it</summary><pre>{raw}</pre></details></body></html>""",
+                    encoding="utf-8")
     return path
 
 
+def _scalar(value) -> bool:
+    return not isinstance(value, dict | list | tuple)
+
+
+def _cell(value) -> str:
+    if isinstance(value, float):
+        return f"{value:,.4g}"
+    return f"{value:,}" if isinstance(value, int) and not isinstance(value, bool) else escape(str(value))
+
+
 def _html_value(value) -> str:
+    """A readable table: a dict of dicts of numbers as one matrix (rows x columns), a dict of numbers as two columns,
+    a list of pairs as its first rows, a long list cut short."""
+    if isinstance(value, dict) and value and all(isinstance(row, dict) and all(map(_scalar, row.values()))
+                                                  for row in value.values()):
+        columns = list(dict.fromkeys(key for row in value.values() for key in row))[:MATRIX_COLUMNS]
+        head = "<tr><th></th>" + "".join(f"<th>{escape(str(c))}</th>" for c in columns) + "</tr>"
+        rows = "".join(f"<tr><th>{escape(str(name))}</th>" + "".join(f"<td>{_cell(row.get(c, ''))}</td>"
+                                                                       for c in columns) + "</tr>"
+                       for name, row in value.items())
+        return f"<table>{head}{rows}</table>"
     if isinstance(value, dict):
         return "<table>" + "".join(f"<tr><th>{escape(str(k))}</th><td>{_html_value(v)}</td></tr>"
-                                   for k, v in value.items()) + "</table>"
+                                   for k, v in value.items() if k not in FIGURE_ONLY) + "</table>"
     if isinstance(value, list) and value and isinstance(value[0], list | tuple):
-        return "<table>" + "".join("<tr>" + "".join(f"<td>{escape(str(item))}</td>" for item in row) + "</tr>"
-                                   for row in value[:60]) + "</table>"
-    return escape(", ".join(map(str, value)) if isinstance(value, list) else str(value))
+        shown = "".join("<tr>" + "".join(f"<td>{_cell(item)}</td>" for item in row) + "</tr>"
+                        for row in value[:LIST_ROWS])
+        more = f"<tr><td colspan=9>... {len(value) - LIST_ROWS} more</td></tr>" if len(value) > LIST_ROWS else ""
+        return f"<table>{shown}{more}</table>"
+    if isinstance(value, list):
+        return escape(", ".join(map(str, value[:LIST_ROWS * 3])) + (" ..." if len(value) > LIST_ROWS * 3 else ""))
+    return _cell(value)
 
 
 def summary(report: dict, anomalies: list[Anomaly]) -> str:

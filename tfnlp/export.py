@@ -11,6 +11,8 @@ from pathlib import Path
 
 import tensorflow as tf
 
+from tfnlp.parsing import ascii_number
+
 WARMUP_FILE = "tf_serving_warmup_requests"
 STAGING_PREFIX = ".tmp-"
 # A staging folder older than this is left over from a killed export: no export of a tfnlp model takes this long.
@@ -38,10 +40,11 @@ def write_warmup_requests(path: Path, model_name: str, texts: list[str], signatu
 
 
 def existing_versions(model_dir: Path) -> list[int]:
-    """Integer version folders under `model_dir`, sorted (temporary siblings are ignored)."""
+    """Integer version folders under `model_dir`, sorted: names of ASCII digits only, as TF Serving reads them
+    (temporary siblings, `²` or `٧` are ignored)."""
     if not model_dir.is_dir():
         return []
-    return sorted(int(path.name) for path in model_dir.iterdir() if path.is_dir() and path.name.isdigit())
+    return sorted(int(path.name) for path in model_dir.iterdir() if path.is_dir() and ascii_number(path.name))
 
 
 def latest_version(model_dir: Path) -> Path | None:

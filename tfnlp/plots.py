@@ -190,6 +190,39 @@ def grouped_bars(groups: dict[str, dict[str, float]], title: str, top: int = 30,
     return figure
 
 
+def histograms(values: dict[str, Sequence[float]], title: str, xlabel: str, bins: int = 30):
+    """One step histogram per group ({group: values}), as shares of the group, on shared bins (the longest values
+    beyond the 99th percentile gathered in the last bin)."""
+    everything = np.concatenate([np.asarray(v, float) for v in values.values() if len(v)]) if values else np.zeros(1)
+    top = max(float(np.percentile(everything, 99)), 1.0)
+    edges = np.linspace(0.0, top, bins + 1)
+    figure, axes = plt.subplots(figsize=(7.5, 3.8))
+    for group, data in values.items():
+        data = np.minimum(np.asarray(data, float), top)
+        if len(data):
+            axes.hist(data, bins=edges, weights=np.full(len(data), 1.0 / len(data)), histtype="step", linewidth=1.5,
+                      label=f"{group} ({len(data):,})")
+    axes.set_xlabel(xlabel)
+    axes.set_ylabel("share of the texts")
+    axes.set_title(title)
+    axes.legend(fontsize=7)
+    figure.tight_layout()
+    return figure
+
+
+def count_histogram(counts: Sequence[int], title: str, unit: str, per: str, each: str):
+    """How many `per` (`each` in the singular) have 1, 2, 3, ... `unit` (bars; one count per `per`)."""
+    tally = np.bincount(np.asarray(counts, int))
+    figure, axes = plt.subplots(figsize=(7.5, 3.8))
+    present = np.nonzero(tally)[0]
+    axes.bar(present, tally[present])
+    axes.set_xlabel(f"{unit} per {each}")
+    axes.set_ylabel(per)
+    axes.set_title(title)
+    figure.tight_layout()
+    return figure
+
+
 def rank_frequency(counts: Sequence[int], unit: str = "labels"):
     """Frequency against rank on log-log axes (the long tail of a classification)."""
     ordered = sorted(counts, reverse=True)

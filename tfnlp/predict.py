@@ -20,6 +20,7 @@ from pathlib import Path
 
 from tfnlp import answers
 from tfnlp.errors import UserError, cli_main
+from tfnlp.parsing import ascii_number
 
 BATCH = 256  # texts per call of the serving signature
 CARDS = ("model_card.json", "tfnlp_model_card.json")  # in assets.extra/: the card, or an older export's
@@ -42,7 +43,7 @@ def resolve_version(path: str | Path) -> Path:
                             "folder instead")
         return Path(exported)
     versions = sorted((int(child.name), child) for child in path.iterdir()
-                      if child.is_dir() and child.name.isascii() and child.name.isdigit()) if path.is_dir() else []
+                      if child.is_dir() and ascii_number(child.name)) if path.is_dir() else []
     if versions and (versions[-1][1] / "saved_model.pb").is_file():
         return versions[-1][1]
     if (path / "config.json").is_file():

@@ -166,6 +166,18 @@ def built_for_workers(model, dataset, strategy) -> None:
         setattr(model, name, lambda data, step=step: {key: tf.reshape(value, [1]) for key, value in step(data).items()})
 
 
+def wait_for_every_worker(strategy) -> None:
+    """Return once every worker has reached this point (a collective sum): a worker must not exit while the chief
+    still calibrates, evaluates and exports, or the coordination service reports the task lost and fails the chief."""
+    import tensorflow as tf
+
+    @tf.function
+    def everyone():
+        return strategy.reduce(tf.distribute.ReduceOp.SUM, strategy.run(lambda: tf.constant(1.0)), axis=None)
+
+    everyone()
+
+
 def sharded(dataset, multiworker: bool):
     """`dataset` with an explicit auto-shard policy under several workers: in-memory data has no files to shard,
     so each worker keeps its share of the elements (DATA)."""
@@ -420,6 +432,8 @@ def run_experiment(experiment: config_lib.Experiment, workdir: Path, export_base
     history = read_history(workdir / HISTORY_FILE) if chief and (workdir / HISTORY_FILE).exists() else {}
     if not (chief and evaluate):
         shutil.rmtree(backup, ignore_errors=True)  # it finished: nothing to resume
+        if multiworker:
+            wait_for_every_worker(strategy)
         return Run(experiment, workdir, history=history, train_seconds=train_seconds)
     task.save_state(workdir / STATE_FOLDER)
     best = workdir / "checkpoints" / "best.weights.h5"
@@ -461,4 +475,6 @@ def run_experiment(experiment: config_lib.Experiment, workdir: Path, export_base
         "test": results, "examples": examples, "sizes": run.sizes, "train_seconds": run.train_seconds,
         "parameters": parameters, "exported": str(version), **reports}, indent=2, ensure_ascii=False))
     shutil.rmtree(workdir / BACKUP_FOLDER, ignore_errors=True)  # the run is complete: nothing to resume
+    if multiworker:
+        wait_for_every_worker(strategy)
     return run

@@ -60,6 +60,8 @@ def test_declared_shapes_are_checked_against_the_values_before_anything_is_alloc
     ({"inputs": {"text": {"bytes": "x"}}}, 'an object value must be {"b64"'),
     (b"[" * 100_000 + b"]" * 100_000, "nested too deeply"),
     ({"inputs": {"text": json.loads("[" * 40 + '"a"' + "]" * 40)}}, "nested deeper than 32"),
+    ({"signature_name": 3, "instances": ["a"]}, '"signature_name" must be a string'),
+    ({"signature_name": ["serving_default"], "instances": ["a"]}, '"signature_name" must be a string'),
 ])
 def test_malformed_rest_bodies_are_400_with_a_readable_message(server, body, message):
     status, payload = http(server["rest"] + "/icd10_seq2seq:predict", body)
@@ -97,6 +99,8 @@ def raw_http(rest: str, request: bytes, timeout: float = 30) -> bytes:
     (b"POST /v1/models/icd10_seq2seq:predict HTTP/1.1\r\nContent-Length: -1\r\n\r\n{}", b"400"),
     (b"PUT /v1/models/icd10_seq2seq HTTP/1.1\r\nContent-Length: 0\r\n\r\n", b"501"),
     (b"GET /" + b"a" * 70_000 + b" HTTP/1.1\r\n\r\n", b"414"),
+    (b"POST /v1/models/icd10_seq2seq:predict?x=1 HTTP/1.1\r\nContent-Length: 2\r\n\r\n{}", b"400"),
+    (b"POST /v1/models/icd10_seq2seq:predict HTTP/1.1\r\nContent-Length: 2\r\nContent-Length: 2\r\n\r\n{}", b"400"),
 ])
 def test_protocol_errors_answer_json_without_the_python_version(server, request_bytes, status):
     answer = raw_http(server["rest"], request_bytes)
@@ -196,3 +200,21 @@ def test_a_single_output_is_answered_without_its_name(tmp_path):
         assert http(url, {"instances": ["ab", {"b64": base64.b64encode(b"cd").decode()}]}) == (
             200, {"predictions": ["AB", "CD"]})
         assert http(url, {"inputs": ["ab"]}) == (200, {"outputs": ["AB"]})
+
+
+@pytest.mark.parametrize("texts, row", [(["Asthme", "abc\x00 def"], 1),
+                                        ([b"ok", b"ok", "\xe9t\xe9".encode("latin-1")], 2)])
+def test_a_text_with_a_nul_or_invalid_utf8_is_refused_naming_its_row(server, texts, row):
+    import tensorflow as tf
+
+    with pytest.raises(grpc.RpcError) as error:
+        raw_request(server["target"], [len(texts)], [t if isinstance(t, bytes) else t.encode() for t in texts])
+    assert error.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert f"text row {row} is not valid UTF-8 or holds a NUL character" in error.value.details()
+    if all(isinstance(text, str) for text in texts):
+        status, payload = http(server["rest"] + "/icd10_seq2seq:predict", {"instances": texts})
+        assert status == 400 and f"text row {row}" in payload["error"]
+    loaded = tf.saved_model.load(str(server["version"])).signatures["serving_default"]
+    with pytest.raises(tf.errors.InvalidArgumentError, match=f"text row {row} is not valid UTF-8"):
+        loaded(text=tf.constant(texts))
+    assert client.predict(["Asthme"], "icd10_seq2seq", server["target"])["code"][0]

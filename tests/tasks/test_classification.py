@@ -1,6 +1,7 @@
 """The classification task end to end on tiny configs: real training, real SavedModels, real report files."""
 
 import csv
+import json
 
 import numpy as np
 import pytest
@@ -42,13 +43,14 @@ def polarity_csv(folder, count=240):
     return path
 
 
-def test_chapter_lstm_trains_reports_and_exports(tmp_path):
-    metrics = run_tiny("icd10_chapter_lstm", tmp_path)
+def test_chapter_lstm_trains_reports_and_exports(tiny_classifier_run):
+    workdir, version = tiny_classifier_run.workdir, tiny_classifier_run.export
+    metrics = json.loads((workdir / "metrics.json").read_text())
     assert set(metrics["test"]) == {"model", "baseline_tfidf_logreg"}
     from tfnlp.metrics import CLASSIFICATION_METRICS
 
     assert tuple(metrics["test"]["model"]) == CLASSIFICATION_METRICS
-    report = tmp_path / "work" / "report"
+    report = workdir / "report"
     for name in ("confusion_matrix.png", "f1_vs_support.png", "class_distribution.png"):
         assert_picture(report / name)
     with open(report / "per_class.csv") as handle:
@@ -56,12 +58,15 @@ def test_chapter_lstm_trains_reports_and_exports(tmp_path):
     assert sum(int(row["support"]) for row in rows) == metrics["sizes"]["test"]
     assert all(len(row["label"]) == 1 for row in rows)  # chapter letters
     texts = ["Choléra", "", "Asthme aigu grave chez l'enfant"]
-    version = tmp_path / "export" / "icd10_chapter_lstm" / "1"
     local = tf.saved_model.load(str(version)).signatures["serving_default"](text=tf.constant(texts))
     served = served_in_fresh_process(version, texts)
     assert served["label"] == [label.decode() for label in local["label"].numpy()]
     np.testing.assert_allclose(np.sum(served["probabilities"], axis=1), 1.0, rtol=1e-5)
-    np.testing.assert_allclose(served["score"], np.max(served["probabilities"], axis=1), rtol=1e-6)
+    # The score is the calibrated confidence of the label, the top of the ranked scores; the probabilities the model's.
+    assert served["label"] == [labels[0] for labels in served["top_labels"]]
+    assert served["score"] == [scores[0] for scores in served["top_scores"]]
+    assert all(0.0 <= s <= 1.0 for s in served["score"]) and len(served["needs_review"]) == 3
+    assert "<UNK>" not in served["label"] and all("<UNK>" not in row for row in served["top_labels"])  # never answered
     assert_lean_export(version, metrics)
 
 

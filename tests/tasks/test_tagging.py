@@ -4,9 +4,8 @@ import json
 
 import numpy as np
 
-from tests.helpers import assert_lean_export, entities_found, served_in_fresh_process, write_conll
+from tests.helpers import assert_lean_export, entities_found, served_in_fresh_process
 from tfnlp import run as run_lib
-from tfnlp import train
 from tfnlp.config import apply_overrides
 from tfnlp.data.conll import joined_sentence
 from tfnlp.data.records import Splits
@@ -14,26 +13,23 @@ from tfnlp.experiments import get
 from tfnlp.tasks.tagging import TaggingTask, tag_vocabulary
 
 
-def test_bilstm_tagger_learns_and_its_export_returns_entity_offsets(tmp_path):
-    data = write_conll(tmp_path)
-    argv = ["ner_bilstm", "--tiny", "--data", f"conll:{data}", "--workdir", str(tmp_path / "work"), "--export_base",
-            str(tmp_path / "export"), "--set", "train.epochs=12", "train.patience=12", "train.learning_rate=0.01"]
-    assert train.main(argv) == 0
-    metrics = json.loads((tmp_path / "work" / run_lib.METRICS_FILE).read_text())
+def test_bilstm_tagger_learns_and_its_export_returns_entity_offsets(conll_tagger_run):
+    workdir, version = conll_tagger_run.workdir, conll_tagger_run.export
+    metrics = json.loads((workdir / run_lib.METRICS_FILE).read_text())
     assert metrics["test"]["model"]["entity_f1"] >= 0.9
     assert [row["type"] for row in metrics["per_type"]] == ["Disease"]
-    assert (tmp_path / "work" / "report" / "per_type.csv").exists()
-    history = run_lib.read_history(tmp_path / "work" / run_lib.HISTORY_FILE)
+    assert (workdir / "report" / "per_type.csv").exists()
+    history = run_lib.read_history(workdir / run_lib.HISTORY_FILE)
     assert len(history["val_entity_f1"]) == 12 and max(history["val_entity_f1"]) >= 0.9  # selected on it
     assert np.allclose(history["val_entity_f1_Disease"], history["val_entity_f1"])  # one type: per-type F1 = overall
     # The training sentences never end on a disease: a CRF learns that, so the third text goes on after it.
     texts = ["The patient has severe Crohn disease today.", "", "asthma was treated"]
-    out = served_in_fresh_process(tmp_path / "export" / "ner_bilstm" / "1", texts)
+    out = served_in_fresh_process(version, texts)
     found = entities_found(texts, out)
     assert ("Crohn disease", "Disease", "Crohn disease") in found and ("asthma", "Disease", "asthma") in found
     assert all(sliced == entity for sliced, _, entity in found)
     assert out["tokens"][0][:3] == ["The", "patient", "has"] and out["tags"][1] == [""] * len(out["tags"][1])
-    assert_lean_export(tmp_path / "export" / "ner_bilstm" / "1", metrics)
+    assert_lean_export(version, metrics)
     # Each entity has a calibrated confidence (the CRF's span marginal), 0 for padding; a text gets a review flag.
     calibration = metrics["calibration"]["entities"]
     assert calibration["texts"] > 0 and 0.0 <= calibration["ece_after"] <= 1.0

@@ -51,9 +51,20 @@ _PARTICLES = frozenset({"de", "du", "des", "d'", "le", "la", "van", "von", "der"
 # Clinical words of a name's shape: amino acids' three-letter codes.
 _NOT_NAMES = frozenset({"Ala", "Arg", "Asn", "Asp", "Cys", "Gln", "Glu", "Gly", "His", "Ile", "Leu", "Lys", "Met",
                         "Phe", "Pro", "Ser", "Thr", "Trp", "Tyr", "Val"})
+# A title, and the name written after it: capitalised words, initials or capitals-only surnames ("Dr BERNARD"),
+# particles inside. The title stays ("Dr [NOM]"); what follows it is a name whatever a recogniser says.
+_TITLE = (r"(?:\b(?:Dr|Dre|Drs|Pr|Pre|Prof|Mme|Mmes|Mlle|Mlles|Mr|Mrs|Ms|Mx)\.?|\bM\.|"
+          r"\b(?:[Dd]octeur|[Pp]rofesseur|[Dd]octor|[Pp]rofessor|[Mm]adame|[Mm]ademoiselle|[Mm]onsieur))")
+_TITLED_WORD = (r"(?:[A-ZÀ-ÖØ-Þ]['’])?[A-ZÀ-ÖØ-Þ](?:[a-zß-öø-ÿ]+|[A-ZÀ-ÖØ-Þ]+)(?:['’-][A-ZÀ-ÖØ-Þa-zß-öø-ÿ]+)*"
+                 r"|[A-ZÀ-ÖØ-Þ]\.")
+_PARTICLE = r"(?:de|du|des|d['’]|le|la|van|von|der|den|da|di|del)"
+_PARTICLES_BEFORE = rf"(?:{_PARTICLE}[ \t]+)*"
+TITLED_NAME = re.compile(rf"{_TITLE}[ \t]+({_PARTICLES_BEFORE}(?:{_TITLED_WORD})(?:[ \t]+{_PARTICLES_BEFORE}"
+                         rf"(?:{_TITLED_WORD}))*)")
+_TITLE_WORD = re.compile(rf"^{_TITLE}$")
 # Words around a detected name that make it part of an eponymous disease, sign or score.
 _EPONYM_BEFORE = re.compile(r"(?i)(?:maladie|syndrome|signe|sarcome|lymphome|scl[ée]rose|score|[ée]chelle|test|"
-                            r"disease|syndrome|sign)s? (?:de |d['’])?$")
+                            r"thyro[iï]dite|tumeur|disease|syndrome|sign|tumou?r)s? (?:de |d['’])?$")
 _EPONYM_AFTER = re.compile(r"(?i)^(?:['’]s)?[ -](?:disease|syndrome|sign|palsy|lymphoma|sarcoma|score|scale|test)")
 
 
@@ -112,6 +123,31 @@ def looks_like_name(name: str) -> bool:
         for index, word in enumerate(words))
 
 
+def titled_name_spans(text: str) -> list[Span]:
+    """The names written after a title (`Dr Bernard`, `Pr. Sophie Martin`, `Mme de La Tour`), without the title."""
+    return [Span(match.start(1), match.end(1), "NAME") for match in TITLED_NAME.finditer(text)]
+
+
+def without_title(text: str, span: Span) -> Span | None:
+    """A recognised name with a leading title left out (`Pr. Sophie Martin` -> `Sophie Martin`); None when the span
+    is a title alone."""
+    words = list(re.finditer(r"\S+", text[span.start:span.end]))
+    while words and _TITLE_WORD.match(words[0].group()):
+        words.pop(0)
+    return Span(span.start + words[0].start(), span.end, span.kind) if words else None
+
+
+def _merged(spans: Iterable[Span]) -> list[Span]:
+    """Overlapping spans of one kind joined into one."""
+    merged: list[Span] = []
+    for span in sorted(spans, key=lambda item: item.start):
+        if merged and span.start < merged[-1].end:
+            merged[-1] = Span(merged[-1].start, max(merged[-1].end, span.end), span.kind)
+        else:
+            merged.append(span)
+    return merged
+
+
 def is_eponym(text: str, start: int, end: int) -> bool:
     """Whether the name at text[start:end] belongs to an eponymous disease, sign or score."""
     return bool(_EPONYM_BEFORE.search(text[max(0, start - 24):start]) or _EPONYM_AFTER.match(text[end:end + 16]))
@@ -151,13 +187,18 @@ class Scrubber:
         return found
 
     def name_spans(self, texts: Sequence[str]) -> list[list[Span]]:
-        """Person names spaCy finds in each text, written like names, eponymous diseases aside."""
+        """Person names in each text: the names after a title, and those spaCy finds written like names (a leading
+        title left out), eponymous diseases aside."""
         if self.nlp is None:
             return [[] for _ in texts]
-        return [[Span(entity.start_char, entity.end_char, "NAME") for entity in doc.ents
-                 if entity.label_ in self.NAME_LABELS and looks_like_name(entity.text)
-                 and not is_eponym(text, entity.start_char, entity.end_char)]
-                for text, doc in zip(texts, self.nlp.pipe(texts, batch_size=64), strict=True)]
+        found = []
+        for text, doc in zip(texts, self.nlp.pipe(texts, batch_size=64), strict=True):
+            recognised = (without_title(text, Span(entity.start_char, entity.end_char, "NAME")) for entity in doc.ents
+                          if entity.label_ in self.NAME_LABELS)
+            names = [span for span in recognised if span is not None and looks_like_name(text[span.start:span.end])
+                     and not is_eponym(text, span.start, span.end)]
+            found.append(_merged([*names, *titled_name_spans(text)]))
+        return found
 
     def scrub(self, texts: Sequence[str]) -> list[str]:
         """The texts with every span replaced."""

@@ -22,6 +22,7 @@ from pathlib import Path
 
 from tfnlp.data.records import TaggedSentence
 from tfnlp.errors import UserError
+from tfnlp.parsing import ascii_number
 
 TOKEN = re.compile(r"[^\W_]+|[^\w\s]|_", re.UNICODE)
 SENTENCE_END = re.compile(r"[.!?](?=\s+[\"'(\[]?[A-Z0-9])")
@@ -98,8 +99,8 @@ def read_documents(path: str | Path) -> tuple[list[Document], int]:
             setattr(current, "title" if part == "t" else "abstract", content)
             continue
         parts = line.split("\t")
-        if len(parts) < 5 or current is None or parts[0] != current.pmid or not (parts[1].isdigit()
-                                                                                 and parts[2].isdigit()):
+        if len(parts) < 5 or current is None or parts[0] != current.pmid or not (ascii_number(parts[1])
+                                                                                 and ascii_number(parts[2])):
             raise UserError(f"{path}:{number}: expected `PMID|t|...`, `PMID|a|...` or a mention line "
                             f"`PMID<TAB>start<TAB>end<TAB>text<TAB>type[<TAB>concept]`, got {line[:80]!r}")
         mention = Mention(int(parts[1]), int(parts[2]), parts[3], parts[4], parts[5] if len(parts) > 5 else "")

@@ -20,6 +20,7 @@ import numpy as np
 
 from tfnlp import assets
 from tfnlp.errors import UserError
+from tfnlp.parsing import ascii_number
 
 
 @dataclass(frozen=True)
@@ -81,7 +82,7 @@ def _gensim_file(path: Path) -> tuple[list[str], np.ndarray, np.ndarray]:
         else:
             with open(path, encoding="utf-8") as handle:
                 first = handle.readline().split()
-            has_header = len(first) == 2 and all(part.isdigit() for part in first)
+            has_header = len(first) == 2 and all(ascii_number(part) for part in first)
             vectors = KeyedVectors.load_word2vec_format(str(path), binary=False, no_header=not has_header)
     except (ValueError, UnicodeDecodeError, EOFError) as error:
         raise UserError(f"model.vectors={path}: not a word2vec / GloVe / fastText vector file ({error})") from None

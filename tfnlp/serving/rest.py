@@ -31,6 +31,7 @@ import numpy as np
 from google.protobuf import json_format
 from tensorflow_serving.apis import get_model_metadata_pb2
 
+from tfnlp.parsing import ascii_number
 from tfnlp.serving import MAX_MESSAGE_BYTES, python_values
 from tfnlp.serving.store import DEFAULT_MAX_ROWS, LoadedVersion, ModelStore, ServingError, run_signature, too_many_rows
 
@@ -128,6 +129,8 @@ def _shape(name: str, value, leaves: list, depth: int) -> tuple[int, ...]:
 
 def _predict(model: LoadedVersion, body: dict, predict, max_rows: int = DEFAULT_MAX_ROWS) -> dict:
     signature = body.get("signature_name", "")
+    if not isinstance(signature, str):
+        raise _bad(f'"signature_name" must be a string, got {json.dumps(signature)[:40]}')
     function = model.signatures.get(signature or "serving_default")
     input_names = sorted(function.structured_input_signature[1]) if function is not None else []
     inputs, rows = _inputs(body, input_names, max_rows)
@@ -193,6 +196,8 @@ class Handler(BaseHTTPRequestHandler):
         try:
             # Read the body before any answer: closing with unread request bytes resets the connection.
             raw = self._raw_body() if method == "POST" else b""
+            if "?" in self.path or "#" in self.path:
+                raise _bad(f"{self.path}: TF Serving's REST paths take no query string or fragment")
             match = PATH.match(self.path)
             if not match or (method == "GET") == (match["suffix"] == ":predict"):
                 raise ServingError(grpc.StatusCode.NOT_FOUND, f"no such endpoint: {method} {self.path}")
@@ -218,8 +223,12 @@ class Handler(BaseHTTPRequestHandler):
     def _raw_body(self) -> bytes:
         if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
             return self._chunked_body()
-        declared = (self.headers.get("Content-Length") or "0").strip()
-        if not declared.isdigit():
+        lengths = self.headers.get_all("Content-Length") or []
+        if len(lengths) > 1:
+            self.close_connection = True  # two framings of one body: where it ends is ambiguous
+            raise _bad(f"{len(lengths)} Content-Length headers; send one")
+        declared = (lengths[0] if lengths else "0").strip()
+        if not ascii_number(declared):
             self.close_connection = True  # where the body ends is unknown
             raise _bad(f"Content-Length {declared!r} is not a byte count")
         if int(declared) > MAX_MESSAGE_BYTES:

@@ -226,8 +226,19 @@ def call_signature(function, arguments: dict) -> dict:
     try:
         outputs = function(**arguments)
     except (tf.errors.InvalidArgumentError, ValueError, TypeError) as error:
-        raise ServingError(grpc.StatusCode.INVALID_ARGUMENT, str(error).splitlines()[0][:500]) from None
+        raise ServingError(grpc.StatusCode.INVALID_ARGUMENT, graph_error_message(error)) from None
     return {name: value.numpy() for name, value in outputs.items()}
+
+
+def graph_error_message(error: Exception) -> str:
+    """What went wrong, in one line, from a graph's error: its assertion's own words where it has some, not the
+    "Graph execution error" preamble or the trace of where the op was defined."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    asserted = [line for line in lines if line.startswith("assertion failed:")]
+    if asserted:
+        return asserted[0][:500]
+    preamble = ("Graph execution error", "Detected at node", "File ", "[[")
+    return next((line for line in lines if not line.startswith(preamble)), lines[0] if lines else repr(error))[:500]
 
 
 def filtered(outputs: dict, output_filter: Sequence[str]) -> dict:

@@ -220,24 +220,40 @@ class ServingModule(tf.Module):
         return {}
 
     def signatures(self, scrub_patterns: bool = False) -> dict[str, Callable]:
-        """Every signature to write into the SavedModel; with `scrub_patterns` (`data.deidentify`), those taking
-        texts first replace e-mails, URLs, IPs and phone numbers in them (`tfnlp.data.deidentify.scrub_graph`)."""
+        """Every signature to write into the SavedModel. Those taking texts first refuse a text that is not valid
+        UTF-8 or holds a NUL character (`checked_texts`); with `scrub_patterns` (`data.deidentify`), they then
+        replace e-mails, URLs, IPs and phone numbers in them (`tfnlp.data.deidentify.scrub_graph`)."""
         signatures = {"serving_default": self.serve, **self.extra_signatures()}
-        if not scrub_patterns:
-            return signatures
-        return {name: _scrubbing(function) if tuple(function.input_signature or ()) == (TEXT_SPEC,) else function
-                for name, function in signatures.items()}
+        return {name: _guarded(function, scrub_patterns) if tuple(function.input_signature or ()) == (TEXT_SPEC,)
+                else function for name, function in signatures.items()}
 
 
-def _scrubbing(function: Callable) -> Callable:
-    """`function` (texts -> outputs) behind the de-identification patterns, as one signature."""
+def checked_texts(text: tf.Tensor) -> tf.Tensor:
+    """`text` [B], after an assertion (INVALID_ARGUMENT in TensorFlow and in TF Serving alike) that every text is valid
+    UTF-8 without a NUL character, naming the first row that is not: a text model cannot read such a text, and a
+    text silently cut at the NUL or stripped of its bad bytes answers another question."""
+    decoded = tf.strings.unicode_decode(text, "UTF-8", errors="ignore")
+    valid = tf.equal(tf.strings.length(tf.strings.unicode_encode(decoded, "UTF-8")), tf.strings.length(text))
+    no_nul = tf.logical_not(tf.reduce_any(tf.equal(decoded, 0), axis=1))
+    bad = tf.where(tf.logical_not(valid & no_nul))[:, 0]
+    first = tf.cond(tf.size(bad) > 0, lambda: bad[0], lambda: tf.constant(-1, tf.int64))
+    message = tf.strings.format("text row {} is not valid UTF-8 or holds a NUL character: send UTF-8 text without "
+                                "NUL", first)
+    check = tf.debugging.Assert(tf.equal(first, -1), [message])
+    with tf.control_dependencies([check]):
+        return tf.identity(text)
+
+
+def _guarded(function: Callable, scrub_patterns: bool) -> Callable:
+    """`function` (texts -> outputs) behind `checked_texts` (and the de-identification patterns), as one signature."""
     from tfnlp.data.deidentify import scrub_graph
 
     @tf.function(input_signature=[TEXT_SPEC])
-    def scrubbed(text):
-        return function(scrub_graph(text))
+    def guarded(text):
+        text = checked_texts(text)
+        return function(scrub_graph(text) if scrub_patterns else text)
 
-    return scrubbed
+    return guarded
 
 
 class ValidationScores(keras.callbacks.Callback):
