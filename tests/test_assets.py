@@ -107,3 +107,33 @@ def test_a_cache_that_cannot_be_written_is_a_clear_error(registry, tmp_path, mon
     with pytest.raises(SystemExit) as exit_info:
         assets.main(["fetch", "pkg"])
     assert exit_info.value.code == 2 and "which is a file" in capsys.readouterr().err
+
+
+def test_a_full_disk_while_unpacking_cleans_its_staging_and_says_how_much_to_free(registry, tmp_path, monkeypatch,
+                                                                                  capsys):
+    import errno
+
+    downloads = tmp_path / "cache" / "downloads"
+    downloads.mkdir(parents=True)
+    wheel = make_wheel(downloads / "pkg-1.0-py3-none-any.whl")
+    registry.add("pkg", assets.Asset("pkg", "pkg==1.0", wheel.name, assets.sha256_of(wheel),
+                                     ("pkg/data/*",), "MIT", "test"))
+    leftover = tmp_path / "cache" / "assets" / ".pkg-killed"
+    leftover.mkdir(parents=True)  # what an unpacking killed an hour ago left
+    import os
+    import time
+
+    os.utime(leftover, (time.time() - 3600, time.time() - 3600))
+    real_unpack = assets._unpack
+
+    def full_disk(*args):
+        real_unpack(*args)  # the files land, then the disk is full
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(assets, "_unpack", full_disk)
+    with pytest.raises(UserError, match=r"no space left on device while unpacking asset 'pkg' .*; free \d+ MB"):
+        assets.fetch("pkg")
+    assert list((tmp_path / "cache" / "assets").iterdir()) == []  # neither the leftover nor this staging stays
+    assert "left by an unpacking that did not finish" in capsys.readouterr().err
+    monkeypatch.setattr(assets, "_unpack", real_unpack)
+    assert (assets.fetch("pkg") / "pkg/data/labels.po").exists()  # space freed: the next run unpacks

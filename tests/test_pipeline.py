@@ -102,8 +102,15 @@ def test_data_anomalies_are_reported_and_unusable_data_stops_the_run(tmp_path, c
     ("[pipeline\n", "not valid TOML"),
     ("[pipeline]\nexperiment = 'x'\n", "needs [pipeline] experiment"),
     ("[pipeline]\nexperiment = 'icd10_chapter_lstm'\n[blessing]\nmetric = 'accuracy'\n[evaluator]\n", "unknown tables"),
-    ("[pipeline]\nexperiment = 'icd10_chapter_lstm'\n[blessing]\nmetric = 'accuracy'\nthreshold = 1\n", "[blessing]"),
+    ("[pipeline]\nexperiment = 'icd10_chapter_lstm'\n[blessing]\nmetric = 'accuracy'\nthreshold = 1\n",
+     "[blessing] has no key 'threshold'"),
     ("[pipeline]\nexperiment = 'nope'\n[blessing]\nmetric = 'accuracy'\n", "unknown experiment 'nope'"),
+    ("[pipeline]\nexperiment = 'icd10_chapter_lstm'\npush_to = 42\n[blessing]\nmetric = 'accuracy'\n",
+     "[pipeline] push_to takes a str (got int 42)"),
+    ("[pipeline]\nexperiment = 'icd10_chapter_lstm'\n[blessing]\nmetric = 'accuracy'\nfloors = { accuracy = 'x' }\n",
+     "floors.accuracy takes a number"),
+    ("[pipeline]\nexperiment = 'icd10_chapter_lstm'\n[blessing]\nmetric = 'span_f1'\n",
+     "'span_f1' is not a metric of this task's evaluation"),
 ])
 def test_bad_pipeline_files_exit_2(tmp_path, capsys, content, message):
     spec = tmp_path / "bad.toml"
@@ -163,3 +170,24 @@ def test_the_blessing_rule_reads_floors_baselines_and_the_gain_it_is_given():
     assert not tolerant.decide(evaluation_of(0.5), evaluation_of(0.6))[0]
     with pytest.raises(pipeline.UserError, match="'span_f1' is not a metric of this task's evaluation"):
         pipeline.Blessing("span_f1").check(("accuracy", "macro_f1"), "p.toml")
+
+
+def test_pushes_of_one_model_wait_for_each_other(tmp_path):
+    import threading
+    import time
+
+    order = []
+
+    def push(tag: str, seconds: float) -> None:
+        with pipeline.push_lock(tmp_path, "icd10_chapter_lstm"):
+            order.append(f"{tag} reads the version in service")
+            time.sleep(seconds)
+            order.append(f"{tag} pushed")
+
+    first = threading.Thread(target=push, args=("first", 0.3))
+    first.start()
+    time.sleep(0.05)
+    push("second", 0.0)  # waits for the first push: it then compares its candidate with it
+    first.join()
+    assert order == ["first reads the version in service", "first pushed", "second reads the version in service",
+                     "second pushed"]

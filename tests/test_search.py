@@ -1,5 +1,6 @@
 """Optuna search: trials are tiny runs; an interrupted study resumes to its total."""
 
+import json
 import os
 import subprocess
 import sys
@@ -76,6 +77,13 @@ def test_a_failing_trial_is_recorded_with_its_reason_and_the_study_goes_on(tmp_p
     ('"model.unit" = [1, 2]\n', "unknown key 'model.unit'"),
     ('"model.units" = []\n', "an empty list of choices"),
     ('"model.units" = {low = 1}\n', "give a list of choices or"),
+    ('"model.units" = {low = "a", high = "b"}\n', "low must be a int"),
+    ('"model.units" = {low = 64, high = 16}\n', "an empty range"),
+    ('"train.learning_rate" = {low = 0.0, high = 0.1, log = true}\n', "a log range starts above 0"),
+    ('"model.units" = {low = 16, high = 64, step = 0}\n', "step must be above 0"),
+    ('"model.units" = ["many"]\n', "choice 'many' is not a int"),
+    ('"train.loss" = {low = 1, high = 2}\n', "give a list of choices, not a range"),
+    ('"model.beam_size" = [1, 2]\n', "model.beam_size is not read by the word classifier family"),
 ])
 def test_bad_space_files_are_user_errors(tmp_path, text, message):
     from tfnlp import experiments
@@ -86,11 +94,38 @@ def test_bad_space_files_are_user_errors(tmp_path, text, message):
         search.read_space(str(path), experiments.get("icd10_chapter_lstm", tiny=True))
 
 
-def test_every_task_family_has_a_default_space_of_real_keys():
+def test_every_experiment_has_a_default_space_its_family_can_sample():
     from tfnlp import experiments
 
     for name, _ in experiments.describe():
         experiment = experiments.get(name, tiny=True)
-        for key in search.default_space(experiment):
-            section, _, field = key.partition(".")
-            search.config_lib.checked_type(experiment, section, field, name)
+        search.check_space(search.default_space(experiment), experiment, name)  # a key or domain it refuses raises
+
+
+@pytest.mark.skipif(not os.environ.get("TFNLP_TEST_POSTGRES"),
+                    reason="TFNLP_TEST_POSTGRES names no PostgreSQL server (.ci/run starts one and sets it)")
+def test_two_processes_share_a_study_on_postgresql_and_it_resumes(tmp_path):
+    import uuid
+
+    server = os.environ["TFNLP_TEST_POSTGRES"]
+    storage = server.replace("postgresql://", "postgresql+psycopg://", 1)
+    study = f"join-{uuid.uuid4().hex[:8]}"
+    argv = [*TINY, "--set", "train.epochs=1", "train.baselines=false", "--trials", "3", "--storage", storage,
+            "--study", study, "--root", str(tmp_path / "runs"), "--sampler", "random"]
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+    first = subprocess.Popen([sys.executable, "-m", "tfnlp.search", *argv], stdout=subprocess.PIPE,
+                             stderr=subprocess.STDOUT, text=True, env=env)
+    deadline = time.monotonic() + 120
+    while study not in optuna.study.get_all_study_names(storage) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    second = subprocess.Popen([sys.executable, "-m", "tfnlp.search", *argv, "--join"], stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, text=True, env=env)
+    outputs = [process.communicate(timeout=600)[0] for process in (first, second)]
+    assert [first.returncode, second.returncode] == [0, 0], outputs
+    trials = optuna.load_study(study_name=study, storage=storage).get_trials()
+    # Every trial recorded once, none left running; the total reached (a trial in flight then may finish too).
+    assert not [trial for trial in trials if not trial.state.is_finished()]
+    assert 3 <= len(trials) <= 4 and len({trial.number for trial in trials}) == len(trials)
+    assert len({json.dumps(trial.params, sort_keys=True) for trial in trials[1:]}) == len(trials) - 1  # no twins
+    assert search.main([*argv, "--trials", str(len(trials) + 1), "--resume"]) == 0
+    assert len(optuna.load_study(study_name=study, storage=storage).get_trials()) == len(trials) + 1

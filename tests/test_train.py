@@ -200,3 +200,22 @@ def test_an_unreadable_config_of_an_older_run_is_skipped_with_a_warning(tmp_path
     chosen = run_lib.resolve_workdir(experiment, None)
     assert chosen != broken and chosen.parent == broken.parent
     assert f"warning: skipping {broken}" in capsys.readouterr().err
+
+
+def test_a_full_disk_at_export_is_a_clear_error_and_leaves_no_version(tmp_path, capsys, monkeypatch):
+    import tensorflow as tf
+
+    from tfnlp import export
+
+    def full_disk(*args, **kwargs):
+        raise tf.errors.ResourceExhaustedError(None, None, "/export/.tmp-x/variables: No space left on device")
+
+    monkeypatch.setattr(export.tf.saved_model, "save", full_disk)
+    argv = ["icd10_chapter_lstm", "--tiny", "--workdir", str(tmp_path / "w"), "--export_base", str(tmp_path / "e"),
+            "--set", "train.baselines=false"]
+    with pytest.raises(SystemExit) as exit_info:
+        train.main(argv)
+    error = capsys.readouterr().err
+    assert exit_info.value.code == 2 and "no space left on device while writing the export" in error
+    assert "Traceback" not in error
+    assert list((tmp_path / "e" / "icd10_chapter_lstm").iterdir()) == []  # no version, no staging folder

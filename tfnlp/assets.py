@@ -15,6 +15,7 @@ index, copy a cache from a machine that has one, or drop the pinned archive into
 from __future__ import annotations
 
 import argparse
+import errno
 import fnmatch
 import hashlib
 import json
@@ -24,6 +25,7 @@ import subprocess
 import sys
 import tarfile
 import tempfile
+import time
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,6 +35,7 @@ from tfnlp.paths import writable_folder
 from tfnlp.registry import Registry
 
 COMPLETE_MARKER = ".tfnlp-complete"
+STALE_STAGING_SECONDS = 600  # no asset takes this long to unpack: a staging folder this old was left by a kill
 
 
 @dataclass(frozen=True)
@@ -187,6 +190,27 @@ def _unpack(asset: Asset, archive: Path, target: Path) -> None:
             tarred.extractall(target, members=[tarred.getmember(name) for name in wanted], filter="data")
 
 
+def _remove_stale_staging(folder: Path, name: str, older_than: float = STALE_STAGING_SECONDS) -> None:
+    """Remove the staging folders a killed unpacking left for asset `name` (they would hold space a new unpacking
+    needs); younger ones may belong to an unpacking still running in another process."""
+    now = time.time()
+    for leftover in folder.glob(f".{name}-*"):
+        if leftover.is_dir() and now - leftover.stat().st_mtime > older_than:
+            print(f"removing {leftover}: left by an unpacking that did not finish", file=sys.stderr)
+            shutil.rmtree(leftover, ignore_errors=True)
+
+
+def _unpacked_bytes(asset: Asset, archive: Path) -> int:
+    """What unpacking the asset's members takes on disk, from the archive's index."""
+    if archive.suffix in (".whl", ".zip"):
+        with zipfile.ZipFile(archive) as zipped:
+            return sum(info.file_size for info in zipped.infolist()
+                       if any(fnmatch.fnmatch(info.filename, pattern) for pattern in asset.members))
+    with tarfile.open(archive) as tarred:
+        return sum(member.size for member in tarred.getmembers()
+                   if any(fnmatch.fnmatch(member.name, pattern) for pattern in asset.members))
+
+
 def fetch(name: str) -> Path:
     """Return the folder holding asset `name`'s files, fetching and unpacking it on first use.
 
@@ -214,9 +238,18 @@ def fetch(name: str) -> Path:
     archive = _verified_archive(asset)
     # Unpack beside the target, then rename, so a half-unpacked asset is never used.
     target.parent.mkdir(parents=True, exist_ok=True)
+    _remove_stale_staging(target.parent, asset.name)
     staging = Path(tempfile.mkdtemp(prefix=f".{asset.name}-", dir=target.parent))
-    _unpack(asset, archive, staging)
-    (staging / COMPLETE_MARKER).write_text(json.dumps(_file_digests(staging), indent=1) + "\n")
+    try:
+        _unpack(asset, archive, staging)
+        (staging / COMPLETE_MARKER).write_text(json.dumps(_file_digests(staging), indent=1) + "\n")
+    except OSError as error:
+        shutil.rmtree(staging, ignore_errors=True)
+        if error.errno == errno.ENOSPC:
+            needed = _unpacked_bytes(asset, archive) / 1e6
+            raise UserError(f"no space left on device while unpacking asset {asset.name!r} into {target.parent}; "
+                            f"free {needed:.0f} MB (or set TFNLP_CACHE to a folder on another disk)") from None
+        raise UserError(f"asset {asset.name!r}: cannot unpack into {target.parent} ({error})") from None
     if target.exists():
         shutil.rmtree(target)
     staging.rename(target)

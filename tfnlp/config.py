@@ -278,7 +278,7 @@ def apply_data_overrides(data: DataConfig, overrides: Iterable[str]) -> DataConf
     return data
 
 
-def _typed(value: Any, value_type: Any) -> Any:
+def typed_value(value: Any, value_type: Any) -> Any:
     """A TOML value as `value_type`; ValueError when it is another kind (an int is a valid float)."""
     if value_type is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
@@ -304,7 +304,7 @@ def apply_tables(experiment: Experiment, tables: dict[str, Any], where: str) -> 
         if not isinstance(values, dict):
             raise UserError(f"{where}: {section_name!r} must be a table ([data], [model] or [train])")
         items += [(section_name, field_name, value, where) for field_name, value in values.items()]
-    return _apply(experiment, items, _typed)
+    return _apply(experiment, items, typed_value)
 
 
 def apply_toml(experiment: Experiment, path: str | Path) -> Experiment:

@@ -30,6 +30,7 @@ fatal data anomaly). A pipeline file:
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import json
 import shutil
@@ -120,13 +121,27 @@ def read_pipeline(path: str | Path) -> Pipeline:
     head, blessing = raw.get("pipeline", {}), raw.get("blessing", {})
     if "experiment" not in head or "metric" not in blessing:
         raise UserError(f"{path}: needs [pipeline] experiment = \"...\" and [blessing] metric = \"...\"")
-    try:
-        rule = Blessing(**blessing)
-    except TypeError as error:
-        raise UserError(f"{path}: [blessing]: {error}") from None
+    _check_types(path, "pipeline", head, {"experiment": str, "data": str, "push_to": str, "serving_config": str})
+    _check_types(path, "blessing", blessing, {"metric": str, "higher_is_better": bool, "min_improvement": float,
+                                              "baseline_floor": bool, "floors": dict})
+    for metric, floor in blessing.get("floors", {}).items():
+        if isinstance(floor, bool) or not isinstance(floor, int | float):
+            raise UserError(f"{path}: [blessing] floors.{metric} takes a number, got {floor!r}")
+    rule = Blessing(**blessing)
     tables = {section: raw[section] for section in config_lib.SECTIONS if section in raw}
     return Pipeline(path, head["experiment"], head.get("data", ""), head.get("push_to", "savedmodels"),
                     head.get("serving_config", "serving/models.config"), tables, rule)
+
+
+def _check_types(path: Path, table: str, values: dict, types: dict[str, type]) -> None:
+    """Refuse a key the table does not have, or a value of another type (an int is a valid float)."""
+    for key, value in values.items():
+        if key not in types:
+            raise UserError(f"{path}: [{table}] has no key {key!r}; known: {', '.join(types)}")
+        try:
+            config_lib.typed_value(value, types[key])
+        except ValueError as error:
+            raise UserError(f"{path}: [{table}] {key} takes a {types[key].__name__} ({error})") from None
 
 
 def configured(pipeline: Pipeline, args: argparse.Namespace) -> config_lib.Experiment:
@@ -185,6 +200,21 @@ def infra_validate(version: Path, name: str, timeout: float = 120.0) -> str | No
     return None
 
 
+@contextlib.contextmanager
+def push_lock(push_to: Path, name: str):
+    """An exclusive lock on pushing model `name` under `push_to` (a lock file beside its versions, flock)."""
+    import fcntl
+
+    folder = Path(push_to) / name
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / ".push.lock", "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 def pushed_version(push_to: Path, name: str) -> Path | None:
     from tfnlp.export import latest_version
 
@@ -202,29 +232,50 @@ def write_serving_config(push_to: Path, config_path: Path) -> None:
 
 def run(pipeline: Pipeline, args: argparse.Namespace) -> int:
     """validate -> train -> evaluate -> bless -> infra-validate -> push; the exit code."""
-    from tfnlp import evaluation, export, model_card
+    from tfnlp import evaluation
     from tfnlp import run as run_lib
     from tfnlp.data import sources
     from tfnlp.tasks import task_class
 
     started = time.perf_counter()
     experiment = configured(pipeline, args)
+    pipeline.blessing.check(task_class(experiment.task).served_metrics, str(pipeline.path))
     push_to = writable_folder(args.export_base or pipeline.push_to, "--export_base")
     workdir = writable_folder(args.workdir or Path("runs") / "pipelines" / experiment.name /
                               datetime.now().strftime("%Y%m%d-%H%M%S"), "--workdir")
     print(f"pipeline {pipeline.path}: {experiment.name} -> {push_to / experiment.name}")
     loaded = sources.load(experiment.data.source, experiment.data)
-    pipeline.blessing.check(task_class(experiment.task).served_metrics, str(pipeline.path))
     validate_data(loaded, experiment)
     finished = run_lib.run_experiment(experiment, workdir, workdir / "candidate", loaded)
-    candidate_version = finished.export
-    candidate = evaluation.evaluate_version(candidate_version, experiment, loaded.splits)
-    in_service = pushed_version(push_to, experiment.name)
-    pushed = (evaluation.evaluate_version(in_service, experiment, loaded.splits)
-              if in_service else None)
+    candidate = evaluation.evaluate_version(finished.export, experiment, loaded.splits)
+    if args.tiny:
+        print("a smoke run (--tiny: a few hundred records, one epoch): its blessing says whether the pipeline works, "
+              "not whether the model is good")
+    # Held from reading the version in service to pushing: a second pipeline pushing the same model meanwhile waits,
+    # then compares its candidate with this push.
+    with push_lock(push_to, experiment.name):
+        in_service = pushed_version(push_to, experiment.name)
+        pushed = evaluation.evaluate_version(in_service, experiment, loaded.splits) if in_service else None
+        decision = decide(pipeline.blessing, candidate, pushed, finished, workdir)
+        if not decision["blessed"]:
+            print("not blessed, nothing pushed: " + "; ".join(decision["reasons"]))
+            return EXIT_NOT_BLESSED
+        problem = infra_validate(finished.export, experiment.name)
+        if problem:
+            print(f"blessed, but infra-validation failed, nothing pushed: {problem}")
+            return EXIT_NOT_BLESSED
+        print("infra-validation: tfnlp's server loaded the candidate and answered its warmup requests")
+        version = push(pipeline, finished, candidate, in_service, pushed, decision, push_to)
+    write_serving_config(push_to, Path(args.serving_config or pipeline.serving_config))
+    print(f"blessed and pushed in {time.perf_counter() - started:.0f} s\npushed: {version}")
+    return 0
+
+
+def decide(rule: Blessing, candidate: dict, pushed: dict | None, finished, workdir: Path) -> dict:
+    """The blessing decision (against the version in service and the run's own baselines), printed and kept in the
+    workdir's `evaluation.json`."""
     baselines = {name: scores for name, scores in finished.test.items() if name.startswith("baseline")}
-    blessed, reasons = pipeline.blessing.decide(candidate, pushed, baselines)
-    rule = pipeline.blessing
+    blessed, reasons = rule.decide(candidate, pushed, baselines)
     decision = {"metric": rule.metric, "candidate": candidate["overall"][rule.metric],
                 "pushed": pushed["overall"][rule.metric] if pushed else None, "blessed": blessed, "reasons": reasons,
                 "rule": f"{'higher' if rule.higher_is_better else 'lower'} is better, min improvement "
@@ -232,34 +283,27 @@ def run(pipeline: Pipeline, args: argparse.Namespace) -> int:
                         f"{rule.baseline_floor}", "baselines": baselines}
     (workdir / "evaluation.json").write_text(json.dumps({"candidate": candidate, "in_service": pushed,
                                                          "decision": decision}, indent=1))
-    in_service_value = "-" if pushed is None else format(decision["pushed"], ".4f")
-    print(f"evaluation through the SavedModel on the test split: {rule.metric} candidate "
-          f"{decision['candidate']:.4f}, in service {in_service_value}, most frequent "
-          f"{candidate['baseline'][rule.metric]:.4f}"
+    in_service = "-" if pushed is None else format(decision["pushed"], ".4f")
+    print(f"evaluation through the SavedModel on the test split: {rule.metric} candidate {decision['candidate']:.4f}, "
+          f"in service {in_service}, most frequent {candidate['baseline'][rule.metric]:.4f}"
           + "".join(f", {name} {scores[rule.metric]:.4f}" for name, scores in baselines.items()
                     if rule.metric in scores))
-    if args.tiny:
-        print("a smoke run (--tiny: a few hundred records, one epoch): its blessing says whether the pipeline works, "
-              "not whether the model is good")
-    if not blessed:
-        print("not blessed, nothing pushed: " + "; ".join(reasons))
-        return EXIT_NOT_BLESSED
-    problem = infra_validate(candidate_version, experiment.name)
-    if problem:
-        print(f"blessed, but infra-validation failed, nothing pushed: {problem}")
-        return EXIT_NOT_BLESSED
-    print("infra-validation: tfnlp's server loaded the candidate and answered its warmup requests")
-    card = json.loads((candidate_version / "assets.extra" / model_card.CARD_JSON).read_text(encoding="utf-8"))
+    return decision
+
+
+def push(pipeline: Pipeline, finished, candidate: dict, in_service: Path | None, pushed: dict | None,
+         decision: dict, push_to: Path) -> Path:
+    """Publish the candidate as the next version, its card completed with the decision; the new version."""
+    from tfnlp import export, model_card
+
+    card = json.loads((finished.export / "assets.extra" / model_card.CARD_JSON).read_text(encoding="utf-8"))
     card["pipeline"] = {"file": str(pipeline.path), "decision": decision, "candidate_evaluation": candidate,
                         "replaced_version": int(in_service.name) if in_service else None,
-                        "replaced_evaluation": pushed,
-                        "pushed_at": datetime.now(UTC).isoformat(timespec="seconds")}
-    version = export.publish_version(candidate_version, push_to, experiment.name, {
+                        "replaced_evaluation": pushed, "pushed_at": datetime.now(UTC).isoformat(timespec="seconds")}
+    name = finished.experiment.name
+    return export.publish_version(finished.export, push_to, name, {
         model_card.CARD_JSON: json.dumps(card, indent=2, ensure_ascii=False, default=str) + "\n",
-        model_card.CARD_MARKDOWN: model_card.markdown(card, str(push_to / experiment.name))})
-    write_serving_config(push_to, Path(args.serving_config or pipeline.serving_config))
-    print(f"blessed and pushed in {time.perf_counter() - started:.0f} s\npushed: {version}")
-    return 0
+        model_card.CARD_MARKDOWN: model_card.markdown(card, str(push_to / name))})
 
 
 def status(export_base: Path) -> list[str]:

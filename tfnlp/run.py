@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import errno
 import json
 import os
 import shutil
@@ -164,6 +165,19 @@ def built_for_workers(model, dataset, strategy) -> None:
     for name in ("train_step", "test_step"):
         step = getattr(model, name)
         setattr(model, name, lambda data, step=step: {key: tf.reshape(value, [1]) for key, value in step(data).items()})
+
+
+@contextlib.contextmanager
+def out_of_space(what: str, folder: Path):
+    """A full disk while writing `what` under `folder` (TensorFlow's, h5py's or the OS's own error) as a UserError:
+    `error: ... no space left on device ...`, exit 2. Writers stage their files, so nothing half-written is left."""
+    try:
+        yield
+    except Exception as error:  # noqa: BLE001 - only a full disk is translated; anything else goes on up as it was
+        if getattr(error, "errno", None) != errno.ENOSPC and "No space left on device" not in str(error):
+            raise
+        raise UserError(f"{folder}: no space left on device while writing {what}; free some space and run again "
+                        "(a training run resumes after its last complete epoch)") from None
 
 
 def wait_for_every_worker(strategy) -> None:
@@ -420,8 +434,9 @@ def run_experiment(experiment: config_lib.Experiment, workdir: Path, export_base
                             *extra_callbacks], run_folder, experiment.train, backup)
     try:
         # A progress bar on a terminal, a line per epoch in logs.
-        model = task.fit(model, train_data, validation_data, experiment.train.epochs, callbacks,
-                         verbose=1 if sys.stdout.isatty() else 2, **fit_steps)
+        with out_of_space("checkpoints, backups and logs", run_folder):
+            model = task.fit(model, train_data, validation_data, experiment.train.epochs, callbacks,
+                             verbose=1 if sys.stdout.isatty() else 2, **fit_steps)
     finally:
         if scratch:
             shutil.rmtree(scratch, ignore_errors=True)
@@ -464,7 +479,7 @@ def run_experiment(experiment: config_lib.Experiment, workdir: Path, export_base
     with progress.step("scoring the serving graph on raw test texts, for the model card"):
         served = served_evaluation(serving, experiment, task)
     card = model_card.build(experiment, run, served, task.limitations(experiment, results))
-    with progress.step(f"exporting to {export_base / experiment.name}"):
+    with progress.step(f"exporting to {export_base / experiment.name}"), out_of_space("the export", export_base):
         version = export.export_savedmodel(
             serving, export_base, experiment.name, serving.signatures(scrub_patterns=experiment.data.deidentify),
             {model_card.CARD_JSON: json.dumps(card, indent=2, ensure_ascii=False, default=str) + "\n",

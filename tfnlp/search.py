@@ -27,6 +27,7 @@ for each of them, and the leaderboard reads every trial.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import os
@@ -56,23 +57,48 @@ def default_space(experiment: config_lib.Experiment) -> Space:
 
 
 def read_space(path: str, experiment: config_lib.Experiment) -> Space:
-    """A TOML space file, each key checked against the experiment's configuration."""
-    try:
-        raw = config_lib.tomllib.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError) as error:
-        raise UserError(f"{path}: cannot be read ({error})") from None
-    except config_lib.tomllib.TOMLDecodeError as error:
-        raise UserError(f"{path}: not valid TOML ({error})") from None
-    for key, domain in raw.items():
+    """A TOML space file, each key checked against the experiment's configuration and each domain against what
+    Optuna can sample (`check_space`)."""
+    raw = config_lib.read_toml(path)
+    check_space(raw, experiment, str(path))
+    return raw
+
+
+def check_space(space: Space, experiment: config_lib.Experiment, where: str) -> None:
+    """Refuse, before any study is created, a key the experiment does not read, and a domain no trial could sample:
+    an empty list, a choice of the wrong type, bounds that are not numbers of the key's type, an empty range, a log
+    range from 0 or below, a step that is not positive."""
+    for key, domain in space.items():
         section, _, name = key.partition(".")
-        config_lib.checked_type(experiment, section, name, str(path))
+        value_type = config_lib.checked_type(experiment, section, name, where)
         if isinstance(domain, list):
             if not domain:
-                raise UserError(f"{path}: {key}: an empty list of choices")
-        elif not (isinstance(domain, dict) and {"low", "high"} <= set(domain) <= {"low", "high", "log", "step"}):
-            raise UserError(f"{path}: {key}: give a list of choices or {{low = ..., high = ...[, log = true]"
+                raise UserError(f"{where}: {key}: an empty list of choices")
+            for choice in domain:
+                try:
+                    config_lib.typed_value(choice, value_type)
+                except ValueError as error:
+                    raise UserError(f"{where}: {key}: choice {choice!r} is not a {value_type.__name__} ({error})"
+                                    ) from None
+            continue
+        if not (isinstance(domain, dict) and {"low", "high"} <= set(domain) <= {"low", "high", "log", "step"}):
+            raise UserError(f"{where}: {key}: give a list of choices or {{low = ..., high = ...[, log = true]"
                             "[, step = ...]}")
-    return raw
+        if value_type not in (int, float):
+            raise UserError(f"{where}: {key} takes a {value_type.__name__}: give a list of choices, not a range")
+        for bound in ("low", "high", *(("step",) if "step" in domain else ())):
+            try:
+                config_lib.typed_value(domain[bound], value_type)
+            except ValueError as error:
+                raise UserError(f"{where}: {key}: {bound} must be a {value_type.__name__} ({error})") from None
+        if domain["low"] > domain["high"]:
+            raise UserError(f"{where}: {key}: an empty range (low {domain['low']} > high {domain['high']})")
+        if domain.get("log") and domain["low"] <= 0:
+            raise UserError(f"{where}: {key}: a log range starts above 0 (low = {domain['low']})")
+        if "step" in domain and domain["step"] <= 0:
+            raise UserError(f"{where}: {key}: step must be above 0 (step = {domain['step']})")
+        if "step" in domain and domain.get("log"):
+            raise UserError(f"{where}: {key}: a log range takes no step")
 
 
 def suggest(trial, space: Space, experiment: config_lib.Experiment) -> list[str]:
@@ -250,7 +276,6 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     import optuna
 
-    from tfnlp.data import sources
     from tfnlp.paths import writable_folder
 
     args = build_parser().parse_args(argv)
@@ -263,7 +288,36 @@ def main(argv: Sequence[str] | None = None) -> int:
     root.mkdir(parents=True, exist_ok=True)
     args.storage = args.storage or f"sqlite:///{root / 'study.db'}"
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    study = open_study(args, experiment, space)
+    with storage_limits(args.storage):
+        study = open_study(args, experiment, space)
+        best_run = optimize(study, args, experiment, space, root)
+    if best_run is not None:
+        print(f"exported: {best_run.export}")
+    sys.stdout.flush()
+    return 0
+
+
+@contextlib.contextmanager
+def storage_limits(storage: str):
+    """SQLite's whole-file lock, when several processes write at once, as a UserError saying what serves better."""
+    try:
+        yield
+    except Exception as error:  # noqa: BLE001 - only the lock is translated
+        if "database is locked" not in str(error):
+            raise
+        raise UserError(f"--storage {storage}: SQLite's lock is the limit here (several processes writing the study "
+                        "at once); run it on a database server: --storage postgresql+psycopg://USER:PASSWORD@HOST/DB"
+                        ) from None
+
+
+def optimize(study, args: argparse.Namespace, experiment: config_lib.Experiment, space: Space, root: Path):
+    """Run the study's remaining trials, print the leaderboard and the best configuration (and with --train-best,
+    train and export it: its Run)."""
+    import optuna
+
+    from tfnlp.data import sources
+    from tfnlp.paths import writable_folder
+
     remaining = args.trials - len(finished(study))
     print(f"study {args.study!r} in {args.storage}: {len(finished(study))} finished trials, {max(remaining, 0)} to run")
     if remaining > 0:
@@ -292,10 +346,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.train_best:
         best = config_lib.validate(config_lib.apply_overrides(experiment, overrides))
         workdir = writable_folder(root / "best", "--root")
-        best_run = run_lib.run_experiment(best, workdir, writable_folder(args.export_base, "--export_base"))
-        print(f"exported: {best_run.export}")
-    sys.stdout.flush()
-    return 0
+        return run_lib.run_experiment(best, workdir, writable_folder(args.export_base, "--export_base"))
+    return None
 
 
 if __name__ == "__main__":

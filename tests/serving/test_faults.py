@@ -99,7 +99,8 @@ def raw_http(rest: str, request: bytes, timeout: float = 30) -> bytes:
     (b"POST /v1/models/icd10_seq2seq:predict HTTP/1.1\r\nContent-Length: -1\r\n\r\n{}", b"400"),
     (b"PUT /v1/models/icd10_seq2seq HTTP/1.1\r\nContent-Length: 0\r\n\r\n", b"501"),
     (b"GET /" + b"a" * 70_000 + b" HTTP/1.1\r\n\r\n", b"414"),
-    (b"POST /v1/models/icd10_seq2seq:predict?x=1 HTTP/1.1\r\nContent-Length: 2\r\n\r\n{}", b"400"),
+    (b"POST /v1/models/icd10_seq2seq:predict?x=1 HTTP/1.1\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}",
+     b"400"),
     (b"POST /v1/models/icd10_seq2seq:predict HTTP/1.1\r\nContent-Length: 2\r\nContent-Length: 2\r\n\r\n{}", b"400"),
 ])
 def test_protocol_errors_answer_json_without_the_python_version(server, request_bytes, status):
