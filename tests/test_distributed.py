@@ -51,6 +51,7 @@ def test_xla_is_refused_clearly_for_a_model_that_reads_strings(tmp_path, capsys)
     assert exit_info.value.code == 2 and "which XLA cannot compile" in capsys.readouterr().err
 
 
+@pytest.mark.slow  # about 20 s; `python -m tfnlp.bench scale` trains under both mixed policies too
 def test_a_mixed_float16_run_exports_float32_outputs(tmp_path):
     from tfnlp import train
 

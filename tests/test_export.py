@@ -61,7 +61,7 @@ def test_stale_staging_folders_go_and_versions_are_readable_by_others(tmp_path):
 
 def test_only_ascii_number_folders_are_versions(tmp_path):
     from tfnlp import pipeline
-    from tfnlp.predict import resolve_version
+    from tfnlp.predictor import resolve_version
 
     model = tmp_path / "echo"
     for name in ("1", "²", "٧", "12", ".tmp-x", "v3"):

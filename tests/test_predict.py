@@ -9,6 +9,7 @@ from tests.helpers import served_in_fresh_process
 from tfnlp import predict
 from tfnlp.answers import CodeAnswer, LabelAnswer, TaggedAnswer
 from tfnlp.errors import UserError
+from tfnlp.predictor import resolve_version
 
 TEXTS = ["Insuffisance cardiaque", "Choléra à Vibrio cholerae", ""]
 
@@ -17,7 +18,7 @@ TEXTS = ["Insuffisance cardiaque", "Choléra à Vibrio cholerae", ""]
 def test_the_coder_answers_the_same_from_its_version_its_model_base_and_its_run(tiny_run):
     served = served_in_fresh_process(tiny_run["version"], TEXTS)
     for path in (tiny_run["export_base"] / "icd10_seq2seq", tiny_run["workdir"]):
-        assert predict.resolve_version(path) == tiny_run["version"]
+        assert resolve_version(path) == tiny_run["version"]
     answers = tfnlp.load(tiny_run["workdir"]).predict(TEXTS)
     assert all(isinstance(answer, CodeAnswer) for answer in answers)
     assert [answer.code for answer in answers] == served["code"]

@@ -5,7 +5,7 @@ The Python API (each name imports TensorFlow only when first used, so `import tf
 - `tfnlp.train(experiment, *, data=None, overrides=(), config=None, tiny=False, workdir=None,
   export_base="savedmodels") -> Run` (`tfnlp.run.train`);
 - `tfnlp.load(path) -> Predictor` for an exported version, a model base folder or a run folder
-  (`tfnlp.predict.load`); `Predictor.predict(texts)` returns one typed answer per text;
+  (`tfnlp.predictor.load`); `Predictor.predict(texts)` returns one typed answer per text;
 - `tfnlp.evaluate(path, data=...) -> Evaluation` (`tfnlp.evaluation.evaluate`).
 """
 
@@ -18,7 +18,7 @@ from tfnlp import logs as _logs
 __version__ = "0.1.0"
 __all__ = ["Predictor", "Run", "evaluate", "load", "train"]
 
-_API = {"load": ("tfnlp.predict", "load"), "Predictor": ("tfnlp.predict", "Predictor"),
+_API = {"load": ("tfnlp.predictor", "load"), "Predictor": ("tfnlp.predictor", "Predictor"),
         "evaluate": ("tfnlp.evaluation", "evaluate"), "Run": ("tfnlp.run", "Run")}
 
 if _logs.is_command_start():  # a command's terminal shows no TensorFlow C++ log lines (tfnlp.logs)

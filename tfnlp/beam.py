@@ -164,7 +164,7 @@ class TfnlpModelHandler(ModelHandler):
         self.export, self.min_batch_size, self.max_batch_size = export, min_batch_size, max_batch_size
 
     def load_model(self):
-        from tfnlp.predict import Predictor
+        from tfnlp.predictor import Predictor
 
         return Predictor.from_export(self.export)
 
@@ -231,7 +231,7 @@ def run(export: str, source: Source, output: str, beam_options: Sequence[str] = 
     Raises:
         UserError: the export or the input cannot be found.
     """
-    from tfnlp.predict import resolve_version
+    from tfnlp.predictor import resolve_version
 
     # A remote export (gs://, s3://) is read by the workers through TensorFlow's file systems: only a local one is
     # checked here.

@@ -1,6 +1,6 @@
 """Score an export through its SavedModel, overall and by slice, as TFMA does: one evaluator for every caller.
 
-Raw test texts go into the serving signature (`tfnlp.predict.Predictor`), its typed answers are
+Raw test texts go into the serving signature (`tfnlp.predictor.Predictor`), its typed answers are
 compared with the truth by the task's own served scorer (`Task.served_truth`, `served_score`,
 `served_slices`), so a candidate, the version in service, a version pushed by hand and a version
 trained on another split are all scored the same way. Slices: the ICD-10 chapter of the true code
@@ -39,7 +39,7 @@ def evaluate(path: str | Path, data: str | None = None, overrides: tuple[str, ..
         UserError: not an export, an export without its experiment in its card, or data it cannot read.
     """
     from tfnlp.data import sources
-    from tfnlp.predict import load
+    from tfnlp.predictor import load
 
     predictor = load(path)
     if "experiment" not in predictor.card:
@@ -65,6 +65,6 @@ def evaluate_predictor(predictor, experiment: config_lib.Experiment, splits: Spl
 
 def evaluate_version(version: Path, experiment: config_lib.Experiment, splits: Splits) -> dict:
     """`evaluate_predictor` of the export in `version`."""
-    from tfnlp.predict import Predictor
+    from tfnlp.predictor import Predictor
 
     return evaluate_predictor(Predictor.from_export(version), experiment, splits)

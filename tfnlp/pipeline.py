@@ -202,12 +202,12 @@ def infra_validate(version: Path, name: str, timeout: float = 120.0) -> str | No
 
 @contextlib.contextmanager
 def push_lock(push_to: Path, name: str):
-    """An exclusive lock on pushing model `name` under `push_to` (a lock file beside its versions, flock)."""
+    """An exclusive lock on pushing model `name` under `push_to` (flock on a hidden file beside its model folder, so the
+    folder holds versions only)."""
     import fcntl
 
-    folder = Path(push_to) / name
-    folder.mkdir(parents=True, exist_ok=True)
-    with open(folder / ".push.lock", "w") as handle:
+    Path(push_to).mkdir(parents=True, exist_ok=True)
+    with open(Path(push_to) / f".{name}.push.lock", "w") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
         try:
             yield

@@ -367,7 +367,7 @@ def served_evaluation(serving, experiment: config_lib.Experiment, task) -> dict 
     """The serving graph scored as its export will be (`tfnlp.evaluation`), before it is exported; None when the test
     records cannot be scored that way (tagged sentences without character offsets)."""
     from tfnlp.evaluation import evaluate_predictor
-    from tfnlp.predict import Predictor
+    from tfnlp.predictor import Predictor
 
     try:
         return evaluate_predictor(Predictor(serving.serve), experiment, task.splits)

@@ -26,3 +26,16 @@ def test_the_table_puts_languages_in_order_and_hides_exact_match_on_reworded_tex
     lines = icd10.table(rows).splitlines()
     assert [line.split(" | ")[:2] for line in lines[2:]] == [["| en", "test"], ["| en", "reworded"], ["| fr", "test"]]
     assert lines[3].endswith("| - | 10 | - |") and lines[2].endswith("| 0.400 | 10 | 100 |")
+
+
+def test_answer_scores_count_ranked_hits_calibration_and_review_by_hand():
+    answered = [{"code": "I500", "top_codes": ["I500", "I509"], "confidence": 0.9, "needs_review": False},
+                {"code": "J189", "top_codes": ["J189", "J180"], "confidence": 0.6, "needs_review": True},
+                {"code": "E119", "top_codes": ["E119", ""], "confidence": 0.8, "needs_review": False}]
+    truth = ["I500", "J180", "E110"]
+    scores = icd10.answer_scores(truth, answered, raw=[1.0, 1.0, 1.0])
+    assert (scores["top_k_exact"], scores["top_k_category"], scores["top_k_chapter"]) == (2 / 3, 1.0, 1.0)
+    assert scores["k"] == 2 and scores["answered"] == 2 / 3
+    assert scores["answered_category_precision"] == 1.0  # I50 and E11 are both right categories
+    # Right 1 time in 3: overconfident raw scores (all 1.0) miscalibrated by 2/3.
+    assert abs(scores["ece_before"] - 2 / 3) < 1e-9 and scores["ece_after"] < scores["ece_before"]

@@ -174,6 +174,9 @@ def test_lemma_preprocessing_is_the_same_in_training_and_in_the_served_model(tmp
     assert task.training_words(["des"]) == [["de"]]
 
 
+# With -m slow (about 40 s): the BERT backbone, word pieces and export path run in the default suite through
+# tests/tasks/test_lora.py's tagger; this is the classifier head on top.
+@pytest.mark.slow
 def test_bert_classifier_trains_and_exports_a_raw_string_savedmodel(tmp_path):
     preset, data = tiny_bert_preset(tmp_path / "preset", [*WORDS, "an"]), polarity_csv(tmp_path)
     metrics = run_tiny("sentiment_bert", tmp_path, "--data", f"csv:{data}", "--set", f"model.preset={preset}",

@@ -36,7 +36,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from tfnlp import beam
     from tfnlp.config import DataConfig
     from tfnlp.data import sources
-    from tfnlp.predict import load
+    from tfnlp.predictor import load
 
     parser = argparse.ArgumentParser(prog="python -m tfnlp.bench beam", description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="500 rows, one worker: about a minute")

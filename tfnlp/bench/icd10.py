@@ -15,7 +15,14 @@ TF-IDF baselines fitted on the same training split, code:
 SVM (the fusion needs it from the first validation); the baselines' is their own fit and prediction.
 Variants: greedy; beam 8 reranked by the category head (this project's earlier default); beam 8
 with the category head as a prefix prior; with the in-graph TF-IDF SVM as a prefix prior; with
-both (the default). Texts/s go through each variant's exported SavedModel (batches of 256).
+both (the default). Texts/s go through each variant's exported SavedModel (batches of 256), with the
+ranked outputs a person reads (the default's `model.top_k` codes, labels and confidences).
+
+A second table, the answers a person reads: each variant's confidences calibrated on the validation
+split as a run calibrates its export (`Seq2SeqTask.calibrate`), then, on each evaluation set, top-1
+and top-k accuracy (is the right chapter, category or code among the ranked codes; k = `model.top_k`,
+1 for greedy), the calibration error of the best code's confidence (ECE, 15 bins, exact code) before
+and after, and the share of texts answered without review with the category precision among them.
 `--quick` trains the tiny variant (600 labels, one epoch): a check that the bench runs.
 """
 
@@ -74,8 +81,8 @@ def evaluate_language(lang: str, quick: bool, reworded: int, scratch: Path) -> l
     from tfnlp.config import validate
     from tfnlp.data import icd10, sources
     from tfnlp.metrics import code_accuracies
+    from tfnlp.predictor import served_rows
     from tfnlp.run import run_experiment
-    from tfnlp.tasks.seq2seq import decode
 
     experiment = experiments.get("icd10_seq2seq", tiny=quick)
     experiment = validate(dataclasses.replace(
@@ -97,12 +104,17 @@ def evaluate_language(lang: str, quick: bool, reworded: int, scratch: Path) -> l
     fitted_in_training = bool(experiment.model.tfidf_prior_weight and experiment.model.beam_size > 1)
     svm_extra = 0.0 if fitted_in_training else linear_seconds
     for system, (serving, extra_seconds) in variants(task, model, svm_extra).items():
+        task.calibrate(serving)  # on validation, as the run calibrates its export
         function = serving.serve if serving.beam_size > 1 else serving.greedy
         rate = speed(serving, scratch / lang / "variants", f"v{len(rows)}", [r.text for r in task.splits.test])
         for set_name, records in sets.items():
-            predicted = decode(function, [record.text for record in records])
+            texts, truth = [record.text for record in records], [record.target for record in records]
+            answered = served_rows(function, texts)
+            predicted = [row["code"] for row in answered]
+            raw = raw_best_confidence(serving, texts)
             rows.append({"lang": lang, "system": system, "set": set_name, "seconds": train_seconds + extra_seconds,
-                         "texts_per_second": rate, **code_accuracies([r.target for r in records], predicted)})
+                         "texts_per_second": rate, **code_accuracies(truth, predicted),
+                         **answer_scores(truth, answered, raw)})
     for set_name, records in sets.items():
         texts, truth = [record.text for record in records], [record.target for record in records]
         started = time.perf_counter()
@@ -116,13 +128,62 @@ def evaluate_language(lang: str, quick: bool, reworded: int, scratch: Path) -> l
     return rows
 
 
+def raw_best_confidence(serving, texts: Sequence[str]) -> list[float]:
+    """The best code's confidence before calibration (a softmax over the beam; greedy: the decoder's probability)."""
+    from tfnlp.calibration import raw_confidences
+
+    _, scores = serving.ranked_scores(texts, serving.beam_size)
+    return raw_confidences(scores)[:, 0].tolist()
+
+
+def answer_scores(truth: Sequence[str], answered: Sequence[dict], raw: Sequence[float]) -> dict[str, float]:
+    """Top-1 and top-k accuracy by chapter, category and code, ECE before and after calibration, and the share
+    answered without review with its category precision."""
+    from tfnlp.calibration import expected_calibration_error
+    from tfnlp.data.icd10 import category, chapter
+
+    scores: dict[str, float] = {}
+    for level, cut in (("chapter", chapter), ("category", category), ("exact", lambda code: code)):
+        scores[f"top_k_{level}"] = sum(any(cut(code) == cut(target) for code in row["top_codes"] if code)
+                                       for row, target in zip(answered, truth, strict=True)) / max(len(truth), 1)
+    exact = [row["code"] == target for row, target in zip(answered, truth, strict=True)]
+    kept = [not row["needs_review"] for row in answered]
+    right_category = [category(row["code"]) == category(target) for row, target in zip(answered, truth, strict=True)]
+    return {**scores, "k": max((len(row["top_codes"]) for row in answered), default=1),
+            "ece_before": expected_calibration_error(raw, exact),
+            "ece_after": expected_calibration_error([row["confidence"] for row in answered], exact),
+            "answered": sum(kept) / max(len(kept), 1),
+            "answered_category_precision": (sum(r for r, k in zip(right_category, kept, strict=True) if k)
+                                            / max(sum(kept), 1))}
+
+
+def answers_table(rows: list[dict]) -> str:
+    """Markdown: the ranked answers and their confidences, per language, set and system."""
+    lines = ["| lang | set | system | top-1 chapter | top-1 category | top-1 code | k | top-k chapter | "
+             "top-k category | top-k code | ECE before | ECE after | answered without review | their category "
+             "precision |", "|---" * 14 + "|"]
+    for row in ordered(rows):
+        if "top_k_chapter" not in row:
+            continue
+        lines.append(f"| {row['lang']} | {row['set']} | {row['system']} | {row['chapter_accuracy']:.3f} | "
+                     f"{row['category_accuracy']:.3f} | {row['exact_match']:.3f} | {row['k']} | "
+                     f"{row['top_k_chapter']:.3f} | {row['top_k_category']:.3f} | {row['top_k_exact']:.3f} | "
+                     f"{row['ece_before']:.3f} | {row['ece_after']:.3f} | {row['answered']:.1%} | "
+                     f"{row['answered_category_precision']:.3f} |")
+    return "\n".join(lines)
+
+
+def ordered(rows: list[dict]) -> list[dict]:
+    """By language as asked, the test split before the reworded texts, systems in the order they were run."""
+    languages = list(dict.fromkeys(row["lang"] for row in rows))
+    return sorted(rows, key=lambda row: (languages.index(row["lang"]), row["set"] != "test"))
+
+
 def table(rows: list[dict]) -> str:
     from tfnlp.bench.classifiers import rate_cell
 
     lines = ["| lang | set | system | chapter | category | exact | train s | texts/s (SavedModel) |", "|---" * 8 + "|"]
-    languages = list(dict.fromkeys(row["lang"] for row in rows))
-    # By language as asked, the test split before the reworded texts, systems in the order they were run.
-    for row in sorted(rows, key=lambda row: (languages.index(row["lang"]), row["set"] != "test")):
+    for row in ordered(rows):
         exact = "-" if row["set"] == "reworded" else f"{row['exact_match']:.3f}"
         lines.append(f"| {row['lang']} | {row['set']} | {row['system']} | {row['chapter_accuracy']:.3f} | "
                      f"{row['category_accuracy']:.3f} | {exact} | {row['seconds']:.0f} | "
@@ -147,6 +208,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as scratch:
         rows = [row for lang in langs for row in evaluate_language(lang, args.quick, reworded, Path(scratch))]
     print("\n" + table(rows))
+    print("\nthe answers a person reads:\n\n" + answers_table(rows))
     best = max((row for row in rows if row["set"] == "test"), key=lambda row: row["category_accuracy"])
     print(f"headline: best category accuracy on the {best['lang']} test split: {best['system']} "
           f"{best['category_accuracy']:.3f}")
