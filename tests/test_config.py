@@ -46,6 +46,8 @@ def test_an_experiment_round_trips_through_its_dict():
     ("train.lr_schedule=step", "train.lr_schedule='step': use one of cosine, linear, constant, plateau"),
     ("train.lr_schedule=plateau train.warmup_steps=5", "train.lr_schedule=plateau takes no warm-up"),
     ("train.precision=half", "train.precision='half': use one of float32"),
+    ("model.embedding_dim=100000000", "model.embedding_dim=100000000: must be at most 4,096"),
+    ("train.batch_size=99999999999999999999", "train.batch_size=99999999999999999999: must be below"),
 ])
 def test_values_no_run_can_use_are_refused(override, message):
     with pytest.raises(UserError, match=message):

@@ -371,6 +371,8 @@ def _check_bounds(section_name: str, section: Any) -> None:
             raise UserError(f"{key}={value}: must be at least {meta['low']}")
         if meta.get("below") is not None and not value < meta["below"]:
             raise UserError(f"{key}={value}: must be below {meta['below']:g}")
+        if meta.get("high") is not None and value > meta["high"]:
+            raise UserError(f"{key}={value}: must be at most {meta['high']:,}")
 
 
 def _check_decoder(experiment: Experiment) -> None:

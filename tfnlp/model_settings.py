@@ -26,9 +26,10 @@ from tfnlp.registry import Registry
 
 
 def setting(default: Any, help: str, low: float | None = None, below: float | None = None,
-            choices: tuple = ()) -> Any:
-    """A dataclass field with its help line and bounds (`low` <= value, value < `below`, value in `choices`)."""
-    return dataclasses.field(default=default, metadata={"help": help, "low": low, "below": below,
+            high: float | None = None, choices: tuple = ()) -> Any:
+    """A dataclass field with its help line and bounds (`low` <= value <= `high`, value < `below`, value in
+    `choices`): sizes have a ceiling, so that a slip of the keyboard is an error, not an out-of-memory crash."""
+    return dataclasses.field(default=default, metadata={"help": help, "low": low, "below": below, "high": high,
                                                         "choices": choices})
 
 
@@ -72,17 +73,19 @@ class Seq2SeqCoderSettings(ModelSettings):
     unread_train: ClassVar[tuple[str, ...]] = ("loss", *FOCAL)
 
     name: str = setting("char_seq2seq", "the model factory", choices=models)
-    vocab_size: int = setting(20000, "words of the encoder's vocabulary (adapted on the training texts)", low=3)
-    max_input_tokens: int = setting(48, "words read from each text (longer texts are cut)", low=1)
-    embedding_dim: int = setting(128, "size of a word's learnt embedding", low=1)
-    subword_buckets: int = setting(20000, "hash buckets of each word's character n-grams (0: none)", low=0)
-    units: int = setting(128, "encoder BiLSTM units per direction", low=1)
-    decoder_units: int = setting(256, "decoder LSTM units", low=1)
-    char_embedding_dim: int = setting(32, "size of a code character's embedding in the decoder", low=1)
-    attention_units: int = setting(128, "size of the additive (Bahdanau) attention's projection", low=1)
+    vocab_size: int = setting(20000, "words of the encoder's vocabulary (adapted on the training texts)",
+                              low=3, high=10000000)
+    max_input_tokens: int = setting(48, "words read from each text (longer texts are cut)", low=1, high=4096)
+    embedding_dim: int = setting(128, "size of a word's learnt embedding", low=1, high=4096)
+    subword_buckets: int = setting(20000, "hash buckets of each word's character n-grams (0: none)",
+                                   low=0, high=10000000)
+    units: int = setting(128, "encoder BiLSTM units per direction", low=1, high=8192)
+    decoder_units: int = setting(256, "decoder LSTM units", low=1, high=8192)
+    char_embedding_dim: int = setting(32, "size of a code character's embedding in the decoder", low=1, high=1024)
+    attention_units: int = setting(128, "size of the additive (Bahdanau) attention's projection", low=1, high=8192)
     dropout: float = setting(0.2, "dropout on embeddings and encoder outputs", low=0.0, below=1.0)
-    max_output_length: int = setting(6, "most characters of a code (0: the longest known code)", low=0)
-    beam_size: int = setting(8, "beam width of serving_default (1: greedy decoding only)", low=1)
+    max_output_length: int = setting(6, "most characters of a code (0: the longest known code)", low=0, high=64)
+    beam_size: int = setting(8, "beam width of serving_default (1: greedy decoding only)", low=1, high=256)
     constrain: bool = setting(True, "write only codes of the code set (a prefix trie in the graph)")
     category_loss_weight: float = setting(0.5, "weight of the auxiliary category head's loss (0: no head)", low=0.0)
     category_rerank_weight: float = setting(0.0, "final codes rescored by this times the head's log P(category)",
@@ -94,13 +97,13 @@ class Seq2SeqCoderSettings(ModelSettings):
                                            low=0.0)
     tfidf_min_weight: float = setting(0.05, "SVM weights smaller in magnitude are left out of the export", low=0.0)
     top_k: int = setting(5, "ranked codes serving_default answers (top_codes, top_labels, top_confidences); at most "
-                            "model.beam_size", low=1)
+                            "model.beam_size", low=1, high=256)
     calibration: str = setting("temperature", "how the ranked codes' scores become confidences, fitted on the "
                                               "validation split: temperature, isotonic or none",
                                choices=CALIBRATIONS)
     review_precision: float = setting(0.95, "category precision the answers given without review reach on the "
                                             "validation split (needs_review below the threshold that gives it)",
-                                      low=0.0, below=1.000001)
+                                      low=0.0, high=1.0)
 
 
 @dataclass(frozen=True)
@@ -112,21 +115,22 @@ class WordClassifierSettings(ModelSettings):
     models: ClassVar[tuple[str, ...]] = ("lstm", "bilstm_conv", "glove_bilstm")
 
     name: str = setting("lstm", "the model factory", choices=models)
-    vocab_size: int = setting(20000, "words of the vocabulary (adapted on the training texts)", low=3)
-    max_input_tokens: int = setting(48, "words read from each text (longer texts are cut)", low=1)
-    embedding_dim: int = setting(128, "size of a word's learnt embedding (pretrained vectors bring theirs)", low=1)
-    units: int = setting(128, "LSTM units (per direction for the BiLSTM)", low=1)
+    vocab_size: int = setting(20000, "words of the vocabulary (adapted on the training texts)", low=3, high=10000000)
+    max_input_tokens: int = setting(48, "words read from each text (longer texts are cut)", low=1, high=4096)
+    embedding_dim: int = setting(128, "size of a word's learnt embedding (pretrained vectors bring theirs)",
+                                 low=1, high=4096)
+    units: int = setting(128, "LSTM units (per direction for the BiLSTM)", low=1, high=8192)
     dropout: float = setting(0.2, "dropout on embeddings and before the softmax", low=0.0, below=1.0)
-    filters: int = setting(128, "Conv1D filters (bilstm_conv, glove_bilstm)", low=1)
-    kernel_size: int = setting(3, "Conv1D kernel width (bilstm_conv, glove_bilstm)", low=1)
+    filters: int = setting(128, "Conv1D filters (bilstm_conv, glove_bilstm)", low=1, high=8192)
+    kernel_size: int = setting(3, "Conv1D kernel width (bilstm_conv, glove_bilstm)", low=1, high=64)
     vectors: str = setting("", "pretrained word vectors: glove-6b-50d, fr-vectors or a GloVe / word2vec / fastText "
                                "file (empty: learnt embeddings; glove_bilstm needs them)")
-    top_k: int = setting(5, "ranked labels each answer gives (top_labels, top_scores)", low=1)
+    top_k: int = setting(5, "ranked labels each answer gives (top_labels, top_scores)", low=1, high=256)
     calibration: str = setting("temperature", "how scores are calibrated on the validation split: temperature, "
                                               "isotonic or none", choices=CALIBRATIONS)
     review_precision: float = setting(0.95, "precision the answers given without review reach on the validation "
                                             "split (needs_review below the threshold that gives it)",
-                                      low=0.0, below=1.000001)
+                                      low=0.0, high=1.0)
 
 
 # The options a scikit-learn fit does not read: it has no epochs, optimizer, schedule, loss or strategy.
@@ -145,20 +149,20 @@ class StaticVectorClassifierSettings(ModelSettings):
     unread_train: ClassVar[tuple[str, ...]] = SKLEARN_UNREAD
 
     name: str = setting("mean_vectors_linear", "the model factory", choices=models)
-    vocab_size: int = setting(50000, "words kept from the pretrained vectors", low=3)
-    max_input_tokens: int = setting(48, "words read from each text (longer texts are cut)", low=1)
+    vocab_size: int = setting(50000, "words kept from the pretrained vectors", low=3, high=10000000)
+    max_input_tokens: int = setting(48, "words read from each text (longer texts are cut)", low=1, high=4096)
     vectors: str = setting("glove-6b-50d", "pretrained word vectors: glove-6b-50d, fr-vectors or a GloVe / word2vec /"
                                            " fastText file")
-    hidden_units: int = setting(256, "hidden layer of the MLP (mean_vectors_mlp)", low=1)
+    hidden_units: int = setting(256, "hidden layer of the MLP (mean_vectors_mlp)", low=1, high=65536)
     sklearn_c: float = setting(1.0, "inverse regularisation strength of the logistic regression", low=1e-12)
     sklearn_max_iter: int = setting(0, "most iterations of the estimator (0: 2,000 for the logistic regression, "
                                        "300 epochs for the MLP)", low=0)
-    top_k: int = setting(5, "ranked labels each answer gives (top_labels, top_scores)", low=1)
+    top_k: int = setting(5, "ranked labels each answer gives (top_labels, top_scores)", low=1, high=256)
     calibration: str = setting("temperature", "how scores are calibrated on the validation split: temperature, "
                                               "isotonic or none", choices=CALIBRATIONS)
     review_precision: float = setting(0.95, "precision the answers given without review reach on the validation "
                                             "split (needs_review below the threshold that gives it)",
-                                      low=0.0, below=1.000001)
+                                      low=0.0, high=1.0)
 
 
 @dataclass(frozen=True)
@@ -170,18 +174,18 @@ class TransformerClassifierSettings(ModelSettings):
     models: ClassVar[tuple[str, ...]] = ("bert",)
 
     name: str = setting("bert", "the model factory", choices=models)
-    max_input_tokens: int = setting(64, "word pieces read from each text, [CLS] and [SEP] included", low=4)
+    max_input_tokens: int = setting(64, "word pieces read from each text, [CLS] and [SEP] included", low=4, high=4096)
     dropout: float = setting(0.1, "dropout before the softmax", low=0.0, below=1.0)
     preset: str = setting("", "keras-hub preset handle or local preset folder (empty: the minilm asset)")
     lora_rank: int = setting(0, "low-rank adaptation of this rank: the backbone frozen but for its LoRA matrices "
-                                "(0: full fine-tuning)", low=0)
+                                "(0: full fine-tuning)", low=0, high=1024)
     lora_targets: str = setting("", "comma-separated layers LoRA adapts (empty: keras-hub's default, query and value)")
-    top_k: int = setting(5, "ranked labels each answer gives (top_labels, top_scores)", low=1)
+    top_k: int = setting(5, "ranked labels each answer gives (top_labels, top_scores)", low=1, high=256)
     calibration: str = setting("temperature", "how scores are calibrated on the validation split: temperature, "
                                               "isotonic or none", choices=CALIBRATIONS)
     review_precision: float = setting(0.95, "precision the answers given without review reach on the validation "
                                             "split (needs_review below the threshold that gives it)",
-                                      low=0.0, below=1.000001)
+                                      low=0.0, high=1.0)
 
 
 @dataclass(frozen=True)
@@ -193,22 +197,24 @@ class BiLSTMTaggerSettings(ModelSettings):
     models: ClassVar[tuple[str, ...]] = ("bilstm_tagger",)
 
     name: str = setting("bilstm_tagger", "the model factory", choices=models)
-    vocab_size: int = setting(30000, "lower-cased words of the vocabulary (the training text's most frequent)", low=3)
-    embedding_dim: int = setting(50, "size of a word's embedding (pretrained vectors bring theirs)", low=1)
-    units: int = setting(128, "BiLSTM units per direction", low=1)
+    vocab_size: int = setting(30000, "lower-cased words of the vocabulary (the training text's most frequent)",
+                              low=3, high=10000000)
+    embedding_dim: int = setting(50, "size of a word's embedding (pretrained vectors bring theirs)", low=1, high=4096)
+    units: int = setting(128, "BiLSTM units per direction", low=1, high=8192)
     dropout: float = setting(0.3, "dropout on the word features and before the tag scores", low=0.0, below=1.0)
     vectors: str = setting("", "pretrained vectors the word embedding starts from (glove-6b-50d, fr-vectors, a file;"
                                " empty: random)")
-    char_filters: int = setting(50, "filters of the character CNN per word (0: no character features)", low=0)
-    char_embedding_dim: int = setting(30, "size of a character's embedding in the character CNN", low=1)
-    kernel_size: int = setting(3, "characters the character CNN reads at a time", low=1)
+    char_filters: int = setting(50, "filters of the character CNN per word (0: no character features)",
+                                low=0, high=8192)
+    char_embedding_dim: int = setting(30, "size of a character's embedding in the character CNN", low=1, high=1024)
+    kernel_size: int = setting(3, "characters the character CNN reads at a time", low=1, high=64)
     decoder: str = setting("crf", "how tags are read: argmax, constrained (Viterbi under BIO2) or crf (a linear-chain"
                                   " CRF trained on the sentence likelihood)", choices=DECODERS)
     calibration: str = setting("temperature", "how entity confidences are calibrated on the validation split: "
                                               "temperature, isotonic or none", choices=CALIBRATIONS)
     review_precision: float = setting(0.95, "entity precision the texts given without review reach on the "
                                             "validation split (needs_review when an entity is below the threshold)",
-                                      low=0.0, below=1.000001)
+                                      low=0.0, high=1.0)
 
 
 @dataclass(frozen=True)
@@ -221,18 +227,18 @@ class TransformerTaggerSettings(ModelSettings):
 
     name: str = setting("bert_tagger", "the model factory", choices=models)
     max_input_tokens: int = setting(128, "sub-tokens per window, special tokens included (longer texts are cut into "
-                                         "windows)", low=1)
+                                         "windows)", low=1, high=4096)
     window_stride: int = setting(0, "sub-tokens between the starts of a long text's windows; below a window's room "
-                                    "they overlap (0: side by side)", low=0)
+                                    "they overlap (0: side by side)", low=0, high=4096)
     dropout: float = setting(0.1, "dropout before the tag scores (and inside a fresh GPT-2)", low=0.0, below=1.0)
     preset: str = setting("", "keras-hub preset handle or local folder (empty: the minilm asset for bert_tagger, a "
                               "fresh GPT-2 for gpt_tagger)")
-    embedding_dim: int = setting(256, "a fresh GPT-2's hidden size (its token embeddings' width)", low=1)
-    num_layers: int = setting(4, "a fresh GPT-2's transformer layers", low=1)
-    bpe_merges: int = setting(4000, "merges of the byte-level BPE learnt for a fresh GPT-2", low=0)
+    embedding_dim: int = setting(256, "a fresh GPT-2's hidden size (its token embeddings' width)", low=1, high=4096)
+    num_layers: int = setting(4, "a fresh GPT-2's transformer layers", low=1, high=64)
+    bpe_merges: int = setting(4000, "merges of the byte-level BPE learnt for a fresh GPT-2", low=0, high=1000000)
     label_all_subtokens: bool = setting(False, "teach every sub-token of a word (later ones its I- tag), not the "
                                                "first alone")
-    lora_rank: int = setting(0, "low-rank adaptation of this rank (0: full fine-tuning)", low=0)
+    lora_rank: int = setting(0, "low-rank adaptation of this rank (0: full fine-tuning)", low=0, high=1024)
     lora_targets: str = setting("", "comma-separated layers LoRA adapts (empty: keras-hub's default, query and value)")
     decoder: str = setting("constrained", "how tags are read: argmax, constrained (Viterbi under BIO2) or crf",
                            choices=DECODERS)
@@ -240,7 +246,7 @@ class TransformerTaggerSettings(ModelSettings):
                                               "temperature, isotonic or none", choices=CALIBRATIONS)
     review_precision: float = setting(0.95, "entity precision the texts given without review reach on the "
                                             "validation split (needs_review when an entity is below the threshold)",
-                                      low=0.0, below=1.000001)
+                                      low=0.0, high=1.0)
 
 
 FAMILIES: tuple[type[ModelSettings], ...] = (

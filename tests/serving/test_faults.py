@@ -128,6 +128,22 @@ def test_a_stalled_client_does_not_hold_the_server(tiny_run, tmp_path):
         assert answers.count(b"") == 4
         assert all(answer.startswith(b"HTTP/1.1 503") for answer in answers if answer)
         assert http(rest + "/icd10_seq2seq:predict", {"instances": ["Asthme"]})[0] == 200
+        # A client trickling its headers a byte at a time trips no per-read timeout, but the request's own deadline.
+        trickle = socket.create_connection((host, int(port)), timeout=10)
+        trickle.sendall(b"POST /v1/models/icd10_seq2seq:predict HTTP/1.1\r\n")
+        started, closed_after = time.monotonic(), None
+        for byte in b"X-Slow: " + b"a" * 40:
+            try:
+                trickle.sendall(bytes([byte]))
+            except OSError:
+                closed_after = time.monotonic() - started
+                break
+            time.sleep(0.2)  # well under the 0.5 s idle timeout
+        else:
+            trickle.settimeout(1.0)
+            closed_after = time.monotonic() - started if trickle.recv(1) == b"" else None
+        trickle.close()
+        assert closed_after is not None and closed_after < 3.0
 
 
 def test_concurrent_rest_clients_are_all_answered_200_or_503(server):
@@ -219,3 +235,39 @@ def test_a_text_with_a_nul_or_invalid_utf8_is_refused_naming_its_row(server, tex
     with pytest.raises(tf.errors.InvalidArgumentError, match=f"text row {row} is not valid UTF-8"):
         loaded(text=tf.constant(texts))
     assert client.predict(["Asthme"], "icd10_seq2seq", server["target"])["code"][0]
+
+
+def test_a_corrupt_new_version_is_reported_once_and_the_old_one_keeps_serving(tiny_run, tmp_path):
+    import shutil
+
+    from tfnlp.serving.store import ModelStore, ServedModel, replay_warmup
+
+    base = tmp_path / "icd10_seq2seq"
+    shutil.copytree(tiny_run["version"], base / "1")
+    logged = []
+    store = ModelStore({"icd10_seq2seq": ServedModel(base)}, log=logged.append)
+    assert replay_warmup(store.get("icd10_seq2seq"), base / "1") == 5  # what refresh replays before serving
+    shutil.copytree(tiny_run["version"], base / "2")
+    (base / "2" / "saved_model.pb").write_bytes(b"not a SavedModel")
+    for _ in range(5):  # the server polls every second: the same broken folder is neither retried nor re-logged
+        store.refresh()
+    assert len(logged) == 1 and "model icd10_seq2seq version 2: not loaded" in logged[0]
+    assert store.get("icd10_seq2seq").version == 1 and list(store.failures("icd10_seq2seq")) == [2]
+    shutil.rmtree(base / "2")
+    shutil.copytree(tiny_run["version"], base / "2")  # repaired: the folder changed, so it is tried again at once
+    store.refresh()
+    assert store.get("icd10_seq2seq").version == 2 and store.failures("icd10_seq2seq") == {}
+
+
+def test_get_model_status_reports_a_version_that_failed_to_load(tiny_run, tmp_path):
+    import shutil
+
+    base = tmp_path / "icd10_seq2seq"
+    shutil.copytree(tiny_run["version"], base / "1")
+    shutil.copytree(tiny_run["version"], base / "2")
+    (base / "2" / "saved_model.pb").write_bytes(b"broken")
+    with running_server(base) as (target, rest):  # latest policy: 2 is wanted, fails, 1 stays served
+        states = client.status("icd10_seq2seq", target)
+        assert states == [{"version": 1, "state": "AVAILABLE"}, {"version": 2, "state": "END"}]
+        status, body = http(rest + "/icd10_seq2seq")
+        assert status == 200 and body["model_version_status"][1]["status"]["error_message"]

@@ -19,10 +19,12 @@ from __future__ import annotations
 
 import base64
 import binascii
+import io
 import json
 import re
 import socket
 import threading
+import time
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -46,11 +48,17 @@ LISTEN_BACKLOG = 128
 MAX_THREADS = 64
 IDLE_SECONDS = 30.0
 MAX_NESTING = 32  # list depth of a JSON value (a text input is 1-D)
+REFUSERS = 32  # connections answered 503 at once (each by a short-lived thread)
+REFUSAL_SECONDS = 2.0  # how long a refused connection may take to send its request line
 
 
-def _status(models: list[LoadedVersion]) -> dict:
-    return {"model_version_status": [{"version": str(model.version), "state": "AVAILABLE",
-                                      "status": {"error_code": "OK", "error_message": ""}} for model in models]}
+def _status(models: list[LoadedVersion], failures: dict[int, str]) -> dict:
+    """TF Serving's status body: each served version AVAILABLE, each version that failed to load END with its error."""
+    served = [{"version": str(model.version), "state": "AVAILABLE", "status": {"error_code": "OK", "error_message": ""}}
+              for model in models]
+    failed = [{"version": str(version), "state": "END", "status": {"error_code": "UNKNOWN", "error_message": reason}}
+              for version, reason in sorted(failures.items())]
+    return {"model_version_status": served + failed}
 
 
 def _metadata(name: str, model: LoadedVersion) -> dict:
@@ -161,8 +169,33 @@ def _too_large(size: int) -> ServingError:
                         HTTPStatus.REQUEST_ENTITY_TOO_LARGE)
 
 
+class DeadlineReader(io.RawIOBase):
+    """A socket read under one deadline for a whole request (its line, headers and body): a client that trickles a
+    byte every few seconds never trips a per-read timeout, but it runs out of this deadline."""
+
+    def __init__(self, connection: socket.socket, seconds: float) -> None:
+        super().__init__()
+        self.connection, self.seconds = connection, seconds
+        self.deadline = time.monotonic() + seconds
+
+    def restart(self) -> None:
+        """A new request on the connection: a new deadline."""
+        self.deadline = time.monotonic() + self.seconds
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        remaining = self.deadline - time.monotonic()
+        if remaining <= 0:
+            raise TimeoutError(f"the request took longer than {self.seconds:g} s to arrive")
+        self.connection.settimeout(remaining)
+        return self.connection.recv_into(buffer)
+
+
 class Handler(BaseHTTPRequestHandler):
-    """One REST connection; the store, predict function and bounds are set on the server object."""
+    """One REST connection; the store, predict function and bounds are set on the server object. Each request must
+    arrive whole (line, headers, body) within `--rest_api_timeout_in_ms`, and a connection idle that long closes."""
 
     server_version = "tfnlp-serving"
     protocol_version = "HTTP/1.1"  # keep-alive: clients may reuse a connection
@@ -170,6 +203,15 @@ class Handler(BaseHTTPRequestHandler):
     def setup(self) -> None:
         self.timeout = self.server.idle_seconds  # set on the socket: an idle or stalled client is dropped
         super().setup()
+        self.reader = DeadlineReader(self.connection, self.server.idle_seconds)
+        self.rfile = io.BufferedReader(self.reader)
+
+    def handle_one_request(self) -> None:
+        self.reader.restart()
+        try:
+            super().handle_one_request()
+        except TimeoutError:
+            self.close_connection = True
 
     def version_string(self) -> str:
         return self.server_version  # without the Python version
@@ -206,7 +248,8 @@ class Handler(BaseHTTPRequestHandler):
             model = self.server.store.get(match["name"], version)
             if method == "GET" and not match["suffix"]:
                 models = [model] if version is not None else self.server.store.versions(match["name"])
-                self._answer(HTTPStatus.OK, _status(models))
+                failures = self.server.store.failures(match["name"]) if version is None else {}
+                self._answer(HTTPStatus.OK, _status(models, failures))
             elif method == "GET":
                 self._answer(HTTPStatus.OK, _metadata(match["name"], model))
             else:
@@ -272,6 +315,7 @@ class RestServer(ThreadingHTTPServer):
     def __init__(self, address: tuple[str, int], max_threads: int, idle_seconds: float) -> None:
         super().__init__(address, Handler)
         self.slots = threading.BoundedSemaphore(max_threads)
+        self.refusers = threading.BoundedSemaphore(REFUSERS)
         self.idle_seconds = idle_seconds
 
     def process_request(self, request: socket.socket, client_address) -> None:
@@ -291,15 +335,27 @@ class RestServer(ThreadingHTTPServer):
             self.slots.release()
 
     def _refuse(self, request: socket.socket) -> None:
-        """503 at once when every thread is busy: a bounded server, and a client that knows to retry."""
+        """503 when every thread is busy: a bounded server, and a client that knows to retry. The answer goes out after
+        the request's first line has arrived (a client still sending when the server hangs up gets a broken pipe, not
+        the 503), from a short-lived thread of its own (a client that sends nothing costs the accept loop nothing);
+        beyond `REFUSERS` of those at once, the connection is closed at once."""
+        if not self.refusers.acquire(blocking=False):
+            self.shutdown_request(request)
+            return
+        threading.Thread(target=self._answer_busy, args=(request,), daemon=True, name="rest-503").start()
+
+    def _answer_busy(self, request: socket.socket) -> None:
         body = json.dumps({"error": "every request thread is busy; retry"}).encode()
         try:
-            request.settimeout(1.0)
+            request.settimeout(REFUSAL_SECONDS)
+            request.recv(65536)  # the request line (and whatever came with it)
             request.sendall(b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nConnection: "
                             b"close\r\nContent-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
         except OSError:
             pass
-        self.shutdown_request(request)
+        finally:
+            self.shutdown_request(request)
+            self.refusers.release()
 
     def handle_error(self, request, client_address) -> None:
         """Say nothing: a client hanging up is not a server error, and handler errors are answered in `_route`."""

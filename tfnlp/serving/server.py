@@ -24,6 +24,7 @@ from pathlib import Path
 import grpc
 import tensorflow as tf
 from google.protobuf import text_format
+from tensorflow.core.protobuf import error_codes_pb2
 from tensorflow_serving.apis import (
     get_model_metadata_pb2,
     get_model_status_pb2,
@@ -144,6 +145,14 @@ class ModelService(model_service_pb2_grpc.ModelServiceServicer):
             status = response.model_version_status.add()
             status.version = model.version
             status.state = get_model_status_pb2.ModelVersionStatus.AVAILABLE
+        # Versions that failed to load, as TF Serving reports them: END, with the error.
+        for version, reason in sorted(self.store.failures(request.model_spec.name).items()):
+            if requested is None or requested == version:
+                status = response.model_version_status.add()
+                status.version = version
+                status.state = get_model_status_pb2.ModelVersionStatus.END
+                status.status.error_code = error_codes_pb2.UNKNOWN
+                status.status.error_message = reason
         return response
 
 

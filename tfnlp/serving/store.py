@@ -123,32 +123,130 @@ class ServedModel:
         return present[-self.num_versions:]
 
 
+def replay_warmup(model: LoadedVersion, path: Path) -> int:
+    """Answer the version's `assets.extra/tf_serving_warmup_requests` (as TF Serving does before it marks a version
+    available): the first real requests then find the graph traced and the memory allocated. The number replayed.
+
+    Raises:
+        ServingError: a warmup request fails (the version is then not served).
+    """
+    from tensorflow_serving.apis import prediction_log_pb2
+
+    warmup = path / "assets.extra" / "tf_serving_warmup_requests"
+    if not warmup.is_file():
+        return 0
+    replayed = 0
+    for record in tf.data.TFRecordDataset(str(warmup)):
+        request = prediction_log_pb2.PredictionLog.FromString(record.numpy()).predict_log.request
+        inputs = {name: request_array(name, proto) for name, proto in request.inputs.items()}
+        run_signature(model, request.model_spec.signature_name, inputs)
+        replayed += 1
+    return replayed
+
+
+def folder_fingerprint(path: Path) -> tuple:
+    """What changes when a version folder is rewritten: its own and its files' modification times and sizes."""
+    try:
+        files = sorted((item.relative_to(path).as_posix(), item.stat().st_mtime_ns, item.stat().st_size)
+                       for item in path.rglob("*") if item.is_file())
+        return (path.stat().st_mtime_ns, tuple(files))
+    except OSError:
+        return ()
+
+
+@dataclass
+class LoadFailure:
+    """A version that did not load: why, the folder as it was then, and when to look at it again."""
+
+    reason: str
+    fingerprint: tuple
+    retry_at: float
+    attempts: int = 1
+
+
 class ModelStore:
     """The loaded versions of each model, as its version policy wants them.
 
-    `refresh` loads new versions before it retires old ones, and swaps them in under a lock,
-    so a request in flight during a switch is answered by the version it got.
+    `refresh` loads a new version and replays its warmup requests before it retires an old one, and
+    swaps them in under a lock, so a request in flight during a switch is answered by the version it
+    got, and the first requests to a new version do not pay for its graph's tracing. A version that
+    fails to load is reported once (model, version, reason) and in `failures` (GetModelStatus), not
+    retried until its folder changes or its backoff (doubling from `RETRY_SECONDS` to
+    `MAX_RETRY_SECONDS`) has passed; the versions already served stay served meanwhile (at start, the
+    newest older version that loads is served).
     """
 
-    def __init__(self, models: dict[str, ServedModel]) -> None:
+    RETRY_SECONDS = 2.0
+    MAX_RETRY_SECONDS = 300.0
+
+    def __init__(self, models: dict[str, ServedModel], log=None) -> None:
         self._lock = threading.Lock()
         self._served = models
         self._versions: dict[str, dict[int, LoadedVersion]] = {name: {} for name in models}
+        self._failures: dict[tuple[str, int], LoadFailure] = {}
+        self._log = log or (lambda message: print(message, flush=True))
         self.refresh()
         for name, versions in self._versions.items():
             if not versions:
-                raise UserError(f"{models[name].base_path}: no SavedModel version to serve for model {name!r}")
+                reasons = "; ".join(f"version {version}: {failure.reason}" for (model, version), failure
+                                    in sorted(self._failures.items()) if model == name)
+                raise UserError(f"{models[name].base_path}: no SavedModel version to serve for model {name!r}"
+                                + (f" ({reasons})" if reasons else ""))
 
     def refresh(self) -> None:
-        """Load the versions each policy now wants and retire the others."""
+        """Load the versions each policy now wants (warmed up) and retire the others."""
         for name, served in self._served.items():
             wanted = served.wanted()
             with self._lock:
                 current = dict(self._versions[name])
-            loaded = {version: current.get(version) or load_version(served.base_path / str(version))
-                      for version in wanted}
+            loaded = {}
+            for version in wanted:
+                model = current.get(version) or self._load(name, served.base_path / str(version))
+                if model is not None:
+                    loaded[version] = model
+            if len(loaded) < len(wanted):
+                # A wanted version did not load: keep what is served now rather than serve less; with nothing served
+                # yet (a start), the newest older version that loads.
+                loaded = {**current, **loaded} if current or loaded else self._newest_loadable(name, served, wanted)
             with self._lock:
                 self._versions[name] = loaded
+
+    def _newest_loadable(self, name: str, served: ServedModel, failed: list[int]) -> dict[int, LoadedVersion]:
+        """{version: model} of the newest version on disk, older than those that failed, that loads; {} if none."""
+        for version in reversed(existing_versions(served.base_path)):
+            if version < min(failed):
+                model = self._load(name, served.base_path / str(version))
+                if model is not None:
+                    return {version: model}
+        return {}
+
+    def _load(self, name: str, path: Path) -> LoadedVersion | None:
+        """A version loaded and warmed up, or None when it failed (now, or before and its folder is unchanged and
+        its backoff not over)."""
+        import time
+
+        key, fingerprint = (name, int(path.name)), folder_fingerprint(path)
+        failure = self._failures.get(key)
+        if failure and failure.fingerprint == fingerprint and time.monotonic() < failure.retry_at:
+            return None
+        try:
+            model = load_version(path)
+            replay_warmup(model, path)
+        except Exception as error:  # noqa: BLE001 - a bad version must not stop the server
+            reason = f"{type(error).__name__}: {graph_error_message(error)}"
+            attempts = failure.attempts + 1 if failure and failure.fingerprint == fingerprint else 1
+            delay = min(self.RETRY_SECONDS * 2 ** (attempts - 1), self.MAX_RETRY_SECONDS)
+            if not failure or failure.fingerprint != fingerprint or failure.reason != reason:
+                self._log(f"model {name} version {path.name}: not loaded ({reason}); the versions already served "
+                          f"stay served; retried when {path} changes, or in {delay:.0f} s")
+            self._failures[key] = LoadFailure(reason, fingerprint, time.monotonic() + delay, attempts)
+            return None
+        self._failures.pop(key, None)
+        return model
+
+    def failures(self, name: str) -> dict[int, str]:
+        """The versions of `name` that did not load, and why."""
+        return {version: failure.reason for (model, version), failure in self._failures.items() if model == name}
 
     def versions(self, name: str) -> list[LoadedVersion]:
         """The loaded versions of `name`, oldest first; ServingError NOT_FOUND for an unknown model."""
