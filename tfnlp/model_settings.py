@@ -63,6 +63,29 @@ FOCAL = ("focal_gamma", "focal_alpha", "focal_beta")
 
 
 @dataclass(frozen=True)
+class ClassifierSettings(ModelSettings):
+    """What every classifier family has: how its ranked, calibrated answers are given."""
+
+    top_k: int = setting(5, "ranked labels each answer gives (top_labels, top_scores)", low=1, high=256)
+    calibration: str = setting("temperature", "how scores are calibrated on the validation split: temperature, "
+                                              "isotonic or none", choices=CALIBRATIONS)
+    review_precision: float = setting(0.95, "precision the answers given without review reach on the validation "
+                                            "split (needs_review below the threshold that gives it)",
+                                      low=0.0, high=1.0)
+
+
+@dataclass(frozen=True)
+class TaggerSettings(ModelSettings):
+    """What every tagger family has: how its entities' confidences are calibrated and when a text needs review."""
+
+    calibration: str = setting("temperature", "how entity confidences are calibrated on the validation split: "
+                                              "temperature, isotonic or none", choices=CALIBRATIONS)
+    review_precision: float = setting(0.95, "entity precision the texts given without review reach on the "
+                                            "validation split (needs_review when an entity is below the threshold)",
+                                      low=0.0, high=1.0)
+
+
+@dataclass(frozen=True)
 class Seq2SeqCoderSettings(ModelSettings):
     """The character-level ICD-10 coder: word + character n-gram encoder, Bahdanau attention, LSTM decoder."""
 
@@ -107,7 +130,7 @@ class Seq2SeqCoderSettings(ModelSettings):
 
 
 @dataclass(frozen=True)
-class WordClassifierSettings(ModelSettings):
+class WordClassifierSettings(ClassifierSettings):
     """Keras classifiers over a word vocabulary: LSTM, BiLSTM + Conv1D, or the latter on frozen static vectors."""
 
     family: ClassVar[str] = "word classifier"
@@ -125,12 +148,6 @@ class WordClassifierSettings(ModelSettings):
     kernel_size: int = setting(3, "Conv1D kernel width (bilstm_conv, glove_bilstm)", low=1, high=64)
     vectors: str = setting("", "pretrained word vectors: glove-6b-50d, fr-vectors or a GloVe / word2vec / fastText "
                                "file (empty: learnt embeddings; glove_bilstm needs them)")
-    top_k: int = setting(5, "ranked labels each answer gives (top_labels, top_scores)", low=1, high=256)
-    calibration: str = setting("temperature", "how scores are calibrated on the validation split: temperature, "
-                                              "isotonic or none", choices=CALIBRATIONS)
-    review_precision: float = setting(0.95, "precision the answers given without review reach on the validation "
-                                            "split (needs_review below the threshold that gives it)",
-                                      low=0.0, high=1.0)
 
 
 # The options a scikit-learn fit does not read: it has no epochs, optimizer, schedule, loss or strategy.
@@ -140,7 +157,7 @@ SKLEARN_UNREAD = ("epochs", "batch_size", "learning_rate", "patience", "lr_sched
 
 
 @dataclass(frozen=True)
-class StaticVectorClassifierSettings(ModelSettings):
+class StaticVectorClassifierSettings(ClassifierSettings):
     """The mean of a text's pretrained word vectors, classified by a model scikit-learn fits."""
 
     family: ClassVar[str] = "static-vector classifier"
@@ -157,16 +174,10 @@ class StaticVectorClassifierSettings(ModelSettings):
     sklearn_c: float = setting(1.0, "inverse regularisation strength of the logistic regression", low=1e-12)
     sklearn_max_iter: int = setting(0, "most iterations of the estimator (0: 2,000 for the logistic regression, "
                                        "300 epochs for the MLP)", low=0)
-    top_k: int = setting(5, "ranked labels each answer gives (top_labels, top_scores)", low=1, high=256)
-    calibration: str = setting("temperature", "how scores are calibrated on the validation split: temperature, "
-                                              "isotonic or none", choices=CALIBRATIONS)
-    review_precision: float = setting(0.95, "precision the answers given without review reach on the validation "
-                                            "split (needs_review below the threshold that gives it)",
-                                      low=0.0, high=1.0)
 
 
 @dataclass(frozen=True)
-class TransformerClassifierSettings(ModelSettings):
+class TransformerClassifierSettings(ClassifierSettings):
     """A keras-hub BERT fine-tuned with a softmax head on its pooled output."""
 
     family: ClassVar[str] = "transformer classifier"
@@ -180,16 +191,10 @@ class TransformerClassifierSettings(ModelSettings):
     lora_rank: int = setting(0, "low-rank adaptation of this rank: the backbone frozen but for its LoRA matrices "
                                 "(0: full fine-tuning)", low=0, high=1024)
     lora_targets: str = setting("", "comma-separated layers LoRA adapts (empty: keras-hub's default, query and value)")
-    top_k: int = setting(5, "ranked labels each answer gives (top_labels, top_scores)", low=1, high=256)
-    calibration: str = setting("temperature", "how scores are calibrated on the validation split: temperature, "
-                                              "isotonic or none", choices=CALIBRATIONS)
-    review_precision: float = setting(0.95, "precision the answers given without review reach on the validation "
-                                            "split (needs_review below the threshold that gives it)",
-                                      low=0.0, high=1.0)
 
 
 @dataclass(frozen=True)
-class BiLSTMTaggerSettings(ModelSettings):
+class BiLSTMTaggerSettings(TaggerSettings):
     """Words (lower-cased embedding + a character CNN) -> BiLSTM -> tags, read by argmax, Viterbi or a CRF."""
 
     family: ClassVar[str] = "BiLSTM tagger"
@@ -210,15 +215,10 @@ class BiLSTMTaggerSettings(ModelSettings):
     kernel_size: int = setting(3, "characters the character CNN reads at a time", low=1, high=64)
     decoder: str = setting("crf", "how tags are read: argmax, constrained (Viterbi under BIO2) or crf (a linear-chain"
                                   " CRF trained on the sentence likelihood)", choices=DECODERS)
-    calibration: str = setting("temperature", "how entity confidences are calibrated on the validation split: "
-                                              "temperature, isotonic or none", choices=CALIBRATIONS)
-    review_precision: float = setting(0.95, "entity precision the texts given without review reach on the "
-                                            "validation split (needs_review when an entity is below the threshold)",
-                                      low=0.0, high=1.0)
 
 
 @dataclass(frozen=True)
-class TransformerTaggerSettings(ModelSettings):
+class TransformerTaggerSettings(TaggerSettings):
     """A keras-hub backbone over sub-tokens (BERT from the minilm asset, or GPT-2), tags read on first sub-tokens."""
 
     family: ClassVar[str] = "transformer tagger"
@@ -242,11 +242,6 @@ class TransformerTaggerSettings(ModelSettings):
     lora_targets: str = setting("", "comma-separated layers LoRA adapts (empty: keras-hub's default, query and value)")
     decoder: str = setting("constrained", "how tags are read: argmax, constrained (Viterbi under BIO2) or crf",
                            choices=DECODERS)
-    calibration: str = setting("temperature", "how entity confidences are calibrated on the validation split: "
-                                              "temperature, isotonic or none", choices=CALIBRATIONS)
-    review_precision: float = setting(0.95, "entity precision the texts given without review reach on the "
-                                            "validation split (needs_review when an entity is below the threshold)",
-                                      low=0.0, high=1.0)
 
 
 FAMILIES: tuple[type[ModelSettings], ...] = (
