@@ -3,6 +3,7 @@ candidate that does not serve is never pushed."""
 
 import json
 import shutil
+import sys
 
 import pytest
 
@@ -191,3 +192,85 @@ def test_pushes_of_one_model_wait_for_each_other(tmp_path):
     first.join()
     assert order == ["first reads the version in service", "first pushed", "second reads the version in service",
                      "second pushed"]
+
+
+INFRA_HOLDER = """
+import contextlib, sys, time
+from pathlib import Path
+from tfnlp import pipeline
+from tfnlp.serving import process
+
+serving = process.running_server
+
+@contextlib.contextmanager
+def held_open(*args, **kwargs):
+    with serving(*args, **kwargs) as addresses:
+        print("serving", flush=True)
+        time.sleep(600)
+        yield addresses
+
+process.running_server = held_open
+pipeline.exit_on_sigterm()
+pipeline.infra_validate(Path(sys.argv[1]), "icd10_seq2seq")
+"""
+
+
+def child_pids(pid: int) -> list[int]:
+    from pathlib import Path
+
+    children = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            children.append(int(stat.parent.name))
+    return children
+
+
+def gone_within(pid: int, seconds: float) -> bool:
+    import os
+    import time
+
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+            state = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[0]
+            if state == "Z":  # dead, waiting for a reaper
+                return True
+        except (ProcessLookupError, FileNotFoundError):
+            return True
+        time.sleep(0.2)
+    return False
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc and relies on PR_SET_PDEATHSIG")
+@pytest.mark.parametrize("signal_name", ["SIGTERM", "SIGKILL"])
+def test_a_pipeline_killed_during_infra_validation_leaves_no_server_and_no_copy(tiny_run, tmp_path, monkeypatch,
+                                                                                signal_name):
+    import os
+    import signal
+    import subprocess
+    import tempfile
+
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    holder = subprocess.Popen([sys.executable, "-c", INFRA_HOLDER, str(tiny_run["version"])],
+                              stdout=subprocess.PIPE, text=True, env={**os.environ, "TMPDIR": str(scratch)})
+    try:
+        assert holder.stdout.readline().strip() == "serving"
+        servers = child_pids(holder.pid)
+        assert servers and list(scratch.glob("tfnlp-infra-*"))
+        holder.send_signal(getattr(signal, signal_name))
+        holder.wait(timeout=60)
+        assert all(gone_within(server, 15) for server in servers)  # not ~20 s later, and not never
+    finally:
+        holder.kill()
+    if signal_name == "SIGTERM":
+        assert not list(scratch.glob("tfnlp-infra-*"))
+    else:  # nothing runs in a SIGKILLed process: the next infra-validation removes the dead pipeline's copy
+        monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+        pipeline.remove_stale_copies()
+        assert not list(scratch.glob("tfnlp-infra-*"))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import signal
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -41,3 +42,12 @@ def experiment_from_args(name: str, args: argparse.Namespace):
     from tfnlp import experiments
 
     return experiments.configure(name, data=args.data, config=args.config, overrides=args.overrides, tiny=args.tiny)
+
+
+def exit_on_sigterm() -> None:
+    """Turn SIGTERM into SystemExit(143), so a command stopped by `kill` or a scheduler runs its `finally` blocks
+    (stops its child server, removes its temporary copies) like one stopped with Ctrl-C."""
+    def stop(signum, frame):
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, stop)

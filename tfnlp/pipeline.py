@@ -33,6 +33,7 @@ import argparse
 import contextlib
 import dataclasses
 import json
+import os
 import shutil
 import sys
 import tempfile
@@ -43,6 +44,7 @@ from pathlib import Path
 
 from tfnlp import config as config_lib
 from tfnlp import experiments
+from tfnlp.cli import exit_on_sigterm
 from tfnlp.errors import UserError, cli_main
 from tfnlp.paths import writable_folder
 
@@ -168,6 +170,28 @@ def validate_data(loaded, experiment: config_lib.Experiment) -> list:
     return anomalies
 
 
+INFRA_COPY_PREFIX = "tfnlp-infra-"
+
+
+def remove_stale_copies() -> None:
+    """Remove the temporary model copies of infra-validations whose pipeline died without cleaning up (SIGKILL: its
+    server dies with it, the copy stays); the folder names carry the pipeline's process id."""
+    for copy in Path(tempfile.gettempdir()).glob(f"{INFRA_COPY_PREFIX}*-*"):
+        pid = copy.name[len(INFRA_COPY_PREFIX):].split("-")[0]
+        if pid.isdigit() and not process_alive(int(pid)):
+            shutil.rmtree(copy, ignore_errors=True)
+
+
+def process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, another user's
+        return True
+    return True
+
+
 def infra_validate(version: Path, name: str, timeout: float = 120.0) -> str | None:
     """Load `version` in tfnlp's TF Serving-compatible server (a subprocess on a free loopback port), replay its
     warmup requests over gRPC, check every answer. None when it serves; otherwise why not."""
@@ -181,7 +205,8 @@ def infra_validate(version: Path, name: str, timeout: float = 120.0) -> str | No
     warmup = version / "assets.extra" / WARMUP_FILE
     if not warmup.exists():
         return f"{warmup} is missing: nothing to replay"
-    with tempfile.TemporaryDirectory() as scratch:
+    remove_stale_copies()
+    with tempfile.TemporaryDirectory(prefix=f"{INFRA_COPY_PREFIX}{os.getpid()}-") as scratch:
         base = Path(scratch) / name
         shutil.copytree(version, base / "1")
         try:
@@ -356,6 +381,7 @@ def build_parser() -> argparse.ArgumentParser:
 @cli_main
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    exit_on_sigterm()
     if args.command == "status":
         base = Path(args.export_base or (read_pipeline(args.file).push_to if args.file else "savedmodels"))
         lines = status(base)

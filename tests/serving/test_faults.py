@@ -119,15 +119,14 @@ def test_a_stalled_client_does_not_hold_the_server(tiny_run, tmp_path):
         stalled = [socket.create_connection((host, int(port)), timeout=10) for _ in range(12)]
         for connection in stalled:  # each declares a body it never sends
             connection.sendall(b"POST /v1/models/icd10_seq2seq:predict HTTP/1.1\r\nContent-Length: 100\r\n\r\n{")
+        # Three times more stalled connections than threads, and a real request is still answered: an incomplete
+        # request holds no thread.
+        assert http(rest + "/icd10_seq2seq:predict", {"instances": ["Asthme"]})[0] == 200
         time.sleep(1.5)  # past the idle timeout
         answers = [connection.recv(65536) for connection in stalled]
         for connection in stalled:
             connection.close()
-        # The 4 that got a thread were dropped at the timeout (no answer to a body never completed); the others were
-        # refused at once: every thread was busy.
-        assert answers.count(b"") == 4
-        assert all(answer.startswith(b"HTTP/1.1 503") for answer in answers if answer)
-        assert http(rest + "/icd10_seq2seq:predict", {"instances": ["Asthme"]})[0] == 200
+        assert answers == [b""] * 12  # dropped at the timeout, with no answer to a body never completed
         # A client trickling its headers a byte at a time trips no per-read timeout, but the request's own deadline.
         trickle = socket.create_connection((host, int(port)), timeout=10)
         trickle.sendall(b"POST /v1/models/icd10_seq2seq:predict HTTP/1.1\r\n")

@@ -82,6 +82,7 @@ class _Task:
     rows: int
     future: Future
     arrived: float
+    deadline: float | None = None
 
 
 class _Queue:
@@ -104,13 +105,15 @@ class Batcher:
         for index in range(parameters.num_batch_threads):
             threading.Thread(target=self._work, daemon=True, name=f"batch-{index}").start()
 
-    def run(self, model: LoadedVersion, signature_name: str, inputs: dict, output_filter=()) -> dict:
-        """Like `run_signature`, but waits for the request's rows of a merged batch."""
+    def run(self, model: LoadedVersion, signature_name: str, inputs: dict, output_filter=(),
+            deadline: float | None = None) -> dict:
+        """Like `run_signature`, but waits for the request's rows of a merged batch; a request whose `deadline`
+        (monotonic) passes while it waits is left out of its batch and answered DEADLINE_EXCEEDED."""
         function, arguments = checked_arguments(model, signature_name, inputs)
         rows = _rows(arguments)
         if rows is None or rows > self.parameters.max_batch_size:
             return filtered(call_signature(function, arguments), output_filter)
-        task = _Task(arguments, rows, Future(), time.monotonic())
+        task = _Task(arguments, rows, Future(), time.monotonic(), deadline)
         self._enqueue(_layout(model, signature_name, arguments), function, task)
         return filtered(task.future.result(), output_filter)
 
@@ -128,6 +131,8 @@ class Batcher:
     def _work(self) -> None:
         while True:
             function, batch = self._next_batch()
+            if not batch:  # every request of it ran out of time while waiting
+                continue
             try:
                 outputs = call_signature(function, _merged([task.arguments for task in batch]))
             except Exception as error:  # noqa: BLE001 - every waiting request gets the failure
@@ -155,15 +160,20 @@ class Batcher:
                 self._condition.wait(wait)
 
     def _take(self, key: tuple) -> list[_Task]:
-        queue, batch, rows = self._queues[key], [], 0
+        queue, batch, rows, now = self._queues[key], [], 0, time.monotonic()
         while queue.tasks and rows + queue.tasks[0].rows <= self.parameters.max_batch_size:
             task = queue.tasks.popleft()
+            queue.rows -= task.rows
+            if task.deadline is not None and now >= task.deadline:  # its client has been answered: do not run it
+                task.future.set_exception(ServingError(grpc.StatusCode.DEADLINE_EXCEEDED,
+                                                       "the request's deadline passed while it waited for its batch"))
+                continue
             batch.append(task)
             rows += task.rows
-        queue.rows -= rows
         if not queue.tasks:
             del self._queues[key]
-        self.batch_sizes.append(rows)
+        if batch:
+            self.batch_sizes.append(rows)
         return batch
 
 

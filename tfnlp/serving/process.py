@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import signal
 import socket
 import subprocess
 import sys
@@ -20,6 +22,14 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
+def die_with_parent() -> None:
+    """In a child between fork and exec: ask Linux to send it SIGTERM when its parent dies (PR_SET_PDEATHSIG), so a
+    killed pipeline or test leaves no server behind. Elsewhere, nothing."""
+    if sys.platform.startswith("linux"):
+        pr_set_pdeathsig = 1
+        ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
+
+
 @contextlib.contextmanager
 def running_server(model_name: str, base_path: str | Path, *flags: str,
                    start_timeout: float = 120.0) -> Iterator[tuple[str, str]]:
@@ -34,13 +44,22 @@ def running_server(model_name: str, base_path: str | Path, *flags: str,
     Raises:
         RuntimeError: the server exited or did not answer in time (with the end of its output).
     """
+    with server_process(model_name, base_path, *flags, start_timeout=start_timeout) as (_, target, rest):
+        yield target, rest
+
+
+@contextlib.contextmanager
+def server_process(model_name: str, base_path: str | Path, *flags: str,
+                   start_timeout: float = 120.0) -> Iterator[tuple[subprocess.Popen, str, str]]:
+    """`running_server` that also yields the server's process (for benchmarks that read its memory)."""
     from tfnlp.serving import client
 
     port, rest_port = free_port(), free_port()
     process = subprocess.Popen([sys.executable, "-m", "tfnlp.serving.server", f"--port={port}",
                                 f"--rest_api_port={rest_port}", f"--model_name={model_name}",
                                 f"--model_base_path={base_path}", *flags],
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                               preexec_fn=die_with_parent)
     target = f"127.0.0.1:{port}"
     deadline = time.monotonic() + start_timeout
     while True:
@@ -53,7 +72,7 @@ def running_server(model_name: str, base_path: str | Path, *flags: str,
                 raise RuntimeError(f"server did not start: {process.stdout.read()[-3000:]}") from None
             time.sleep(0.5)
     try:
-        yield target, f"http://127.0.0.1:{rest_port}/v1/models"
+        yield process, target, f"http://127.0.0.1:{rest_port}/v1/models"
     finally:
         process.terminate()
         process.wait(timeout=30)

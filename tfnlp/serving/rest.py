@@ -5,26 +5,34 @@
     POST /v1/models/<name>[/versions/<v>]:predict    {"instances": [...]} or {"inputs": ...}
 
 Errors answer `{"error": "..."}` with 404 (unknown model or version), 400 (bad request), 413
-(body or rows over the bounds), 429 (batching queue full) or 503 (every request thread busy).
+(body or rows over the bounds), 429 (batching queue full, or too many request bytes in flight), 503
+(every request thread busy) or 504 (no answer within the request's deadline).
 `/labels/<l>` resolves the model config's `version_labels`. Binary values are `{"b64": "..."}`
 (row and columnar forms); a signature with a single output answers its values without the
 output's name, as TF Serving documents. Bodies may be sent chunked.
 
-Bounds: at most `max_threads` requests are handled at once (more are answered 503 at once), the
-listen backlog is `LISTEN_BACKLOG`, and a connection idle for `idle_seconds` (a client that
-declares more body than it sends, or sends nothing) is closed.
+Bounds: a connection holds no request thread until its whole request (head and Content-Length
+body) has arrived: one event-loop thread (`HeadReader`) reads every connection's bytes, so that
+clients trickling their requests cost the server sockets, not threads. At most `max_threads`
+requests are handled at once (more are answered 503 at once); a request that has not arrived
+whole within `idle_seconds` (a client that declares more body than it sends, sends nothing, or
+trickles) is dropped, as is a kept-alive connection idle that long.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
+import functools
 import io
 import json
 import re
+import selectors
 import socket
 import threading
 import time
+from dataclasses import dataclass
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -35,6 +43,7 @@ from tensorflow_serving.apis import get_model_metadata_pb2
 
 from tfnlp.parsing import ascii_number
 from tfnlp.serving import MAX_MESSAGE_BYTES, python_values
+from tfnlp.serving.limits import Limits
 from tfnlp.serving.store import DEFAULT_MAX_ROWS, LoadedVersion, ModelStore, ServingError, run_signature, too_many_rows
 
 PATH = re.compile(r"^/v1/models/(?P<name>[^/:]+)(?:/versions/(?P<version>\d+)|/labels/(?P<label>[^/:]+))?"
@@ -43,13 +52,16 @@ HTTP_STATUS = {
     grpc.StatusCode.NOT_FOUND: HTTPStatus.NOT_FOUND,
     grpc.StatusCode.INVALID_ARGUMENT: HTTPStatus.BAD_REQUEST,
     grpc.StatusCode.RESOURCE_EXHAUSTED: HTTPStatus.TOO_MANY_REQUESTS,
+    grpc.StatusCode.DEADLINE_EXCEEDED: HTTPStatus.GATEWAY_TIMEOUT,
+    grpc.StatusCode.UNAVAILABLE: HTTPStatus.SERVICE_UNAVAILABLE,
 }
 LISTEN_BACKLOG = 128
 MAX_THREADS = 64
 IDLE_SECONDS = 30.0
 MAX_NESTING = 32  # list depth of a JSON value (a text input is 1-D)
-REFUSERS = 32  # connections answered 503 at once (each by a short-lived thread)
-REFUSAL_SECONDS = 2.0  # how long a refused connection may take to send its request line
+MAX_WAITING = 4096  # connections waiting for their request to arrive; more are closed at once
+MAX_HEAD_BYTES = 1 << 20  # a request line and headers longer than this go to a handler, which refuses them
+CONTENT_LENGTH = re.compile(rb"\r\ncontent-length:[ \t]*(\S+)", re.IGNORECASE)
 
 
 def _status(models: list[LoadedVersion], failures: dict[int, str]) -> dict:
@@ -135,14 +147,15 @@ def _shape(name: str, value, leaves: list, depth: int) -> tuple[int, ...]:
     return ()
 
 
-def _predict(model: LoadedVersion, body: dict, predict, max_rows: int = DEFAULT_MAX_ROWS) -> dict:
+def _predict(model: LoadedVersion, body: dict, predict, max_rows: int = DEFAULT_MAX_ROWS,
+             deadline: float | None = None) -> dict:
     signature = body.get("signature_name", "")
     if not isinstance(signature, str):
         raise _bad(f'"signature_name" must be a string, got {json.dumps(signature)[:40]}')
     function = model.signatures.get(signature or "serving_default")
     input_names = sorted(function.structured_input_signature[1]) if function is not None else []
     inputs, rows = _inputs(body, input_names, max_rows)
-    outputs = {name: python_values(value) for name, value in predict(model, signature, inputs).items()}
+    outputs = {name: python_values(value) for name, value in predict(model, signature, inputs, (), deadline).items()}
     if len(outputs) == 1:  # TF Serving answers a lone output's values without its name
         values = next(iter(outputs.values()))
         return {"predictions": values} if rows else {"outputs": values}
@@ -169,28 +182,168 @@ def _too_large(size: int) -> ServingError:
                         HTTPStatus.REQUEST_ENTITY_TOO_LARGE)
 
 
-class DeadlineReader(io.RawIOBase):
-    """A socket read under one deadline for a whole request (its line, headers and body): a client that trickles a
-    byte every few seconds never trips a per-read timeout, but it runs out of this deadline."""
+class ConnectionReader(io.RawIOBase):
+    """A connection's bytes for one request: first those the head reader already read, then the socket's, under one
+    deadline for the rest of the request (a client trickling a byte every few seconds never trips a per-read timeout,
+    but it runs out of this deadline). What is left after the request (a pipelined next one) is `leftover()`."""
 
-    def __init__(self, connection: socket.socket, seconds: float) -> None:
+    def __init__(self, connection: socket.socket, seconds: float, already_read: bytes = b"") -> None:
         super().__init__()
         self.connection, self.seconds = connection, seconds
         self.deadline = time.monotonic() + seconds
-
-    def restart(self) -> None:
-        """A new request on the connection: a new deadline."""
-        self.deadline = time.monotonic() + self.seconds
+        self.buffer = bytearray(already_read)
+        self.start = 0  # bytes of `buffer` already taken (a body of megabytes is not moved for each header line)
 
     def readable(self) -> bool:
         return True
 
-    def readinto(self, buffer) -> int:
+    def _fill(self) -> bool:
+        """Read what the socket has (up to 1 MB); False at its end."""
         remaining = self.deadline - time.monotonic()
         if remaining <= 0:
             raise TimeoutError(f"the request took longer than {self.seconds:g} s to arrive")
         self.connection.settimeout(remaining)
-        return self.connection.recv_into(buffer)
+        received = self.connection.recv(1 << 20)
+        if self.start:
+            del self.buffer[:self.start]
+            self.start = 0
+        self.buffer += received
+        return bool(received)
+
+    def _available(self) -> int:
+        return len(self.buffer) - self.start
+
+    def _take(self, size: int) -> bytes:
+        taken = bytes(self.buffer[self.start:self.start + size])
+        self.start += len(taken)
+        return taken
+
+    def readline(self, limit: int = -1) -> bytes:
+        while True:
+            end = self.buffer.find(b"\n", self.start)
+            if end >= 0 and (limit < 0 or end - self.start < limit):
+                return self._take(end + 1 - self.start)
+            if 0 <= limit <= self._available() or not self._fill():
+                return self._take(limit if limit >= 0 else self._available())
+
+    def read(self, size: int = -1) -> bytes:
+        while (size < 0 or self._available() < size) and self._fill():
+            pass
+        return self._take(size if size >= 0 else self._available())
+
+    def readinto(self, buffer) -> int:
+        if not self._available() and not self._fill():
+            return 0
+        chunk = self._take(len(buffer))
+        buffer[:len(chunk)] = chunk
+        return len(chunk)
+
+    def leftover(self) -> bytes:
+        return self._take(self._available())
+
+
+def request_length(data: bytes | bytearray) -> int | None:
+    """How many bytes of `data` the first request takes (its head, then its Content-Length body), once the head has
+    arrived; None before. A chunked body counts as absent: the handler thread reads it (under its deadline)."""
+    head_end = data.find(b"\r\n\r\n")
+    if head_end < 0:
+        return None
+    declared = CONTENT_LENGTH.search(bytes(data[:head_end]))
+    body = int(declared[1]) if declared and declared[1].isdigit() else 0
+    return head_end + 4 + (body if body <= MAX_MESSAGE_BYTES else 0)
+
+
+@dataclass
+class _Waiting:
+    connection: socket.socket
+    address: tuple
+    deadline: float
+    data: bytearray
+
+
+class HeadReader:
+    """One thread that reads every connection's request, head and Content-Length body, before any handler thread is
+    given to it (an event loop over the sockets): connections trickling their request cost the server a socket and a
+    buffer, not one of its request threads. A request that has not arrived whole within the deadline is dropped, as is
+    a connection beyond `MAX_WAITING`."""
+
+    def __init__(self, server: RestServer) -> None:
+        self.server = server
+        self.selector = selectors.DefaultSelector()
+        self.waiting: dict[int, _Waiting] = {}
+        self.lock = threading.Lock()
+        self.wake_read, self.wake_write = socket.socketpair()
+        self.wake_read.setblocking(False)
+        self.selector.register(self.wake_read, selectors.EVENT_READ)
+        self.added: list[tuple] = []
+        threading.Thread(target=self._loop, daemon=True, name="rest-heads").start()
+
+    def add(self, connection: socket.socket, address: tuple, already_read: bytes = b"") -> None:
+        """Wait for `connection`'s next request (from any thread)."""
+        with self.lock:
+            self.added.append((connection, address, already_read))
+        self.wake_write.send(b"x")
+
+    def _loop(self) -> None:
+        while True:
+            for key, _ in self.selector.select(timeout=0.5):
+                if key.fileobj is self.wake_read:
+                    self._take_added()
+                else:
+                    self._read(self.waiting[key.fd])
+            self._drop_late()
+
+    def _take_added(self) -> None:
+        with contextlib.suppress(BlockingIOError):
+            self.wake_read.recv(4096)
+        with self.lock:
+            added, self.added = self.added, []
+        for connection, address, already_read in added:
+            if len(self.waiting) >= MAX_WAITING:
+                self.server.shutdown_request(connection)
+                continue
+            waiting = _Waiting(connection, address, time.monotonic() + self.server.idle_seconds,
+                               bytearray(already_read))
+            if self._complete(waiting):
+                continue
+            connection.setblocking(False)
+            self.waiting[connection.fileno()] = waiting
+            self.selector.register(connection, selectors.EVENT_READ)
+
+    def _read(self, waiting: _Waiting) -> None:
+        try:
+            received = waiting.connection.recv(1 << 20)
+        except BlockingIOError:
+            return
+        except OSError:
+            received = b""
+        if not received:  # the client closed (or reset) the connection
+            self._forget(waiting)
+            self.server.shutdown_request(waiting.connection)
+            return
+        waiting.data += received
+        if not self._complete(waiting) and len(waiting.data) > MAX_HEAD_BYTES and request_length(waiting.data) is None:
+            self._forget(waiting)  # a head that does not end: a handler answers it (414 or 431)
+            self.server.dispatch(waiting.connection, waiting.address, bytes(waiting.data))
+
+    def _complete(self, waiting: _Waiting) -> bool:
+        """Hand `waiting` to a handler thread when its whole request has arrived; whether it was."""
+        length = request_length(waiting.data)
+        if length is None or len(waiting.data) < length:
+            return False
+        self._forget(waiting)
+        self.server.dispatch(waiting.connection, waiting.address, bytes(waiting.data))
+        return True
+
+    def _forget(self, waiting: _Waiting) -> None:
+        if self.waiting.pop(waiting.connection.fileno(), None) is not None:
+            self.selector.unregister(waiting.connection)
+
+    def _drop_late(self) -> None:
+        now = time.monotonic()
+        for waiting in [waiting for waiting in self.waiting.values() if now >= waiting.deadline]:
+            self._forget(waiting)
+            self.server.shutdown_request(waiting.connection)
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -200,18 +353,25 @@ class Handler(BaseHTTPRequestHandler):
     server_version = "tfnlp-serving"
     protocol_version = "HTTP/1.1"  # keep-alive: clients may reuse a connection
 
+    def __init__(self, request: socket.socket, client_address, server: RestServer, already_read: bytes = b"") -> None:
+        self.already_read = already_read
+        self.leftover: bytes | None = None  # set when the connection stays open for a next request
+        super().__init__(request, client_address, server)
+
     def setup(self) -> None:
         self.timeout = self.server.idle_seconds  # set on the socket: an idle or stalled client is dropped
         super().setup()
-        self.reader = DeadlineReader(self.connection, self.server.idle_seconds)
-        self.rfile = io.BufferedReader(self.reader)
+        self.rfile = ConnectionReader(self.connection, self.server.idle_seconds, self.already_read)
 
-    def handle_one_request(self) -> None:
-        self.reader.restart()
+    def handle(self) -> None:
+        """One request; a connection kept alive goes back to the head reader for its next one (holding no thread)."""
+        self.close_connection = True
         try:
-            super().handle_one_request()
+            self.handle_one_request()
         except TimeoutError:
             self.close_connection = True
+        if not self.close_connection:
+            self.leftover = self.rfile.leftover()
 
     def version_string(self) -> str:
         return self.server_version  # without the Python version
@@ -253,8 +413,11 @@ class Handler(BaseHTTPRequestHandler):
             elif method == "GET":
                 self._answer(HTTPStatus.OK, _metadata(match["name"], model))
             else:
-                self._answer(HTTPStatus.OK, _predict(model, _json_object(raw), self.server.predict,
-                                                     self.server.max_rows))
+                limits = self.server.limits
+                deadline = limits.deadline()
+                body = _json_object(raw)
+                self._answer(HTTPStatus.OK, limits.call(len(raw), deadline, functools.partial(
+                    _predict, model, body, self.server.predict, self.server.max_rows)))
         except ServingError as error:
             status = error.http_status or HTTP_STATUS.get(error.code, HTTPStatus.INTERNAL_SERVER_ERROR)
             self._answer(status, {"error": str(error)})
@@ -315,58 +478,59 @@ class RestServer(ThreadingHTTPServer):
     def __init__(self, address: tuple[str, int], max_threads: int, idle_seconds: float) -> None:
         super().__init__(address, Handler)
         self.slots = threading.BoundedSemaphore(max_threads)
-        self.refusers = threading.BoundedSemaphore(REFUSERS)
         self.idle_seconds = idle_seconds
+        self.head_reader = HeadReader(self)
 
     def process_request(self, request: socket.socket, client_address) -> None:
-        if not self.slots.acquire(blocking=False):
-            self._refuse(request)
-            return
-        try:
-            super().process_request(request, client_address)
-        except Exception:
-            self.slots.release()
-            raise
+        """A new connection waits for its request in the head reader, not in a thread."""
+        self.head_reader.add(request, client_address)
 
-    def process_request_thread(self, request, client_address) -> None:
+    def dispatch(self, connection: socket.socket, address: tuple, already_read: bytes) -> None:
+        """A whole request has arrived: a handler thread for it, or 503 when every one is busy (a bounded server, and
+        a client that knows to retry)."""
+        if not self.slots.acquire(blocking=False):
+            self._answer_busy(connection)
+            return
+        threading.Thread(target=self._handle, args=(connection, address, already_read), daemon=True,
+                         name="rest").start()
+
+    def _handle(self, connection: socket.socket, address: tuple, already_read: bytes) -> None:
+        leftover = None
         try:
-            super().process_request_thread(request, client_address)
+            connection.setblocking(True)
+            leftover = Handler(connection, address, self, already_read).leftover
+        except Exception:  # noqa: BLE001, S110 - a client that went away; handler errors are answered in `_route`
+            pass
         finally:
             self.slots.release()
+        if leftover is None:
+            self.shutdown_request(connection)
+        else:
+            self.head_reader.add(connection, address, leftover)
 
-    def _refuse(self, request: socket.socket) -> None:
-        """503 when every thread is busy: a bounded server, and a client that knows to retry. The answer goes out after
-        the request's first line has arrived (a client still sending when the server hangs up gets a broken pipe, not
-        the 503), from a short-lived thread of its own (a client that sends nothing costs the accept loop nothing);
-        beyond `REFUSERS` of those at once, the connection is closed at once."""
-        if not self.refusers.acquire(blocking=False):
-            self.shutdown_request(request)
-            return
-        threading.Thread(target=self._answer_busy, args=(request,), daemon=True, name="rest-503").start()
-
-    def _answer_busy(self, request: socket.socket) -> None:
+    def _answer_busy(self, connection: socket.socket) -> None:
         body = json.dumps({"error": "every request thread is busy; retry"}).encode()
         try:
-            request.settimeout(REFUSAL_SECONDS)
-            request.recv(65536)  # the request line (and whatever came with it)
-            request.sendall(b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nConnection: "
-                            b"close\r\nContent-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
+            connection.settimeout(1.0)  # a few hundred bytes: the socket's send buffer takes them at once
+            connection.sendall(b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nConnection: "
+                               b"close\r\nContent-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
         except OSError:
             pass
         finally:
-            self.shutdown_request(request)
-            self.refusers.release()
+            self.shutdown_request(connection)
 
     def handle_error(self, request, client_address) -> None:
         """Say nothing: a client hanging up is not a server error, and handler errors are answered in `_route`."""
 
 
 def serve_rest(store: ModelStore, host: str, port: int, predict=run_signature, max_rows: int = DEFAULT_MAX_ROWS,
-               max_threads: int = MAX_THREADS, idle_seconds: float = IDLE_SECONDS) -> RestServer:
+               max_threads: int = MAX_THREADS, idle_seconds: float = IDLE_SECONDS,
+               limits: Limits | None = None) -> RestServer:
     """Start the REST server in a daemon thread and return it (`server_address` holds the port bound); `predict`
-    as for the gRPC server."""
+    and `limits` as for the gRPC server."""
     server = RestServer((host, port), max_threads, idle_seconds)
     server.store = store
+    server.limits = limits or Limits(workers=max_threads)
     server.predict = predict
     server.max_rows = max_rows
     threading.Thread(target=server.serve_forever, daemon=True, name="rest").start()

@@ -9,13 +9,15 @@ newest version of each model at start. Production serves the same exports with
 `tensorflow_model_server`; this server is not a replacement for it. REST with
 `--rest_api_port`; version policies `latest`, `all` and `specific` from the model config;
 new versions picked up every `--file_system_poll_wait_seconds`; server-side batching with
-`--enable_batching [--batching_parameters_file=serving/batching.config]`.
+`--enable_batching [--batching_parameters_file=serving/batching.config]`; a deadline per request and a
+bound on the request bytes in flight (`tfnlp.serving.limits`).
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import threading
 from collections.abc import Sequence
 from concurrent import futures
@@ -36,6 +38,7 @@ from tensorflow_serving.config import model_server_config_pb2
 
 from tfnlp.errors import UserError, cli_main
 from tfnlp.serving import GRPC_OPTIONS
+from tfnlp.serving.limits import DEFAULT_MAX_BYTES_IN_FLIGHT, DEFAULT_TIMEOUT_MS, Limits
 from tfnlp.serving.store import DEFAULT_MAX_ROWS, ModelStore, ServedModel, ServingError, request_array, run_signature
 
 
@@ -96,16 +99,20 @@ def _requested_version(store: ModelStore, model_spec) -> int | None:
 class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
     """PredictionService.Predict and GetModelMetadata; `predict` is `run_signature` or a Batcher's `run`."""
 
-    def __init__(self, store: ModelStore, predict=run_signature, max_rows: int = DEFAULT_MAX_ROWS) -> None:
+    def __init__(self, store: ModelStore, predict=run_signature, max_rows: int = DEFAULT_MAX_ROWS,
+                 limits: Limits | None = None) -> None:
         self.store = store
         self.predict = predict
         self.max_rows = max_rows
+        self.limits = limits or Limits()
 
     def Predict(self, request, context):  # noqa: N802 (gRPC method name)
         with _grpc_errors(context):
+            deadline = self.limits.deadline(context.time_remaining())
             model = self.store.get(request.model_spec.name, _requested_version(self.store, request.model_spec))
             inputs = {name: request_array(name, proto, self.max_rows) for name, proto in request.inputs.items()}
-            outputs = self.predict(model, request.model_spec.signature_name, inputs, list(request.output_filter))
+            outputs = self.limits.call(request.ByteSize(), deadline, functools.partial(
+                self.predict, model, request.model_spec.signature_name, inputs, list(request.output_filter)))
         response = predict_pb2.PredictResponse()
         response.model_spec.name = request.model_spec.name
         response.model_spec.version.value = model.version
@@ -157,7 +164,7 @@ class ModelService(model_service_pb2_grpc.ModelServiceServicer):
 
 
 def serve(store: ModelStore, host: str, port: int, workers: int = 64, predict=run_signature,
-          max_rows: int = DEFAULT_MAX_ROWS) -> tuple[grpc.Server, int]:
+          max_rows: int = DEFAULT_MAX_ROWS, limits: Limits | None = None) -> tuple[grpc.Server, int]:
     """Start the gRPC server (returns at once; call `wait_for_termination`) and the port it bound.
 
     Args:
@@ -167,6 +174,7 @@ def serve(store: ModelStore, host: str, port: int, workers: int = 64, predict=ru
         workers: requests handled at once (a request waiting for its batch holds one).
         predict: `run_signature`, or a Batcher's `run` for server-side batching.
         max_rows: most rows of one request.
+        limits: the deadline and bytes-in-flight bound (`tfnlp.serving.limits`), shared with the REST front.
 
     Raises:
         UserError: the port is taken or cannot be bound.
@@ -175,7 +183,7 @@ def serve(store: ModelStore, host: str, port: int, workers: int = 64, predict=ru
     options = [*GRPC_OPTIONS, ("grpc.so_reuseport", 0)]
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=workers), options=options)
     prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(
-        PredictionService(store, predict, max_rows), server)
+        PredictionService(store, predict, max_rows, limits), server)
     model_service_pb2_grpc.add_ModelServiceServicer_to_server(ModelService(store), server)
     try:
         bound = server.add_insecure_port(f"{host}:{port}")
@@ -242,13 +250,20 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="close a REST connection idle (or stalled mid-request) this long")
     parser.add_argument("--max_batch_rows", type=int, default=DEFAULT_MAX_ROWS,
                         help=f"most rows (texts) of one request, gRPC and REST (default {DEFAULT_MAX_ROWS})")
+    parser.add_argument("--request_timeout_in_ms", type=int, default=DEFAULT_TIMEOUT_MS,
+                        help="answer a request by then (DEADLINE_EXCEEDED / 504), or by the gRPC client's deadline")
+    parser.add_argument("--max_bytes_in_flight", type=int, default=DEFAULT_MAX_BYTES_IN_FLIGHT,
+                        help="request bytes handled at once; more are refused (RESOURCE_EXHAUSTED / 429)")
     args = parser.parse_args(argv)
-    for flag in ("max_batch_rows", "rest_api_num_threads", "rest_api_timeout_in_ms", "grpc_max_threads"):
+    for flag in ("max_batch_rows", "rest_api_num_threads", "rest_api_timeout_in_ms", "grpc_max_threads",
+                 "request_timeout_in_ms", "max_bytes_in_flight"):
         if getattr(args, flag) < 1:
             raise UserError(f"--{flag}={getattr(args, flag)}: must be at least 1")
     predict = _predict_function(args)
     store = ModelStore(model_paths(args))
-    server, port = serve(store, args.host, args.port, args.grpc_max_threads, predict, args.max_batch_rows)
+    limits = Limits(args.request_timeout_in_ms / 1000, args.max_bytes_in_flight,
+                    args.grpc_max_threads + args.rest_api_num_threads)
+    server, port = serve(store, args.host, args.port, args.grpc_max_threads, predict, args.max_batch_rows, limits)
     if args.file_system_poll_wait_seconds > 0:
         poll(store, args.file_system_poll_wait_seconds, threading.Event())
     print(f"serving gRPC on {args.host}:{port}", flush=True)
@@ -257,7 +272,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         try:
             rest = serve_rest(store, args.host, args.rest_api_port, predict, args.max_batch_rows,
-                              args.rest_api_num_threads, args.rest_api_timeout_in_ms / 1000)
+                              args.rest_api_num_threads, args.rest_api_timeout_in_ms / 1000, limits)
         except OSError as error:
             raise UserError(f"cannot bind REST port {args.host}:{args.rest_api_port} ({error})") from None
         print(f"serving REST on {args.host}:{rest.server_address[1]}", flush=True)

@@ -347,7 +347,9 @@ def filtered(outputs: dict, output_filter: Sequence[str]) -> dict:
     return {name: outputs[name] for name in (output_filter or outputs)}
 
 
-def run_signature(model: LoadedVersion, signature_name: str, inputs: dict, output_filter: Sequence[str] = ()) -> dict:
-    """Check the inputs, call the signature, and return the (filtered) outputs as numpy arrays, unbatched."""
+def run_signature(model: LoadedVersion, signature_name: str, inputs: dict, output_filter: Sequence[str] = (),
+                  deadline: float | None = None) -> dict:
+    """Check the inputs, call the signature, and return the (filtered) outputs as numpy arrays, unbatched. (`deadline`
+    is for the batcher's queue; a call on its own starts at once.)"""
     function, arguments = checked_arguments(model, signature_name, inputs)
     return filtered(call_signature(function, arguments), output_filter)

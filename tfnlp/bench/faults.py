@@ -1,0 +1,265 @@
+"""tfnlp's server under an operator's faults: hot reloads under load, trickling REST clients, a burst of large requests.
+
+    python -m tfnlp.bench faults [--quick] [--model SAVEDMODEL_DIR]
+
+Three measurements, each on a fresh `python -m tfnlp.serving.server` subprocess on loopback:
+
+- **hot reload**: clients send batch-1 gRPC requests back to back; the p99 of a steady window is set beside the
+  slowest request while new versions are published and picked up (target: at most 2x the steady p99, none failed);
+- **trickling clients**: connections each sending one byte of a request head every few seconds, while real REST
+  requests are made (target: every real request answered 200);
+- **large requests**: the server's resident memory (RSS, from /proc) before, at the peak of, and after a burst of
+  concurrent large requests (answers counted by status: 200, refused over the bytes-in-flight bound, over deadline).
+
+Without --model, the newest `savedmodels/icd10_seq2seq/<version>` is used, or a tiny model is trained into a temporary
+folder when there is none.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import socket
+import tempfile
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections import Counter
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from tfnlp.bench.decode import seq2seq_model_path
+from tfnlp.bench.serving import MODEL_NAME, grpc_call, text_batches
+
+SIZES = {"quick": {"clients": 4, "steady": 3.0, "reloads": 1, "trickles": 100, "real": 30, "burst": 4,
+                   "burst_rows": 2000},
+         "full": {"clients": 8, "steady": 10.0, "reloads": 2, "trickles": 300, "real": 100, "burst": 8,
+                  "burst_rows": 10000}}
+
+
+def rss_mb(pid: int) -> float:
+    """Resident memory of process `pid`, in MB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError(f"no VmRSS for process {pid}")
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / 100  # utime + stime, in clock ticks of 1/100 s
+
+
+def wait_until_idle(pid: int, limit: float = 300.0) -> None:
+    """Until the process used under 5% of a core for a second (background calls over their deadline have ended)."""
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        before = cpu_seconds(pid)
+        time.sleep(1.0)
+        if cpu_seconds(pid) - before < 0.05:
+            return
+
+
+class Load:
+    """Clients sending gRPC requests back to back, each latency stamped with its end time."""
+
+    def __init__(self, target: str, clients: int, texts: Sequence[str]) -> None:
+        self.call = grpc_call(target, clients, text_batches(texts, 1))
+        self.clients = clients
+        self.records: list[tuple[float, float]] = []  # (end time, seconds)
+        self.failures: list[str] = []
+        self.stop = threading.Event()
+        self.threads = [threading.Thread(target=self._client, args=(index,), daemon=True) for index in range(clients)]
+
+    def _client(self, index: int) -> None:
+        request = 0
+        while not self.stop.is_set():
+            started = time.perf_counter()
+            try:
+                self.call(index, request)
+                self.records.append((time.monotonic(), time.perf_counter() - started))
+            except Exception as error:  # noqa: BLE001 - every failure is counted and reported
+                self.failures.append(type(error).__name__)
+            request += 1
+
+    def __enter__(self) -> Load:
+        for thread in self.threads:
+            thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop.set()
+        for thread in self.threads:
+            thread.join()
+
+    def latencies(self, start: float, end: float) -> list[float]:
+        return [seconds for finished, seconds in self.records if start <= finished <= end]
+
+
+def publish(version: Path, base: Path, number: int) -> None:
+    """Copy `version` in as `base/number`, whole at once (a rename), as the pipeline's push does."""
+    staging = base / f".staging-{number}"
+    shutil.copytree(version, staging)
+    staging.rename(base / str(number))
+
+
+def serving_version(target: str) -> int:
+    from tfnlp.serving import client
+
+    return max(client.status(MODEL_NAME, target, timeout=5))
+
+
+def hot_reload(path: Path, scratch: Path, texts: Sequence[str], size: dict) -> dict:
+    """Slowest request while new versions are picked up, beside the steady p99."""
+    from tfnlp.serving.process import running_server
+
+    base = scratch / "reload" / MODEL_NAME
+    publish(path, base, 1)
+    with running_server(MODEL_NAME, base, "--file_system_poll_wait_seconds=0.5") as (target, _), \
+            Load(target, size["clients"], texts) as load:
+        time.sleep(1.0)  # the clients' first requests
+        steady_start = time.monotonic()
+        time.sleep(size["steady"])
+        steady_end = time.monotonic()
+        for number in range(2, 2 + size["reloads"]):
+            publish(path, base, number)
+            while serving_version(target) != number:
+                time.sleep(0.1)
+            time.sleep(2.0)  # the old version retired, the new one warm
+        reload_end = time.monotonic()
+    steady, reloading = load.latencies(steady_start, steady_end), load.latencies(steady_end, reload_end)
+    return {"clients": size["clients"], "reloads": size["reloads"], "steady_requests": len(steady),
+            "steady_p99_ms": float(np.percentile(steady, 99)) * 1000, "reload_requests": len(reloading),
+            "reload_max_ms": max(reloading) * 1000, "failed": len(load.failures),
+            "failures": dict(Counter(load.failures))}
+
+
+def rest_predict(rest: str, texts: Sequence[str], timeout: float = 120.0) -> int:
+    """The HTTP status of one REST predict."""
+    request = urllib.request.Request(f"{rest}/{MODEL_NAME}:predict", json.dumps({"instances": list(texts)}).encode(),
+                                     method="POST")
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            response.read()
+            return response.status
+    except urllib.error.HTTPError as error:
+        return error.code
+    except (urllib.error.URLError, OSError):
+        return 0  # no answer: reset, refused or timed out
+
+
+def trickling_clients(path: Path, scratch: Path, texts: Sequence[str], size: dict) -> dict:
+    """Real REST requests while `size["trickles"]` connections trickle their request heads."""
+    from tfnlp.serving.process import running_server
+
+    base = scratch / "trickle" / MODEL_NAME
+    publish(path, base, 1)
+    with running_server(MODEL_NAME, base, "--file_system_poll_wait_seconds=0") as (_, rest):
+        host, port = rest.split("//")[1].split("/")[0].split(":")
+        trickles = [socket.create_connection((host, int(port))) for _ in range(size["trickles"])]
+        stop = threading.Event()
+
+        def trickle() -> None:
+            byte = 0
+            while not stop.wait(2.0):
+                for connection in trickles:
+                    try:
+                        connection.send(b"POST /v1/models/x:predict HTTP/1.1\r\nX: "[byte:byte + 1] or b"y")
+                    except OSError:
+                        pass
+                byte += 1
+
+        sender = threading.Thread(target=trickle, daemon=True)
+        sender.start()
+        time.sleep(2.5)
+        statuses = Counter(rest_predict(rest, [texts[index % len(texts)]]) for index in range(size["real"]))
+        stop.set()
+        sender.join()
+        for connection in trickles:
+            connection.close()
+    return {"trickling": size["trickles"], "real": size["real"], "answered_200": statuses.get(200, 0),
+            "statuses": dict(statuses)}
+
+
+def large_requests(path: Path, scratch: Path, texts: Sequence[str], size: dict) -> dict:
+    """The server's RSS before, at the peak of and after a burst of concurrent large requests."""
+    from tfnlp.serving.process import server_process
+
+    base = scratch / "large" / MODEL_NAME
+    publish(path, base, 1)
+    long_texts = [" ".join(texts[index % len(texts)] for index in range(start, start + 40))
+                  for start in range(size["burst_rows"])]
+    payload_mb = len(json.dumps({"instances": long_texts}).encode()) / 1e6
+    with server_process(MODEL_NAME, base, "--file_system_poll_wait_seconds=0") as (process, _, rest):
+        for text in texts[:50]:
+            rest_predict(rest, [text])
+        before = rss_mb(process.pid)
+        peak, done = before, threading.Event()
+
+        def sample() -> None:
+            nonlocal peak
+            while not done.is_set():
+                peak = max(peak, rss_mb(process.pid))
+                time.sleep(0.1)
+
+        sampler = threading.Thread(target=sample, daemon=True)
+        sampler.start()
+        statuses: list[int] = []
+        senders = [threading.Thread(target=lambda: statuses.append(rest_predict(rest, long_texts, timeout=600)))
+                   for _ in range(size["burst"])]
+        started = time.monotonic()
+        for sender in senders:
+            sender.start()
+        for sender in senders:
+            sender.join()
+        answered = time.monotonic() - started
+        wait_until_idle(process.pid)
+        done.set()
+        sampler.join()
+        after = rss_mb(process.pid)
+    return {"requests": size["burst"], "rows": size["burst_rows"], "payload_mb": payload_mb, "rss_before_mb": before,
+            "rss_peak_mb": peak, "rss_after_mb": after, "statuses": dict(Counter(statuses)),
+            "answered_in_s": answered}
+
+
+def report(reload: dict, trickle: dict, large: dict) -> list[str]:
+    lines = ["| measurement | result | target |", "|---|---|---|",
+             f"| hot reload ({reload['clients']} gRPC clients, {reload['reloads']} reloads) | slowest request "
+             f"{reload['reload_max_ms']:.0f} ms vs steady p99 {reload['steady_p99_ms']:.0f} ms "
+             f"({reload['reload_max_ms'] / reload['steady_p99_ms']:.1f}x); {reload['failed']} failed of "
+             f"{reload['reload_requests']} | at most 2x, none failed |",
+             f"| {trickle['trickling']} trickling REST connections | {trickle['answered_200']}/{trickle['real']} real "
+             f"requests answered 200 {trickle['statuses']} | all 200 |",
+             f"| {large['requests']} concurrent requests of {large['rows']} rows ({large['payload_mb']:.1f} MB each) "
+             f"| RSS {large['rss_before_mb']:.0f} MB before, {large['rss_peak_mb']:.0f} MB peak, "
+             f"{large['rss_after_mb']:.0f} MB after; statuses {large['statuses']} | back to its steady level |"]
+    return lines
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the three measurements and print their table."""
+    from tfnlp.config import DataConfig
+    from tfnlp.data import sources
+
+    parser = argparse.ArgumentParser(prog="python -m tfnlp.bench faults", description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="fewer clients, connections and rows (about a minute)")
+    parser.add_argument("--model", help="SavedModel version folder (default: newest savedmodels/icd10_seq2seq)")
+    args = parser.parse_args(argv)
+    size = SIZES["quick" if args.quick else "full"]
+    with tempfile.TemporaryDirectory() as scratch_name:
+        scratch = Path(scratch_name)
+        path = seq2seq_model_path(args.model, scratch)
+        texts = [record.text for record in sources.load("cim10", DataConfig()).splits.test]
+        reload = hot_reload(path, scratch, texts, size)
+        print(f"hot reload: {reload}", flush=True)
+        trickle = trickling_clients(path, scratch, texts, size)
+        print(f"trickling clients: {trickle}", flush=True)
+        large = large_requests(path, scratch, texts, size)
+        print(f"large requests: {large}", flush=True)
+    print(f"\nmodel: {path}\n")
+    print("\n".join(report(reload, trickle, large)))
+    return 0
