@@ -2,9 +2,10 @@
 
 - `baseline_tfidf_nn`: TF-IDF (word 1-2 and character 2-5 n-grams) nearest neighbour, the
   dictionary look-up that won CLEF eHealth 2016. It can only answer codes seen in training.
-- `baseline_tfidf_linear` (`LinearCategoryModel`): a linear SVM on the same features predicting the
+- `baseline_tfidf_linear` (`LinearTextModel.categories_svm`): a linear SVM on the same features predicting the
   category (three characters); its "code" is that category. The seq2seq's beam also reads it, in the graph.
-- `baseline_tfidf_logreg`: TF-IDF + one-vs-rest logistic regression, for any classification.
+- `baseline_tfidf_logreg` (`LinearTextModel.logistic_regression`): TF-IDF + one-vs-rest logistic regression, for any
+  classification. The classifiers fuse it, in the graph, with their network.
 """
 
 from __future__ import annotations
@@ -44,29 +45,44 @@ def tfidf_nearest_neighbour(train: Sequence[Record], texts: Sequence[str], batch
 
 
 @dataclass(frozen=True)
-class LinearCategoryModel:
-    """A fitted TF-IDF + one-vs-rest linear SVM over categories (three characters).
+class LinearTextModel:
+    """A fitted TF-IDF (`tfidf_features()`) + one-vs-rest linear model over text labels.
 
     Attributes:
         features: the fitted `tfidf_features()` union.
-        classifier: the fitted one-vs-rest LinearSVC.
+        classifier: the fitted one-vs-rest linear estimator (LinearSVC or LogisticRegression).
     """
 
     features: FeatureUnion
     classifier: OneVsRestClassifier
 
     @classmethod
-    def fit(cls, train: Sequence[Record], seed: int = 0) -> LinearCategoryModel:
-        """Fit on the training texts and their codes' categories."""
+    def fit(cls, texts: Sequence[str], labels: Sequence[str], estimator) -> LinearTextModel:
+        """Fit `estimator` one-vs-rest, on every core, on the TF-IDF features of `texts`."""
         features = tfidf_features()
-        matrix = features.fit_transform([record.text for record in train])
-        # One binary SVM per category (about 2,000 on cim10), fitted on every core: the slow part of a run.
-        classifier = OneVsRestClassifier(LinearSVC(C=1.0, random_state=seed), n_jobs=-1)
-        classifier.fit(matrix, [category(record.target) for record in train])
+        matrix = features.fit_transform(list(texts)).tocsr()
+        matrix.sort_indices()  # the parallel workers get it read-only: liblinear's checks must not sort it
+        classifier = OneVsRestClassifier(estimator, n_jobs=-1)
+        classifier.fit(matrix, list(labels))
         return cls(features, classifier)
 
+    @classmethod
+    def categories_svm(cls, train: Sequence[Record], seed: int = 0) -> LinearTextModel:
+        """A linear SVM over the codes' categories (three characters): `baseline_tfidf_linear`. One binary SVM per
+        category (about 2,000 on cim10): the slow part of a coder's run."""
+        return cls.fit([record.text for record in train], [category(record.target) for record in train],
+                       LinearSVC(C=1.0, random_state=seed))
+
+    @classmethod
+    def logistic_regression(cls, texts: Sequence[str], labels: Sequence[str], seed: int = 0) -> LinearTextModel:
+        """Logistic regression (liblinear, C=10): `baseline_tfidf_logreg`. One-vs-rest: a multinomial fit over the
+        ~2,000 ICD-10 categories would hold features x classes weights in every L-BFGS history vector (tens of GB)."""
+        from sklearn.linear_model import LogisticRegression
+
+        return cls.fit(texts, labels, LogisticRegression(solver="liblinear", C=10.0, random_state=seed))
+
     def predict(self, texts: Sequence[str]) -> list[str]:
-        """The most likely category of each text."""
+        """The most likely label of each text."""
         return self.classifier.predict(self.features.transform(list(texts))).tolist()
 
     @property
@@ -75,7 +91,7 @@ class LinearCategoryModel:
 
     def weights(self) -> tuple[np.ndarray, np.ndarray]:
         """Coefficients [classes, features] and intercepts [classes] whose scores rank the classes as the
-        classifier does: with two classes the one binary SVM's score goes to the second class, its negation
+        classifier does: with two classes the one binary model's score goes to the second class, its negation
         to the first; a single class gets a constant score."""
         estimators = self.classifier.estimators_
         if len(self.classes) == 1:
@@ -89,17 +105,5 @@ class LinearCategoryModel:
 
 def tfidf_logistic_regression(train_texts: Sequence[str], train_labels: Sequence[str], texts: Sequence[str],
                               seed: int = 0) -> list[str]:
-    """TF-IDF (word 1-2 and char 2-5 grams) + logistic regression fitted on the training texts: a label for each
-    of `texts`.
-
-    One-vs-rest liblinear: a multinomial fit over the ~2,000 ICD-10 categories would hold
-    features x classes weights in every L-BFGS history vector (tens of GB).
-    """
-    from sklearn.linear_model import LogisticRegression
-
-    features = tfidf_features()
-    matrix = features.fit_transform(list(train_texts)).tocsr()
-    matrix.sort_indices()  # the parallel workers get it read-only: liblinear's checks must not sort it
-    classifier = OneVsRestClassifier(LogisticRegression(solver="liblinear", C=10.0, random_state=seed), n_jobs=-1)
-    classifier.fit(matrix, list(train_labels))
-    return classifier.predict(features.transform(list(texts))).tolist()
+    """`LinearTextModel.logistic_regression` fitted on the training texts: a label for each of `texts`."""
+    return LinearTextModel.logistic_regression(train_texts, train_labels, seed).predict(texts)

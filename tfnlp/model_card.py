@@ -83,7 +83,8 @@ def build(experiment: config_lib.Experiment, run, served: dict | None, limitatio
         "experiment": config_lib.to_dict(experiment),
         "data": {**data_provenance(experiment.data.source), "split_sizes": run.sizes},
         "training": {"train_seconds": run.train_seconds, "parameters": run.parameters, "workdir": str(run.workdir)},
-        "metrics": {"test": run.test, "served": served, "calibration": run.reports.get("calibration")},
+        "metrics": {"test": run.test, "served": served, "calibration": run.reports.get("calibration"),
+                    "tfidf_fusion": run.reports.get("tfidf_fusion")},
         "limitations": limitations,
         "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "versions": {"tfnlp": tfnlp.__version__, "tensorflow": tf.__version__, "keras": keras.__version__},
@@ -138,6 +139,12 @@ def markdown(card: dict, export: str = "EXPORT") -> str:
                   f"{report['ece_after']:.3f} after; {report['answered']:.0%} of the validation texts answered "
                   f"without review, at {report['precision_of']} precision {report['precision_answered']:.3f} "
                   f"(threshold {report['review_threshold']:.3f}).", ""]
+    fusion = metrics.get("tfidf_fusion")
+    if fusion:
+        accuracy = fusion["validation_accuracy"]
+        lines += [f"The network is fused with a TF-IDF logistic regression compiled into the graph, at weight "
+                  f"{fusion['tfidf_weight']:g} chosen on the validation split (accuracy {accuracy['network']:.3f} "
+                  f"network alone, {accuracy['tfidf']:.3f} TF-IDF alone, {accuracy['fused']:.3f} fused).", ""]
     if card.get("pipeline"):
         decision = card["pipeline"]["decision"]
         lines += ["## Pipeline", "", f"- Pushed {card['pipeline']['pushed_at']}, compared with version "

@@ -72,6 +72,13 @@ class ClassifierSettings(ModelSettings):
     review_precision: float = setting(0.95, "precision the answers given without review reach on the validation "
                                             "split (needs_review below the threshold that gives it)",
                                       low=0.0, high=1.0)
+    tfidf_fusion: str = setting("validation", "fuse the network with the TF-IDF logistic regression compiled into "
+                                              "the graph, its weight chosen on the validation split (validation), "
+                                              "or the network alone (off)", choices=("validation", "off"))
+    tfidf_min_weight: float = setting(0.02, "TF-IDF weights smaller in magnitude are left out of the export",
+                                      low=0.0)
+    tfidf_max_weights: int = setting(2_000_000, "at most this many TF-IDF weights are exported, the largest in "
+                                                "magnitude (12 bytes each)", low=1, high=100_000_000)
 
 
 @dataclass(frozen=True)

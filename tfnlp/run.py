@@ -474,6 +474,7 @@ def run_experiment(experiment: config_lib.Experiment, workdir: Path, export_base
     if calibration:
         reports["calibration"] = calibration
         print(calibration_summary(calibration))
+    reports.update(task.validation_choices())
     run = Run(experiment, workdir, None, results, history, round(train_seconds, 1), parameters,
               task.splits.sizes(), examples, reports)
     with progress.step("scoring the serving graph on raw test texts, for the model card"):

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tfnlp.baselines import LinearCategoryModel, tfidf_features
+from tfnlp.baselines import LinearTextModel, tfidf_features
 from tfnlp.data.records import Record
 from tfnlp.models.tfidf import TfidfLinear
 
@@ -16,8 +16,8 @@ QUERIES = ["Choléra", "FIÈVRE  typhoïde, fièvre typhoïde!", "a b c d", "dia
            "l'asthme d'effort", "急性心肌梗死 Ωμέγα", "", "   ", "hypertension " * 300, "x_y 2ème"]
 
 
-def fitted() -> LinearCategoryModel:
-    return LinearCategoryModel.fit(TRAIN, seed=0)
+def fitted() -> LinearTextModel:
+    return LinearTextModel.categories_svm(TRAIN, seed=0)
 
 
 def test_the_graph_reproduces_scikit_learns_decision_function_from_raw_strings():
@@ -44,10 +44,19 @@ def test_dropping_small_weights_keeps_the_large_ones_and_bounds_the_change():
     assert difference.max() > 0
 
 
+def test_a_cap_on_weights_keeps_the_largest():
+    model = fitted()
+    coef, intercept = model.weights()
+    capped = TfidfLinear.from_sklearn(model.features, model.classes, coef, intercept, max_weights=100)
+    assert capped.weight_count == 100
+    kept = np.sort(np.abs(capped.weight_values.numpy()))
+    np.testing.assert_allclose(kept, np.sort(np.abs(coef[coef != 0]))[-100:], rtol=1e-6)
+
+
 @pytest.mark.parametrize("targets", [["A00", "J45"], ["A00"]])
 def test_two_classes_and_one_class_rank_as_the_classifier_does(targets):
     train = [Record(record.text, targets[i % len(targets)]) for i, record in enumerate(TRAIN)]
-    model = LinearCategoryModel.fit(train)
+    model = LinearTextModel.categories_svm(train)
     graph = TfidfLinear.from_sklearn(model.features, model.classes, *model.weights())
     scores = graph.decision_function(tf.constant(QUERIES)).numpy()
     assert scores.shape == (len(QUERIES), len(targets))

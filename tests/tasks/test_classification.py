@@ -202,3 +202,40 @@ def test_unusable_classifier_choices_are_user_errors(overrides, message):
     records = [Record("texte", "A")]
     with pytest.raises(UserError, match=message):
         ClassificationTask(experiment, Splits(records, records, records))
+
+
+def test_the_tfidf_fusion_is_chosen_on_validation_and_kept_in_the_export(tiny_classifier_run):
+    from tfnlp.tasks.classification import FUSION_WEIGHTS
+
+    fusion = tiny_classifier_run.reports["tfidf_fusion"]
+    accuracy = fusion["validation_accuracy"]
+    assert fusion["tfidf_weight"] in FUSION_WEIGHTS
+    # Chosen on validation: never below either side alone (weights 0 and 1 are among the candidates).
+    assert accuracy["fused"] >= max(accuracy["network"], accuracy["tfidf"])
+    loaded = tf.saved_model.load(str(tiny_classifier_run.export))
+    assert float(loaded.tfidf_weight.numpy()) == fusion["tfidf_weight"]
+    card = (tiny_classifier_run.export / "assets.extra" / "model_card.md").read_text()
+    assert f"at weight {fusion['tfidf_weight']:g} chosen on the validation split" in card
+
+
+def test_the_fused_answers_are_the_networks_at_weight_0_and_scikit_learns_at_weight_1():
+    from tfnlp.data import sources
+    from tfnlp.tasks.classification import fused
+
+    experiment = get("icd10_chapter_lstm", tiny=True)
+    task = ClassificationTask(experiment, sources.load(experiment.data.source, experiment.data).splits)
+    serving = task.serving(task.make_model())  # untrained: the TF-IDF side has to carry the answers
+    task.calibrate(serving)
+    accuracy = task.validation_choices()["tfidf_fusion"]["validation_accuracy"]
+    assert accuracy["fused"] >= accuracy["tfidf"] > accuracy["network"]
+    texts = tf.constant([record.text for record in task.splits.test[:60]])
+    network, tfidf = serving.network_probabilities(texts), serving.tfidf_probabilities(texts)
+    serving.tfidf_weight.assign(0.0)
+    np.testing.assert_allclose(serving.serve(texts)["probabilities"].numpy(), network.numpy(), atol=1e-5)
+    serving.tfidf_weight.assign(1.0)
+    answered = [label.decode() for label in serving.serve(texts)["label"].numpy()]
+    expected = task.tfidf_model.predict([text.decode() for text in texts.numpy()])
+    assert np.mean([a == b for a, b in zip(answered, expected, strict=True)]) >= 0.95  # the smallest weights left out
+    serving.tfidf_weight.assign(0.3)
+    np.testing.assert_allclose(serving.serve(texts)["probabilities"].numpy(), fused(network, tfidf, 0.3).numpy(),
+                               atol=1e-5)

@@ -118,7 +118,7 @@ class TfidfLinear(tf.Module):
 
     @classmethod
     def from_sklearn(cls, union, classes: Sequence[str], coef: np.ndarray, intercept: np.ndarray,
-                     min_weight: float = 0.0) -> TfidfLinear:
+                     min_weight: float = 0.0, max_weights: int = 0) -> TfidfLinear:
         """Fold a fitted feature union and linear weights [classes, features] into the graph.
 
         Args:
@@ -127,6 +127,7 @@ class TfidfLinear(tf.Module):
             coef: float [classes, features] weights; intercept: float [classes].
             min_weight: weights smaller in magnitude are dropped (0 keeps every non-zero weight): the
                 decision function then differs from scikit-learn's by at most the dropped terms.
+            max_weights: at most this many weights are kept, the largest in magnitude (0: no limit).
         """
         blocks, offset = [], 0
         for _, vectorizer in union.transformer_list:
@@ -134,6 +135,9 @@ class TfidfLinear(tf.Module):
             offset += blocks[-1].size
         coef = np.asarray(coef)
         rows, columns = np.nonzero(np.abs(coef) > min_weight if min_weight else coef)
+        if max_weights and len(rows) > max_weights:
+            largest = np.argpartition(-np.abs(coef[rows, columns]), max_weights - 1)[:max_weights]
+            rows, columns = rows[largest], columns[largest]
         return cls(blocks, classes, (rows, columns, coef[rows, columns]), np.asarray(intercept).ravel())
 
     def state(self) -> dict[str, np.ndarray]:

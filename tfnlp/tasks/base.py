@@ -457,6 +457,11 @@ class Task(abc.ABC):
         (before it is first called); what was fitted and measured, for metrics.json and the model card."""
         return {}
 
+    def validation_choices(self) -> dict:
+        """Other settings `calibrate` chose on the validation split, and what they were chosen on, by name (for
+        metrics.json and the model card)."""
+        return {}
+
     def write_reports(self, predicted: list, workdir: Path, tensorboard_dir: str) -> dict:
         """Report files of the test split (`predicted`: as `evaluate` gave them); what to add to metrics.json."""
         return {}

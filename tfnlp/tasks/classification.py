@@ -32,6 +32,7 @@ from tfnlp.metrics import CLASSIFICATION_METRICS, classification_scores, write_c
 from tfnlp.model_settings import StaticVectorClassifierSettings, TransformerClassifierSettings
 from tfnlp.models.classifiers import CLASSIFIERS, dense_head, mean_vectors_features
 from tfnlp.models.layers import word_vectorizer
+from tfnlp.models.tfidf import TfidfLinear
 from tfnlp.tasks import ranking
 from tfnlp.tasks.base import TEXT_SPEC, TRANSFORMER_SPACE, ServingModule, Task, batches, predict_strings, shuffled
 
@@ -53,7 +54,7 @@ class ClassifierServing(ServingModule):
     `data.preprocess`). `<UNK>` (labels unseen in training) is never answered."""
 
     def __init__(self, model: keras.Model, labels: Sequence[str], preprocess: keras.layers.Layer | None = None,
-                 word_level: bool = True, top_k: int = 5) -> None:
+                 word_level: bool = True, top_k: int = 5, tfidf: TfidfLinear | None = None) -> None:
         super().__init__()
         self.model = model
         self.labels = tf.constant(list(labels))
@@ -61,6 +62,30 @@ class ClassifierServing(ServingModule):
         self.word_level = word_level
         self.top_k = max(1, min(top_k, len(labels) - 1))
         self.calibration = ranking.calibration_variables("labels")
+        self.tfidf = tfidf
+        # The TF-IDF model's share of the fused log-probabilities (0: the network alone), chosen on validation.
+        self.tfidf_weight = tf.Variable(0.0, trainable=False, name="tfidf_weight")
+        if tfidf is not None:
+            position = {name: index for index, name in enumerate(tfidf.classes)}
+            # Each label's column of the TF-IDF model's scores; -1 for `<UNK>`, which it never saw.
+            self.tfidf_columns = tf.constant([position.get(label, -1) for label in labels], tf.int64)
+
+    def network_probabilities(self, text: tf.Tensor) -> tf.Tensor:
+        return tf.cast(self.model(text, training=False), tf.float32)
+
+    def tfidf_probabilities(self, text: tf.Tensor) -> tf.Tensor:
+        """The TF-IDF logistic regression's probabilities [B, C] in the labels' order: each one-vs-rest class's
+        sigmoid, normalised over the classes (scikit-learn's `predict_proba`)."""
+        scores = tf.sigmoid(self.tfidf.decision_function(text))
+        scores = scores / tf.reduce_sum(scores, axis=1, keepdims=True)
+        gathered = tf.gather(scores, tf.maximum(self.tfidf_columns, 0), axis=1)
+        return tf.where(self.tfidf_columns[None, :] >= 0, gathered, 0.0)
+
+    def probabilities(self, text: tf.Tensor) -> tf.Tensor:
+        network = self.network_probabilities(text)
+        if self.tfidf is None:
+            return network
+        return fused(network, self.tfidf_probabilities(text), self.tfidf_weight)
 
     def ranked(self, probabilities: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
         """Every label but `<UNK>` and its log-probability [B, C - 1], best first."""
@@ -70,7 +95,7 @@ class ClassifierServing(ServingModule):
 
     @tf.function(input_signature=[TEXT_SPEC])
     def serve(self, text):
-        probabilities = self.model(text, training=False)
+        probabilities = self.probabilities(text)
         labels, scores = self.ranked(probabilities)
         confidence = ranking.confidences(scores, self.calibration)[:, :self.top_k]
         return {"label": labels[:, 0], "score": confidence[:, 0], "top_labels": labels[:, :self.top_k],
@@ -84,6 +109,30 @@ class ClassifierServing(ServingModule):
 
     def extra_signatures(self) -> dict:
         return {"tokens": self.tokens} if self.word_level else {}
+
+
+def fused(network: tf.Tensor, tfidf: tf.Tensor, weight) -> tf.Tensor:
+    """Log-linear pooling: probabilities proportional to network^(1 - weight) * tfidf^weight."""
+    logits = ((1.0 - weight) * tf.math.log(tf.maximum(network, 1e-30))
+              + weight * tf.math.log(tf.maximum(tfidf, 1e-30)))
+    return tf.nn.softmax(logits, axis=-1)
+
+
+FUSION_WEIGHTS = tuple(step / 10 for step in range(11))
+
+
+def choose_fusion_weight(network: np.ndarray, tfidf: np.ndarray, truth: np.ndarray) -> tuple[float, dict]:
+    """The weight of `FUSION_WEIGHTS` whose fused answers are most accurate on `truth` (label ids; `<UNK>`, id 0, is
+    never answered), ties broken by the lower log-loss; and each weight's accuracy."""
+    known = truth > 0
+    scored = {}
+    for weight in FUSION_WEIGHTS:
+        probabilities = fused(tf.constant(network), tf.constant(tfidf), weight).numpy()
+        accuracy = float(np.mean(probabilities[:, 1:].argmax(axis=1) + 1 == truth))
+        log_loss = float(-np.mean(np.log(np.maximum(probabilities[known, truth[known]], 1e-30)))) if known.any() else 0
+        scored[weight] = (accuracy, -log_loss)
+    best = max(FUSION_WEIGHTS, key=lambda weight: scored[weight])
+    return best, {weight: accuracy for weight, (accuracy, _) in scored.items()}
 
 
 class ClassificationTask(Task):
@@ -257,24 +306,63 @@ class ClassificationTask(Task):
 
     def serving(self, model: keras.Model) -> ClassifierServing:
         return ClassifierServing(model, self.labels.tokens, self.preprocess, word_level=not self.word_pieces,
-                                 top_k=self.experiment.model.top_k)
+                                 top_k=self.experiment.model.top_k, tfidf=self.tfidf_graph)
+
+    @functools.cached_property
+    def tfidf_model(self):
+        """TF-IDF + logistic regression fitted once on the training split: the `baseline_tfidf_logreg` row and,
+        compiled into the graph, the network's partner in the fusion."""
+        from tfnlp import progress
+        from tfnlp.baselines import LinearTextModel
+
+        with progress.step(f"fitting the TF-IDF logistic regression ({len(self.splits.train)} texts)"):
+            return LinearTextModel.logistic_regression(_texts(self.splits.train), self.truth(self.splits.train),
+                                                       self.experiment.train.seed)
+
+    @functools.cached_property
+    def tfidf_graph(self) -> TfidfLinear | None:
+        """`tfidf_model` as a graph module, unless `model.tfidf_fusion=off`."""
+        if self.experiment.model.tfidf_fusion == "off" or not self.splits.train:
+            return None
+        fitted = self.tfidf_model
+        config = self.experiment.model
+        return TfidfLinear.from_sklearn(fitted.features, fitted.classes, *fitted.weights(), config.tfidf_min_weight,
+                                        config.tfidf_max_weights)
 
     def calibrate(self, serving: ClassifierServing) -> dict:
-        """Fit the scores' calibration and the review threshold (label precision) on the validation split."""
+        """Choose the TF-IDF fusion's weight, then fit the scores' calibration and the review threshold (label
+        precision), on the validation split."""
         from tfnlp import calibration as cal
 
         texts, truth = _texts(self.splits.validation), self.truth(self.splits.validation)
         if not texts:
             return {}
-        probabilities = np.concatenate([serving.model(tf.constant(chunk), training=False).numpy()
-                                        for chunk in batches(texts, PREDICT_BATCH)])
+        chunks = [tf.constant(chunk) for chunk in batches(texts, PREDICT_BATCH)]
+        probabilities = np.concatenate([serving.network_probabilities(chunk).numpy() for chunk in chunks])
+        fusion = {}
+        if serving.tfidf is not None:
+            tfidf = np.concatenate([serving.tfidf_probabilities(chunk).numpy() for chunk in chunks])
+            weight, accuracies = choose_fusion_weight(probabilities, tfidf, np.array(self.labels.ids(truth)))
+            serving.tfidf_weight.assign(weight)
+            probabilities = fused(tf.constant(probabilities), tf.constant(tfidf), weight).numpy()
+            fusion = {"tfidf_weight": weight, "validation_accuracy": {"network": accuracies[0.0],
+                                                                      "tfidf": accuracies[1.0],
+                                                                      "fused": accuracies[weight]}}
+            print(f"fusion with the in-graph TF-IDF logistic regression ({serving.tfidf.weight_count:,} weights): "
+                  f"weight {weight:g} chosen on validation, accuracy {accuracies[0.0]:.3f} network alone, "
+                  f"{accuracies[1.0]:.3f} TF-IDF alone, {accuracies[weight]:.3f} fused")
         labels, scores = (value.numpy() for value in serving.ranked(tf.constant(probabilities)))
         right = labels == np.array([label.encode("utf-8") for label in truth])[:, None]
         fitted, raw, calibrated = cal.fit_ranked(scores, right, self.experiment.model.calibration)
         review = cal.review_threshold(calibrated[:, 0], right[:, 0], self.experiment.model.review_precision)
         fitted = dataclasses.replace(fitted, threshold=review.threshold)
         ranking.assign(serving.calibration, fitted)
+        self.fusion = fusion
         return {"serving_default": cal.summary(raw, calibrated, right, fitted, review, "label")}
+
+    def validation_choices(self) -> dict:
+        """The TF-IDF fusion's weight and the validation accuracies it was chosen on (once `calibrate` ran)."""
+        return {"tfidf_fusion": self.fusion} if getattr(self, "fusion", None) else {}
 
     def truth(self, records: Sequence[Record]) -> list[str]:
         """Each record's label, `<UNK>` for a label training never saw."""
@@ -291,10 +379,7 @@ class ClassificationTask(Task):
         return {}
 
     def baselines(self, records: Sequence[Record]) -> dict[str, list[str]]:
-        from tfnlp.baselines import tfidf_logistic_regression
-
-        return {"baseline_tfidf_logreg": tfidf_logistic_regression(
-            _texts(self.splits.train), self.truth(self.splits.train), _texts(records), self.experiment.train.seed)}
+        return {"baseline_tfidf_logreg": self.tfidf_model.predict(_texts(records))}
 
     def write_reports(self, predicted: list[str], workdir: Path, tensorboard_dir: str) -> dict:
         """Per-class CSV and figures of the test split under `workdir/report`; counts of unseen labels."""

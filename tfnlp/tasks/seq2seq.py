@@ -194,13 +194,13 @@ class Seq2SeqTask(Task):
         """The TF-IDF linear SVM over categories, fitted once on the training split: the `baseline_tfidf_linear`
         row and, compiled into the graph, the dictionary side of the beam's fusion."""
         from tfnlp import progress
-        from tfnlp.baselines import LinearCategoryModel
+        from tfnlp.baselines import LinearTextModel
 
         if not self.splits.train:
             raise UserError("the TF-IDF SVM is fitted on the training split, which a task restored from a run's state "
                             "does not hold")
         with progress.step(f"fitting the TF-IDF linear SVM over categories ({len(self.splits.train)} texts)"):
-            return LinearCategoryModel.fit(self.splits.train, self.experiment.train.seed)
+            return LinearTextModel.categories_svm(self.splits.train, self.experiment.train.seed)
 
     @functools.cached_property
     def tfidf_category_graph(self) -> TfidfLinear | None:
