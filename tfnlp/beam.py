@@ -24,6 +24,7 @@ import csv
 import glob
 import io
 import json
+import logging
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -241,10 +242,20 @@ def run(export: str, source: Source, output: str, beam_options: Sequence[str] = 
         raise UserError(f"--input {source.pattern}: no such file")
     if "://" not in output:
         Path(output).parent.mkdir(parents=True, exist_ok=True)
-    options = PipelineOptions(list(beam_options))
+    options = PipelineOptions(quiet(beam_options))
     with beam.Pipeline(options=options) as pipeline:
         build(pipeline, source, version, output, min_batch_size, max_batch_size)
     return {"answers": _count(output), "dead_letters": _count(output + DEAD_LETTER_SUFFIX)}
+
+
+def quiet(beam_options: Sequence[str]) -> list[str]:
+    """The options with Beam's worker processes logging warnings and errors only, unless the options set their level
+    (`--default_sdk_harness_log_level=INFO` brings the progress lines back); the driver's Beam loggers likewise."""
+    options = list(beam_options)
+    if not any(option.startswith("--default_sdk_harness_log_level") for option in options):
+        options.append("--default_sdk_harness_log_level=WARNING")
+        logging.getLogger("apache_beam").setLevel(logging.WARNING)
+    return options
 
 
 def _count(path: str) -> int:
