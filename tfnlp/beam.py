@@ -249,12 +249,13 @@ def run(export: str, source: Source, output: str, beam_options: Sequence[str] = 
 
 
 def quiet(beam_options: Sequence[str]) -> list[str]:
-    """The options with Beam's worker processes logging warnings and errors only, unless the options set their level
-    (`--default_sdk_harness_log_level=INFO` brings the progress lines back); the driver's Beam loggers likewise."""
+    """The options with Beam's worker processes logging errors only, unless the options set their level
+    (`--default_sdk_harness_log_level=INFO` brings the progress lines back); the driver's Beam loggers likewise. (Their
+    warnings on a local run are about Google Cloud clients and resource modules it does not use.)"""
     options = list(beam_options)
     if not any(option.startswith("--default_sdk_harness_log_level") for option in options):
-        options.append("--default_sdk_harness_log_level=WARNING")
-        logging.getLogger("apache_beam").setLevel(logging.WARNING)
+        options.append("--default_sdk_harness_log_level=ERROR")
+        logging.getLogger("apache_beam").setLevel(logging.ERROR)
     return options
 
 
