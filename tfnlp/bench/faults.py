@@ -110,7 +110,7 @@ def publish(version: Path, base: Path, number: int) -> None:
 def serving_version(target: str) -> int:
     from tfnlp.serving import client
 
-    return max(client.status(MODEL_NAME, target, timeout=5))
+    return max(row["version"] for row in client.status(MODEL_NAME, target, timeout=5) if row["state"] == "AVAILABLE")
 
 
 def hot_reload(path: Path, scratch: Path, texts: Sequence[str], size: dict) -> dict:
