@@ -24,6 +24,7 @@ def test_unknown_suite_and_bad_model_folder_are_user_errors(tmp_path, capsys):
     assert exit_info.value.code == 2 and "not a SavedModel folder" in capsys.readouterr().err
 
 
+@pytest.mark.slow  # about 15 s; the default suite runs `bench rerank` in tests/test_run.py (a run without its data)
 def test_rerank_bench_tabulates_decoding_choices_of_a_run(tiny_run, capsys):
     assert bench.main(["rerank", "--quick", "--workdir", str(tiny_run["workdir"])]) == 0
     out = capsys.readouterr().out

@@ -2,10 +2,13 @@
 
 import re
 
+import pytest
+
 from tfnlp.bench import __main__ as bench
 from tfnlp.bench.serving import Measurement, headlines
 
 
+@pytest.mark.slow  # about 35 s (two servers start); `python -m tfnlp.bench serving --quick` runs the same path
 def test_serving_bench_tabulates_every_path_batch_and_client_count(tiny_run, capsys):
     assert bench.main(["serving", "--model", str(tiny_run["version"]), "--seconds", "0.3", "--clients", "4"]) == 0
     out = capsys.readouterr().out

@@ -122,3 +122,19 @@ def test_the_server_refuses_a_request_over_its_bytes_bound_over_grpc_and_rest(li
     assert "max_bytes_in_flight" in refused.value.details()
     status, body = http(f"{rest}/icd10_seq2seq:predict", {"instances": texts})
     assert status == 413 and "max_bytes_in_flight" in body["error"]
+
+
+@pytest.mark.parametrize("operator_setting, expected", [(None, "0"), ("1", "1")])
+def test_the_server_runs_without_onednn_unless_the_operator_asks(operator_setting, expected):
+    import os
+    import subprocess
+    import sys
+
+    env = {key: value for key, value in os.environ.items() if key != "TF_ENABLE_ONEDNN_OPTS"}
+    if operator_setting:
+        env["TF_ENABLE_ONEDNN_OPTS"] = operator_setting
+    probe = ("import os, tfnlp.serving.server as s, tensorflow as tf; "
+             "print(os.environ['TF_ENABLE_ONEDNN_OPTS'], tf.__version__)")
+    shown = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, timeout=120)
+    assert shown.returncode == 0, shown.stderr[-2000:]
+    assert shown.stdout.split()[0] == expected

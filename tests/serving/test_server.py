@@ -15,6 +15,7 @@ from tfnlp.serving import client
 from tfnlp.serving.process import free_port
 
 TEXTS = ["Choléra à Vibrio cholerae", "", "Asthme"]
+FLOAT_RTOL = 1e-6  # float32 kernels with and without oneDNN round differently (measured: at most 1.2e-7 relative)
 
 
 def in_process(version, texts):
@@ -30,12 +31,14 @@ def test_official_stub_and_client_match_the_savedmodel_in_process(server):
     with grpc.insecure_channel(server["target"]) as channel:
         response = prediction_service_pb2_grpc.PredictionServiceStub(channel).Predict(request, timeout=60)
     assert response.model_spec.version.value == 1
-    for name in ("code", "score", "attention", "input_tokens", "output_tokens"):
+    for name in ("code", "input_tokens", "output_tokens"):
         np.testing.assert_array_equal(tf.make_ndarray(response.outputs[name]), expected[name])
+    for name in ("score", "attention"):  # the server runs without oneDNN (`server.py`): the last bit may differ
+        np.testing.assert_allclose(tf.make_ndarray(response.outputs[name]), expected[name], rtol=FLOAT_RTOL)
     outputs = client.predict(TEXTS, "icd10_seq2seq", server["target"])
     assert outputs["code"] == [code.decode() for code in expected["code"]]
     assert outputs["input_tokens"][0][:2] == ["choléra", "à"]
-    np.testing.assert_allclose(outputs["attention"], expected["attention"])
+    np.testing.assert_allclose(outputs["attention"], expected["attention"], rtol=FLOAT_RTOL)
 
 
 def test_metadata_and_status(server):
@@ -116,7 +119,7 @@ def test_attention_over_the_server_matches_the_local_model(server, tmp_path, cap
     local = attention.alignments_from_outputs(TEXTS, attention.predict_local(server["version"], TEXTS))
     for one, other in zip(remote, local, strict=True):
         assert (one.code, one.input_tokens, one.output_tokens) == (other.code, other.input_tokens, other.output_tokens)
-        np.testing.assert_allclose(one.attention, other.attention)
+        np.testing.assert_allclose(one.attention, other.attention, rtol=FLOAT_RTOL)
     png = tmp_path / "served.png"
     assert attention.main(["--server", server["target"], "--model", "icd10_seq2seq", "Asthme", "-o", str(png)]) == 0
     assert_picture(png)

@@ -70,7 +70,9 @@ def test_chapter_lstm_trains_reports_and_exports(tiny_classifier_run):
     assert_lean_export(version, metrics)
 
 
-@pytest.mark.parametrize("experiment", ["sentiment_glove_logreg", "sentiment_glove_mlp", "sentiment_glove_bilstm"])
+# The BiLSTM over static vectors with -m slow (about 30 s): the vector lookup and export path are the other two's.
+@pytest.mark.parametrize("experiment", ["sentiment_glove_logreg", "sentiment_glove_mlp",
+                                        pytest.param("sentiment_glove_bilstm", marks=pytest.mark.slow)])
 def test_vector_classifiers_learn_polarity_and_export(experiment, tmp_path):
     vectors, data = vectors_file(tmp_path), polarity_csv(tmp_path)
     # scikit-learn fits the mean-vector models: they take no epochs or learning rate.
@@ -156,11 +158,14 @@ def test_an_aclimdb_folder_without_its_parts_is_a_user_error(tmp_path):
     assert str(tmp_path) in str(error.value)
 
 
+@pytest.mark.slow  # about 25 s (spaCy's French pipeline over the tiny corpus); data.preprocess=lemma is opt-in
 def test_lemma_preprocessing_is_the_same_in_training_and_in_the_served_model(tmp_path):
     from tfnlp.data import sources
     from tfnlp.data import text as text_lib
 
-    run_tiny("icd10_chapter_lstm", tmp_path, "--set", "data.preprocess=lemma", "train.baselines=false")
+    # What is compared is the words, not what the network learnt from them: one epoch, no TF-IDF fusion.
+    run_tiny("icd10_chapter_lstm", tmp_path, "--set", "data.preprocess=lemma", "train.baselines=false",
+             "train.epochs=1", "model.tfidf_fusion=off")
     experiment = train.configure(["icd10_chapter_lstm", "--tiny", "--set", "data.preprocess=lemma"])[0]
     loaded = sources.load(experiment.data.source, experiment.data)
     task = ClassificationTask(experiment, loaded.splits)
