@@ -132,10 +132,12 @@ def hot_reload(path: Path, scratch: Path, texts: Sequence[str], size: dict) -> d
             time.sleep(2.0)  # the old version retired, the new one warm
         reload_end = time.monotonic()
     steady, reloading = load.latencies(steady_start, steady_end), load.latencies(steady_end, reload_end)
+    steady_p99 = float(np.percentile(steady, 99))
     return {"clients": size["clients"], "reloads": size["reloads"], "steady_requests": len(steady),
-            "steady_p99_ms": float(np.percentile(steady, 99)) * 1000, "reload_requests": len(reloading),
-            "reload_max_ms": max(reloading) * 1000, "failed": len(load.failures),
-            "failures": dict(Counter(load.failures))}
+            "steady_p99_ms": steady_p99 * 1000, "reload_requests": len(reloading),
+            "reload_p99_ms": float(np.percentile(reloading, 99)) * 1000, "reload_max_ms": max(reloading) * 1000,
+            "over_twice_steady_p99": sum(seconds > 2 * steady_p99 for seconds in reloading),
+            "failed": len(load.failures), "failures": dict(Counter(load.failures))}
 
 
 def rest_predict(rest: str, texts: Sequence[str], timeout: float = 120.0) -> int:
@@ -228,10 +230,11 @@ def large_requests(path: Path, scratch: Path, texts: Sequence[str], size: dict) 
 
 def report(reload: dict, trickle: dict, large: dict) -> list[str]:
     lines = ["| measurement | result | target |", "|---|---|---|",
-             f"| hot reload ({reload['clients']} gRPC clients, {reload['reloads']} reloads) | slowest request "
-             f"{reload['reload_max_ms']:.0f} ms vs steady p99 {reload['steady_p99_ms']:.0f} ms "
-             f"({reload['reload_max_ms'] / reload['steady_p99_ms']:.1f}x); {reload['failed']} failed of "
-             f"{reload['reload_requests']} | at most 2x, none failed |",
+             f"| hot reload ({reload['clients']} gRPC clients, {reload['reloads']} reloads) | steady p99 "
+             f"{reload['steady_p99_ms']:.0f} ms; while reloading p99 {reload['reload_p99_ms']:.0f} ms, slowest "
+             f"{reload['reload_max_ms']:.0f} ms ({reload['reload_max_ms'] / reload['steady_p99_ms']:.1f}x), "
+             f"{reload['over_twice_steady_p99']} of {reload['reload_requests']} over 2x; {reload['failed']} failed "
+             "| slowest at most 2x the steady p99, none failed |",
              f"| {trickle['trickling']} trickling REST connections | {trickle['answered_200']}/{trickle['real']} real "
              f"requests answered 200 {trickle['statuses']} | all 200 |",
              f"| {large['requests']} concurrent requests of {large['rows']} rows ({large['payload_mb']:.1f} MB each) "
