@@ -1,15 +1,16 @@
-"""tfnlp's server under an operator's faults: hot reloads under load, trickling REST clients, a burst of large requests.
+"""tfnlp's server under an operator's faults: hot reloads under load, trickling REST clients, large requests, memory.
 
     python -m tfnlp.bench faults [--quick] [--model SAVEDMODEL_DIR]
 
-Three measurements, each on a fresh `python -m tfnlp.serving.server` subprocess on loopback:
+Four measurements, each on a fresh `python -m tfnlp.serving.server` subprocess on loopback:
 
 - **hot reload**: clients send batch-1 gRPC requests back to back; the p99 of a steady window is set beside the
   slowest request while new versions are published and picked up (target: at most 2x the steady p99, none failed);
 - **trickling clients**: connections each sending one byte of a request head every few seconds, while real REST
   requests are made (target: every real request answered 200);
 - **large requests**: the server's resident memory (RSS, from /proc) before, at the peak of, and after a burst of
-  concurrent large requests (answers counted by status: 200, refused over the bytes-in-flight bound, over deadline).
+  concurrent large requests (answers counted by status: 200, refused over the bytes-in-flight bound, over deadline);
+- **reload memory**: the RSS after each of a series of hot reloads (target: no growth per reload).
 
 Without --model, the newest `savedmodels/icd10_seq2seq/<version>` is used, or a tiny model is trained into a temporary
 folder when there is none.
@@ -36,9 +37,9 @@ from tfnlp.bench.decode import seq2seq_model_path
 from tfnlp.bench.serving import MODEL_NAME, grpc_call, text_batches
 
 SIZES = {"quick": {"clients": 4, "steady": 3.0, "reloads": 1, "trickles": 100, "real": 30, "burst": 4,
-                   "burst_rows": 2000},
+                   "burst_rows": 2000, "memory_reloads": 4},
          "full": {"clients": 8, "steady": 10.0, "reloads": 2, "trickles": 300, "real": 100, "burst": 8,
-                  "burst_rows": 10000}}
+                  "burst_rows": 10000, "memory_reloads": 16}}
 
 
 def rss_mb(pid: int) -> float:
@@ -187,6 +188,26 @@ def trickling_clients(path: Path, scratch: Path, texts: Sequence[str], size: dic
             "statuses": dict(statuses)}
 
 
+def reload_memory(path: Path, scratch: Path, texts: Sequence[str], size: dict) -> dict:
+    """The server's RSS after each of `size["memory_reloads"]` new versions (each answering a request once served)."""
+    from tfnlp.serving.process import server_process
+
+    base = scratch / "memory" / MODEL_NAME
+    publish(path, base, 1)
+    with server_process(MODEL_NAME, base, "--file_system_poll_wait_seconds=0.5") as (process, target, rest):
+        rest_predict(rest, texts[:1])
+        wait_until_idle(process.pid)
+        readings = [rss_mb(process.pid)]
+        for number in range(2, 2 + size["memory_reloads"]):
+            publish(path, base, number)
+            while serving_version(target) != number:
+                time.sleep(0.2)
+            rest_predict(rest, texts[:1])
+            wait_until_idle(process.pid)  # the old version retired, the loading done
+            readings.append(rss_mb(process.pid))
+    return {"reloads": size["memory_reloads"], "rss_mb": readings}
+
+
 def large_requests(path: Path, scratch: Path, texts: Sequence[str], size: dict) -> dict:
     """The server's RSS before, at the peak of and after a burst of concurrent large requests."""
     from tfnlp.serving.process import server_process
@@ -228,7 +249,7 @@ def large_requests(path: Path, scratch: Path, texts: Sequence[str], size: dict) 
             "answered_in_s": answered}
 
 
-def report(reload: dict, trickle: dict, large: dict) -> list[str]:
+def report(reload: dict, trickle: dict, large: dict, memory: dict) -> list[str]:
     lines = ["| measurement | result | target |", "|---|---|---|",
              f"| hot reload ({reload['clients']} gRPC clients, {reload['reloads']} reloads) | steady p99 "
              f"{reload['steady_p99_ms']:.0f} ms; while reloading p99 {reload['reload_p99_ms']:.0f} ms, slowest "
@@ -239,12 +260,14 @@ def report(reload: dict, trickle: dict, large: dict) -> list[str]:
              f"requests answered 200 {trickle['statuses']} | all 200 |",
              f"| {large['requests']} concurrent requests of {large['rows']} rows ({large['payload_mb']:.1f} MB each) "
              f"| RSS {large['rss_before_mb']:.0f} MB before, {large['rss_peak_mb']:.0f} MB peak, "
-             f"{large['rss_after_mb']:.0f} MB after; statuses {large['statuses']} | back to its steady level |"]
+             f"{large['rss_after_mb']:.0f} MB after; statuses {large['statuses']} | back to its steady level |",
+             f"| {memory['reloads']} hot reloads, one after another | RSS {memory['rss_mb'][0]:.0f} MB serving the "
+             f"first version, then {', '.join(f'{mb:.0f}' for mb in memory['rss_mb'][1:])} MB | no growth per reload |"]
     return lines
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the three measurements and print their table."""
+    """Run the four measurements and print their table."""
     from tfnlp.config import DataConfig
     from tfnlp.data import sources
 
@@ -263,6 +286,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"trickling clients: {trickle}", flush=True)
         large = large_requests(path, scratch, texts, size)
         print(f"large requests: {large}", flush=True)
+        memory = reload_memory(path, scratch, texts, size)
+        print(f"reload memory: {memory}", flush=True)
     print(f"\nmodel: {path}\n")
-    print("\n".join(report(reload, trickle, large)))
+    print("\n".join(report(reload, trickle, large, memory)))
     return 0
