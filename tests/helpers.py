@@ -139,11 +139,21 @@ def running_server(base: Path, *flags: str, name: str = "icd10_seq2seq"):
     """tfnlp's server on free loopback ports serving `base` as `name`; yields its gRPC and REST addresses."""
     from tfnlp.serving import process
 
-    try:
-        with process.running_server(name, base, *flags) as addresses:
+    # One retry: once in four full runs (2026-12-03) a server child exited at start with only gRPC's "epoll_wait
+    # error: Bad file descriptor" as output, while the other xdist worker started processes too; not understood yet.
+    for attempt in (1, 2):
+        try:
+            server = process.running_server(name, base, *flags)
+            addresses = server.__enter__()
+        except RuntimeError as error:
+            if attempt == 2:
+                pytest.fail(str(error))
+            continue
+        try:
             yield addresses
-    except RuntimeError as error:
-        pytest.fail(str(error))
+        finally:
+            server.__exit__(None, None, None)
+        return
 
 
 def http(url: str, body=None, method: str | None = None, headers: dict | None = None) -> tuple[int, dict]:
