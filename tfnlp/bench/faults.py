@@ -114,6 +114,13 @@ def serving_version(target: str) -> int:
     return max(row["version"] for row in client.status(MODEL_NAME, target, timeout=5) if row["state"] == "AVAILABLE")
 
 
+def publish_and_wait(version: Path, base: Path, number: int, target: str) -> None:
+    """Publish `version` as `base/number` and wait until the server at `target` serves it."""
+    publish(version, base, number)
+    while serving_version(target) != number:
+        time.sleep(0.1)
+
+
 def hot_reload(path: Path, scratch: Path, texts: Sequence[str], size: dict) -> dict:
     """Slowest request while new versions are picked up, beside the steady p99."""
     from tfnlp.serving.process import running_server
@@ -127,9 +134,7 @@ def hot_reload(path: Path, scratch: Path, texts: Sequence[str], size: dict) -> d
         time.sleep(size["steady"])
         steady_end = time.monotonic()
         for number in range(2, 2 + size["reloads"]):
-            publish(path, base, number)
-            while serving_version(target) != number:
-                time.sleep(0.1)
+            publish_and_wait(path, base, number, target)
             time.sleep(2.0)  # the old version retired, the new one warm
         reload_end = time.monotonic()
     steady, reloading = load.latencies(steady_start, steady_end), load.latencies(steady_end, reload_end)
@@ -199,9 +204,7 @@ def reload_memory(path: Path, scratch: Path, texts: Sequence[str], size: dict) -
         wait_until_idle(process.pid)
         readings = [rss_mb(process.pid)]
         for number in range(2, 2 + size["memory_reloads"]):
-            publish(path, base, number)
-            while serving_version(target) != number:
-                time.sleep(0.2)
+            publish_and_wait(path, base, number, target)
             rest_predict(rest, texts[:1])
             wait_until_idle(process.pid)  # the old version retired, the loading done
             readings.append(rss_mb(process.pid))
