@@ -9,6 +9,7 @@ from __future__ import annotations
 import ast
 import re
 import xml.etree.ElementTree as ElementTree
+import zlib
 from pathlib import Path
 
 from tfnlp import assets
@@ -191,3 +192,36 @@ def reworded_terms(labels: dict[str, str]) -> list[Record]:
             seen.add(key)
             terms.append(record)
     return terms
+
+
+HELD_OUT_SHARE = 5  # one ICD-10-CM code in this many keeps its terms for evaluation only
+
+
+def held_out(code: str) -> bool:
+    """Whether the terms of ICD-10-CM code `code` are kept for evaluation (a stable hash of the code: every term
+    of one code falls on the same side, so no description or inclusion term of a held-out code is trained on)."""
+    return zlib.crc32(code.encode("ascii")) % HELD_OUT_SHARE == 0
+
+
+def reworded_partition(terms: list[Record]) -> tuple[list[Record], list[Record]]:
+    """`reworded_terms` split by code into (trainable, held out for evaluation)."""
+    trainable = [term for term in terms if not held_out(term.target)]
+    return trainable, [term for term in terms if held_out(term.target)]
+
+
+def nearest_code(code: str, codes: frozenset[str] | set[str]) -> str | None:
+    """The longest prefix of ICD-10-CM code `code` that is one of `codes` (WHO's), None when not even its category
+    is: ICD-10-CM's sub-codes extend WHO's (A01.00 under A01.0)."""
+    for end in range(len(code), CATEGORY_LENGTH - 1, -1):
+        if code[:end] in codes:
+            return code[:end]
+    return None
+
+
+def training_terms(labels: dict[str, str]) -> list[Record]:
+    """The trainable part of `reworded_terms(labels)` with WHO codes as targets (`nearest_code`): extra English
+    training texts in other people's wording, none of them a held-out code's term."""
+    codes = frozenset(labels)
+    trainable, _ = reworded_partition(reworded_terms(labels))
+    mapped = ((term.text, nearest_code(term.target, codes)) for term in trainable)
+    return [Record(text, code) for text, code in mapped if code]

@@ -81,10 +81,32 @@ def _split(records: list[Record], config: DataConfig, stratify=lambda record: ic
 
 @SOURCES.register("cim10")
 def cim10_source(argument: str, config: DataConfig) -> LoadedData:
-    """French WHO ICD-10 labels (GNU Health); `cim10:lang=es` for another language."""
-    lang = parse_options(argument, "cim10", ("lang",)).get("lang", "fr")
+    """French WHO ICD-10 labels (GNU Health); `cim10:lang=es` for another language.
+
+    `cim10:lang=en,icd10cm_terms=N` adds N ICD-10-CM descriptions and inclusion terms (a seeded sample of
+    `icd10.training_terms`; `all` for every one) to the training split only, each with its nearest WHO code: other
+    wordings of the same diseases. The terms of one ICD-10-CM code in five are never among them
+    (`icd10.held_out`): those are what `bench icd10` evaluates reworded text on.
+    """
+    options = parse_options(argument, "cim10", ("lang", "icd10cm_terms"))
+    lang = options.get("lang", "fr")
     labels = icd10.cim10_labels(lang)
-    return LoadedData(_split(icd10.load_cim10(lang, labels), config), frozenset(labels), labels)
+    splits = _split(icd10.load_cim10(lang, labels), config)
+    if "icd10cm_terms" in options:
+        splits = dataclasses.replace(splits, train=splits.train + _icd10cm_training_terms(
+            options["icd10cm_terms"], lang, labels, config.seed))
+    return LoadedData(splits, frozenset(labels), labels)
+
+
+def _icd10cm_training_terms(count: str, lang: str, labels: dict[str, str], seed: int) -> list[Record]:
+    """`count` (a number or `all`) trainable ICD-10-CM terms (none equal to a WHO label, so none is a validation or
+    test text)."""
+    if lang != "en":
+        raise UserError(f"cim10: icd10cm_terms needs lang=en (the terms are English), not lang={lang!r}")
+    if count != "all" and not (count.isascii() and count.isdigit()):
+        raise UserError(f"cim10: icd10cm_terms={count!r}: a number of terms, or all")
+    terms = icd10.training_terms(labels)
+    return terms if count == "all" else _sample(terms, int(count), seed) if int(count) else []
 
 
 @SOURCES.register("icd10cm")
