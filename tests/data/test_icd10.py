@@ -1,3 +1,5 @@
+import zlib
+
 import pytest
 
 from tfnlp.data import icd10
@@ -119,3 +121,32 @@ def test_reworded_terms_keep_other_wordings_of_known_categories_once(monkeypatch
     labels = {"A00": "Cholera", "A009": "Cholera, unspecified", "A01": "Typhoid"}
     # Equal texts (case and punctuation aside) go, A92 is not a category of `labels`, duplicates count once.
     assert icd10.reworded_terms(labels) == [Record("Classical cholera", "A000")]
+
+
+def test_held_out_codes_keep_every_term_on_one_side():
+    terms = [Record(f"term {index} of {code}", code) for code in ("A000", "A001", "A0100", "B200", "J841", "T636",
+                                                                    "V29", "S42201A") for index in range(3)]
+    trainable, held = icd10.reworded_partition(terms)
+    assert sorted(trainable + held, key=terms.index) == terms
+    assert {term.target for term in trainable}.isdisjoint({term.target for term in held})
+    # A stable hash, not Python's salted one: the same codes are held out in every process.
+    assert icd10.held_out("A000") == (zlib.crc32(b"A000") % icd10.HELD_OUT_SHARE == 0)
+
+
+def test_icd10cm_codes_map_to_their_nearest_who_code():
+    codes = {"A01", "A010", "V29", "T63"}
+    assert icd10.nearest_code("A0100", codes) == "A010"
+    assert icd10.nearest_code("V2900XA", codes) == "V29"
+    assert icd10.nearest_code("A010", codes) == "A010"
+    assert icd10.nearest_code("Z999", codes) is None
+
+
+def test_training_terms_are_mapped_and_never_held_out(monkeypatch):
+    codes = [f"A0{digit}{sub}" for digit in range(10) for sub in range(10)]
+    terms = [Record(f"other wording of {code}", code + "0") for code in codes]
+    monkeypatch.setattr(icd10, "icd10cm_terms", lambda: terms)
+    labels = {**{f"A0{digit}": f"label {digit}" for digit in range(10)}, **{code: f"label {code}" for code in codes}}
+    trained = icd10.training_terms(labels)
+    held = {term.text for term in terms if icd10.held_out(term.target)}
+    assert held and trained and not held & {term.text for term in trained}
+    assert all(term.target == term.text.rsplit(" ", 1)[1] for term in trained)  # A0120 -> A012

@@ -113,3 +113,24 @@ def test_labels_that_are_not_icd10_codes_are_stratified_by_label(tmp_path):
     loaded = sources.load(f"csv:{write(tmp_path / 'labels.csv', chr(10).join(rows) + chr(10))}", DataConfig())
     assert all(sum(record.target == "cat" for record in part) == 1 for part in (loaded.splits.validation,
                                                                                  loaded.splits.test))
+
+
+def test_cim10_icd10cm_terms_go_to_the_training_split_only(monkeypatch):
+    from tfnlp.data import icd10
+
+    labels = {f"A{number:02d}": f"disease number {number}" for number in range(40)}
+    terms = [Record(f"another name for disease {number}", f"A{number:02d}9") for number in range(40)]
+    monkeypatch.setattr(icd10, "cim10_labels", lambda lang: labels)
+    monkeypatch.setattr(icd10, "icd10cm_terms", lambda: terms)
+    plain = sources.load("cim10:lang=en", DataConfig())
+    extra = sources.load("cim10:lang=en,icd10cm_terms=5", DataConfig())
+    assert (extra.splits.validation, extra.splits.test) == (plain.splits.validation, plain.splits.test)
+    added = extra.splits.train[len(plain.splits.train):]
+    assert extra.splits.train[:len(plain.splits.train)] == plain.splits.train and len(added) == 5
+    code_of = {term.text: term.target for term in terms}
+    assert all(record.target == code_of[record.text][:3] for record in added)  # A059 -> its WHO code A05
+    assert len(sources.load("cim10:lang=en,icd10cm_terms=all", DataConfig()).splits.train) > len(extra.splits.train)
+    with pytest.raises(UserError, match="needs lang=en"):
+        sources.load("cim10:icd10cm_terms=5", DataConfig())
+    with pytest.raises(UserError, match="a number of terms, or all"):
+        sources.load("cim10:lang=en,icd10cm_terms=many", DataConfig())
