@@ -39,3 +39,9 @@ def test_answer_scores_count_ranked_hits_calibration_and_review_by_hand():
     assert scores["answered_category_precision"] == 1.0  # I50 and E11 are both right categories
     # Right 1 time in 3: overconfident raw scores (all 1.0) miscalibrated by 2/3.
     assert abs(scores["ece_before"] - 2 / 3) < 1e-9 and scores["ece_after"] < scores["ece_before"]
+
+
+def test_en_plus_cm_trains_with_icd10cm_terms_and_fewer_when_quick():
+    assert icd10.source_of("en+cm", quick=False) == "cim10:lang=en,icd10cm_terms=10000"
+    assert icd10.source_of("en+cm", quick=True) == "cim10:lang=en,icd10cm_terms=300"
+    assert icd10.source_of("fr", quick=True) == "cim10"
