@@ -49,7 +49,7 @@ def test_a_cap_on_weights_keeps_the_largest():
     coef, intercept = model.weights()
     capped = TfidfLinear.from_sklearn(model.features, model.classes, coef, intercept, max_weights=100)
     assert capped.weight_count == 100
-    kept = np.sort(np.abs(capped.weight_values.numpy()))
+    kept = np.sort(np.abs(capped.weights()[2]))
     np.testing.assert_allclose(kept, np.sort(np.abs(coef[coef != 0]))[-100:], rtol=1e-6)
 
 
@@ -81,3 +81,18 @@ def test_the_graph_model_rebuilt_from_its_saved_state_scores_the_same(tmp_path):
     queries = tf.constant(texts + ["cardiaque inconnu", ""])
     np.testing.assert_allclose(again.decision_function(queries).numpy(), model.decision_function(queries).numpy(),
                                rtol=1e-6)
+
+
+def test_dense_rows_and_sparse_weights_together_give_the_kept_weights_scores():
+    model = fitted()
+    coef, intercept = model.weights()
+    threshold = float(np.quantile(np.abs(coef[coef != 0]), 0.6))  # leaves features with one to all classes' weights
+    graph = TfidfLinear.from_sklearn(model.features, model.classes, coef, intercept, min_weight=threshold)
+    dense_rows = int(graph.dense_weights.shape[0])
+    assert 0 < dense_rows < graph.features and graph.weight_values.shape[0] > 0
+    kept = np.where(np.abs(coef) > threshold, coef, 0.0)
+    expected = model.features.transform(QUERIES) @ kept.T + intercept
+    np.testing.assert_allclose(graph.decision_function(tf.constant(QUERIES)).numpy(), expected, atol=1e-5)
+    classes, columns, values = graph.weights()
+    np.testing.assert_allclose(values, coef[classes, columns])
+    assert len(values) == graph.weight_count == int((np.abs(coef) > threshold).sum())
