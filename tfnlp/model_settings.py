@@ -115,7 +115,7 @@ class Seq2SeqCoderSettings(ModelSettings):
     attention_units: int = setting(128, "size of the additive (Bahdanau) attention's projection", low=1, high=8192)
     dropout: float = setting(0.2, "dropout on embeddings and encoder outputs", low=0.0, below=1.0)
     max_output_length: int = setting(6, "most characters of a code (0: the longest known code)", low=0, high=64)
-    beam_size: int = setting(8, "beam width of serving_default (1: greedy decoding only)", low=1, high=256)
+    beam_size: int = setting(5, "beam width of serving_default (1: greedy decoding only)", low=1, high=256)
     constrain: bool = setting(True, "write only codes of the code set (a prefix trie in the graph)")
     category_loss_weight: float = setting(0.5, "weight of the auxiliary category head's loss (0: no head)", low=0.0)
     category_rerank_weight: float = setting(0.0, "final codes rescored by this times the head's log P(category)",
@@ -128,6 +128,8 @@ class Seq2SeqCoderSettings(ModelSettings):
     tfidf_min_weight: float = setting(0.05, "SVM weights smaller in magnitude are left out of the export", low=0.0)
     top_k: int = setting(5, "ranked codes serving_default answers (top_codes, top_labels, top_confidences); at most "
                             "model.beam_size", low=1, high=256)
+    codes_per_category: int = setting(2, "at most this many of the beam's codes share a category, so that the ranked "
+                                         "codes span several categories (0: no limit)", low=0, high=256)
     calibration: str = setting("temperature", "how the ranked codes' scores become confidences, fitted on the "
                                               "validation split: temperature, isotonic or none",
                                choices=CALIBRATIONS)

@@ -1,3 +1,5 @@
+from collections import Counter
+
 import keras
 import numpy as np
 import tensorflow as tf
@@ -5,7 +7,7 @@ import tensorflow as tf
 from tfnlp.data.records import Record
 from tfnlp.data.vocabulary import Vocabulary
 from tfnlp.model_settings import Seq2SeqCoderSettings
-from tfnlp.models.decoding import CodeTrie, PrefixPrior, beam_search, select
+from tfnlp.models.decoding import CodeTrie, PrefixPrior, beam_search, rank_within_group, select
 from tfnlp.models.seq2seq import END, START, char_seq2seq
 from tfnlp.tasks.seq2seq_inputs import Seq2SeqPreprocessor
 
@@ -140,6 +142,38 @@ def test_a_strong_category_prior_steers_the_beam_and_leaves_the_decoder_score_al
                                best["log_prob"].numpy(), atol=1e-4)
 
 
+def test_a_limit_per_category_spreads_the_beam_over_categories_and_keeps_the_best():
+    # Many codes in few categories: an untrained beam of 6 fills up with siblings.
+    codes = [f"{category}{digit}" for category in ("A00", "A01", "J45", "E11") for digit in range(10)]
+    pre = Seq2SeqPreprocessor.adapt(TRAIN, codes, CONFIG)
+    trie = CodeTrie.from_codes(codes, pre.alphabet)
+    anchor, _ = trie.prefixes(pre.alphabet, 3)
+    keras.utils.set_random_seed(7)
+    model = char_seq2seq(CONFIG, pre.vectorizer.vocabulary_size(), len(pre.alphabet))
+    inputs = pre.encode_texts(tf.constant([r.text for r in TRAIN]))
+
+    def ranked(per_category):
+        found = beam_search(model, inputs, tf.constant(trie.allowed), tf.constant(trie.next_node),
+                            pre.decoder_length, 6, anchor=tf.constant(anchor), per_category=per_category)
+        rows = [["".join(pre.alphabet.tokens[t] for t in beam if t > END) for beam in row]
+                for row in found["tokens"].numpy()]
+        return rows, found["search_score"].numpy()
+
+    free, free_scores = ranked(0)
+    limited, limited_scores = ranked(2)
+    assert any(max(Counter(code[:3] for code in row).values()) > 2 for row in free)
+    for row in limited:
+        assert max(Counter(code[:3] for code in row).values()) <= 2 and set(row) <= set(codes) and "" not in row
+    assert [row[0] for row in limited] == [row[0] for row in free]  # the best hypothesis is never limited away
+    np.testing.assert_allclose(limited_scores[:, 0], free_scores[:, 0], rtol=1e-6)
+    assert np.all(np.diff(limited_scores, axis=1) <= 1e-6)  # still best first
+
+
+def test_rank_within_group_counts_earlier_members_of_the_same_group():
+    ranks = rank_within_group(tf.constant([[5, 3, 5, 5, 3, 0], [1, 1, 2, 1, 2, 2]])).numpy()
+    assert ranks.tolist() == [[0, 0, 1, 2, 1, 0], [0, 1, 0, 2, 1, 2]]
+
+
 def test_beam_search_scores_at_least_as_high_as_greedy():
     pre = preprocessor()
     trie = CodeTrie.unconstrained(pre.alphabet)
@@ -181,3 +215,10 @@ def test_the_coders_export_ranks_labelled_codes_with_calibrated_confidences(tiny
     assert greedy["__shapes__"]["top_codes"] == [len(texts), 1] and greedy["top_codes"] == [[c] for c in greedy["code"]]
     calibration = tiny_run["metrics"]["calibration"]
     assert set(calibration) == {"beam", "greedy"} and calibration["beam"]["precision_of"] == "category"
+
+
+def test_display_codes_dot_codes_and_leave_categories_short_codes_and_blanks():
+    from tfnlp.tasks.seq2seq_serving import display_codes
+
+    shown = display_codes(tf.constant([["I500", "I50", "", "Z9"], ["V2900XA", "A0", "J45", "E119"]])).numpy()
+    assert shown.tolist() == [[b"I50.0", b"I50", b"", b"Z9"], [b"V29.00XA", b"A0", b"J45", b"E11.9"]]

@@ -126,9 +126,24 @@ def _repeat_beams(tensor: tf.Tensor, beam_size: int) -> tf.Tensor:
     return tf.repeat(tensor, beam_size, axis=0)
 
 
+def rank_within_group(groups: tf.Tensor) -> tf.Tensor:
+    """For each position of `groups` [B, N] (int, in score order), how many earlier positions of its row share its
+    group: 0 for the best of each group, 1 for the second, ..."""
+    batch, size = tf.shape(groups)[0], tf.shape(groups)[1]
+    order = tf.argsort(groups, axis=1, stable=True)  # by group; within a group, still in score order
+    sorted_groups = tf.gather(groups, order, batch_dims=1)
+    starts = tf.concat([tf.ones([batch, 1], tf.bool), sorted_groups[:, 1:] != sorted_groups[:, :-1]], axis=1)
+    segment = tf.cumsum(tf.cast(starts, tf.int32), axis=1) - 1 + tf.range(batch)[:, None] * size
+    positions = tf.broadcast_to(tf.range(size)[None, :], [batch, size])
+    first = tf.math.unsorted_segment_min(tf.reshape(positions, [-1]), tf.reshape(segment, [-1]), batch * size)
+    rank_sorted = positions - tf.gather(first, segment)
+    return tf.gather(rank_sorted, tf.argsort(order, axis=1), batch_dims=1)
+
+
 def beam_search(model: CharSeq2Seq, inputs: dict[str, tf.Tensor], allowed: tf.Tensor, next_node: tf.Tensor,
                 steps: int, beam_size: int = 1, prior: Callable | None = None,
-                anchor: tf.Tensor | None = None) -> dict[str, tf.Tensor]:
+                anchor: tf.Tensor | None = None, per_category: int = 0,
+                category_step: int = 2) -> dict[str, tf.Tensor]:
     """Decode a batch with beam search (greedy when `beam_size` is 1), keeping every final hypothesis.
 
     Args:
@@ -140,6 +155,10 @@ def beam_search(model: CharSeq2Seq, inputs: dict[str, tf.Tensor], allowed: tf.Te
         beam_size: hypotheses kept per text.
         prior: optional `(encoder_outputs, mask) -> [B, P]` log-prior of each prefix (`PrefixPrior`),
             added to the search score as each prefix is written; `anchor` [nodes] maps trie nodes to prefixes.
+        per_category: at most this many hypotheses per category once categories are written (0: no limit), so that
+            the K final codes span several categories instead of K sub-codes of one; needs `anchor` (the category
+            of a node is its anchor).
+        category_step: the step that writes a category's last character (the limit applies from there on).
 
     Returns:
         tokens [B, K, steps] int32 (end token, then padding), log_prob [B, K] (the decoder's alone),
@@ -152,7 +171,8 @@ def beam_search(model: CharSeq2Seq, inputs: dict[str, tf.Tensor], allowed: tf.Te
     encoder_outputs = _repeat_beams(text_outputs, beam_size)
     mask = _repeat_beams(text_mask, beam_size)
     state = [_repeat_beams(part, beam_size) for part in state]
-    projected_keys = model.decoder.attention.key_projection(encoder_outputs)
+    # Projected once per text, not once per beam.
+    projected_keys = _repeat_beams(model.decoder.attention.key_projection(text_outputs), beam_size)
 
     # Only the first beam of each text is live at the start, so the K beams do not repeat each other.
     first_beam = tf.one_hot(0, beam_size, on_value=0.0, off_value=NEG_INF)
@@ -189,7 +209,15 @@ def beam_search(model: CharSeq2Seq, inputs: dict[str, tf.Tensor], allowed: tf.Te
         step_log_prob = tf.where(finished[:, None], pad_only[None, :], step_log_prob)
 
         candidates = tf.reshape(log_prob[:, None] + step_log_prob, [batch, beam_size * vocab])
-        best, index = tf.math.top_k(candidates, k=beam_size)  # [B, K], sorted best first
+        if per_category and beam_size > 1:
+            candidates, order = tf.math.top_k(candidates, k=beam_size * vocab)
+            limited = _limit_per_category(order, node, finished, next_node, anchor, vocab, beam_offsets,
+                                          per_category)
+            candidates = tf.where(tf.logical_or(limited, step < category_step), candidates, NEG_INF)
+            best, position = tf.math.top_k(candidates, k=beam_size)
+            index = tf.gather(order, position, batch_dims=1)
+        else:
+            best, index = tf.math.top_k(candidates, k=beam_size)  # [B, K], sorted best first
         parent = tf.reshape(index // vocab + beam_offsets, [-1])  # rows of [B*K]
         token = tf.reshape(index % vocab, [-1])
 
@@ -197,8 +225,11 @@ def beam_search(model: CharSeq2Seq, inputs: dict[str, tf.Tensor], allowed: tf.Te
         decoder_step = tf.where(finished[:, None], 0.0, decoder_step)
         decoder_log_prob = tf.gather(decoder_log_prob, parent) + tf.gather_nd(
             tf.gather(decoder_step, parent), tf.stack([tf.range(batch * beam_size), token], axis=1))
-        node = tf.gather_nd(next_node, tf.stack([tf.gather(node, parent), token], axis=1))
-        finished = tf.logical_or(tf.gather(finished, parent), tf.equal(token, END))
+        parent_node, parent_finished = tf.gather(node, parent), tf.gather(finished, parent)
+        # A finished beam stays on its code's node (its padding is no edge of the trie).
+        node = tf.where(parent_finished, parent_node,
+                        tf.gather_nd(next_node, tf.stack([parent_node, token], axis=1)))
+        finished = tf.logical_or(parent_finished, tf.equal(token, END))
         log_prob = tf.reshape(best, [-1])
         previous = token
         tokens_ta = tokens_ta.write(step, tf.reshape(token, [batch, beam_size]))
@@ -209,6 +240,21 @@ def beam_search(model: CharSeq2Seq, inputs: dict[str, tf.Tensor], allowed: tf.Te
     return {"tokens": tokens, "log_prob": tf.reshape(decoder_log_prob, [batch, beam_size]),
             "search_score": tf.reshape(log_prob, [batch, beam_size]), "attention": attention,
             "encoder_outputs": text_outputs, "mask": text_mask}
+
+
+def _limit_per_category(order: tf.Tensor, node: tf.Tensor, finished: tf.Tensor, next_node: tf.Tensor,
+                        anchor: tf.Tensor, vocab: tf.Tensor, beam_offsets: tf.Tensor, limit: int) -> tf.Tensor:
+    """Which candidates [B, N] (flat beam * vocab indices, best first) are among the `limit` best of their category.
+
+    A candidate's category is the anchor of the node it reaches; a finished beam's (which only pads) that of the
+    node it stays on.
+    """
+    parent = order // vocab + beam_offsets
+    token = order % vocab
+    parent_node = tf.gather(node, parent)
+    reached = tf.gather_nd(next_node, tf.stack([parent_node, token], axis=-1))
+    reached = tf.where(tf.gather(finished, parent), parent_node, reached)
+    return rank_within_group(tf.gather(anchor, reached)) < limit
 
 
 def select(hypotheses: dict[str, tf.Tensor], scores: tf.Tensor) -> dict[str, tf.Tensor]:

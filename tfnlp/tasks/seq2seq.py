@@ -172,7 +172,7 @@ class Seq2SeqTask(Task):
         fusion = CategoryFusion(config.category_prior_weight, self.tfidf_category_graph, config.tfidf_prior_weight,
                                 config.tfidf_prior_sharpness)
         return Seq2SeqServing(self.preprocessor, model, self.trie, config.beam_size, config.category_rerank_weight,
-                              fusion, Answers(config.top_k, self.labels))
+                              fusion, Answers(config.top_k, self.labels), config.codes_per_category)
 
     def calibrate(self, serving: Seq2SeqServing) -> dict:
         """Fit each signature's confidences and review threshold on the validation split and fold them into

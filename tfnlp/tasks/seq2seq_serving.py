@@ -51,7 +51,7 @@ class Answers:
 def display_codes(codes: tf.Tensor) -> tf.Tensor:
     """ICD-10 codes in their dotted form: `I500` -> `I50.0`; categories and empty strings stay as they are."""
     length = tf.strings.length(codes)
-    rest = tf.strings.substr(codes, tf.fill(tf.shape(length), 3), tf.maximum(length - 3, 0))
+    rest = tf.strings.substr(codes, tf.minimum(length, 3), tf.maximum(length - 3, 0))  # past the end: an error
     dotted = tf.strings.join([tf.strings.substr(codes, 0, 3), ".", rest])
     return tf.where(tf.strings.length(codes) > 3, dotted, codes)
 
@@ -82,8 +82,8 @@ class Seq2SeqServing(ServingModule):
     """
 
     def __init__(self, preprocessor: Seq2SeqPreprocessor, model: keras.Model, trie: CodeTrie, beam_size: int,
-                 rerank_weight: float = 0.0, fusion: CategoryFusion = CategoryFusion(), answers: Answers | None = None
-                 ) -> None:
+                 rerank_weight: float = 0.0, fusion: CategoryFusion = CategoryFusion(), answers: Answers | None = None,
+                 per_category: int = 0) -> None:
         super().__init__(name="seq2seq_serving")
         answers = answers or Answers()
         self.top_k = answers.top_k
@@ -104,6 +104,7 @@ class Seq2SeqServing(ServingModule):
             if self.rerank_weight else None)
         self.decoder_length = tf.Variable(preprocessor.decoder_length, trainable=False, name="decoder_length")
         self._preprocessor = preprocessor
+        self.per_category = per_category
         self._set_fusion(fusion, trie, preprocessor)
 
     def _set_fusion(self, fusion: CategoryFusion, trie: CodeTrie, preprocessor: Seq2SeqPreprocessor) -> None:
@@ -111,7 +112,7 @@ class Seq2SeqServing(ServingModule):
         self.head_weight = fusion.head_weight if preprocessor.categories else 0.0
         self.tfidf_weight = fusion.tfidf_weight if fusion.tfidf is not None else 0.0
         self.tfidf_sharpness = fusion.tfidf_sharpness
-        if not (self.head_weight or self.tfidf_weight):
+        if not (self.head_weight or self.tfidf_weight or self.per_category):
             return
         anchor, prefixes = trie.prefixes(preprocessor.alphabet, CATEGORY_LENGTH)
         self.anchor = tf.Variable(anchor, trainable=False, name="prefix_anchor")
@@ -203,9 +204,11 @@ class Seq2SeqServing(ServingModule):
         """Beam search (greedy at width 1) on a few texts, reranked by the category head if it has one: the best
         hypothesis, and every hypothesis' code and final score, best first (`ranked_codes`, `ranked_scores`)."""
         fused = beam_size > 1 and (self.head_weight or self.tfidf_weight)
+        per_category = self.per_category if beam_size > 1 else 0
         hypotheses = beam_search(self.model, self._preprocessor.encode_texts(text), self.allowed, self.next_node,
                                  self.decoder_length, beam_size, prior=self._prior(text) if fused else None,
-                                 anchor=self.anchor if fused else None)
+                                 anchor=self.anchor if fused or per_category else None, per_category=per_category,
+                                 category_step=CATEGORY_LENGTH - 1)
         scores = hypotheses["search_score"]
         if beam_size > 1 and self.rerank_weight:
             scores += self.rerank_weight * self._category_log_prob(hypotheses)
