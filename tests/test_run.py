@@ -56,6 +56,10 @@ def test_a_coder_run_reloads_and_reranks_after_its_data_file_is_deleted(csv_code
     greedy_row = next(line for line in table.splitlines() if line.startswith("| 1 | 0 |"))
     best = max(csv_coder_run.history["val_exact_match"])
     assert float(greedy_row.split("|")[5]) == pytest.approx(best, abs=1e-3)
+    for limit in ("no limit", "2"):  # the ranked lists: top-k at least top-1
+        cells = [float(cell) for cell in next(line for line in table.splitlines()
+                                              if line.startswith(f"| {limit} |")).split("|")[2:6]]
+        assert cells[2] >= cells[0] and cells[3] >= cells[1]
 
 
 def test_train_refuses_bad_settings_before_it_writes_anything(tmp_path):

@@ -6,9 +6,9 @@ Rebuilds the run's task from the state the run saved (its vocabulary, code set, 
 validation records: the data file is not read), loads its best checkpoint, and decodes the
 validation texts greedily and with beam search at several widths and category-rerank weights,
 then at the configured width with several category-fusion weights (category head prior, TF-IDF
-SVM prior, SVM sharpness). This is how
-`model.beam_size`, `model.category_prior_weight`, `model.tfidf_prior_weight` and
-`model.tfidf_prior_sharpness` were chosen: on validation, never on test.
+SVM prior, SVM sharpness), then the ranked codes with at most 1, 2, 3 codes per category. This is how
+`model.beam_size`, `model.category_prior_weight`, `model.tfidf_prior_weight`,
+`model.tfidf_prior_sharpness` and `model.codes_per_category` were chosen: on validation, never on test.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ WEIGHTS = (0.0, 1.0, 2.0, 3.0, 4.0)
 # (category head prior weight, TF-IDF SVM prior weight, SVM sharpness)
 FUSIONS = ((1.0, 0.0, 10.0), (0.0, 1.0, 5.0), (0.0, 1.0, 10.0), (1.0, 1.0, 10.0), (1.0, 2.0, 10.0),
            (1.0, 3.0, 10.0), (1.0, 2.0, 20.0), (2.0, 3.0, 10.0))
+LIMITS = (0, 1, 2, 3)  # model.codes_per_category
 
 
 def load_run(workdir: Path, loaded=None):
@@ -57,6 +58,28 @@ def load_run(workdir: Path, loaded=None):
         warnings.filterwarnings("ignore", message="Skipping variable loading for optimizer")
         model.load_weights(str(weights))
     return task, model
+
+
+def print_ranked_lists(task, model, texts: Sequence[str], truth: Sequence[str], limits: Sequence[int]) -> None:
+    """The configured export's ranked codes at several `model.codes_per_category`: top-1 and top-k accuracy by
+    category and code (k = `model.top_k`)."""
+    from tfnlp.data.icd10 import category
+    from tfnlp.tasks.seq2seq_serving import Answers, CategoryFusion, Seq2SeqServing
+
+    config = task.experiment.model
+    fusion = CategoryFusion(config.category_prior_weight, task.tfidf_category_graph, config.tfidf_prior_weight,
+                            config.tfidf_prior_sharpness)
+    k = min(config.top_k, config.beam_size)
+    print(f"\nranked codes at beam {config.beam_size}, top {k}:\n")
+    print("| codes per category | top-1 category | top-1 code | top-k category | top-k code |\n" + "|---" * 5 + "|")
+    for limit in limits:
+        serving = Seq2SeqServing(task.preprocessor, model, task.trie, config.beam_size, 0.0, fusion,
+                                 Answers(config.top_k, task.labels), limit)
+        ranked, _ = serving.ranked_scores(texts, config.beam_size)
+        cells = [sum(any(cut(code) == cut(target) for code in row[:depth] if code)
+                     for row, target in zip(ranked, truth, strict=True)) / max(len(truth), 1)
+                 for depth in (1, k) for cut in (category, str)]
+        print(f"| {limit or 'no limit'} | " + " | ".join(f"{cell:.3f}" for cell in cells) + " |")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -97,6 +120,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     for head, svm, sharpness, scores in fusions:
         print(f"| {head:g} | {svm:g} | {sharpness:g} | {scores['chapter_accuracy']:.3f} | "
               f"{scores['category_accuracy']:.3f} | {scores['exact_match']:.3f} |")
+    print_ranked_lists(task, model, texts, truth, (0, 2) if args.quick else LIMITS)
     width, weight, scores = max(rows, key=lambda row: (row[2]["category_accuracy"] + row[2]["exact_match"]))
     print(f"best rerank on validation: beam {width}, rerank weight {weight:g} "
           f"(category {scores['category_accuracy']:.3f}, exact {scores['exact_match']:.3f})")
