@@ -8,14 +8,14 @@ def test_every_decoding_variant_of_a_run_codes_and_the_default_is_the_runs_own(t
     texts = [record.text for record in task.splits.test[:24]]
     systems = icd10.variants(task, model, svm_seconds=5.0)
     assert list(systems) == ["model (greedy)", "beam 2, category-head rerank", "beam 2, category-head prior",
-                             "beam 2, TF-IDF SVM prior", "beam 2, both priors (default)"]
+                             "beam 2, TF-IDF SVM prior", "beam 2, both priors, 2 codes per category (default)"]
     codes = {}
     for name, (serving, seconds) in systems.items():
         function = serving.serve if serving.beam_size > 1 else serving.greedy
         codes[name] = decode(function, texts)
         assert len(codes[name]) == len(texts) and all(codes[name])
         assert seconds == (5.0 if "SVM" in name or "both" in name else 0.0)
-    assert codes["beam 2, both priors (default)"] == decode(task.serving(model).serve, texts)
+    assert codes["beam 2, both priors, 2 codes per category (default)"] == decode(task.serving(model).serve, texts)
 
 
 def test_the_table_puts_languages_in_order_and_hides_exact_match_on_reworded_text():

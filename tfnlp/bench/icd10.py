@@ -17,9 +17,9 @@ TF-IDF baselines fitted on the same training split, code:
 
 `train s` is the seq2seq run's training time, which in the default configuration includes fitting the
 SVM (the fusion needs it from the first validation); the baselines' is their own fit and prediction.
-Variants: greedy; beam 8 reranked by the category head (this project's earlier default); beam 8
-with the category head as a prefix prior; with the in-graph TF-IDF SVM as a prefix prior; with
-both (the default). Texts/s go through each variant's exported SavedModel (batches of 256), with the
+Variants: greedy; beam search (`model.beam_size`) reranked by the category head (this project's earlier
+default); with the category head as a prefix prior; with the in-graph TF-IDF SVM as a prefix prior; with
+both and at most `model.codes_per_category` codes per category in the ranked list (the default). Texts/s go through each variant's exported SavedModel (batches of 256), with the
 ranked outputs a person reads (the default's `model.top_k` codes, labels and confidences).
 
 A second table, the answers a person reads: each variant's confidences calibrated on the validation
@@ -66,8 +66,14 @@ def variants(task, model, svm_seconds: float) -> dict[str, tuple[Callable, float
         f"beam {beam}, category-head rerank": (serving(beam, EARLIER_RERANK_WEIGHT), 0.0),
         f"beam {beam}, category-head prior": (serving(beam, fusion=head), 0.0),
         f"beam {beam}, TF-IDF SVM prior": (serving(beam, fusion=svm), svm_seconds),
-        f"beam {beam}, both priors (default)": (task.serving(model), svm_seconds),
+        default_name(config): (task.serving(model), svm_seconds),
     }
+
+
+def default_name(config) -> str:
+    """The default variant's row name: both priors, and the ranked list's limit per category if it has one."""
+    limit = f", {config.codes_per_category} codes per category" if config.codes_per_category else ""
+    return f"beam {config.beam_size}, both priors{limit} (default)"
 
 
 def speed(serving, scratch: Path, name: str, texts: Sequence[str]) -> float:

@@ -165,14 +165,20 @@ def beam_search(model: CharSeq2Seq, inputs: dict[str, tf.Tensor], allowed: tf.Te
         search_score [B, K] (with the prior; sorted best first),
         attention [B, K, steps, T], and the encoder's outputs [B, T, D] and mask [B, T].
     """
-    text_outputs, text_mask, state = model.encoder(inputs["token_ids"], inputs.get("subword_ids"), training=False)
+    text_outputs, text_mask, text_state = model.encoder(inputs["token_ids"], inputs.get("subword_ids"),
+                                                       training=False)
     batch = tf.shape(text_outputs)[0]
     vocab = tf.shape(allowed)[1]
     encoder_outputs = _repeat_beams(text_outputs, beam_size)
     mask = _repeat_beams(text_mask, beam_size)
-    state = [_repeat_beams(part, beam_size) for part in state]
-    # Projected once per text, not once per beam.
-    projected_keys = _repeat_beams(model.decoder.attention.key_projection(text_outputs), beam_size)
+    state = [_repeat_beams(part, beam_size) for part in text_state]
+    # Projected once per text, not once per beam; likewise the first step, where every beam of a text starts alike.
+    text_keys = model.decoder.attention.key_projection(text_outputs)
+    projected_keys = _repeat_beams(text_keys, beam_size)
+    first_logits, first_weights, first_state = model.decoder.step(tf.fill([batch], START), text_state, text_outputs,
+                                                                  text_mask, projected_keys=text_keys)
+    first_logits, first_weights = _repeat_beams(first_logits, beam_size), _repeat_beams(first_weights, beam_size)
+    first_state = [_repeat_beams(part, beam_size) for part in first_state]
 
     # Only the first beam of each text is live at the start, so the K beams do not repeat each other.
     first_beam = tf.one_hot(0, beam_size, on_value=0.0, off_value=NEG_INF)
@@ -193,8 +199,11 @@ def beam_search(model: CharSeq2Seq, inputs: dict[str, tf.Tensor], allowed: tf.Te
     parents_ta = tf.TensorArray(tf.int32, size=steps)
     attention_ta = tf.TensorArray(tf.float32, size=steps)
     for step in tf.range(steps):
-        logits, weights, state = model.decoder.step(previous, state, encoder_outputs, mask,
-                                                    projected_keys=projected_keys)
+        if step == 0:
+            logits, weights, state = first_logits, first_weights, first_state
+        else:
+            logits, weights, state = model.decoder.step(previous, state, encoder_outputs, mask,
+                                                        projected_keys=projected_keys)
         step_log_prob = tf.nn.log_softmax(logits)  # [B*K, V]
         decoder_step = step_log_prob
         if prefix_prior is not None:
