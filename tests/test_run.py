@@ -58,7 +58,7 @@ def test_a_coder_run_reloads_and_reranks_after_its_data_file_is_deleted(csv_code
     assert float(greedy_row.split("|")[5]) == pytest.approx(best, abs=1e-3)
     for limit in ("no limit", "2"):  # the ranked lists: top-k at least top-1
         cells = [float(cell) for cell in next(line for line in table.splitlines()
-                                              if line.startswith(f"| {limit} |")).split("|")[2:6]]
+                                              if line.startswith(f"| 2 | {limit} |")).split("|")[3:7]]
         assert cells[2] >= cells[0] and cells[3] >= cells[1]
 
 

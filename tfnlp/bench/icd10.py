@@ -19,8 +19,9 @@ TF-IDF baselines fitted on the same training split, code:
 SVM (the fusion needs it from the first validation); the baselines' is their own fit and prediction.
 Variants: greedy; beam search (`model.beam_size`) reranked by the category head (this project's earlier
 default); with the category head as a prefix prior; with the in-graph TF-IDF SVM as a prefix prior; with
-both and at most `model.codes_per_category` codes per category in the ranked list (the default). Texts/s go through each variant's exported SavedModel (batches of 256), with the
-ranked outputs a person reads (the default's `model.top_k` codes, labels and confidences).
+both and at most `model.codes_per_category` codes per category in the ranked list (the default). Texts/s
+go through each variant's exported SavedModel (batches of 256), with the ranked outputs a person reads (the
+default's `model.top_k` codes, labels and confidences).
 
 A second table, the answers a person reads: each variant's confidences calibrated on the validation
 split as a run calibrates its export (`Seq2SeqTask.calibrate`), then, on each evaluation set, top-1

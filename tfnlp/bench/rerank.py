@@ -61,8 +61,9 @@ def load_run(workdir: Path, loaded=None):
 
 
 def print_ranked_lists(task, model, texts: Sequence[str], truth: Sequence[str], limits: Sequence[int]) -> None:
-    """The configured export's ranked codes at several `model.codes_per_category`: top-1 and top-k accuracy by
-    category and code (k = `model.top_k`)."""
+    """The configured export's ranked codes at several `model.codes_per_category`, at the configured beam width and
+    at `model.top_k` (the narrowest beam that lists k codes): top-1 and top-k accuracy by category and code (k =
+    `model.top_k`)."""
     from tfnlp.data.icd10 import category
     from tfnlp.tasks.seq2seq_serving import Answers, CategoryFusion, Seq2SeqServing
 
@@ -70,16 +71,18 @@ def print_ranked_lists(task, model, texts: Sequence[str], truth: Sequence[str], 
     fusion = CategoryFusion(config.category_prior_weight, task.tfidf_category_graph, config.tfidf_prior_weight,
                             config.tfidf_prior_sharpness)
     k = min(config.top_k, config.beam_size)
-    print(f"\nranked codes at beam {config.beam_size}, top {k}:\n")
-    print("| codes per category | top-1 category | top-1 code | top-k category | top-k code |\n" + "|---" * 5 + "|")
-    for limit in limits:
-        serving = Seq2SeqServing(task.preprocessor, model, task.trie, config.beam_size, 0.0, fusion,
-                                 Answers(config.top_k, task.labels), limit)
-        ranked, _ = serving.ranked_scores(texts, config.beam_size)
-        cells = [sum(any(cut(code) == cut(target) for code in row[:depth] if code)
-                     for row, target in zip(ranked, truth, strict=True)) / max(len(truth), 1)
-                 for depth in (1, k) for cut in (category, str)]
-        print(f"| {limit or 'no limit'} | " + " | ".join(f"{cell:.3f}" for cell in cells) + " |")
+    print(f"\nranked codes, top {k}:\n")
+    print("| beam width | codes per category | top-1 category | top-1 code | top-k category | top-k code |\n"
+          + "|---" * 6 + "|")
+    for width in sorted({k, config.beam_size}):
+        for limit in limits:
+            serving = Seq2SeqServing(task.preprocessor, model, task.trie, width, 0.0, fusion,
+                                     Answers(config.top_k, task.labels), limit)
+            ranked, _ = serving.ranked_scores(texts, width)
+            cells = [sum(any(cut(code) == cut(target) for code in row[:depth] if code)
+                         for row, target in zip(ranked, truth, strict=True)) / max(len(truth), 1)
+                     for depth in (1, k) for cut in (category, str)]
+            print(f"| {width} | {limit or 'no limit'} | " + " | ".join(f"{cell:.3f}" for cell in cells) + " |")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
