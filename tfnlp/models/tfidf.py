@@ -98,10 +98,10 @@ class TfidfLinear(tf.Module):
     """A linear model over scikit-learn TF-IDF features, computed from raw strings in the graph.
 
     The weights are stored in two parts. The features with weights for many classes (frequent
-    character n-grams, a few percent of the features but most of the work: about 14,000 of a
-    French text's 14,200 weight lookups on 1,968 categories) are dense rows multiplied in one
-    `sparse_dense_matmul`; the others are stored by feature (CSR over the transposed matrix) and
-    gathered, so that a text touches only its own features' weights.
+    character n-grams, a few percent of the features but most of the work: about 12,000 of a
+    French text's 14,200 weight lookups on 1,968 categories) are dense rows, multiplied by the
+    texts' dense [B, rows] TF-IDF values in one matmul; the others are stored by feature (CSR
+    over the transposed matrix) and gathered, so that a text touches only its own features' weights.
 
     Args:
         blocks: the feature union's vectorizers, in order (their offsets laid end to end).
@@ -211,10 +211,11 @@ class TfidfLinear(tf.Module):
         batch = tf.shape(texts, out_type=tf.int64)[0]
         position = tf.gather(self.dense_position, columns)
         in_dense = position >= 0
-        dense_part = tf.SparseTensor(tf.stack([rows[in_dense], position[in_dense]], axis=1), values[in_dense],
-                                     [batch, tf.shape(self.dense_weights, out_type=tf.int64)[0]])
+        # A dense [B, dense rows] matrix and one matmul: ten times faster here than `sparse_dense_matmul`.
+        dense_part = tf.scatter_nd(tf.stack([rows[in_dense], position[in_dense]], axis=1), values[in_dense],
+                                   tf.stack([batch, tf.shape(self.dense_weights, out_type=tf.int64)[0]]))
         scores = self._sparse_scores(rows[~in_dense], columns[~in_dense], values[~in_dense], batch)
-        return scores + tf.sparse.sparse_dense_matmul(dense_part, self.dense_weights) + self.bias
+        return scores + tf.matmul(dense_part, self.dense_weights) + self.bias
 
     def _sparse_scores(self, rows: tf.Tensor, columns: tf.Tensor, values: tf.Tensor, batch: tf.Tensor) -> tf.Tensor:
         """Scores [B, classes] of the features stored by feature (without the bias)."""
