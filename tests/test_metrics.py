@@ -38,3 +38,13 @@ def test_write_rows_csv_creates_the_folder_and_keeps_the_columns(tmp_path):
     path = write_rows_csv(tmp_path / "report" / "rows.csv", [{"type": "D", "f1": 0.5}, {"type": "C", "f1": 1.0}])
     with open(path, newline="") as handle:
         assert list(csv.DictReader(handle)) == [{"type": "D", "f1": "0.5"}, {"type": "C", "f1": "1.0"}]
+
+
+def test_ranked_accuracy_counts_the_truth_anywhere_in_the_list_and_skips_blanks():
+    from tfnlp.data.icd10 import category
+    from tfnlp.metrics import ranked_accuracy
+
+    ranked = [["I500", "I509"], ["J18", ""], ["", ""]]
+    assert ranked_accuracy(ranked, ["I509", "J189", ""]) == pytest.approx(1 / 3)  # a blank is no answer
+    assert ranked_accuracy(ranked, ["I509", "J189", "A00"], category) == pytest.approx(2 / 3)
+    assert ranked_accuracy([], []) == 0.0

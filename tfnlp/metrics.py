@@ -39,6 +39,14 @@ def code_accuracies(true_codes: Sequence[str], predicted_codes: Sequence[str]) -
     }
 
 
+def ranked_accuracy(ranked: Sequence[Sequence[str]], truth: Sequence[str], cut=lambda code: code) -> float:
+    """Share of texts whose ranked codes (empty strings: no code) include the truth, compared after `cut` (`chapter`,
+    `category`, or the code itself)."""
+    hits = sum(any(cut(code) == cut(target) for code in codes if code) for codes, target in zip(ranked, truth,
+                                                                                                 strict=True))
+    return hits / max(len(truth), 1)
+
+
 def entity_scores(truth: list[list[str]], predicted: list[list[str]]) -> dict[str, float]:
     """seqeval's strict BIO2 entity precision / recall / F1 (micro over entities) and token accuracy."""
     from seqeval.metrics import f1_score, precision_score, recall_score

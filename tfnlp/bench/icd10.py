@@ -158,11 +158,11 @@ def answer_scores(truth: Sequence[str], answered: Sequence[dict], raw: Sequence[
     answered without review with its category precision."""
     from tfnlp.calibration import expected_calibration_error
     from tfnlp.data.icd10 import category, chapter
+    from tfnlp.metrics import ranked_accuracy
 
     scores: dict[str, float] = {}
     for level, cut in (("chapter", chapter), ("category", category), ("exact", lambda code: code)):
-        scores[f"top_k_{level}"] = sum(any(cut(code) == cut(target) for code in row["top_codes"] if code)
-                                       for row, target in zip(answered, truth, strict=True)) / max(len(truth), 1)
+        scores[f"top_k_{level}"] = ranked_accuracy([row["top_codes"] for row in answered], truth, cut)
     exact = [row["code"] == target for row, target in zip(answered, truth, strict=True)]
     kept = [not row["needs_review"] for row in answered]
     right_category = [category(row["code"]) == category(target) for row, target in zip(answered, truth, strict=True)]

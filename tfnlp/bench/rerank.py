@@ -65,6 +65,7 @@ def print_ranked_lists(task, model, texts: Sequence[str], truth: Sequence[str], 
     at `model.top_k` (the narrowest beam that lists k codes): top-1 and top-k accuracy by category and code (k =
     `model.top_k`)."""
     from tfnlp.data.icd10 import category
+    from tfnlp.metrics import ranked_accuracy
     from tfnlp.tasks.seq2seq_serving import Answers, CategoryFusion, Seq2SeqServing
 
     config = task.experiment.model
@@ -79,8 +80,7 @@ def print_ranked_lists(task, model, texts: Sequence[str], truth: Sequence[str], 
             serving = Seq2SeqServing(task.preprocessor, model, task.trie, width, 0.0, fusion,
                                      Answers(config.top_k, task.labels), limit)
             ranked, _ = serving.ranked_scores(texts, width)
-            cells = [sum(any(cut(code) == cut(target) for code in row[:depth] if code)
-                         for row, target in zip(ranked, truth, strict=True)) / max(len(truth), 1)
+            cells = [ranked_accuracy([row[:depth] for row in ranked], truth, cut)
                      for depth in (1, k) for cut in (category, str)]
             print(f"| {width} | {limit or 'no limit'} | " + " | ".join(f"{cell:.3f}" for cell in cells) + " |")
 

@@ -234,11 +234,8 @@ def beam_search(model: CharSeq2Seq, inputs: dict[str, tf.Tensor], allowed: tf.Te
         decoder_step = tf.where(finished[:, None], 0.0, decoder_step)
         decoder_log_prob = tf.gather(decoder_log_prob, parent) + tf.gather_nd(
             tf.gather(decoder_step, parent), tf.stack([tf.range(batch * beam_size), token], axis=1))
-        parent_node, parent_finished = tf.gather(node, parent), tf.gather(finished, parent)
-        # A finished beam stays on its code's node (its padding is no edge of the trie).
-        node = tf.where(parent_finished, parent_node,
-                        tf.gather_nd(next_node, tf.stack([parent_node, token], axis=1)))
-        finished = tf.logical_or(parent_finished, tf.equal(token, END))
+        node = _reached_node(node, finished, next_node, parent, token)
+        finished = tf.logical_or(tf.gather(finished, parent), tf.equal(token, END))
         log_prob = tf.reshape(best, [-1])
         previous = token
         tokens_ta = tokens_ta.write(step, tf.reshape(token, [batch, beam_size]))
@@ -255,15 +252,19 @@ def _limit_per_category(order: tf.Tensor, node: tf.Tensor, finished: tf.Tensor, 
                         anchor: tf.Tensor, vocab: tf.Tensor, beam_offsets: tf.Tensor, limit: int) -> tf.Tensor:
     """Which candidates [B, N] (flat beam * vocab indices, best first) are among the `limit` best of their category.
 
-    A candidate's category is the anchor of the node it reaches; a finished beam's (which only pads) that of the
-    node it stays on.
+    A candidate's category is the anchor of the node it reaches (`_reached_node`).
     """
-    parent = order // vocab + beam_offsets
-    token = order % vocab
+    reached = _reached_node(node, finished, next_node, order // vocab + beam_offsets, order % vocab)
+    return rank_within_group(tf.gather(anchor, reached)) < limit
+
+
+def _reached_node(node: tf.Tensor, finished: tf.Tensor, next_node: tf.Tensor, parent: tf.Tensor,
+                  token: tf.Tensor) -> tf.Tensor:
+    """The trie node each (parent beam, token) leads to, any shape; a finished beam stays on its code's node (its
+    padding is no edge of the trie)."""
     parent_node = tf.gather(node, parent)
     reached = tf.gather_nd(next_node, tf.stack([parent_node, token], axis=-1))
-    reached = tf.where(tf.gather(finished, parent), parent_node, reached)
-    return rank_within_group(tf.gather(anchor, reached)) < limit
+    return tf.where(tf.gather(finished, parent), parent_node, reached)
 
 
 def select(hypotheses: dict[str, tf.Tensor], scores: tf.Tensor) -> dict[str, tf.Tensor]:

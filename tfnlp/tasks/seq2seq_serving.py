@@ -53,7 +53,7 @@ def display_codes(codes: tf.Tensor) -> tf.Tensor:
     length = tf.strings.length(codes)
     rest = tf.strings.substr(codes, tf.minimum(length, 3), tf.maximum(length - 3, 0))  # past the end: an error
     dotted = tf.strings.join([tf.strings.substr(codes, 0, 3), ".", rest])
-    return tf.where(tf.strings.length(codes) > 3, dotted, codes)
+    return tf.where(length > 3, dotted, codes)
 
 
 @dataclass(frozen=True)
@@ -204,11 +204,10 @@ class Seq2SeqServing(ServingModule):
         """Beam search (greedy at width 1) on a few texts, reranked by the category head if it has one: the best
         hypothesis, and every hypothesis' code and final score, best first (`ranked_codes`, `ranked_scores`)."""
         fused = beam_size > 1 and (self.head_weight or self.tfidf_weight)
-        per_category = self.per_category if beam_size > 1 else 0
         hypotheses = beam_search(self.model, self._preprocessor.encode_texts(text), self.allowed, self.next_node,
                                  self.decoder_length, beam_size, prior=self._prior(text) if fused else None,
-                                 anchor=self.anchor if fused or per_category else None, per_category=per_category,
-                                 category_step=CATEGORY_LENGTH - 1)
+                                 anchor=self.anchor if fused or self.per_category else None,
+                                 per_category=self.per_category, category_step=CATEGORY_LENGTH - 1)
         scores = hypotheses["search_score"]
         if beam_size > 1 and self.rerank_weight:
             scores += self.rerank_weight * self._category_log_prob(hypotheses)
