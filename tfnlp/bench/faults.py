@@ -8,8 +8,9 @@ Four measurements, each on a fresh `python -m tfnlp.serving.server` subprocess o
   slowest request while new versions are published and picked up (target: at most 2x the steady p99, none failed);
 - **trickling clients**: connections each sending one byte of a request head every few seconds, while real REST
   requests are made (target: every real request answered 200);
-- **large requests**: the server's resident memory (RSS, from /proc) before, at the peak of, and after a burst of
-  concurrent large requests (answers counted by status: 200, refused over the bytes-in-flight bound, over deadline);
+- **large requests**: the resident memory of the server and its version processes (RSS, from /proc) before, at the
+  peak of, and after a burst of concurrent large requests (answers counted by status: 200, refused over the
+  bytes-in-flight bound, over deadline);
 - **reload memory**: the RSS after each of a series of hot reloads (target: no growth per reload).
 
 Without --model, the newest `savedmodels/icd10_seq2seq/<version>` is used, or a tiny model is trained into a temporary
@@ -42,17 +43,44 @@ SIZES = {"quick": {"clients": 4, "steady": 3.0, "reloads": 1, "trickles": 100, "
                   "burst_rows": 10000, "memory_reloads": 16}}
 
 
+def process_tree(pid: int) -> list[int]:
+    """`pid` and its descendants (the server and its version worker processes)."""
+    tree, index = [pid], 0
+    while index < len(tree):
+        for children in Path(f"/proc/{tree[index]}/task").glob("*/children"):
+            try:
+                tree.extend(int(child) for child in children.read_text().split())
+            except OSError:  # the task ended meanwhile
+                pass
+        index += 1
+    return tree
+
+
+def _read_proc(path: str) -> str:
+    try:
+        return Path(path).read_text()
+    except OSError:  # the process ended meanwhile (a retired worker)
+        return ""
+
+
 def rss_mb(pid: int) -> float:
-    """Resident memory of process `pid`, in MB."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    raise RuntimeError(f"no VmRSS for process {pid}")
+    """Resident memory of process `pid` and its descendants (the server and its workers), in MB."""
+    total = 0
+    for member in process_tree(pid):
+        total += sum(int(line.split()[1]) for line in _read_proc(f"/proc/{member}/status").splitlines()
+                     if line.startswith("VmRSS:"))
+    return total / 1024
 
 
 def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / 100  # utime + stime, in clock ticks of 1/100 s
+    """CPU time of process `pid` and its descendants, in seconds."""
+    ticks = 0
+    for member in process_tree(pid):
+        stat = _read_proc(f"/proc/{member}/stat")
+        if stat:
+            fields = stat.rsplit(")", 1)[1].split()
+            ticks += int(fields[11]) + int(fields[12])  # utime + stime, in clock ticks of 1/100 s
+    return ticks / 100
 
 
 def wait_until_idle(pid: int, limit: float = 300.0) -> None:

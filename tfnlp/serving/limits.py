@@ -12,7 +12,8 @@ Both fronts (gRPC in `server`, REST in `rest`) call a model through `Limits.call
   HTTP 413. The model's intermediate tensors grow with the payload, so this bounds the server's memory under a burst
   of large requests.
 - **Memory back.** After a large request, glibc is asked to hand its freed memory back to the system (`malloc_trim`),
-  so the resident size comes back down after a burst instead of staying at its peak.
+  so the resident size comes back down after a burst instead of staying at its peak (in the server's process here,
+  and in the worker process that ran the call, `tfnlp.serving.worker`).
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ DEFAULT_MAX_BYTES_IN_FLIGHT = 128 * 1024 * 1024  # two requests of the largest s
 TRIM_AFTER_BYTES = 1024 * 1024  # requests from this size on hand their memory back when they end
 
 
-def _malloc_trim() -> Callable[[], None]:
+def malloc_trim_function() -> Callable[[], None]:
     """glibc's malloc_trim(0), or nothing where there is no glibc."""
     if not sys.platform.startswith("linux"):
         return lambda: None
@@ -62,7 +63,7 @@ class Limits:
         self.peak_in_flight = 0
         self._lock = threading.Lock()
         self._calls = concurrent.futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="signature")
-        self._trim = _malloc_trim()
+        self._trim = malloc_trim_function()
 
     def deadline(self, client_seconds: float | None = None) -> float:
         """The monotonic time a request arriving now must be answered by: the server's limit, or the client's

@@ -1,13 +1,16 @@
-"""Start tfnlp's server in a subprocess on free loopback ports (tests and benchmarks)."""
+"""Processes of tfnlp's server: start it in a subprocess on free loopback ports (tests, benchmarks, pipelines), and
+the scheduling helpers its children use."""
 
 from __future__ import annotations
 
 import contextlib
 import ctypes
+import os
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -28,6 +31,14 @@ def die_with_parent() -> None:
     if sys.platform.startswith("linux"):
         pr_set_pdeathsig = 1
         ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
+
+
+def lower_this_threads_priority(niceness: int = 10) -> None:
+    """Make the calling thread yield the CPU to the request threads (Linux schedules threads one by one): loading a new
+    version then slows the requests served meanwhile less. Nothing where it is not allowed."""
+    if hasattr(os, "setpriority") and sys.platform.startswith("linux"):
+        with contextlib.suppress(OSError):
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), niceness)
 
 
 @contextlib.contextmanager

@@ -26,7 +26,6 @@ os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
 import argparse
 import contextlib
 import functools
-import sys
 import threading
 from collections.abc import Sequence
 from concurrent import futures
@@ -48,6 +47,7 @@ from tensorflow_serving.config import model_server_config_pb2
 from tfnlp.errors import UserError, cli_main
 from tfnlp.serving import GRPC_OPTIONS
 from tfnlp.serving.limits import DEFAULT_MAX_BYTES_IN_FLIGHT, DEFAULT_TIMEOUT_MS, Limits
+from tfnlp.serving.process import lower_this_threads_priority
 from tfnlp.serving.store import DEFAULT_MAX_ROWS, ModelStore, ServedModel, ServingError, request_array, run_signature
 
 
@@ -70,14 +70,6 @@ def model_paths(args: argparse.Namespace) -> dict[str, ServedModel]:
     if not (args.model_name and args.model_base_path):
         raise UserError("give --model_name and --model_base_path, or --model_config_file")
     return {args.model_name: ServedModel(Path(args.model_base_path))}
-
-
-def lower_this_threads_priority(niceness: int = 10) -> None:
-    """Make the calling thread yield the CPU to the request threads (Linux schedules threads one by one): loading a new
-    version then slows the requests served meanwhile less. Nothing where it is not allowed."""
-    if hasattr(os, "setpriority") and sys.platform.startswith("linux"):
-        with contextlib.suppress(OSError):
-            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), niceness)
 
 
 def poll(store: ModelStore, seconds: float, stop: threading.Event) -> threading.Thread:
@@ -247,6 +239,17 @@ def _predict_function(args: argparse.Namespace):
     return Batcher(parameters).run
 
 
+def _loader(args: argparse.Namespace):
+    """How versions load: each in a worker process (`--isolate_versions`, the default), or in this one."""
+    if args.isolate_versions:
+        from tfnlp.serving.worker import WorkerVersion
+
+        return WorkerVersion.start
+    from tfnlp.serving.store import load_and_warm_up
+
+    return load_and_warm_up
+
+
 @cli_main
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tfnlp.serving.server", description=__doc__.splitlines()[0])
@@ -270,6 +273,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help=f"most rows (texts) of one request, gRPC and REST (default {DEFAULT_MAX_ROWS})")
     parser.add_argument("--request_timeout_in_ms", type=int, default=DEFAULT_TIMEOUT_MS,
                         help="answer a request by then (DEADLINE_EXCEEDED / 504), or by the gRPC client's deadline")
+    parser.add_argument("--isolate_versions", nargs="?", const="true", default="true", type=_flag,
+                        help="serve each version from a process of its own, so that loading a new one never stalls "
+                             "requests (default true; false: one process, less memory)")
     parser.add_argument("--max_bytes_in_flight", type=int, default=DEFAULT_MAX_BYTES_IN_FLIGHT,
                         help="request bytes handled at once; more are refused (RESOURCE_EXHAUSTED / 429)")
     args = parser.parse_args(argv)
@@ -278,7 +284,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if getattr(args, flag) < 1:
             raise UserError(f"--{flag}={getattr(args, flag)}: must be at least 1")
     predict = _predict_function(args)
-    store = ModelStore(model_paths(args))
+    store = ModelStore(model_paths(args), loader=_loader(args))
     limits = Limits(args.request_timeout_in_ms / 1000, args.max_bytes_in_flight,
                     args.grpc_max_threads + args.rest_api_num_threads)
     server, port = serve(store, args.host, args.port, args.grpc_max_threads, predict, args.max_batch_rows, limits)

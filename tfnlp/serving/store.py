@@ -76,11 +76,16 @@ def request_array(name: str, proto, max_rows: int = DEFAULT_MAX_ROWS) -> np.ndar
 
 @dataclass
 class LoadedVersion:
-    """One loaded version of a model: its callable signatures and their SignatureDef protos."""
+    """One version loaded in this process: its callable signatures and their SignatureDef protos. (A version served
+    from a process of its own, `tfnlp.serving.worker.WorkerVersion`, has the same face.)"""
 
     version: int
     signatures: dict
     signature_defs: dict
+    alive: bool = True  # a version in this process cannot die without the server
+
+    def retire(self) -> None:
+        """Nothing to stop: the version is freed when the last request holding it ends."""
 
 
 def load_version(path: Path) -> LoadedVersion:
@@ -144,6 +149,13 @@ def replay_warmup(model: LoadedVersion, path: Path) -> int:
     return replayed
 
 
+def load_and_warm_up(path: Path) -> LoadedVersion:
+    """A version loaded in this process, its warmup requests replayed (the in-process loader of `ModelStore`)."""
+    model = load_version(path)
+    replay_warmup(model, path)
+    return model
+
+
 def folder_fingerprint(path: Path) -> tuple:
     """What changes when a version folder is rewritten: its own and its files' modification times and sizes."""
     try:
@@ -179,7 +191,15 @@ class ModelStore:
     RETRY_SECONDS = 2.0
     MAX_RETRY_SECONDS = 300.0
 
-    def __init__(self, models: dict[str, ServedModel], log=None) -> None:
+    def __init__(self, models: dict[str, ServedModel], log=None, loader=load_and_warm_up) -> None:
+        """
+        Args:
+            models: {model name: what to serve}.
+            log: where a failed load is reported (print by default).
+            loader: path -> a loaded, warmed-up version: `load_and_warm_up` (in this process) or
+                `tfnlp.serving.worker.WorkerVersion.start` (a process per version).
+        """
+        self._loader = loader
         self._lock = threading.Lock()
         self._served = models
         self._versions: dict[str, dict[int, LoadedVersion]] = {name: {} for name in models}
@@ -201,7 +221,8 @@ class ModelStore:
                 current = dict(self._versions[name])
             loaded = {}
             for version in wanted:
-                model = current.get(version) or self._load(name, served.base_path / str(version))
+                serving = current.get(version)
+                model = serving if serving and serving.alive else self._load(name, served.base_path / str(version))
                 if model is not None:
                     loaded[version] = model
             if len(loaded) < len(wanted):
@@ -210,6 +231,9 @@ class ModelStore:
                 loaded = {**current, **loaded} if current or loaded else self._newest_loadable(name, served, wanted)
             with self._lock:
                 self._versions[name] = loaded
+            for version, model in current.items():
+                if loaded.get(version) is not model:
+                    model.retire()
 
     def _newest_loadable(self, name: str, served: ServedModel, failed: list[int]) -> dict[int, LoadedVersion]:
         """{version: model} of the newest version on disk, older than those that failed, that loads; {} if none."""
@@ -230,10 +254,9 @@ class ModelStore:
         if failure and failure.fingerprint == fingerprint and time.monotonic() < failure.retry_at:
             return None
         try:
-            model = load_version(path)
-            replay_warmup(model, path)
+            model = self._loader(path)
         except Exception as error:  # noqa: BLE001 - a bad version must not stop the server
-            reason = f"{type(error).__name__}: {graph_error_message(error)}"
+            reason = getattr(error, "reason", None) or f"{type(error).__name__}: {graph_error_message(error)}"
             attempts = failure.attempts + 1 if failure and failure.fingerprint == fingerprint else 1
             delay = min(self.RETRY_SECONDS * 2 ** (attempts - 1), self.MAX_RETRY_SECONDS)
             if not failure or failure.fingerprint != fingerprint or failure.reason != reason:
@@ -325,7 +348,8 @@ def call_signature(function, arguments: dict) -> dict:
         outputs = function(**arguments)
     except (tf.errors.InvalidArgumentError, ValueError, TypeError) as error:
         raise ServingError(grpc.StatusCode.INVALID_ARGUMENT, graph_error_message(error)) from None
-    return {name: value.numpy() for name, value in outputs.items()}
+    # A worker's signature answers numpy arrays already.
+    return {name: value if isinstance(value, np.ndarray) else value.numpy() for name, value in outputs.items()}
 
 
 def graph_error_message(error: Exception) -> str:
