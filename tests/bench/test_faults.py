@@ -8,9 +8,9 @@ from tfnlp.bench.faults import report
 RELOAD = {"clients": 4, "reloads": 1, "steady_requests": 600, "steady_p99_ms": 30.0, "reload_requests": 1000,
           "reload_p99_ms": 45.0, "reload_max_ms": 300.0, "over_twice_steady_p99": 12, "failed": 0, "failures": {}}
 TRICKLE = {"trickling": 100, "real": 30, "answered_200": 29, "statuses": {200: 29, 503: 1}}
-LARGE = {"requests": 4, "rows": 2000, "payload_mb": 5.3, "rss_before_mb": 950.0, "rss_peak_mb": 1650.0,
-         "rss_after_mb": 1138.0, "statuses": {200: 4}, "answered_in_s": 28.0}
-MEMORY = {"reloads": 3, "rss_mb": [949.0, 1069.0, 1162.0, 1091.4]}
+LARGE = {"requests": 4, "rows": 2000, "payload_mb": 5.3, "before_mb": 950.0, "peak_mb": 1650.0,
+         "after_mb": 1138.0, "statuses": {200: 4}, "answered_in_s": 28.0}
+MEMORY = {"reloads": 3, "mb": [949.0, 1069.0, 1162.0, 1091.4]}
 
 
 def test_the_table_sets_each_measurement_beside_its_target():
@@ -18,8 +18,8 @@ def test_the_table_sets_each_measurement_beside_its_target():
     assert lines[2].startswith("| hot reload (4 gRPC clients, 1 reloads) | steady p99 30 ms; while reloading p99 45 ms")
     assert "slowest 300 ms (10.0x), 12 of 1000 over 2x; 0 failed" in lines[2]
     assert "29/30 real requests answered 200 {200: 29, 503: 1}" in lines[3]
-    assert "RSS 950 MB before, 1650 MB peak, 1138 MB after; statuses {200: 4}" in lines[4]
-    assert lines[5] == ("| 3 hot reloads, one after another | RSS 949 MB serving the first version, then 1069, 1162, "
+    assert "PSS 950 MB before, 1650 MB peak, 1138 MB after; statuses {200: 4}" in lines[4]
+    assert lines[5] == ("| 3 hot reloads, one after another | PSS 949 MB serving the first version, then 1069, 1162, "
                         "1091 MB | no growth per reload |")
 
 
@@ -29,4 +29,4 @@ def test_a_quick_run_measures_the_three_faults(tiny_run, capsys):
     out = capsys.readouterr().out
     assert "| hot reload (4 gRPC clients, 1 reloads) | steady p99" in out and "; 0 failed |" in out
     assert "| 100 trickling REST connections | 30/30 real requests answered 200" in out
-    assert "| 4 hot reloads, one after another | RSS " in out
+    assert "| 4 hot reloads, one after another | PSS " in out

@@ -8,10 +8,12 @@ Four measurements, each on a fresh `python -m tfnlp.serving.server` subprocess o
   slowest request while new versions are published and picked up (target: at most 2x the steady p99, none failed);
 - **trickling clients**: connections each sending one byte of a request head every few seconds, while real REST
   requests are made (target: every real request answered 200);
-- **large requests**: the resident memory of the server and its version processes (RSS, from /proc) before, at the
-  peak of, and after a burst of concurrent large requests (answers counted by status: 200, refused over the
+- **large requests**: the memory of the server and its version processes (the sum of their proportional set sizes,
+  PSS, from /proc: shared libraries counted once) before, at the peak of, and after a burst of concurrent large
+  requests (answers counted by status: 200, refused over the
   bytes-in-flight bound, over deadline);
-- **reload memory**: the RSS after each of a series of hot reloads (target: no growth per reload).
+- **reload memory**: the PSS after each of a series of hot reloads, once the retired version's process has ended
+  (target: no growth per reload).
 
 Without --model, the newest `savedmodels/icd10_seq2seq/<version>` is used, or a tiny model is trained into a temporary
 folder when there is none.
@@ -63,13 +65,22 @@ def _read_proc(path: str) -> str:
         return ""
 
 
-def rss_mb(pid: int) -> float:
-    """Resident memory of process `pid` and its descendants (the server and its workers), in MB."""
+def pss_mb(pid: int) -> float:
+    """Memory of process `pid` and its descendants (the server and its version workers), in MB: the sum of their
+    proportional set sizes, so that the TensorFlow libraries every process maps are counted once, not per process
+    as a sum of resident sizes would."""
     total = 0
     for member in process_tree(pid):
-        total += sum(int(line.split()[1]) for line in _read_proc(f"/proc/{member}/status").splitlines()
-                     if line.startswith("VmRSS:"))
+        total += sum(int(line.split()[1]) for line in _read_proc(f"/proc/{member}/smaps_rollup").splitlines()
+                     if line.startswith("Pss:"))
     return total / 1024
+
+
+def wait_for_processes(pid: int, count: int, limit: float = 60.0) -> None:
+    """Until the process tree of `pid` has at most `count` processes (a retired version's worker has ended)."""
+    deadline = time.monotonic() + limit
+    while len(process_tree(pid)) > count and time.monotonic() < deadline:
+        time.sleep(0.2)
 
 
 def cpu_seconds(pid: int) -> float:
@@ -222,7 +233,7 @@ def trickling_clients(path: Path, scratch: Path, texts: Sequence[str], size: dic
 
 
 def reload_memory(path: Path, scratch: Path, texts: Sequence[str], size: dict) -> dict:
-    """The server's RSS after each of `size["memory_reloads"]` new versions (each answering a request once served)."""
+    """The server's PSS after each of `size["memory_reloads"]` new versions (each answering a request once served)."""
     from tfnlp.serving.process import server_process
 
     base = scratch / "memory" / MODEL_NAME
@@ -230,17 +241,19 @@ def reload_memory(path: Path, scratch: Path, texts: Sequence[str], size: dict) -
     with server_process(MODEL_NAME, base, "--file_system_poll_wait_seconds=0.5") as (process, target, rest):
         rest_predict(rest, texts[:1])
         wait_until_idle(process.pid)
-        readings = [rss_mb(process.pid)]
+        served = len(process_tree(process.pid))  # the server and, with --isolate_versions, one worker
+        readings = [pss_mb(process.pid)]
         for number in range(2, 2 + size["memory_reloads"]):
             publish_and_wait(path, base, number, target)
             rest_predict(rest, texts[:1])
             wait_until_idle(process.pid)  # the old version retired, the loading done
-            readings.append(rss_mb(process.pid))
-    return {"reloads": size["memory_reloads"], "rss_mb": readings}
+            wait_for_processes(process.pid, served)
+            readings.append(pss_mb(process.pid))
+    return {"reloads": size["memory_reloads"], "mb": readings}
 
 
 def large_requests(path: Path, scratch: Path, texts: Sequence[str], size: dict) -> dict:
-    """The server's RSS before, at the peak of and after a burst of concurrent large requests."""
+    """The server's PSS before, at the peak of and after a burst of concurrent large requests."""
     from tfnlp.serving.process import server_process
 
     base = scratch / "large" / MODEL_NAME
@@ -251,13 +264,13 @@ def large_requests(path: Path, scratch: Path, texts: Sequence[str], size: dict) 
     with server_process(MODEL_NAME, base, "--file_system_poll_wait_seconds=0") as (process, _, rest):
         for text in texts[:50]:
             rest_predict(rest, [text])
-        before = rss_mb(process.pid)
+        before = pss_mb(process.pid)
         peak, done = before, threading.Event()
 
         def sample() -> None:
             nonlocal peak
             while not done.is_set():
-                peak = max(peak, rss_mb(process.pid))
+                peak = max(peak, pss_mb(process.pid))
                 time.sleep(0.1)
 
         sampler = threading.Thread(target=sample, daemon=True)
@@ -274,9 +287,9 @@ def large_requests(path: Path, scratch: Path, texts: Sequence[str], size: dict) 
         wait_until_idle(process.pid)
         done.set()
         sampler.join()
-        after = rss_mb(process.pid)
-    return {"requests": size["burst"], "rows": size["burst_rows"], "payload_mb": payload_mb, "rss_before_mb": before,
-            "rss_peak_mb": peak, "rss_after_mb": after, "statuses": dict(Counter(statuses)),
+        after = pss_mb(process.pid)
+    return {"requests": size["burst"], "rows": size["burst_rows"], "payload_mb": payload_mb, "before_mb": before,
+            "peak_mb": peak, "after_mb": after, "statuses": dict(Counter(statuses)),
             "answered_in_s": answered}
 
 
@@ -290,10 +303,10 @@ def report(reload: dict, trickle: dict, large: dict, memory: dict) -> list[str]:
              f"| {trickle['trickling']} trickling REST connections | {trickle['answered_200']}/{trickle['real']} real "
              f"requests answered 200 {trickle['statuses']} | all 200 |",
              f"| {large['requests']} concurrent requests of {large['rows']} rows ({large['payload_mb']:.1f} MB each) "
-             f"| RSS {large['rss_before_mb']:.0f} MB before, {large['rss_peak_mb']:.0f} MB peak, "
-             f"{large['rss_after_mb']:.0f} MB after; statuses {large['statuses']} | back to its steady level |",
-             f"| {memory['reloads']} hot reloads, one after another | RSS {memory['rss_mb'][0]:.0f} MB serving the "
-             f"first version, then {', '.join(f'{mb:.0f}' for mb in memory['rss_mb'][1:])} MB | no growth per reload |"]
+             f"| PSS {large['before_mb']:.0f} MB before, {large['peak_mb']:.0f} MB peak, "
+             f"{large['after_mb']:.0f} MB after; statuses {large['statuses']} | back to its steady level |",
+             f"| {memory['reloads']} hot reloads, one after another | PSS {memory['mb'][0]:.0f} MB serving the "
+             f"first version, then {', '.join(f'{mb:.0f}' for mb in memory['mb'][1:])} MB | no growth per reload |"]
     return lines
 
 
