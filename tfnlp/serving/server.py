@@ -10,7 +10,9 @@ newest version of each model at start. Production serves the same exports with
 `--rest_api_port`; version policies `latest`, `all` and `specific` from the model config;
 new versions picked up every `--file_system_poll_wait_seconds`; server-side batching with
 `--enable_batching [--batching_parameters_file=serving/batching.config]`; a deadline per request and a
-bound on the request bytes in flight (`tfnlp.serving.limits`).
+bound on the request bytes in flight (`tfnlp.serving.limits`). Each version is loaded and answered by a
+worker process of its own (`tfnlp.serving.worker`; `--isolate_versions=false` for one process), so that a
+hot reload does not stall the requests in flight.
 """
 
 from __future__ import annotations

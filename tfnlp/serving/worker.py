@@ -9,7 +9,7 @@ the old one, whose process answered every request meanwhile.
 
 The server's side (`WorkerVersion.start`) has the same face as an in-process `LoadedVersion`: `version`,
 `signatures` (callables with the inputs' `structured_input_signature`, answering numpy arrays) and `signature_defs`
-(read from `saved_model.pb`). Requests travel over a Unix socket in a private folder, one connection per request
+(sent by the worker once loaded). Requests travel over a Unix socket in a private folder, one connection per request
 running at once, authenticated with a key handed to the worker on its standard input. The worker loads and warms up
 at a lowered priority, and dies with the server (PR_SET_PDEATHSIG) or when retired.
 
@@ -75,19 +75,16 @@ class RemoteSignature:
 class WorkerVersion:
     """A version loaded and served by a worker process (see the module docstring); start one with `start`."""
 
-    def __init__(self, path: Path, process: subprocess.Popen, folder: Path, key: bytes) -> None:
+    def __init__(self, path: Path, process: subprocess.Popen, folder: Path, key: bytes, signature_map: bytes) -> None:
         self.path, self.version = path, int(path.name)
         self._process, self._folder, self._key = process, folder, key
         self._address = str(folder / "socket")
-        from tensorflow.core.protobuf import saved_model_pb2
+        from tensorflow_serving.apis import get_model_metadata_pb2
 
         self._idle: queue.SimpleQueue[Connection] = queue.SimpleQueue()
         self._lock = threading.Lock()
         self._in_flight, self._retired_at, self._closed = 0, None, False
-        saved_model = saved_model_pb2.SavedModel.FromString((path / "saved_model.pb").read_bytes())
-        # The signatures a loaded SavedModel offers: every SignatureDef but the initializer TensorFlow adds.
-        self.signature_defs = {name: definition for name, definition in saved_model.meta_graphs[0].signature_def.items()
-                               if name != "__saved_model_init_op"}
+        self.signature_defs = dict(get_model_metadata_pb2.SignatureDefMap.FromString(signature_map).signature_def)
         self.signatures = {name: RemoteSignature(self, name, definition)
                            for name, definition in self.signature_defs.items()}
 
@@ -113,13 +110,13 @@ class WorkerVersion:
             ready = f"failed {error}"
         finally:
             watchdog.cancel()
-        if ready != "ready":
+        if not ready.startswith("ready "):
             _stop(process)
             shutil.rmtree(folder, ignore_errors=True)
             reason = (ready.removeprefix("failed ").strip()
                       or f"the worker exited with code {process.poll()} (or did not load within {timeout:g} s)")
             raise WorkerFailed(reason)
-        return cls(path, process, folder, key)
+        return cls(path, process, folder, key, bytes.fromhex(ready.removeprefix("ready ")))
 
     @property
     def alive(self) -> bool:
@@ -230,6 +227,17 @@ def _at_low_priority(function: Callable):
     return outcome["value"]
 
 
+def _signature_map(model) -> bytes:
+    """The loaded version's SignatureDefs, serialized for the server (which then need not parse saved_model.pb, many
+    megabytes for the coder, while it serves)."""
+    from tensorflow_serving.apis import get_model_metadata_pb2
+
+    signature_map = get_model_metadata_pb2.SignatureDefMap()
+    for name, definition in model.signature_defs.items():
+        signature_map.signature_def[name].CopyFrom(definition)
+    return signature_map.SerializeToString()
+
+
 def _payload_bytes(arrays: dict) -> int:
     """The bytes a call's inputs carry (the texts' own, for arrays of strings)."""
     return sum(sum(len(item) for item in value.flat) if value.dtype == object else value.nbytes
@@ -287,7 +295,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as error:  # noqa: BLE001 - reported to the server, which logs it once
         print(f"failed {type(error).__name__}: {store.graph_error_message(error)}".replace("\n", " "), flush=True)
         return 1
-    print("ready", flush=True)
+    print(f"ready {_signature_map(model).hex()}", flush=True)
     # The server no longer reads this pipe: whatever is written to standard output from now on goes to stderr.
     sys.stdout.flush()
     os.dup2(2, 1)
