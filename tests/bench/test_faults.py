@@ -15,13 +15,15 @@ MEMORY = {"reloads": 3, "mb": [949.0, 1069.0, 1162.0, 1091.4]}
 
 
 def test_the_table_sets_each_measurement_beside_its_target():
-    lines = report(RELOAD, TRICKLE, LARGE, MEMORY)
-    assert lines[2].startswith("| hot reload (4 gRPC clients, 1 reloads) | steady p99 30 ms (slowest 41 ms); while "
-                            "reloading p99 45 ms")
+    lines = report([RELOAD, {**RELOAD, "isolate": True, "reload_max_ms": 50.0}], TRICKLE, LARGE, MEMORY)
+    assert lines[2].startswith("| hot reload (4 gRPC clients, 1 reloads; one process) | steady p99 30 ms (slowest "
+                               "41 ms, 600 requests); while reloading p99 45 ms")
     assert "slowest 300 ms (10.0x), 12 of 1000 over 2x; 0 failed" in lines[2]
-    assert "29/30 real requests answered 200 {200: 29, 503: 1}" in lines[3]
-    assert "PSS 950 MB before, 1650 MB peak, 1138 MB after; statuses {200: 4}" in lines[4]
-    assert lines[5] == ("| 3 hot reloads, one after another | PSS 949 MB serving the first version, then 1069, 1162, "
+    assert lines[3].startswith("| hot reload (4 gRPC clients, 1 reloads; a process per version) |")
+    assert "slowest 50 ms (1.7x)" in lines[3]
+    assert "29/30 real requests answered 200 {200: 29, 503: 1}" in lines[4]
+    assert "PSS 950 MB before, 1650 MB peak, 1138 MB after; statuses {200: 4}" in lines[5]
+    assert lines[6] == ("| 3 hot reloads, one after another | PSS 949 MB serving the first version, then 1069, 1162, "
                         "1091 MB | no growth per reload |")
 
 
@@ -29,6 +31,7 @@ def test_the_table_sets_each_measurement_beside_its_target():
 def test_a_quick_run_measures_the_three_faults(tiny_run, capsys):
     assert bench.main(["faults", "--quick", "--model", str(tiny_run["version"])]) == 0
     out = capsys.readouterr().out
-    assert "| hot reload (4 gRPC clients, 1 reloads) | steady p99" in out and "; 0 failed |" in out
+    assert "| hot reload (4 gRPC clients, 1 reloads; one process) | steady p99" in out and "; 0 failed |" in out
+    assert "| hot reload (4 gRPC clients, 1 reloads; a process per version) | steady p99" in out
     assert "| 100 trickling REST connections | 30/30 real requests answered 200" in out
     assert "| 4 hot reloads, one after another | PSS " in out

@@ -238,7 +238,7 @@ def test_batching_server_answers_concurrent_clients_as_in_process(tiny_run, tmp_
         assert http(rest + "/icd10_seq2seq:predict", {"instances": texts[:2]})[0] == 200
 
 
-def test_version_labels_over_grpc_and_rest(tiny_run, tmp_path):
+def test_version_labels_over_grpc_and_rest_with_a_process_per_version(tiny_run, tmp_path):
     base = tmp_path / "icd10_seq2seq"
     for version in (1, 2):
         shutil.copytree(tiny_run["version"], base / str(version))
@@ -247,7 +247,9 @@ def test_version_labels_over_grpc_and_rest(tiny_run, tmp_path):
         name: "icd10_seq2seq" base_path: "{base}" model_platform: "tensorflow"
         model_version_policy {{ all {{}} }} version_labels {{ key: "stable" value: 1 }}
         version_labels {{ key: "canary" value: 2 }} }} }}""")
-    with running_server(base, f"--model_config_file={config}") as (target, rest):
+    # Two versions served at once, each by its own worker process (tfnlp.serving.worker).
+    with running_server(base, f"--model_config_file={config}", "--isolate_versions") as (target, rest):
+        assert [row["version"] for row in client.status("icd10_seq2seq", target)] == [1, 2]
         request = predict_pb2.PredictRequest()
         request.model_spec.name = "icd10_seq2seq"
         request.model_spec.version_label = "canary"

@@ -2,10 +2,12 @@
 
     python -m tfnlp.bench faults [--quick] [--model SAVEDMODEL_DIR]
 
-Four measurements, each on a fresh `python -m tfnlp.serving.server` subprocess on loopback:
+Four measurements (the first in both loading modes), each on a fresh `python -m tfnlp.serving.server` subprocess
+on loopback:
 
 - **hot reload**: clients send batch-1 gRPC requests back to back; the p99 of a steady window is set beside the
-  slowest request while new versions are published and picked up (target: at most 2x the steady p99, none failed);
+  slowest request while new versions are published and picked up (target: at most 2x the steady p99, none failed),
+  with every version in the server's process and with a process per version (`--isolate_versions`);
 - **trickling clients**: connections each sending one byte of a request head every few seconds, while real REST
   requests are made (target: every real request answered 200);
 - **large requests**: the memory of the server and its version processes (the sum of their proportional set sizes,
@@ -160,13 +162,15 @@ def publish_and_wait(version: Path, base: Path, number: int, target: str) -> Non
         time.sleep(0.1)
 
 
-def hot_reload(path: Path, scratch: Path, texts: Sequence[str], size: dict) -> dict:
-    """Slowest request while new versions are picked up, beside the steady p99."""
+def hot_reload(path: Path, scratch: Path, texts: Sequence[str], size: dict, isolate: bool = False) -> dict:
+    """Slowest request while new versions are picked up, beside the steady p99; `isolate` serves each version from
+    a worker process (`--isolate_versions`)."""
     from tfnlp.serving.process import running_server
 
-    base = scratch / "reload" / MODEL_NAME
+    base = scratch / f"reload-{int(isolate)}" / MODEL_NAME
     publish(path, base, 1)
-    with running_server(MODEL_NAME, base, "--file_system_poll_wait_seconds=0.5") as (target, _), \
+    flags = ("--file_system_poll_wait_seconds=0.5", f"--isolate_versions={str(isolate).lower()}")
+    with running_server(MODEL_NAME, base, *flags) as (target, _), \
             Load(target, size["clients"], texts) as load:
         time.sleep(1.0)  # the clients' first requests
         steady_start = time.monotonic()
@@ -178,7 +182,7 @@ def hot_reload(path: Path, scratch: Path, texts: Sequence[str], size: dict) -> d
         reload_end = time.monotonic()
     steady, reloading = load.latencies(steady_start, steady_end), load.latencies(steady_end, reload_end)
     steady_p99 = float(np.percentile(steady, 99))
-    return {"clients": size["clients"], "reloads": size["reloads"], "steady_requests": len(steady),
+    return {"clients": size["clients"], "reloads": size["reloads"], "isolate": isolate, "steady_requests": len(steady),
             "steady_p99_ms": steady_p99 * 1000, "steady_max_ms": max(steady) * 1000,
             "reload_requests": len(reloading),
             "reload_p99_ms": float(np.percentile(reloading, 99)) * 1000, "reload_max_ms": max(reloading) * 1000,
@@ -294,14 +298,19 @@ def large_requests(path: Path, scratch: Path, texts: Sequence[str], size: dict) 
             "answered_in_s": answered}
 
 
-def report(reload: dict, trickle: dict, large: dict, memory: dict) -> list[str]:
-    lines = ["| measurement | result | target |", "|---|---|---|",
-             f"| hot reload ({reload['clients']} gRPC clients, {reload['reloads']} reloads) | steady p99 "
-             f"{reload['steady_p99_ms']:.0f} ms (slowest {reload['steady_max_ms']:.0f} ms); while reloading p99 "
-             f"{reload['reload_p99_ms']:.0f} ms, slowest "
-             f"{reload['reload_max_ms']:.0f} ms ({reload['reload_max_ms'] / reload['steady_p99_ms']:.1f}x), "
-             f"{reload['over_twice_steady_p99']} of {reload['reload_requests']} over 2x; {reload['failed']} failed "
-             "| slowest at most 2x the steady p99, none failed |",
+def reload_row(reload: dict) -> str:
+    """The table row of one hot-reload measurement."""
+    mode = "a process per version" if reload.get("isolate") else "one process"
+    return (f"| hot reload ({reload['clients']} gRPC clients, {reload['reloads']} reloads; {mode}) | steady p99 "
+            f"{reload['steady_p99_ms']:.0f} ms (slowest {reload['steady_max_ms']:.0f} ms, {reload['steady_requests']} "
+            f"requests); while reloading p99 {reload['reload_p99_ms']:.0f} ms, slowest "
+            f"{reload['reload_max_ms']:.0f} ms ({reload['reload_max_ms'] / reload['steady_p99_ms']:.1f}x), "
+            f"{reload['over_twice_steady_p99']} of {reload['reload_requests']} over 2x; {reload['failed']} failed "
+            "| slowest at most 2x the steady p99, none failed |")
+
+
+def report(reloads: Sequence[dict], trickle: dict, large: dict, memory: dict) -> list[str]:
+    lines = ["| measurement | result | target |", "|---|---|---|", *(reload_row(reload) for reload in reloads),
              f"| {trickle['trickling']} trickling REST connections | {trickle['answered_200']}/{trickle['real']} real "
              f"requests answered 200 {trickle['statuses']} | all 200 |",
              f"| {large['requests']} concurrent requests of {large['rows']} rows ({large['payload_mb']:.1f} MB each) "
@@ -326,8 +335,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         scratch = Path(scratch_name)
         path = seq2seq_model_path(args.model, scratch)
         texts = [record.text for record in sources.load("cim10", DataConfig()).splits.test]
-        reload = hot_reload(path, scratch, texts, size)
-        print(f"hot reload: {reload}", flush=True)
+        reloads = [hot_reload(path, scratch, texts, size, isolate) for isolate in (False, True)]
+        print(f"hot reload: {reloads}", flush=True)
         trickle = trickling_clients(path, scratch, texts, size)
         print(f"trickling clients: {trickle}", flush=True)
         large = large_requests(path, scratch, texts, size)
@@ -335,5 +344,5 @@ def main(argv: Sequence[str] | None = None) -> int:
         memory = reload_memory(path, scratch, texts, size)
         print(f"reload memory: {memory}", flush=True)
     print(f"\nmodel: {path}\n")
-    print("\n".join(report(reload, trickle, large, memory)))
+    print("\n".join(report(reloads, trickle, large, memory)))
     return 0

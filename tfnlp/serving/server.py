@@ -10,9 +10,8 @@ newest version of each model at start. Production serves the same exports with
 `--rest_api_port`; version policies `latest`, `all` and `specific` from the model config;
 new versions picked up every `--file_system_poll_wait_seconds`; server-side batching with
 `--enable_batching [--batching_parameters_file=serving/batching.config]`; a deadline per request and a
-bound on the request bytes in flight (`tfnlp.serving.limits`). Each version is loaded and answered by a
-worker process of its own (`tfnlp.serving.worker`; `--isolate_versions=false` for one process), so that a
-hot reload does not stall the requests in flight.
+bound on the request bytes in flight (`tfnlp.serving.limits`). With `--isolate_versions`, each version is
+loaded and answered by a worker process of its own (`tfnlp.serving.worker`).
 """
 
 from __future__ import annotations
@@ -242,7 +241,7 @@ def _predict_function(args: argparse.Namespace):
 
 
 def _loader(args: argparse.Namespace):
-    """How versions load: each in a worker process (`--isolate_versions`, the default), or in this one."""
+    """How versions load: in this process (the default), or each in a worker process (`--isolate_versions`)."""
     if args.isolate_versions:
         from tfnlp.serving.worker import WorkerVersion
 
@@ -275,9 +274,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help=f"most rows (texts) of one request, gRPC and REST (default {DEFAULT_MAX_ROWS})")
     parser.add_argument("--request_timeout_in_ms", type=int, default=DEFAULT_TIMEOUT_MS,
                         help="answer a request by then (DEADLINE_EXCEEDED / 504), or by the gRPC client's deadline")
-    parser.add_argument("--isolate_versions", nargs="?", const="true", default="true", type=_flag,
-                        help="serve each version from a process of its own, so that loading a new one never stalls "
-                             "requests (default true; false: one process, less memory)")
+    parser.add_argument("--isolate_versions", nargs="?", const="true", default="false", type=_flag,
+                        help="serve each version from a worker process of its own: a version that crashes or runs "
+                             "out of memory is replaced, not the server's end; more memory (default false)")
     parser.add_argument("--max_bytes_in_flight", type=int, default=DEFAULT_MAX_BYTES_IN_FLIGHT,
                         help="request bytes handled at once; more are refused (RESOURCE_EXHAUSTED / 429)")
     args = parser.parse_args(argv)
