@@ -149,9 +149,8 @@ def replay_warmup(model: LoadedVersion, path: Path) -> int:
     return replayed
 
 
-def load_and_warm_up(path: Path, background: bool = False) -> LoadedVersion:
-    """A version loaded in this process, its warmup requests replayed (the in-process loader of `ModelStore`). The
-    priority of a `background` load is the calling thread's (the server's poll thread runs at a lowered one)."""
+def load_and_warm_up(path: Path) -> LoadedVersion:
+    """A version loaded in this process, its warmup requests replayed (the in-process loader of `ModelStore`)."""
     model = load_version(path)
     replay_warmup(model, path)
     return model
@@ -197,9 +196,8 @@ class ModelStore:
         Args:
             models: {model name: what to serve}.
             log: where a failed load is reported (print by default).
-            loader: (path, background=) -> a loaded, warmed-up version: `load_and_warm_up` (in this process) or
-                `tfnlp.serving.worker.WorkerVersion.start` (a process per version); `background` is true while
-                other versions of the model are serving (a worker then loads at the lowest priority).
+            loader: path -> a loaded, warmed-up version: `load_and_warm_up` (in this process) or
+                `tfnlp.serving.worker.WorkerVersion.start` (a process per version).
         """
         self._loader = loader
         self._lock = threading.Lock()
@@ -224,8 +222,7 @@ class ModelStore:
             loaded = {}
             for version in wanted:
                 serving = current.get(version)
-                model = (serving if serving and serving.alive
-                         else self._load(name, served.base_path / str(version), background=bool(current)))
+                model = serving if serving and serving.alive else self._load(name, served.base_path / str(version))
                 if model is not None:
                     loaded[version] = model
             if len(loaded) < len(wanted):
@@ -247,9 +244,9 @@ class ModelStore:
                     return {version: model}
         return {}
 
-    def _load(self, name: str, path: Path, background: bool = False) -> LoadedVersion | None:
+    def _load(self, name: str, path: Path) -> LoadedVersion | None:
         """A version loaded and warmed up, or None when it failed (now, or before and its folder is unchanged and
-        its backoff not over). `background`: other versions of the model are serving meanwhile."""
+        its backoff not over)."""
         import time
 
         key, fingerprint = (name, int(path.name)), folder_fingerprint(path)
@@ -257,7 +254,7 @@ class ModelStore:
         if failure and failure.fingerprint == fingerprint and time.monotonic() < failure.retry_at:
             return None
         try:
-            model = self._loader(path, background=background)
+            model = self._loader(path)
         except Exception as error:  # noqa: BLE001 - a bad version must not stop the server
             reason = getattr(error, "reason", None) or f"{type(error).__name__}: {graph_error_message(error)}"
             attempts = failure.attempts + 1 if failure and failure.fingerprint == fingerprint else 1

@@ -10,11 +10,10 @@ the old one, whose process answered every request meanwhile.
 The server's side (`WorkerVersion.start`) has the same face as an in-process `LoadedVersion`: `version`,
 `signatures` (callables with the inputs' `structured_input_signature`, answering numpy arrays) and `signature_defs`
 (sent by the worker once loaded). Requests travel over a Unix socket in a private folder, one connection per request
-running at once, authenticated with a key handed to the worker on its standard input. The worker starts, imports
-TensorFlow, loads and warms up at the lowest priority (niceness 19) when other versions are serving, then takes the
-server's priority back where the system allows it, and dies with the server (PR_SET_PDEATHSIG) or when retired.
+running at once, authenticated with a key handed to the worker on its standard input. The worker loads and warms up
+at a lowered priority, and dies with the server (PR_SET_PDEATHSIG) or when retired.
 
-    python -m tfnlp.serving.worker VERSION_FOLDER SOCKET_PATH NICENESS   (started by the server; reads its key on stdin)
+    python -m tfnlp.serving.worker VERSION_FOLDER SOCKET_PATH   (started by the server; reads its key on stdin)
 """
 
 from __future__ import annotations
@@ -31,19 +30,18 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from multiprocessing.connection import Client, Connection, Listener
 from pathlib import Path
 
 import numpy as np
 
-from tfnlp.serving.process import die_with_parent
+from tfnlp.serving.process import die_with_parent, lower_this_threads_priority
 
-# TensorFlow and the modules that import it are imported inside the functions: the worker imports them once it runs
-# (`main`), the server has them already.
+# TensorFlow and the modules that import it are imported inside the functions: the worker imports them at a lowered
+# priority (`main`), the server has them already.
 
 KEY_BYTES = 32
-LOADING_NICENESS = 19  # the lowest priority: a loading worker takes the CPU the requests leave
 RETIRE_GRACE_SECONDS = 2.0  # a request that picked a version just before it was retired still reaches it
 
 
@@ -91,26 +89,17 @@ class WorkerVersion:
                            for name, definition in self.signature_defs.items()}
 
     @classmethod
-    def start(cls, path: Path, background: bool = False, timeout: float = 600.0) -> WorkerVersion:
+    def start(cls, path: Path, timeout: float = 600.0) -> WorkerVersion:
         """Start a worker for the version folder `path` and wait until it has loaded the version and answered its
         warmup requests.
-
-        Args:
-            path: the version folder.
-            background: other versions are serving meanwhile: the worker loads at the lowest priority, taking only
-                the CPU their requests leave, and takes the server's priority back once ready.
-            timeout: seconds the load and warmup may take.
 
         Raises:
             WorkerFailed: the worker could not load or warm up the version, exited, or was not ready in `timeout`.
         """
         folder = Path(tempfile.mkdtemp(prefix="tfnlp-worker-"))  # mode 0700: only this user reaches the socket
         key = secrets.token_bytes(KEY_BYTES)
-        # The server's own priority (its main thread's), which the worker takes back once it is ready.
-        niceness = os.getpriority(os.PRIO_PROCESS, os.getpid())
-        process = subprocess.Popen([sys.executable, "-m", "tfnlp.serving.worker", str(path), str(folder / "socket"),
-                                    str(niceness)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                   preexec_fn=_start_at_lowest_priority if background else _start_at_servers_priority)
+        process = subprocess.Popen([sys.executable, "-m", "tfnlp.serving.worker", str(path), str(folder / "socket")],
+                                   stdin=subprocess.PIPE, stdout=subprocess.PIPE, preexec_fn=die_with_parent)
         watchdog = threading.Timer(timeout, process.kill)  # a load that hangs ends as a failure
         watchdog.start()
         try:
@@ -204,35 +193,6 @@ class WorkerVersion:
         shutil.rmtree(self._folder, ignore_errors=True)
 
 
-def _start_at_lowest_priority() -> None:
-    """In the worker between fork and exec: die with the server, and start at the lowest scheduling priority, so that
-    its Python start, TensorFlow's import, the load and the warmup take only the CPU the requests leave."""
-    die_with_parent()
-    with contextlib.suppress(OSError):
-        os.setpriority(os.PRIO_PROCESS, 0, LOADING_NICENESS)
-
-
-def _start_at_servers_priority() -> None:
-    """In the worker between fork and exec: die with the server, and run at its main thread's priority (the thread
-    that starts a worker may run at a lowered one)."""
-    die_with_parent()
-    with contextlib.suppress(OSError):
-        os.setpriority(os.PRIO_PROCESS, 0, os.getpriority(os.PRIO_PROCESS, os.getppid()))
-
-
-def _take_back_priority(niceness: int) -> bool:
-    """Give every thread of this process the server's priority again (Linux: niceness is per thread). False where
-    raising a priority is not allowed (without CAP_SYS_NICE, or an RLIMIT_NICE that allows it): the worker then
-    serves at the lowered one."""
-    taken_back = True
-    for task in Path("/proc/self/task").iterdir():
-        try:
-            os.setpriority(os.PRIO_PROCESS, int(task.name), niceness)
-        except (OSError, ValueError):
-            taken_back = False
-    return taken_back
-
-
 def _stop(process: subprocess.Popen) -> None:
     if process.poll() is None:
         process.terminate()
@@ -245,6 +205,26 @@ def _stop(process: subprocess.Popen) -> None:
         if stream is not None:
             with contextlib.suppress(OSError):
                 stream.close()
+
+
+def _at_low_priority(function: Callable):
+    """Run `function` in a thread of lowered scheduling priority and return its result (or raise its error): the
+    threads TensorFlow starts meanwhile inherit the priority, the request threads started later do not."""
+    outcome: dict = {}
+
+    def run() -> None:
+        lower_this_threads_priority()
+        try:
+            outcome["value"] = function()
+        except BaseException as error:  # noqa: BLE001 - handed to the calling thread
+            outcome["error"] = error
+
+    thread = threading.Thread(target=run, name="load", daemon=True)  # a SIGTERM meanwhile ends the process
+    thread.start()
+    thread.join()
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["value"]
 
 
 def _signature_map(model) -> bytes:
@@ -298,8 +278,7 @@ def _answer(model, connection: Connection) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """The worker: load and warm up the version, say `ready` on stdout, then answer calls until stopped."""
-    path, address, niceness = argv if argv is not None else sys.argv[1:]
-    path, address = Path(path), Path(address)
+    path, address = (Path(argument) for argument in (argv if argv is not None else sys.argv[1:]))
     key = sys.stdin.buffer.read(KEY_BYTES)
 
     def stop(*_) -> None:  # retired, or its server gone: the socket's folder goes with it, at once (no teardown)
@@ -307,18 +286,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         os._exit(0)
 
     signal.signal(signal.SIGTERM, stop)
-    # Everything up to `ready` runs at the lowest priority the server gave this process (_start_at_lowest_priority).
-    store = importlib.import_module("tfnlp.serving.store")  # TensorFlow's import
+    store = _at_low_priority(lambda: importlib.import_module("tfnlp.serving.store"))  # TensorFlow's import
+    store.tf.constant(0.0).numpy()  # TensorFlow's thread pools start here, at this thread's (normal) priority
     try:
-        model = store.load_version(path)
-        store.replay_warmup(model, path)
+        model = _at_low_priority(lambda: store.load_version(path))
+        _at_low_priority(lambda: store.replay_warmup(model, path))
         listener = Listener(str(address), family="AF_UNIX", authkey=key)
     except Exception as error:  # noqa: BLE001 - reported to the server, which logs it once
         print(f"failed {type(error).__name__}: {store.graph_error_message(error)}".replace("\n", " "), flush=True)
         return 1
-    if not _take_back_priority(int(niceness)):
-        print(f"worker for {path}: serving at the lowered priority (raising it back is not allowed here)",
-              file=sys.stderr, flush=True)
     print(f"ready {_signature_map(model).hex()}", flush=True)
     # The server no longer reads this pipe: whatever is written to standard output from now on goes to stderr.
     sys.stdout.flush()
