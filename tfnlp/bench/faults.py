@@ -12,8 +12,7 @@ on loopback:
   requests are made (target: every real request answered 200);
 - **large requests**: the memory of the server and its version processes (the sum of their proportional set sizes,
   PSS, from /proc: shared libraries counted once) before, at the peak of, and after a burst of concurrent large
-  requests (answers counted by status: 200, refused over the
-  bytes-in-flight bound, over deadline);
+  requests (answers counted by status: 200, refused over the bytes-in-flight bound, over deadline);
 - **reload memory**: the PSS after each of a series of hot reloads, once the retired version's process has ended
   (target: no growth per reload).
 

@@ -39,12 +39,19 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import grpc
 import numpy as np
 from google.protobuf import json_format
-from tensorflow_serving.apis import get_model_metadata_pb2
 
 from tfnlp.parsing import ascii_number
 from tfnlp.serving import MAX_MESSAGE_BYTES, python_values
 from tfnlp.serving.limits import Limits
-from tfnlp.serving.store import DEFAULT_MAX_ROWS, LoadedVersion, ModelStore, ServingError, run_signature, too_many_rows
+from tfnlp.serving.store import (
+    DEFAULT_MAX_ROWS,
+    LoadedVersion,
+    ModelStore,
+    ServingError,
+    run_signature,
+    signature_def_map,
+    too_many_rows,
+)
 
 PATH = re.compile(r"^/v1/models/(?P<name>[^/:]+)(?:/versions/(?P<version>\d+)|/labels/(?P<label>[^/:]+))?"
                   r"(?P<suffix>/metadata|:predict)?$")
@@ -74,11 +81,9 @@ def _status(models: list[LoadedVersion], failures: dict[int, str]) -> dict:
 
 
 def _metadata(name: str, model: LoadedVersion) -> dict:
-    signatures = get_model_metadata_pb2.SignatureDefMap()
-    for key, definition in model.signature_defs.items():
-        signatures.signature_def[key].CopyFrom(definition)
+    signatures = json_format.MessageToDict(signature_def_map(model), preserving_proto_field_name=True)
     return {"model_spec": {"name": name, "signature_name": "", "version": str(model.version)},
-            "metadata": {"signature_def": json_format.MessageToDict(signatures, preserving_proto_field_name=True)}}
+            "metadata": {"signature_def": signatures}}
 
 
 def _bad(message: str) -> ServingError:

@@ -49,7 +49,15 @@ from tfnlp.errors import UserError, cli_main
 from tfnlp.serving import GRPC_OPTIONS
 from tfnlp.serving.limits import DEFAULT_MAX_BYTES_IN_FLIGHT, DEFAULT_TIMEOUT_MS, Limits
 from tfnlp.serving.process import lower_this_threads_priority
-from tfnlp.serving.store import DEFAULT_MAX_ROWS, ModelStore, ServedModel, ServingError, request_array, run_signature
+from tfnlp.serving.store import (
+    DEFAULT_MAX_ROWS,
+    ModelStore,
+    ServedModel,
+    ServingError,
+    request_array,
+    run_signature,
+    signature_def_map,
+)
 
 
 def _served_model(entry) -> ServedModel:
@@ -137,13 +145,10 @@ class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
             model = self.store.get(request.model_spec.name, _requested_version(self.store, request.model_spec))
             if list(request.metadata_field) != ["signature_def"]:
                 raise ServingError(grpc.StatusCode.INVALID_ARGUMENT, "metadata_field must be [\"signature_def\"]")
-        signature_map = get_model_metadata_pb2.SignatureDefMap()
-        for name, definition in model.signature_defs.items():
-            signature_map.signature_def[name].CopyFrom(definition)
         response = get_model_metadata_pb2.GetModelMetadataResponse()
         response.model_spec.name = request.model_spec.name
         response.model_spec.version.value = model.version
-        response.metadata["signature_def"].Pack(signature_map)
+        response.metadata["signature_def"].Pack(signature_def_map(model))
         return response
 
 

@@ -15,6 +15,7 @@ import grpc
 import numpy as np
 import tensorflow as tf
 from tensorflow.core.protobuf import saved_model_pb2
+from tensorflow_serving.apis import get_model_metadata_pb2
 
 from tfnlp.errors import UserError
 from tfnlp.export import existing_versions
@@ -86,6 +87,14 @@ class LoadedVersion:
 
     def retire(self) -> None:
         """Nothing to stop: the version is freed when the last request holding it ends."""
+
+
+def signature_def_map(model: LoadedVersion) -> get_model_metadata_pb2.SignatureDefMap:
+    """A version's SignatureDefs as the SignatureDefMap that GetModelMetadata answers (gRPC and REST)."""
+    signature_map = get_model_metadata_pb2.SignatureDefMap()
+    for name, definition in model.signature_defs.items():
+        signature_map.signature_def[name].CopyFrom(definition)
+    return signature_map
 
 
 def load_version(path: Path) -> LoadedVersion:

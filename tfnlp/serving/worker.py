@@ -76,11 +76,11 @@ class WorkerVersion:
     """A version loaded and served by a worker process (see the module docstring); start one with `start`."""
 
     def __init__(self, path: Path, process: subprocess.Popen, folder: Path, key: bytes, signature_map: bytes) -> None:
-        self.path, self.version = path, int(path.name)
-        self._process, self._folder, self._key = process, folder, key
-        self._address = str(folder / "socket")
         from tensorflow_serving.apis import get_model_metadata_pb2
 
+        self.version = int(path.name)
+        self._process, self._folder, self._key = process, folder, key
+        self._address = str(folder / "socket")
         self._idle: queue.SimpleQueue[Connection] = queue.SimpleQueue()
         self._lock = threading.Lock()
         self._in_flight, self._retired_at, self._closed = 0, None, False
@@ -227,17 +227,6 @@ def _at_low_priority(function: Callable):
     return outcome["value"]
 
 
-def _signature_map(model) -> bytes:
-    """The loaded version's SignatureDefs, serialized for the server (which then need not parse saved_model.pb, many
-    megabytes for the coder, while it serves)."""
-    from tensorflow_serving.apis import get_model_metadata_pb2
-
-    signature_map = get_model_metadata_pb2.SignatureDefMap()
-    for name, definition in model.signature_defs.items():
-        signature_map.signature_def[name].CopyFrom(definition)
-    return signature_map.SerializeToString()
-
-
 def _payload_bytes(arrays: dict) -> int:
     """The bytes a call's inputs carry (the texts' own, for arrays of strings)."""
     return sum(sum(len(item) for item in value.flat) if value.dtype == object else value.nbytes
@@ -246,10 +235,8 @@ def _payload_bytes(arrays: dict) -> int:
 
 def _answer(model, connection: Connection) -> None:
     """Answer one connection's calls until it closes."""
-    import tensorflow as tf
-
     from tfnlp.serving.limits import TRIM_AFTER_BYTES, malloc_trim_function
-    from tfnlp.serving.store import ServingError, call_signature, graph_error_message
+    from tfnlp.serving.store import ServingError, graph_error_message, run_signature
 
     trim = malloc_trim_function()
     with connection:
@@ -259,11 +246,7 @@ def _answer(model, connection: Connection) -> None:
             except (EOFError, OSError):
                 return
             try:
-                function = model.signatures[signature_name]
-                arguments = {key: tf.constant(value.tolist() if value.dtype.kind in "OSU" else value,
-                                              dtype=function.structured_input_signature[1][key].dtype)
-                             for key, value in arrays.items()}
-                reply = ("outputs", call_signature(function, arguments))
+                reply = ("outputs", run_signature(model, signature_name, arrays))
             except ServingError as error:
                 reply = ("error", (error.code.name, str(error), error.http_status))
             except Exception as error:  # noqa: BLE001 - the server answers it; the worker keeps serving
@@ -289,13 +272,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     store = _at_low_priority(lambda: importlib.import_module("tfnlp.serving.store"))  # TensorFlow's import
     store.tf.constant(0.0).numpy()  # TensorFlow's thread pools start here, at this thread's (normal) priority
     try:
-        model = _at_low_priority(lambda: store.load_version(path))
-        _at_low_priority(lambda: store.replay_warmup(model, path))
+        model = _at_low_priority(lambda: store.load_and_warm_up(path))
         listener = Listener(str(address), family="AF_UNIX", authkey=key)
     except Exception as error:  # noqa: BLE001 - reported to the server, which logs it once
         print(f"failed {type(error).__name__}: {store.graph_error_message(error)}".replace("\n", " "), flush=True)
         return 1
-    print(f"ready {_signature_map(model).hex()}", flush=True)
+    # The SignatureDefs go with the ready line: the server need not parse saved_model.pb (megabytes) while it serves.
+    print(f"ready {store.signature_def_map(model).SerializeToString().hex()}", flush=True)
     # The server no longer reads this pipe: whatever is written to standard output from now on goes to stderr.
     sys.stdout.flush()
     os.dup2(2, 1)
