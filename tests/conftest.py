@@ -1,46 +1,71 @@
-"""Shared fixtures: tiny runs trained and exported once per test session, whatever the number of xdist workers."""
+"""Shared fixtures: tiny runs trained and exported once per test session, whatever the number of xdist workers
+(tests/session_builds.py), and built ahead of the workers' need when the whole suite runs on several."""
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import shutil
-from collections.abc import Callable
+import tempfile
 from pathlib import Path
 
 import pytest
 
+from tests import session_builds
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+AHEAD = pytest.StashKey[tuple]()  # (the shared folder, the build processes) in the controlling process
+SESSION_RUNS = {"tiny_run", "tiny_classifier_run", "conll_tagger_run"}
 
-def built_once(tmp_path_factory, name: str, build: Callable[[Path], object]) -> Path:
-    """`root/name`, where `build(folder)` ran once for the whole session: the first xdist worker to ask builds it under
-    a file lock, the others wait and read it (each worker would otherwise train the same model again)."""
+
+def runs_the_whole_suite_on_several_workers(config) -> bool:
+    """Building every run ahead only pays when the session will need them all and has workers to spare meanwhile."""
+    workers = config.getoption("numprocesses", default=None)
+    whole = all(Path(arg).resolve() in (config.rootpath, config.rootpath / "tests") for arg in config.args)
+    return (bool(workers) and workers > 1 and whole and not config.option.keyword
+            and config.option.markexpr in ("", "not slow"))
+
+
+def pytest_configure(config) -> None:
+    if os.environ.get("PYTEST_XDIST_WORKER") or not runs_the_whole_suite_on_several_workers(config):
+        return
+    root = Path(tempfile.mkdtemp(prefix="tfnlp-tests-"))
+    os.environ[session_builds.SHARED_FOLDER_ENV] = str(root)  # the workers, started after this, inherit it
+    config.stash[AHEAD] = (root, session_builds.start_ahead(root))
+
+
+def pytest_collection_modifyitems(config, items) -> None:
+    """With the runs building ahead, the tests that need none go first (each worker collects the same order): the
+    workers keep the cores busy meanwhile instead of waiting on a build's lock."""
+    if os.environ.get(session_builds.SHARED_FOLDER_ENV):
+        items.sort(key=lambda item: bool(SESSION_RUNS.intersection(item.fixturenames)))
+
+
+def pytest_unconfigure(config) -> None:
+    root, processes = config.stash.get(AHEAD, (None, []))
+    for process in processes:
+        process.kill()
+        process.wait()
+    if root is not None:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def built_once(tmp_path_factory, name: str) -> Path:
+    """The folder of the session's run `name`: in the folder shared with the builds started ahead, else in the
+    session's temporary folder (which xdist workers share through its parent)."""
+    shared = os.environ.get(session_builds.SHARED_FOLDER_ENV)
     base = tmp_path_factory.getbasetemp()
-    root = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
-    folder, done = root / name, root / f"{name}.done"
-    with open(root / f"{name}.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if not done.exists():
-            shutil.rmtree(folder, ignore_errors=True)  # what a failed build left
-            folder.mkdir()
-            build(folder)
-            done.touch()
-    return folder
+    root = Path(shared) if shared else base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+    return session_builds.build_locked(root, name)
 
 
 @pytest.fixture(scope="session")
 def tiny_run(tmp_path_factory) -> dict:
     """The tiny seq2seq trained for one epoch through the CLI entry point; its paths and metrics."""
     from tfnlp import run as run_lib
-    from tfnlp import train
 
-    def build(root: Path) -> None:
-        argv = ["icd10_seq2seq", "--tiny", "--workdir", str(root / "work"), "--export_base", str(root / "savedmodels")]
-        assert train.main(argv) == 0
-
-    root = built_once(tmp_path_factory, "tiny_run", build)
+    root = built_once(tmp_path_factory, "tiny_run")
     workdir, export_base = root / "work", root / "savedmodels"
     version = export_base / "icd10_seq2seq" / "1"
     return {"workdir": workdir, "export_base": export_base, "version": version,
@@ -52,10 +77,7 @@ def tiny_classifier_run(tmp_path_factory):
     """The tiny chapter classifier (icd10_chapter_lstm), trained once per session, baselines included; its Run."""
     import tfnlp
 
-    def build(root: Path) -> None:
-        tfnlp.train("icd10_chapter_lstm", tiny=True, workdir=root / "work", export_base=root / "export")
-
-    return tfnlp.Run.load(built_once(tmp_path_factory, "tiny_classifier", build) / "work")
+    return tfnlp.Run.load(built_once(tmp_path_factory, "tiny_classifier") / "work")
 
 
 @pytest.fixture(scope="session")
@@ -63,11 +85,5 @@ def conll_tagger_run(tmp_path_factory):
     """The BiLSTM-CNN-CRF tagger trained on a small CoNLL corpus of disease mentions it learns well (12 epochs), once
     per session; its Run."""
     import tfnlp
-    from tests.helpers import write_conll
 
-    def build(root: Path) -> None:
-        tfnlp.train("ner_bilstm", tiny=True, data=f"conll:{write_conll(root)}", workdir=root / "work",
-                    export_base=root / "export",
-                    overrides=["train.epochs=12", "train.patience=12", "train.learning_rate=0.01"])
-
-    return tfnlp.Run.load(built_once(tmp_path_factory, "conll_tagger", build) / "work")
+    return tfnlp.Run.load(built_once(tmp_path_factory, "conll_tagger") / "work")
