@@ -71,7 +71,7 @@ def test_the_store_replaces_a_worker_that_died_and_a_retired_one_ends_after_its_
     store = ModelStore({"icd10_seq2seq": ServedModel(base)}, log=print, loader=WorkerVersion.start)
     first = store.get("icd10_seq2seq")
     os.kill(first._process.pid, signal.SIGKILL)
-    first._process.wait()
+    first._process.join()
     with pytest.raises(ServingError) as gone:
         run_signature(first, "", {"text": TEXTS[:1]})
     assert gone.value.code == grpc.StatusCode.UNAVAILABLE
@@ -90,3 +90,35 @@ def test_the_store_replaces_a_worker_that_died_and_a_retired_one_ends_after_its_
         run_signature(second, "", {"text": TEXTS[:1]})
     assert late.value.code == grpc.StatusCode.UNAVAILABLE
     assert not (second._folder).exists()
+
+
+SERVER_THAT_IS_KILLED = """
+import sys, time
+from pathlib import Path
+from tfnlp.serving.worker import WorkerVersion
+version = WorkerVersion.start(Path(sys.argv[1]))
+print(version._process.pid, version._folder, flush=True)
+time.sleep(600)
+"""
+
+
+def parent_of(pid: int) -> int:
+    return int(open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[1])
+
+
+def test_a_killed_server_leaves_no_worker_fork_server_or_socket_folder(tiny_run):
+    import subprocess
+    import sys
+
+    server = subprocess.Popen([sys.executable, "-c", SERVER_THAT_IS_KILLED, str(tiny_run["version"])],
+                              stdout=subprocess.PIPE, text=True)
+    worker_pid, folder = server.stdout.readline().split()
+    fork_server = parent_of(int(worker_pid))
+    assert fork_server != server.pid and os.path.exists(folder)
+    server.kill()  # no clean-up of its own: SIGKILL
+    server.wait()
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and any(os.path.exists(f"/proc/{pid}") for pid in (worker_pid, fork_server)):
+        time.sleep(0.2)
+    assert not os.path.exists(f"/proc/{worker_pid}") and not os.path.exists(f"/proc/{fork_server}")
+    assert not os.path.exists(folder)

@@ -10,33 +10,31 @@ the old one, whose process answered every request meanwhile.
 The server's side (`WorkerVersion.start`) has the same face as an in-process `LoadedVersion`: `version`,
 `signatures` (callables with the inputs' `structured_input_signature`, answering numpy arrays) and `signature_defs`
 (sent by the worker once loaded). Requests travel over a Unix socket in a private folder, one connection per request
-running at once, authenticated with a key handed to the worker on its standard input. The worker loads and warms up
-at a lowered priority, and dies with the server (PR_SET_PDEATHSIG) or when retired.
-
-    python -m tfnlp.serving.worker VERSION_FOLDER SOCKET_PATH   (started by the server; reads its key on stdin)
+running at once, authenticated with a key handed to the worker when it is forked. The worker loads and warms up
+at a lowered priority, and ends with the server (it watches the server's process) or when retired. Workers are
+forked from a multiprocessing fork server that imported TensorFlow once, so a new version's worker does not import
+it again.
 """
 
 from __future__ import annotations
 
-import contextlib
-import importlib
+import multiprocessing
 import os
 import queue
 import secrets
+import select
 import shutil
 import signal
-import subprocess
-import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from multiprocessing.connection import Client, Connection, Listener
 from pathlib import Path
 
 import numpy as np
 
-from tfnlp.serving.process import die_with_parent, lower_this_threads_priority
+from tfnlp.serving.process import lower_this_threads_priority
 
 # TensorFlow and the modules that import it are imported inside the functions: the worker imports them at a lowered
 # priority (`main`), the server has them already.
@@ -75,7 +73,8 @@ class RemoteSignature:
 class WorkerVersion:
     """A version loaded and served by a worker process (see the module docstring); start one with `start`."""
 
-    def __init__(self, path: Path, process: subprocess.Popen, folder: Path, key: bytes, signature_map: bytes) -> None:
+    def __init__(self, path: Path, process: multiprocessing.process.BaseProcess, folder: Path, key: bytes,
+                 signature_map: bytes) -> None:
         from tensorflow_serving.apis import get_model_metadata_pb2
 
         self.version = int(path.name)
@@ -98,30 +97,30 @@ class WorkerVersion:
         """
         folder = Path(tempfile.mkdtemp(prefix="tfnlp-worker-"))  # mode 0700: only this user reaches the socket
         key = secrets.token_bytes(KEY_BYTES)
-        process = subprocess.Popen([sys.executable, "-m", "tfnlp.serving.worker", str(path), str(folder / "socket")],
-                                   stdin=subprocess.PIPE, stdout=subprocess.PIPE, preexec_fn=die_with_parent)
-        watchdog = threading.Timer(timeout, process.kill)  # a load that hangs ends as a failure
-        watchdog.start()
+        context = _forkserver()
+        reports, report = context.Pipe(duplex=False)  # the server reads, the worker writes
+        process = context.Process(target=serve_version,
+                                  args=(str(path), str(folder / "socket"), key, report, os.getpid()),
+                                  name=f"tfnlp-worker-{path.name}", daemon=True)
+        process.start()
+        report.close()  # the worker holds the other end: its exit is an end of file here
         try:
-            process.stdin.write(key)
-            process.stdin.close()
-            ready = process.stdout.readline().decode("utf-8", "replace").strip()
-        except OSError as error:
-            ready = f"failed {error}"
+            kind, detail = reports.recv() if reports.poll(timeout) else ("failed", "")
+        except (EOFError, OSError):
+            kind, detail = "failed", ""
         finally:
-            watchdog.cancel()
-        if not ready.startswith("ready "):
+            reports.close()
+        if kind != "ready":
             _stop(process)
             shutil.rmtree(folder, ignore_errors=True)
-            reason = (ready.removeprefix("failed ").strip()
-                      or f"the worker exited with code {process.poll()} (or did not load within {timeout:g} s)")
-            raise WorkerFailed(reason)
-        return cls(path, process, folder, key, bytes.fromhex(ready.removeprefix("ready ")))
+            raise WorkerFailed(detail or f"the worker exited with code {process.exitcode} (or did not load within "
+                                         f"{timeout:g} s)")
+        return cls(path, process, folder, key, detail)
 
     @property
     def alive(self) -> bool:
         """Whether the worker still answers (not retired, not exited)."""
-        return not self._closed and self._process.poll() is None
+        return not self._closed and self._process.is_alive()
 
     def call(self, signature_name: str, arrays: dict) -> dict:
         """The worker's answer to one signature call."""
@@ -145,7 +144,7 @@ class WorkerVersion:
                 connection = None
             raise ServingError(grpc.StatusCode.UNAVAILABLE,
                                f"version {self.version}'s worker process is gone ({type(error).__name__}, exit code "
-                               f"{self._process.poll()}); retry") from None
+                               f"{self._process.exitcode}); retry") from None
         finally:
             if connection is not None:
                 self._idle.put(connection)
@@ -193,18 +192,54 @@ class WorkerVersion:
         shutil.rmtree(self._folder, ignore_errors=True)
 
 
-def _stop(process: subprocess.Popen) -> None:
-    if process.poll() is None:
+def _stop(process: multiprocessing.process.BaseProcess) -> None:
+    if process.is_alive():
         process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
+        process.join(timeout=10)
+        if process.is_alive():
             process.kill()
-            process.wait()
-    for stream in (process.stdin, process.stdout):
-        if stream is not None:
-            with contextlib.suppress(OSError):
-                stream.close()
+    process.join()
+
+
+def _forkserver() -> multiprocessing.context.BaseContext:
+    """The context whose processes are forked from a server process that imported TensorFlow once: a new version's
+    worker starts without a TensorFlow import of its own. (Measured 2026-12-03: that import, about 6 s of a core,
+    made most of the slow requests of a hot reload; the load and warmup made few.) The fork server starts with the
+    first worker, when the server loads its first versions; it ends with the server."""
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(["tfnlp.serving.store"])  # TensorFlow, imported before any thread pool starts
+    return context
+
+
+def _call_when_ended(pid: int, then: Callable[[], None]) -> None:
+    """Call `then` from a thread of its own once process `pid` has ended. The worker's parent is the fork server, not
+    the server, and each worker holds the fork server's liveness pipe open (multiprocessing hands it to every child
+    so that children may start processes too): neither dies with the server unless the worker watches the server."""
+    def watch() -> None:
+        try:
+            descriptor = os.pidfd_open(pid)  # Linux: readable once the process has ended
+        except ProcessLookupError:
+            then()
+            return
+        except (AttributeError, OSError):  # no pidfd here: ask every second
+            while _exists(pid):
+                time.sleep(1.0)
+            then()
+            return
+        select.select([descriptor], [], [])
+        then()
+
+    threading.Thread(target=watch, name="server-watch", daemon=True).start()
+
+
+def _exists(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, another user's
+        pass
+    return True
 
 
 def _at_low_priority(function: Callable):
@@ -259,36 +294,31 @@ def _answer(model, connection: Connection) -> None:
                 trim()  # the large call's tensors are freed: hand the memory back (see tfnlp.serving.limits)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """The worker: load and warm up the version, say `ready` on stdout, then answer calls until stopped."""
-    path, address = (Path(argument) for argument in (argv if argv is not None else sys.argv[1:]))
-    key = sys.stdin.buffer.read(KEY_BYTES)
+def serve_version(path: str, address: str, key: bytes, report: Connection, server_pid: int) -> None:
+    """The worker (forked by the fork server, TensorFlow imported): load and warm up the version, report
+    `("ready", SignatureDefMap bytes)` or `("failed", reason)` on `report`, then answer calls until stopped or until
+    the server process `server_pid` ends."""
+    from tfnlp.serving import store
 
     def stop(*_) -> None:  # retired, or its server gone: the socket's folder goes with it, at once (no teardown)
-        shutil.rmtree(address.parent, ignore_errors=True)
+        shutil.rmtree(Path(address).parent, ignore_errors=True)
         os._exit(0)
 
     signal.signal(signal.SIGTERM, stop)
-    store = _at_low_priority(lambda: importlib.import_module("tfnlp.serving.store"))  # TensorFlow's import
+    _call_when_ended(server_pid, stop)
     store.tf.constant(0.0).numpy()  # TensorFlow's thread pools start here, at this thread's (normal) priority
     try:
-        model = _at_low_priority(lambda: store.load_and_warm_up(path))
-        listener = Listener(str(address), family="AF_UNIX", authkey=key)
+        model = _at_low_priority(lambda: store.load_and_warm_up(Path(path)))
+        listener = Listener(address, family="AF_UNIX", authkey=key)
     except Exception as error:  # noqa: BLE001 - reported to the server, which logs it once
-        print(f"failed {type(error).__name__}: {store.graph_error_message(error)}".replace("\n", " "), flush=True)
-        return 1
-    # The SignatureDefs go with the ready line: the server need not parse saved_model.pb (megabytes) while it serves.
-    print(f"ready {store.signature_def_map(model).SerializeToString().hex()}", flush=True)
-    # The server no longer reads this pipe: whatever is written to standard output from now on goes to stderr.
-    sys.stdout.flush()
-    os.dup2(2, 1)
+        report.send(("failed", f"{type(error).__name__}: {store.graph_error_message(error)}".replace("\n", " ")))
+        return
+    # The SignatureDefs go with the ready report: the server need not parse saved_model.pb (megabytes) while it serves.
+    report.send(("ready", store.signature_def_map(model).SerializeToString()))
+    report.close()
     while True:
         try:
             connection = listener.accept()
         except Exception:  # noqa: BLE001 - a client that failed authentication: the worker keeps listening
             continue
         threading.Thread(target=_answer, args=(model, connection), daemon=True).start()
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
