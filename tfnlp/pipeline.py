@@ -176,20 +176,12 @@ INFRA_COPY_PREFIX = "tfnlp-infra-"
 def remove_stale_copies() -> None:
     """Remove the temporary model copies of infra-validations whose pipeline died without cleaning up (SIGKILL: its
     server dies with it, the copy stays); the folder names carry the pipeline's process id."""
+    from tfnlp.serving.process import process_alive
+
     for copy in Path(tempfile.gettempdir()).glob(f"{INFRA_COPY_PREFIX}*-*"):
         pid = copy.name[len(INFRA_COPY_PREFIX):].split("-")[0]
         if pid.isdigit() and not process_alive(int(pid)):
             shutil.rmtree(copy, ignore_errors=True)
-
-
-def process_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # alive, another user's
-        return True
-    return True
 
 
 def infra_validate(version: Path, name: str, timeout: float = 120.0) -> str | None:

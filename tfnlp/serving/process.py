@@ -33,6 +33,17 @@ def die_with_parent() -> None:
         ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
 
 
+def process_alive(pid: int) -> bool:
+    """Whether process `pid` exists (another user's included)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, another user's
+        return True
+    return True
+
+
 def lower_this_threads_priority(niceness: int = 10) -> None:
     """Make the calling thread yield the CPU to the request threads (Linux schedules threads one by one): loading a new
     version then slows the requests served meanwhile less. Nothing where it is not allowed."""

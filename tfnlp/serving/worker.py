@@ -34,7 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tfnlp.serving.process import lower_this_threads_priority
+from tfnlp.serving.process import lower_this_threads_priority, process_alive
 
 # TensorFlow and the modules that import it are imported inside the functions: the worker imports them at a lowered
 # priority (`main`), the server has them already.
@@ -222,7 +222,7 @@ def _call_when_ended(pid: int, then: Callable[[], None]) -> None:
             then()
             return
         except (AttributeError, OSError):  # no pidfd here: ask every second
-            while _exists(pid):
+            while process_alive(pid):
                 time.sleep(1.0)
             then()
             return
@@ -230,16 +230,6 @@ def _call_when_ended(pid: int, then: Callable[[], None]) -> None:
         then()
 
     threading.Thread(target=watch, name="server-watch", daemon=True).start()
-
-
-def _exists(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # alive, another user's
-        pass
-    return True
 
 
 def _at_low_priority(function: Callable):
