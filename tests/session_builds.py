@@ -54,17 +54,26 @@ def lock_path(root: Path, name: str) -> Path:
     return root / f"{name}.lock"
 
 
+def done_marker(root: Path, name: str) -> Path:
+    return root / f"{name}.done"
+
+
+def build(root: Path, name: str) -> None:
+    """Build `root/name` afresh (whatever a failed build left is removed first), then mark it done."""
+    folder = root / name
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir()
+    BUILDS[name](folder)
+    done_marker(root, name).touch()
+
+
 def build_locked(root: Path, name: str) -> Path:
     """`root/name` once built: built here unless an earlier holder of its lock built it."""
-    folder, done = root / name, root / f"{name}.done"
     with open(lock_path(root, name), "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        if not done.exists():
-            shutil.rmtree(folder, ignore_errors=True)  # what a failed build left
-            folder.mkdir()
-            BUILDS[name](folder)
-            done.touch()
-    return folder
+        if not done_marker(root, name).exists():
+            build(root, name)
+    return root / name
 
 
 def start_ahead(root: Path) -> list[subprocess.Popen]:
@@ -88,11 +97,7 @@ def start_ahead(root: Path) -> list[subprocess.Popen]:
 
 def main(argv: list[str]) -> int:
     name, root, held_lock = argv[0], Path(argv[1]), int(argv[2])
-    folder, done = root / name, root / f"{name}.done"
-    shutil.rmtree(folder, ignore_errors=True)
-    folder.mkdir()
-    BUILDS[name](folder)
-    done.touch()
+    build(root, name)
     os.close(held_lock)  # the waiting workers go on
     return 0
 

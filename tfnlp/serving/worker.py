@@ -36,8 +36,8 @@ import numpy as np
 
 from tfnlp.serving.process import lower_this_threads_priority, process_alive
 
-# TensorFlow and the modules that import it are imported inside the functions: the worker imports them at a lowered
-# priority (`main`), the server has them already.
+# TensorFlow and the modules that import it are imported inside the functions: the fork server imports them once
+# (`_forkserver`), the server has them already.
 
 KEY_BYTES = 32
 RETIRE_GRACE_SECONDS = 2.0  # a request that picked a version just before it was retired still reaches it
@@ -217,16 +217,12 @@ def _call_when_ended(pid: int, then: Callable[[], None]) -> None:
     so that children may start processes too): neither dies with the server unless the worker watches the server."""
     def watch() -> None:
         try:
-            descriptor = os.pidfd_open(pid)  # Linux: readable once the process has ended
-        except ProcessLookupError:
-            then()
-            return
+            select.select([os.pidfd_open(pid)], [], [])  # Linux: readable once the process has ended
+        except ProcessLookupError:  # ended already
+            pass
         except (AttributeError, OSError):  # no pidfd here: ask every second
             while process_alive(pid):
                 time.sleep(1.0)
-            then()
-            return
-        select.select([descriptor], [], [])
         then()
 
     threading.Thread(target=watch, name="server-watch", daemon=True).start()
