@@ -169,6 +169,74 @@ def test_a_limit_per_category_spreads_the_beam_over_categories_and_keeps_the_bes
     assert np.all(np.diff(limited_scores, axis=1) <= 1e-6)  # still best first
 
 
+def full_sort_within_category_limit(scores, node, finished, next_node, anchor, beam_offsets, beam_size, limit,
+                                    limit_applies):
+    """The selection every extension of every beam sorted (what the per-beam preselection must reproduce)."""
+    batch, vocab = tf.shape(beam_offsets)[0], tf.shape(scores)[1]
+    candidates, order = tf.math.top_k(tf.reshape(scores, [batch, beam_size * vocab]), k=beam_size * vocab)
+    parent, token = order // vocab + beam_offsets, order % vocab
+    reached = tf.where(tf.gather(finished, parent), tf.gather(node, parent),
+                       tf.gather_nd(next_node, tf.stack([tf.gather(node, parent), token], axis=-1)))
+    kept = tf.logical_or(rank_within_group(tf.gather(anchor, reached)) < limit, tf.logical_not(limit_applies))
+    best, chosen = tf.math.top_k(tf.where(kept, candidates, -1e9), k=beam_size)
+    return best, tf.gather(order, chosen, batch_dims=1)
+
+
+def test_the_category_limit_looks_at_each_beams_best_extensions_only_and_keeps_the_same_beam(monkeypatch):
+    from tfnlp.models import decoding
+
+    codes = [f"{category}{digit}" for category in ("A00", "A01", "A02", "J45", "E11") for digit in range(10)]
+    pre = Seq2SeqPreprocessor.adapt(TRAIN, codes, CONFIG)
+    trie = CodeTrie.from_codes(codes, pre.alphabet)
+    anchor, _ = trie.prefixes(pre.alphabet, 3)
+    inputs = pre.encode_texts(tf.constant([r.text for r in TRAIN]))
+    for seed in (7, 8, 9):
+        keras.utils.set_random_seed(seed)
+        model = char_seq2seq(CONFIG, pre.vectorizer.vocabulary_size(), len(pre.alphabet))
+
+        def search(model=model):
+            found = beam_search(model, inputs, tf.constant(trie.allowed), tf.constant(trie.next_node),
+                                pre.decoder_length, 5, anchor=tf.constant(anchor), per_category=2)
+            return found["tokens"].numpy(), found["search_score"].numpy()
+
+        tokens, scores = search()
+        with monkeypatch.context() as patch:
+            patch.setattr(decoding, "_best_within_category_limit", full_sort_within_category_limit)
+            reference_tokens, reference_scores = search()
+        np.testing.assert_array_equal(tokens, reference_tokens)
+        np.testing.assert_allclose(scores, reference_scores, rtol=1e-6)
+
+
+def test_the_longest_code_of_a_trie_bounds_the_steps_and_an_unconstrained_trie_has_none():
+    alphabet = preprocessor().alphabet
+    assert CodeTrie.from_codes(CLASSIFICATION, alphabet).longest_code() == 4
+    assert CodeTrie.from_codes(["J45", "I10"], alphabet).longest_code() == 3
+    assert CodeTrie.unconstrained(alphabet).longest_code() is None
+
+
+def test_the_export_decodes_only_the_steps_its_codes_need_and_keeps_its_output_shapes():
+    from dataclasses import replace
+
+    from tfnlp.tasks.seq2seq_serving import Seq2SeqServing
+
+    pre = Seq2SeqPreprocessor.adapt(TRAIN, CLASSIFICATION, replace(CONFIG, max_output_length=6))
+    trie = CodeTrie.from_codes(CLASSIFICATION, pre.alphabet)
+    keras.utils.set_random_seed(5)
+    model = char_seq2seq(CONFIG, pre.vectorizer.vocabulary_size(), len(pre.alphabet))
+    short, every_step = Seq2SeqServing(pre, model, trie, 3), Seq2SeqServing(pre, model, trie, 3)
+    every_step.decode_steps = pre.decoder_length
+    assert (short.decode_steps, pre.decoder_length) == (5, 7)
+    texts = tf.constant([r.text for r in TRAIN] + [""])
+    for signature in ("serve", "greedy"):
+        fast, slow = getattr(short, signature)(texts), getattr(every_step, signature)(texts)
+        assert fast["output_tokens"].shape == slow["output_tokens"].shape == (len(TRAIN) + 1, 7)
+        assert fast["attention"].shape == slow["attention"].shape
+        for name in ("code", "top_codes", "output_tokens"):
+            np.testing.assert_array_equal(fast[name].numpy(), slow[name].numpy())
+        for name in ("attention", "top_confidences"):
+            np.testing.assert_allclose(fast[name].numpy(), slow[name].numpy(), atol=1e-6)
+
+
 def test_rank_within_group_counts_earlier_members_of_the_same_group():
     ranks = rank_within_group(tf.constant([[5, 3, 5, 5, 3, 0], [1, 1, 2, 1, 2, 2]])).numpy()
     assert ranks.tolist() == [[0, 0, 1, 2, 1, 0], [0, 1, 0, 2, 1, 2]]

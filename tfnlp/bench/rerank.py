@@ -6,7 +6,9 @@ Rebuilds the run's task from the state the run saved (its vocabulary, code set, 
 validation records: the data file is not read), loads its best checkpoint, and decodes the
 validation texts greedily and with beam search at several widths and category-rerank weights,
 then at the configured width with several category-fusion weights (category head prior, TF-IDF
-SVM prior, SVM sharpness), then the ranked codes with at most 1, 2, 3 codes per category. This is how
+SVM prior, SVM sharpness), then the ranked codes with at most 1, 2, 3 codes per category, and
+last the top-k category accuracy of the category models alone (head, TF-IDF SVM, fused), which
+bounds the ranked list's. This is how
 `model.beam_size`, `model.category_prior_weight`, `model.tfidf_prior_weight`,
 `model.tfidf_prior_sharpness` and `model.codes_per_category` were chosen: on validation, never on test.
 """
@@ -18,6 +20,8 @@ import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
+
 from tfnlp.errors import UserError
 
 WIDTHS = (1, 4, 8, 16)
@@ -26,6 +30,7 @@ WEIGHTS = (0.0, 1.0, 2.0, 3.0, 4.0)
 FUSIONS = ((1.0, 0.0, 10.0), (0.0, 1.0, 5.0), (0.0, 1.0, 10.0), (1.0, 1.0, 10.0), (1.0, 2.0, 10.0),
            (1.0, 3.0, 10.0), (1.0, 2.0, 20.0), (2.0, 3.0, 10.0))
 LIMITS = (0, 1, 2, 3)  # model.codes_per_category
+FLOOR = 1e-6  # the probability a category model gives a category it does not know (as `PrefixPrior`'s floor)
 
 
 def load_run(workdir: Path, loaded=None):
@@ -85,6 +90,56 @@ def print_ranked_lists(task, model, texts: Sequence[str], truth: Sequence[str], 
             print(f"| {width} | {limit or 'no limit'} | " + " | ".join(f"{cell:.3f}" for cell in cells) + " |")
 
 
+CATEGORY_DEPTHS = (1, 5, 10, 20)
+
+
+def category_model_scores(task, model, texts: Sequence[str], batch_size: int = 256) -> dict[str, np.ndarray]:
+    """Each category model's log-probabilities [N, categories] on `texts`, over the union of their categories (a
+    category a model does not know gets `FLOOR`): the category head, the TF-IDF SVM at the configured sharpness,
+    and their fusion with the configured weights (what the beam adds once a category is written)."""
+    import tensorflow as tf
+
+    config = task.experiment.model
+    categories = sorted(set(task.preprocessor.categories) | set(task.tfidf_category_graph.classes))
+    column = {name: index for index, name in enumerate(categories)}
+    head, svm = [], []
+    for start in range(0, len(texts), batch_size):
+        batch = tf.constant(list(texts[start:start + batch_size]))
+        inputs = task.preprocessor.encode_texts(batch)
+        outputs, mask, _ = model.encoder(inputs["token_ids"], inputs.get("subword_ids"), training=False)
+        head.append(tf.nn.log_softmax(model.category_logits(outputs, mask)).numpy())
+        svm.append(tf.nn.log_softmax(config.tfidf_prior_sharpness
+                                     * task.tfidf_category_graph.decision_function(batch)).numpy())
+
+    def widened(parts: list[np.ndarray], names: Sequence[str]) -> np.ndarray:
+        scores = np.full((len(texts), len(categories)), np.log(FLOOR), np.float32)
+        scores[:, [column[name] for name in names]] = np.concatenate(parts)
+        return scores
+
+    head_scores = widened(head, task.preprocessor.categories)
+    svm_scores = widened(svm, task.tfidf_category_graph.classes)
+    return {"categories": np.array(categories), "category head": head_scores, "TF-IDF SVM": svm_scores,
+            "fused (as the beam weighs them)": (config.category_prior_weight * head_scores
+                                                + config.tfidf_prior_weight * svm_scores)}
+
+
+def print_category_models(task, model, texts: Sequence[str], truth: Sequence[str]) -> None:
+    """Top-k category accuracy of the category models alone: how far any list of k categories drawn from them can
+    go (the ranked codes' top-k category stays near the fused row's)."""
+    from tfnlp.data.icd10 import category
+
+    scores = category_model_scores(task, model, texts)
+    categories = scores.pop("categories")
+    wanted = np.array([category(code) for code in truth])
+    print("\ncategory models alone, top-k category accuracy:\n")
+    print("| model | " + " | ".join(f"top-{depth}" for depth in CATEGORY_DEPTHS) + " |\n"
+          + "|---" * (len(CATEGORY_DEPTHS) + 1) + "|")
+    for name, table in scores.items():
+        ranked = categories[np.argsort(-table, axis=1, kind="stable")[:, :max(CATEGORY_DEPTHS)]]
+        cells = [np.mean(np.any(ranked[:, :depth] == wanted[:, None], axis=1)) for depth in CATEGORY_DEPTHS]
+        print(f"| {name} | " + " | ".join(f"{cell:.3f}" for cell in cells) + " |")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Print the validation table of decoding choices and the best one."""
     from tfnlp.metrics import code_accuracies
@@ -124,6 +179,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"| {head:g} | {svm:g} | {sharpness:g} | {scores['chapter_accuracy']:.3f} | "
               f"{scores['category_accuracy']:.3f} | {scores['exact_match']:.3f} |")
     print_ranked_lists(task, model, texts, truth, (0, 2) if args.quick else LIMITS)
+    if task.tfidf_category_graph is not None and task.preprocessor.categories:
+        print_category_models(task, model, texts, truth)
     width, weight, scores = max(rows, key=lambda row: (row[2]["category_accuracy"] + row[2]["exact_match"]))
     print(f"best rerank on validation: beam {width}, rerank weight {weight:g} "
           f"(category {scores['category_accuracy']:.3f}, exact {scores['exact_match']:.3f})")

@@ -60,6 +60,19 @@ class CodeTrie:
         allowed[0, PAD] = allowed[0, START] = False
         return cls(allowed, np.zeros((1, len(alphabet)), dtype=np.int32))
 
+    def longest_code(self) -> int | None:
+        """Characters in the trie's longest code; None when a path loops (`unconstrained`), i.e. no bound."""
+        level, seen, depth = [0], {0}, 0
+        while True:
+            children = [int(self.next_node[node, token]) for node in level
+                        for token in np.flatnonzero(self.allowed[node]) if token != END]
+            if not children:
+                return depth
+            if any(child in seen for child in children):
+                return None
+            seen.update(children)
+            level, depth = children, depth + 1
+
     def prefixes(self, alphabet: Vocabulary, depth: int) -> tuple[np.ndarray, list[str]]:
         """The trie's prefixes of at most `depth` characters, and each node's ancestor among them.
 
@@ -217,15 +230,12 @@ def beam_search(model: CharSeq2Seq, inputs: dict[str, tf.Tensor], allowed: tf.Te
         step_log_prob = tf.where(step_allowed, step_log_prob, NEG_INF)
         step_log_prob = tf.where(finished[:, None], pad_only[None, :], step_log_prob)
 
-        candidates = tf.reshape(log_prob[:, None] + step_log_prob, [batch, beam_size * vocab])
-        if per_category and beam_size > 1:
-            candidates, order = tf.math.top_k(candidates, k=beam_size * vocab)
-            limited = _limit_per_category(order, node, finished, next_node, anchor, vocab, beam_offsets,
-                                          per_category)
-            candidates = tf.where(tf.logical_or(limited, step < category_step), candidates, NEG_INF)
-            best, position = tf.math.top_k(candidates, k=beam_size)
-            index = tf.gather(order, position, batch_dims=1)
+        if 0 < per_category < beam_size:
+            best, index = _best_within_category_limit(log_prob[:, None] + step_log_prob, node, finished, next_node,
+                                                      anchor, beam_offsets, beam_size, per_category,
+                                                      step >= category_step)
         else:
+            candidates = tf.reshape(log_prob[:, None] + step_log_prob, [batch, beam_size * vocab])
             best, index = tf.math.top_k(candidates, k=beam_size)  # [B, K], sorted best first
         parent = tf.reshape(index // vocab + beam_offsets, [-1])  # rows of [B*K]
         token = tf.reshape(index % vocab, [-1])
@@ -248,14 +258,35 @@ def beam_search(model: CharSeq2Seq, inputs: dict[str, tf.Tensor], allowed: tf.Te
             "encoder_outputs": text_outputs, "mask": text_mask}
 
 
-def _limit_per_category(order: tf.Tensor, node: tf.Tensor, finished: tf.Tensor, next_node: tf.Tensor,
-                        anchor: tf.Tensor, vocab: tf.Tensor, beam_offsets: tf.Tensor, limit: int) -> tf.Tensor:
-    """Which candidates [B, N] (flat beam * vocab indices, best first) are among the `limit` best of their category.
+def _best_within_category_limit(scores: tf.Tensor, node: tf.Tensor, finished: tf.Tensor, next_node: tf.Tensor,
+                                anchor: tf.Tensor, beam_offsets: tf.Tensor, beam_size: int, limit: int,
+                                limit_applies: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+    """The K best candidates of each text once at most `limit` (< K) are kept per category: their scores [B, K] and
+    flat `beam * vocab + token` indices [B, K], best first.
 
-    A candidate's category is the anchor of the node it reaches (`_reached_node`).
+    Args:
+        scores: [B*K, V] score of every extension of every beam.
+        limit_applies: bool scalar, false before the categories are written (then the K best, whatever their
+            category).
+
+    Only a beam's own K best extensions are looked at, K * K per text instead of K * V (the same result, at a
+    fraction of the sorting): any other extension has K better ones from its own beam. Before the category step
+    those outrank it; at the category step each candidate reaches a category of its own (the beams differ in their
+    prefix), so those K all stay and outrank it; after it a beam's extensions all share its category, so those K
+    put it past the limit. A candidate's category is the anchor of the node it reaches (`_reached_node`).
     """
+    batch, vocab = tf.shape(beam_offsets)[0], tf.shape(scores)[1]
+    per_beam = min(beam_size, scores.shape[1] or beam_size)
+    beam_best, beam_token = tf.math.top_k(scores, k=per_beam)  # [B*K, k]
+    beam_in_text = tf.range(batch * beam_size) % beam_size
+    flat_index = tf.reshape(beam_token + beam_in_text[:, None] * vocab, [batch, beam_size * per_beam])
+    candidates, position = tf.math.top_k(tf.reshape(beam_best, [batch, beam_size * per_beam]),
+                                         k=beam_size * per_beam)
+    order = tf.gather(flat_index, position, batch_dims=1)  # best first
     reached = _reached_node(node, finished, next_node, order // vocab + beam_offsets, order % vocab)
-    return rank_within_group(tf.gather(anchor, reached)) < limit
+    kept = tf.logical_or(rank_within_group(tf.gather(anchor, reached)) < limit, tf.logical_not(limit_applies))
+    best, chosen = tf.math.top_k(tf.where(kept, candidates, NEG_INF), k=beam_size)
+    return best, tf.gather(order, chosen, batch_dims=1)
 
 
 def _reached_node(node: tf.Tensor, finished: tf.Tensor, next_node: tf.Tensor, parent: tf.Tensor,

@@ -73,6 +73,14 @@ class CategoryFusion:
     tfidf_sharpness: float = 1.0
 
 
+def _pad_steps(hypotheses: dict[str, tf.Tensor], steps: tf.Tensor) -> dict[str, tf.Tensor]:
+    """`beam_search`'s tokens [B, K, S] and attention [B, K, S, T] padded to `steps` (the export's decoder length):
+    the outputs keep one shape whatever the steps decoded."""
+    missing = steps - tf.shape(hypotheses["tokens"])[2]
+    return {**hypotheses, "tokens": tf.pad(hypotheses["tokens"], [[0, 0], [0, 0], [0, missing]]),
+            "attention": tf.pad(hypotheses["attention"], [[0, 0], [0, 0], [0, missing], [0, 0]])}
+
+
 class Seq2SeqServing(ServingModule):
     """What is exported: raw strings in, named outputs out, all preprocessing in the graph.
 
@@ -103,6 +111,11 @@ class Seq2SeqServing(ServingModule):
             tf.constant(preprocessor.categories), tf.range(len(preprocessor.categories))), default_value=-1)
             if self.rerank_weight else None)
         self.decoder_length = tf.Variable(preprocessor.decoder_length, trainable=False, name="decoder_length")
+        # The trie's longest code (plus the end token) bounds the steps worth decoding: the code set's codes are
+        # often shorter than `model.max_output_length` allows (4 characters against 6 for cim10: 5 steps of 7).
+        longest = trie.longest_code()
+        self.decode_steps = preprocessor.decoder_length if longest is None else min(preprocessor.decoder_length,
+                                                                                     longest + 1)
         self._preprocessor = preprocessor
         self.per_category = per_category
         self._set_fusion(fusion, trie, preprocessor)
@@ -205,9 +218,10 @@ class Seq2SeqServing(ServingModule):
         hypothesis, and every hypothesis' code and final score, best first (`ranked_codes`, `ranked_scores`)."""
         fused = beam_size > 1 and (self.head_weight or self.tfidf_weight)
         hypotheses = beam_search(self.model, self._preprocessor.encode_texts(text), self.allowed, self.next_node,
-                                 self.decoder_length, beam_size, prior=self._prior(text) if fused else None,
+                                 self.decode_steps, beam_size, prior=self._prior(text) if fused else None,
                                  anchor=self.anchor if fused or self.per_category else None,
                                  per_category=self.per_category, category_step=CATEGORY_LENGTH - 1)
+        hypotheses = _pad_steps(hypotheses, self.decoder_length)
         scores = hypotheses["search_score"]
         if beam_size > 1 and self.rerank_weight:
             scores += self.rerank_weight * self._category_log_prob(hypotheses)
