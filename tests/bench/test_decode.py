@@ -37,3 +37,27 @@ def test_rerank_bench_needs_a_run_folder(tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_info:
         bench.main(["rerank", "--workdir", str(tmp_path)])
     assert exit_info.value.code == 2 and "not a run folder (no config.json)" in capsys.readouterr().err
+
+
+def test_speed_bench_times_versions_in_turns_and_says_whether_they_answer_alike(tiny_run, capsys):
+    version = str(tiny_run["version"])
+    assert bench.main(["speed", "--quick", "--model", version, "--model", version]) == 0
+    rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith(("| 1: ", "| 2: "))]
+    assert len(rows) == 2 and all(line.endswith("| same |") for line in rows)
+    rates = [float(cell) for line in rows for cell in line.split("|")[2:5]]
+    assert all(rate > 0 for rate in rates)
+
+
+def test_the_speed_bench_tells_a_changed_answer_and_refuses_a_folder_that_is_no_version(tmp_path, capsys):
+    import tensorflow as tf
+
+    from tfnlp.bench.speed import same_answers
+
+    one = {"code": tf.constant(["I500"]), "confidence": tf.constant([0.5])}
+    assert same_answers(one, dict(one))
+    assert not same_answers(one, {**one, "code": tf.constant(["I509"])})
+    assert not same_answers(one, {**one, "confidence": tf.constant([0.6])})
+    assert not same_answers(one, {"code": one["code"]})
+    with pytest.raises(SystemExit) as exit_info:
+        bench.main(["speed", "--model", str(tmp_path)])
+    assert exit_info.value.code == 2 and "not a SavedModel folder" in capsys.readouterr().err
