@@ -14,6 +14,7 @@ from tfnlp.run import Run
 from tfnlp.tasks.base import WarmupDecay, learning_rate, make_optimizer
 
 
+@pytest.mark.slow  # about 45 s (two TensorFlow processes); `python -m tfnlp.bench scale` trains on two workers too
 def test_two_workers_train_together_and_only_the_chief_exports(tmp_path):
     workdir, export_base = tmp_path / "work", tmp_path / "export"
     outputs = train_processes(["icd10_chapter_lstm", "--tiny", "--set", "train.strategy=multiworker", "--workdir",

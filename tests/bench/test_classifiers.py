@@ -7,6 +7,7 @@ import pytest
 from tfnlp.bench import __main__ as bench
 
 
+@pytest.mark.slow  # about 37 s; the classifiers themselves train and export in tests/tasks/test_classification.py
 def test_classifiers_bench_tabulates_the_model_beside_the_baseline(capsys):
     assert bench.main(["classifiers", "--quick", "--tasks", "chapter", "--only", "icd10_chapter_lstm"]) == 0
     out = capsys.readouterr().out

@@ -70,8 +70,10 @@ def test_chapter_lstm_trains_reports_and_exports(tiny_classifier_run):
     assert_lean_export(version, metrics)
 
 
-# The BiLSTM over static vectors with -m slow (about 30 s): the vector lookup and export path are the other two's.
-@pytest.mark.parametrize("experiment", ["sentiment_glove_logreg", "sentiment_glove_mlp",
+# The logistic regression (about 24 s) and the BiLSTM (about 30 s) over static vectors with -m slow: the vector
+# lookup and export path are the MLP's too.
+@pytest.mark.parametrize("experiment", [pytest.param("sentiment_glove_logreg", marks=pytest.mark.slow),
+                                        "sentiment_glove_mlp",
                                         pytest.param("sentiment_glove_bilstm", marks=pytest.mark.slow)])
 def test_vector_classifiers_learn_polarity_and_export(experiment, tmp_path):
     vectors, data = vectors_file(tmp_path), polarity_csv(tmp_path)
