@@ -17,6 +17,13 @@ def test_classifiers_bench_tabulates_the_model_beside_the_baseline(capsys):
     assert "headline: best macro-F1 on chapter" in out
 
 
+def test_the_baseline_of_a_task_whose_first_classifier_reads_vectors_loads_no_vectors():
+    from tfnlp.bench.classifiers import baseline, configured
+
+    scores = baseline(configured("icd10_glove_logreg", "cim10", 1, quick=True))
+    assert 0.0 < scores["accuracy"] <= 1.0 and 0.0 < scores["macro_f1"] <= 1.0
+
+
 def test_unknown_task_is_a_user_error(capsys):
     with pytest.raises(SystemExit) as exit_info:
         bench.main(["classifiers", "--tasks", "poetry"])

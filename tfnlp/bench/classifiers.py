@@ -91,8 +91,10 @@ def baseline(experiment) -> dict:
     from tfnlp.tasks.classification import ClassificationTask
 
     loaded = sources.load(experiment.data.source, experiment.data)
-    task = ClassificationTask(dataclasses.replace(experiment, model=dataclasses.replace(experiment.model,
-                                                                                        vectors="")), loaded.splits)
+    # The baseline needs the split and the labels only: a model family that reads no vectors spares loading them
+    # (a static-vector family refuses to run without any).
+    plain = dataclasses.replace(experiment, model=experiments.get(TASKS["chapter"][2][0]).model)
+    task = ClassificationTask(plain, loaded.splits)
     started = time.perf_counter()
     predicted = task.baselines(task.splits.test)["baseline_tfidf_logreg"]
     return {**classification_scores(task.truth(task.splits.test), predicted),
