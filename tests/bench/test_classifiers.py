@@ -17,10 +17,12 @@ def test_classifiers_bench_tabulates_the_model_beside_the_baseline(capsys):
     assert "headline: best macro-F1 on chapter" in out
 
 
-def test_the_baseline_of_a_task_whose_first_classifier_reads_vectors_loads_no_vectors():
+@pytest.mark.parametrize("name, source, length", [("icd10_glove_logreg", "cim10", 1),
+                                                  ("sentiment_bert", "movie-reviews", 0)])
+def test_the_baseline_beside_a_static_vector_or_transformer_classifier_loads_neither(name, source, length):
     from tfnlp.bench.classifiers import baseline, configured
 
-    scores = baseline(configured("icd10_glove_logreg", "cim10", 1, quick=True))
+    scores = baseline(configured(name, source, length, quick=True))
     assert 0.0 < scores["accuracy"] <= 1.0 and 0.0 < scores["macro_f1"] <= 1.0
 
 
