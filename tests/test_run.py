@@ -60,6 +60,13 @@ def test_a_coder_run_reloads_and_reranks_after_its_data_file_is_deleted(csv_code
         cells = [float(cell) for cell in next(line for line in table.splitlines()
                                               if line.startswith(f"| 2 | {limit} |")).split("|")[3:7]]
         assert cells[2] >= cells[0] and cells[3] >= cells[1]
+    # The category models alone: each row's top-k accuracy grows with k.
+    rows = [line for line in table.split("category models alone")[1].splitlines()
+            if line.startswith(("| category head |", "| TF-IDF SVM |", "| fused "))]
+    assert len(rows) == 3
+    for row in rows:
+        cells = [float(cell) for cell in row.split("|")[2:6]]
+        assert all(0.0 <= cell <= 1.0 for cell in cells) and cells == sorted(cells)
 
 
 def test_train_refuses_bad_settings_before_it_writes_anything(tmp_path):
