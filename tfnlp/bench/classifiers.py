@@ -39,6 +39,7 @@ TASKS = {
                                            "sentiment_glove_mlp", "sentiment_glove_bilstm", "sentiment_bert")),
 }
 LOSS_EXPERIMENT = "icd10_code_bilstm_conv"
+PLAIN_NETWORK = "icd10_chapter_lstm"  # a classifier that reads no vectors: its settings build the baseline's task
 
 
 def configured(name: str, source: str, label_length: int | None, quick: bool, overrides: Sequence[str] = ()):
@@ -93,7 +94,7 @@ def baseline(experiment) -> dict:
     loaded = sources.load(experiment.data.source, experiment.data)
     # The baseline needs the split and the labels only: a model family that reads no vectors spares loading them
     # (a static-vector family refuses to run without any).
-    plain = dataclasses.replace(experiment, model=experiments.get(TASKS["chapter"][2][0]).model)
+    plain = dataclasses.replace(experiment, model=experiments.get(PLAIN_NETWORK).model)
     task = ClassificationTask(plain, loaded.splits)
     started = time.perf_counter()
     predicted = task.baselines(task.splits.test)["baseline_tfidf_logreg"]

@@ -30,7 +30,6 @@ WEIGHTS = (0.0, 1.0, 2.0, 3.0, 4.0)
 FUSIONS = ((1.0, 0.0, 10.0), (0.0, 1.0, 5.0), (0.0, 1.0, 10.0), (1.0, 1.0, 10.0), (1.0, 2.0, 10.0),
            (1.0, 3.0, 10.0), (1.0, 2.0, 20.0), (2.0, 3.0, 10.0))
 LIMITS = (0, 1, 2, 3)  # model.codes_per_category
-FLOOR = 1e-6  # the probability a category model gives a category it does not know (as `PrefixPrior`'s floor)
 
 
 def load_run(workdir: Path, loaded=None):
@@ -93,11 +92,16 @@ def print_ranked_lists(task, model, texts: Sequence[str], truth: Sequence[str], 
 CATEGORY_DEPTHS = (1, 5, 10, 20)
 
 
-def category_model_scores(task, model, texts: Sequence[str], batch_size: int = 256) -> dict[str, np.ndarray]:
-    """Each category model's log-probabilities [N, categories] on `texts`, over the union of their categories (a
-    category a model does not know gets `FLOOR`): the category head, the TF-IDF SVM at the configured sharpness,
-    and their fusion with the configured weights (what the beam adds once a category is written)."""
+def category_model_scores(task, model, texts: Sequence[str], batch_size: int = 256
+                          ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """The categories the category models know between them, and each model's log-probabilities [N, categories] of
+    `texts` over them (a category a model does not know gets `PRIOR_FLOOR`, as in the beam): the category head, the
+    TF-IDF SVM at the configured sharpness, and their fusion with the configured weights (what the beam adds once a
+    category is written)."""
     import tensorflow as tf
+
+    from tfnlp.models.decoding import PRIOR_FLOOR
+    from tfnlp.tasks.seq2seq_serving import head_log_probs, tfidf_log_probs
 
     config = task.experiment.model
     categories = sorted(set(task.preprocessor.categories) | set(task.tfidf_category_graph.classes))
@@ -107,20 +111,19 @@ def category_model_scores(task, model, texts: Sequence[str], batch_size: int = 2
         batch = tf.constant(list(texts[start:start + batch_size]))
         inputs = task.preprocessor.encode_texts(batch)
         outputs, mask, _ = model.encoder(inputs["token_ids"], inputs.get("subword_ids"), training=False)
-        head.append(tf.nn.log_softmax(model.category_logits(outputs, mask)).numpy())
-        svm.append(tf.nn.log_softmax(config.tfidf_prior_sharpness
-                                     * task.tfidf_category_graph.decision_function(batch)).numpy())
+        head.append(head_log_probs(model, outputs, mask).numpy())
+        svm.append(tfidf_log_probs(task.tfidf_category_graph, config.tfidf_prior_sharpness, batch).numpy())
 
     def widened(parts: list[np.ndarray], names: Sequence[str]) -> np.ndarray:
-        scores = np.full((len(texts), len(categories)), np.log(FLOOR), np.float32)
+        scores = np.full((len(texts), len(categories)), np.log(PRIOR_FLOOR), np.float32)
         scores[:, [column[name] for name in names]] = np.concatenate(parts)
         return scores
 
     head_scores = widened(head, task.preprocessor.categories)
     svm_scores = widened(svm, task.tfidf_category_graph.classes)
-    return {"categories": np.array(categories), "category head": head_scores, "TF-IDF SVM": svm_scores,
-            "fused (as the beam weighs them)": (config.category_prior_weight * head_scores
-                                                + config.tfidf_prior_weight * svm_scores)}
+    return np.array(categories), {"category head": head_scores, "TF-IDF SVM": svm_scores,
+                                  "fused (as the beam weighs them)": (config.category_prior_weight * head_scores
+                                                                      + config.tfidf_prior_weight * svm_scores)}
 
 
 def print_category_models(task, model, texts: Sequence[str], truth: Sequence[str]) -> None:
@@ -128,8 +131,7 @@ def print_category_models(task, model, texts: Sequence[str], truth: Sequence[str
     go (the ranked codes' top-k category stays near the fused row's)."""
     from tfnlp.data.icd10 import category
 
-    scores = category_model_scores(task, model, texts)
-    categories = scores.pop("categories")
+    categories, scores = category_model_scores(task, model, texts)
     wanted = np.array([category(code) for code in truth])
     print("\ncategory models alone, top-k category accuracy:\n")
     print("| model | " + " | ".join(f"top-{depth}" for depth in CATEGORY_DEPTHS) + " |\n"

@@ -100,6 +100,9 @@ class CodeTrie:
         return anchor, prefixes
 
 
+PRIOR_FLOOR = 1e-6  # the probability a category model gives what none of its classes covers
+
+
 class PrefixPrior(tf.Module):
     """Log-probability of each code prefix (up to a category) under a distribution over categories.
 
@@ -115,7 +118,7 @@ class PrefixPrior(tf.Module):
         floor: the probability given to a prefix none of the classes starts with.
     """
 
-    def __init__(self, prefixes: Sequence[str], classes: Sequence[str], floor: float = 1e-6) -> None:
+    def __init__(self, prefixes: Sequence[str], classes: Sequence[str], floor: float = PRIOR_FLOOR) -> None:
         super().__init__()
         index = {prefix: i for i, prefix in enumerate(prefixes)}
         pairs = [(index[name[:length]], column) for column, name in enumerate(classes)

@@ -73,6 +73,17 @@ class CategoryFusion:
     tfidf_sharpness: float = 1.0
 
 
+def head_log_probs(model: keras.Model, encoder_outputs: tf.Tensor, mask: tf.Tensor) -> tf.Tensor:
+    """The coder's category head: log-probabilities [B, categories] of its encoded texts."""
+    return tf.nn.log_softmax(model.category_logits(encoder_outputs, mask))
+
+
+def tfidf_log_probs(tfidf: TfidfLinear, sharpness: float, text: tf.Tensor) -> tf.Tensor:
+    """The TF-IDF linear category model: log-probabilities [B, classes] of raw texts, its scores times `sharpness`
+    softmaxed."""
+    return tf.nn.log_softmax(sharpness * tfidf.decision_function(text))
+
+
 def _pad_steps(hypotheses: dict[str, tf.Tensor], steps: tf.Tensor) -> dict[str, tf.Tensor]:
     """`beam_search`'s tokens [B, K, S] and attention [B, K, S, T] padded to `steps` (the export's decoder length):
     the outputs keep one shape whatever the steps decoded."""
@@ -240,18 +251,16 @@ class Seq2SeqServing(ServingModule):
         def prior(encoder_outputs: tf.Tensor, mask: tf.Tensor) -> tf.Tensor:
             total = 0.0
             if self.head_weight:
-                head = tf.nn.log_softmax(self.model.category_logits(encoder_outputs, mask))
-                total += self.head_weight * self.head_prior(head)
+                total += self.head_weight * self.head_prior(head_log_probs(self.model, encoder_outputs, mask))
             if self.tfidf_weight:
-                scores = self.tfidf_sharpness * self.tfidf.decision_function(text)
-                total += self.tfidf_weight * self.tfidf_prior(tf.nn.log_softmax(scores))
+                total += self.tfidf_weight * self.tfidf_prior(tfidf_log_probs(self.tfidf, self.tfidf_sharpness, text))
             return total
 
         return prior
 
     def _category_log_prob(self, hypotheses: dict[str, tf.Tensor]) -> tf.Tensor:
         """Category head's log-probability [B, K] of each hypothesis' category."""
-        log_probs = tf.nn.log_softmax(self.model.category_logits(hypotheses["encoder_outputs"], hypotheses["mask"]))
+        log_probs = head_log_probs(self.model, hypotheses["encoder_outputs"], hypotheses["mask"])
         prefixes = tf.strings.reduce_join(
             tf.gather(self.token_strings, hypotheses["tokens"][:, :, :CATEGORY_LENGTH]), axis=-1)
         index = self.category_table.lookup(prefixes)
