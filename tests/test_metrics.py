@@ -2,8 +2,10 @@
 
 import csv
 
+import numpy as np
 import pytest
 
+from tfnlp import metrics
 from tfnlp.metrics import classification_scores, code_accuracies, entity_scores, per_type_rows, write_rows_csv
 
 
@@ -48,3 +50,17 @@ def test_ranked_accuracy_counts_the_truth_anywhere_in_the_list_and_skips_blanks(
     assert ranked_accuracy(ranked, ["I509", "J189", ""]) == pytest.approx(1 / 3)  # a blank is no answer
     assert ranked_accuracy(ranked, ["I509", "J189", "A00"], category) == pytest.approx(2 / 3)
     assert ranked_accuracy([], []) == 0.0
+
+
+def test_the_paired_difference_interval_holds_zero_for_a_tie_and_excludes_it_for_a_clear_gap():
+    rng = np.random.default_rng(1)
+    noise = rng.random(400) < 0.7
+    tie = metrics.paired_accuracy_difference(noise, np.roll(noise, 1))
+    assert tie["low"] < 0 < tie["high"] and abs(tie["difference"]) < 0.02
+    better = noise | (rng.random(400) < 0.5)  # right wherever the other is, and on about half of its errors
+    gap = metrics.paired_accuracy_difference(better, noise)
+    assert gap["difference"] == pytest.approx(better.mean() - noise.mean()) and 0 < gap["low"] < gap["high"]
+    wider = metrics.paired_accuracy_difference(better[:100], noise[:100])
+    assert wider["high"] - wider["low"] > gap["high"] - gap["low"]  # fewer texts, less certainty
+    with pytest.raises(ValueError, match="equal, non-empty"):
+        metrics.paired_accuracy_difference([True], [True, False])

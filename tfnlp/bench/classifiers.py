@@ -39,6 +39,7 @@ TASKS = {
                                            "sentiment_glove_mlp", "sentiment_glove_bilstm", "sentiment_bert")),
 }
 LOSS_EXPERIMENT = "icd10_code_bilstm_conv"
+BASELINE = "tfidf_logreg (baseline)"
 PLAIN_NETWORK = "icd10_chapter_lstm"  # a classifier that reads no vectors: its settings build the baseline's task
 
 
@@ -51,6 +52,15 @@ def configured(name: str, source: str, label_length: int | None, quick: bool, ov
     train = dataclasses.replace(experiment.train, baselines=False)
     experiment = dataclasses.replace(experiment, data=data, train=train)
     return config_lib.validate(config_lib.apply_overrides(experiment, overrides))
+
+
+def answered_labels(version: Path, texts: Sequence[str], batch_size: int = 256) -> list[str]:
+    """The label a classifier's SavedModel answers first for each text (its serving signature's `label`)."""
+    import tensorflow as tf
+
+    signature = tf.saved_model.load(str(version)).signatures["serving_default"]
+    return [label.decode("utf-8") for start in range(0, len(texts), batch_size)
+            for label in signature(text=tf.constant(list(texts[start:start + batch_size])))["label"].numpy()]
 
 
 def texts_per_second(version: Path, texts: Sequence[str], batch_size: int = 256) -> float:
@@ -81,8 +91,15 @@ def run_one(experiment, folder: Path, tokens_of=None) -> dict:
     test = loaded.splits.test
     speed = texts_per_second(finished.export, [record.text for record in test])
     tokens = {"tokens_per_second": speed * sum(map(tokens_of, test)) / len(test)} if tokens_of else {}
+    correct = {}
+    if experiment.task == "classification":  # right or wrong on each test text, for the paired comparison
+        from tfnlp.tasks.classification import cut_label
+
+        answers = answered_labels(finished.export, [record.text for record in test])
+        truth = [cut_label(record.target, experiment.data.label_length) for record in test]
+        correct = {"correct": [answer == label for answer, label in zip(answers, truth, strict=True)]}
     return {**finished.test["model"], "train_seconds": finished.train_seconds, "texts_per_second": speed,
-            **tokens, "per_type": finished.reports.get("per_type", []), "systems": finished.test}
+            **tokens, **correct, "per_type": finished.reports.get("per_type", []), "systems": finished.test}
 
 
 def baseline(experiment) -> dict:
@@ -98,8 +115,10 @@ def baseline(experiment) -> dict:
     task = ClassificationTask(plain, loaded.splits)
     started = time.perf_counter()
     predicted = task.baselines(task.splits.test)["baseline_tfidf_logreg"]
-    return {**classification_scores(task.truth(task.splits.test), predicted),
-            "train_seconds": time.perf_counter() - started, "texts_per_second": float("nan")}
+    truth = task.truth(task.splits.test)
+    return {**classification_scores(truth, predicted), "train_seconds": time.perf_counter() - started,
+            "texts_per_second": float("nan"),
+            "correct": [answer == label for answer, label in zip(predicted, truth, strict=True)]}
 
 
 def describe(experiment) -> str:
@@ -113,11 +132,31 @@ def rate_cell(texts_per_second: float) -> str:
     return "-" if texts_per_second != texts_per_second else f"{texts_per_second:.0f}"
 
 
-def table(rows: list[tuple[str, str, dict]]) -> str:
-    lines = ["| task | classifier | accuracy | macro-F1 | train s | texts/s (SavedModel) |", "|---" * 6 + "|"]
+def difference_cell(scores: dict) -> str:
+    """The accuracy difference from the task's baseline with its 95% paired bootstrap interval, or `-`."""
+    compared = scores.get("vs_baseline")
+    if not compared:
+        return "-"
+    return f"{compared['difference']:+.3f} [{compared['low']:+.3f}, {compared['high']:+.3f}]"
+
+
+def compare_with_baselines(rows: list[tuple[str, str, dict]]) -> None:
+    """Add `vs_baseline` to each classifier row that has a baseline row of its task with per-text answers."""
+    from tfnlp.metrics import paired_accuracy_difference
+
+    baselines = {task: scores["correct"] for task, name, scores in rows if name == BASELINE and "correct" in scores}
     for task, name, scores in rows:
-        lines.append(f"| {task} | {name} | {scores['accuracy']:.3f} | {scores['macro_f1']:.3f} | "
-                     f"{scores['train_seconds']:.0f} | {rate_cell(scores['texts_per_second'])} |")
+        if name != BASELINE and "correct" in scores and task in baselines:
+            scores["vs_baseline"] = paired_accuracy_difference(scores["correct"], baselines[task])
+
+
+def table(rows: list[tuple[str, str, dict]]) -> str:
+    lines = ["| task | classifier | accuracy | vs baseline [95% CI] | macro-F1 | train s | texts/s (SavedModel) |",
+             "|---" * 7 + "|"]
+    for task, name, scores in rows:
+        lines.append(f"| {task} | {name} | {scores['accuracy']:.3f} | {difference_cell(scores)} | "
+                     f"{scores['macro_f1']:.3f} | {scores['train_seconds']:.0f} | "
+                     f"{rate_cell(scores['texts_per_second'])} |")
     return "\n".join(lines)
 
 
@@ -140,9 +179,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             for index, name in enumerate(names):
                 experiment = configured(name, source, length, args.quick)
                 if index == 0:
-                    rows.append((task_name, "tfidf_logreg (baseline)", baseline(experiment)))
+                    rows.append((task_name, BASELINE, baseline(experiment)))
                 scores = run_one(experiment, Path(scratch) / f"{task_name}-{name}")
                 rows.append((task_name, describe(experiment), scores))
+    compare_with_baselines(rows)
     print("\n" + table(rows))
     best = max((row for row in rows if row[0] == rows[-1][0]), key=lambda row: row[2]["macro_f1"])
     print(f"headline: best macro-F1 on {best[0]}: {best[1]} {best[2]['macro_f1']:.3f}")
