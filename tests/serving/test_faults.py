@@ -2,6 +2,7 @@
 refused with exit 2), and the server keeps serving. Load cases are bounded to a few seconds and a few dozen clients."""
 
 import base64
+import functools
 import json
 import re
 import socket
@@ -218,6 +219,14 @@ def test_a_single_output_is_answered_without_its_name(tmp_path):
         assert http(url, {"inputs": ["ab"]}) == (200, {"outputs": ["AB"]})
 
 
+@functools.cache
+def in_process_signature(version: str):
+    """The export's `serving_default` loaded here, once for the tests that call it without a server."""
+    import tensorflow as tf
+
+    return tf.saved_model.load(version).signatures["serving_default"]
+
+
 @pytest.mark.parametrize("texts, row", [(["Asthme", "abc\x00 def"], 1),
                                         ([b"ok", b"ok", "\xe9t\xe9".encode("latin-1")], 2)])
 def test_a_text_with_a_nul_or_invalid_utf8_is_refused_naming_its_row(server, texts, row):
@@ -230,9 +239,8 @@ def test_a_text_with_a_nul_or_invalid_utf8_is_refused_naming_its_row(server, tex
     if all(isinstance(text, str) for text in texts):
         status, payload = http(server["rest"] + "/icd10_seq2seq:predict", {"instances": texts})
         assert status == 400 and f"text row {row}" in payload["error"]
-    loaded = tf.saved_model.load(str(server["version"])).signatures["serving_default"]
     with pytest.raises(tf.errors.InvalidArgumentError, match=f"text row {row} is not valid UTF-8"):
-        loaded(text=tf.constant(texts))
+        in_process_signature(str(server["version"]))(text=tf.constant(texts))
     assert client.predict(["Asthme"], "icd10_seq2seq", server["target"])["code"][0]
 
 
