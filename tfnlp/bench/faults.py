@@ -7,7 +7,8 @@ on loopback:
 
 - **hot reload**: clients send batch-1 gRPC requests back to back; the p99 of a steady window is set beside the
   slowest request while new versions are published and picked up (target: at most 2x the steady p99, none failed),
-  with every version in the server's process and with a process per version (`--isolate_versions`);
+  with every version in the server's process and with a process per version (`--isolate_versions`); beside it, the
+  slowest request around each switch and in a window as long with no reload (the load's own tail);
 - **trickling clients**: connections each sending one byte of a request head every few seconds, while real REST
   requests are made (target: every real request answered 200);
 - **large requests**: the memory of the server and its version processes (the sum of their proportional set sizes,
