@@ -22,7 +22,7 @@ import argparse
 import dataclasses
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from tfnlp import config as config_lib
@@ -54,24 +54,27 @@ def configured(name: str, source: str, label_length: int | None, quick: bool, ov
     return config_lib.validate(config_lib.apply_overrides(experiment, overrides))
 
 
-def answered_labels(version: Path, texts: Sequence[str], batch_size: int = 256) -> list[str]:
-    """The label a classifier's SavedModel answers first for each text (its serving signature's `label`)."""
+def serving_signature(version: Path):
+    """The SavedModel's `serving_default` signature, loaded in this process."""
     import tensorflow as tf
 
-    signature = tf.saved_model.load(str(version)).signatures["serving_default"]
-    return [label.decode("utf-8") for start in range(0, len(texts), batch_size)
-            for label in signature(text=tf.constant(list(texts[start:start + batch_size])))["label"].numpy()]
+    return tf.saved_model.load(str(version)).signatures["serving_default"]
 
 
-def texts_per_second(version: Path, texts: Sequence[str], batch_size: int = 256) -> float:
-    """Texts per second through the SavedModel's serving signature (one untimed warm-up call first)."""
+def outputs_in_batches(signature, texts: Sequence[str], batch_size: int = 256) -> Iterator[dict]:
+    """The signature's outputs for `texts`, one call per batch of `batch_size`."""
     import tensorflow as tf
 
-    signature = tf.saved_model.load(str(version)).signatures["serving_default"]
-    signature(text=tf.constant(list(texts[:batch_size])))
-    started = time.perf_counter()
     for start in range(0, len(texts), batch_size):
-        signature(text=tf.constant(list(texts[start:start + batch_size])))
+        yield signature(text=tf.constant(list(texts[start:start + batch_size])))
+
+
+def texts_per_second(signature, texts: Sequence[str], batch_size: int = 256) -> float:
+    """Texts per second through a SavedModel's serving signature (one untimed warm-up call first)."""
+    next(outputs_in_batches(signature, texts[:batch_size], batch_size))
+    started = time.perf_counter()
+    for _ in outputs_in_batches(signature, texts, batch_size):
+        pass
     return len(texts) / (time.perf_counter() - started)
 
 
@@ -89,13 +92,16 @@ def run_one(experiment, folder: Path, tokens_of=None) -> dict:
     loaded = sources.load(experiment.data.source, experiment.data)
     finished = run_experiment(experiment, folder / "work", folder / "export", loaded)
     test = loaded.splits.test
-    speed = texts_per_second(finished.export, [record.text for record in test])
+    texts = [record.text for record in test]
+    signature = serving_signature(finished.export)
+    speed = texts_per_second(signature, texts)
     tokens = {"tokens_per_second": speed * sum(map(tokens_of, test)) / len(test)} if tokens_of else {}
     correct = {}
     if experiment.task == "classification":  # right or wrong on each test text, for the paired comparison
         from tfnlp.tasks.classification import cut_label
 
-        answers = answered_labels(finished.export, [record.text for record in test])
+        answers = [label.decode("utf-8") for outputs in outputs_in_batches(signature, texts)
+                   for label in outputs["label"].numpy()]
         truth = [cut_label(record.target, experiment.data.label_length) for record in test]
         correct = {"correct": [answer == label for answer, label in zip(answers, truth, strict=True)]}
     return {**finished.test["model"], "train_seconds": finished.train_seconds, "texts_per_second": speed,

@@ -80,10 +80,10 @@ def default_name(config) -> str:
 def speed(serving, scratch: Path, name: str, texts: Sequence[str]) -> float:
     """Texts/s through `serving` exported as a SavedModel."""
     from tfnlp import export
-    from tfnlp.bench.classifiers import texts_per_second
+    from tfnlp.bench.classifiers import serving_signature, texts_per_second
 
     version = export.export_savedmodel(serving, scratch, name, serving.signatures(), {})
-    return texts_per_second(version, texts)
+    return texts_per_second(serving_signature(version), texts)
 
 
 def source_of(lang: str, quick: bool) -> str:
