@@ -19,20 +19,25 @@ AHEAD = pytest.StashKey[tuple]()  # (the shared folder, the build processes) in 
 SESSION_RUNS = {"tiny_run", "tiny_classifier_run", "conll_tagger_run"}
 
 
-def runs_the_whole_suite_on_several_workers(config) -> bool:
-    """Building every run ahead only pays when the session will need them all and has workers to spare meanwhile."""
+def runs_on_several_workers(config) -> bool:
     workers = config.getoption("numprocesses", default=None)
+    return bool(workers) and workers > 1
+
+
+def runs_the_default_suite(config) -> bool:
+    """Building every run ahead only pays when the session will need them all."""
     whole = all(Path(arg).resolve() in (config.rootpath, config.rootpath / "tests") for arg in config.args)
-    return (bool(workers) and workers > 1 and whole and not config.option.keyword
-            and config.option.markexpr in ("", "not slow"))
+    return whole and not config.option.keyword and config.option.markexpr in ("", "not slow", "not slow and not e2e")
 
 
 def pytest_configure(config) -> None:
-    if os.environ.get("PYTEST_XDIST_WORKER") or not runs_the_whole_suite_on_several_workers(config):
+    if os.environ.get("PYTEST_XDIST_WORKER") or not runs_on_several_workers(config):
         return
     # The workers (and the processes they start) already share the cores: TensorFlow's per-process pools, each sized
     # to every core, oversubscribe them and spin. One intra-op thread each: -n 2 took 560 s instead of 601 s here.
     os.environ.setdefault("TF_NUM_INTRAOP_THREADS", "1")
+    if not runs_the_default_suite(config):
+        return
     root = Path(tempfile.mkdtemp(prefix="tfnlp-tests-"))
     os.environ[session_builds.SHARED_FOLDER_ENV] = str(root)  # the workers, started after this, inherit it
     config.stash[AHEAD] = (root, session_builds.start_ahead(root))

@@ -23,6 +23,7 @@ def test_native_info_warnings_and_known_harmless_errors_are_dropped_the_rest_kep
     assert all(keep(line) for line in KEPT)
 
 
+@pytest.mark.e2e  # a whole training command in a process of its own: about 25 s
 def test_a_tiny_training_command_prints_no_native_log_line(tmp_path):
     result = subprocess.run([sys.executable, "-m", "tfnlp.train", "icd10_chapter_lstm", "--tiny", "--workdir",
                              str(tmp_path / "w"), "--export_base", str(tmp_path / "e"), "--set",

@@ -29,9 +29,9 @@ baseline_floor = true
 """
 
 
-def run(tmp_path, name: str, *extra: str) -> int:
+def run(tmp_path, name: str, *extra: str, text: str = PIPELINE) -> int:
     spec = tmp_path / "chapter.toml"
-    spec.write_text(PIPELINE)
+    spec.write_text(text)
     argv = ["run", str(spec), "--tiny", "--workdir", str(tmp_path / name), "--export_base", str(tmp_path / "sm"),
             "--serving_config", str(tmp_path / "models.config"), *extra]
     return pipeline.main(argv)
@@ -42,7 +42,8 @@ def versions(tmp_path) -> list[str]:
     return sorted(path.name for path in folder.iterdir()) if folder.exists() else []
 
 
-def test_push_refuse_push_and_the_server_picks_up_the_new_version(tmp_path, capsys, monkeypatch):
+@pytest.mark.e2e  # three trainings, an infra-validation server each and a server at the end: about 70 s
+def test_push_refuse_push_and_the_server_picks_up_the_new_version(tmp_path, capsys):
     # The first: the network alone, 3 epochs; the better: fused with the TF-IDF model.
     assert run(tmp_path, "first", "--set", "model.tfidf_fusion=off") == 0 and versions(tmp_path) == ["1"]
     card = json.loads((tmp_path / "sm" / "icd10_chapter_lstm" / "1" / "assets.extra" / "model_card.json").read_text())
@@ -55,13 +56,7 @@ def test_push_refuse_push_and_the_server_picks_up_the_new_version(tmp_path, caps
     markdown = (tmp_path / "sm" / "icd10_chapter_lstm" / "1" / "assets.extra" / "model_card.md").read_text()
     assert "## Pipeline" in markdown and "## Limitations" in markdown and "by label" in markdown
 
-    # (A candidate the rule refuses: tests below. One that does not serve is never pushed, even when blessed.)
-    capsys.readouterr()
-    monkeypatch.setattr(pipeline, "infra_validate", lambda version, name: "it does not load (simulated)")
-    assert run(tmp_path, "broken") == pipeline.EXIT_NOT_BLESSED  # fused with the TF-IDF model: blessed, never served
-    assert "infra-validation failed" in capsys.readouterr().out and versions(tmp_path) == ["1"]
-    monkeypatch.undo()
-
+    # (A candidate the rule refuses, and one that does not serve: tests below.)
     assert run(tmp_path, "better") == 0 and versions(tmp_path) == ["1", "2"]
     card = json.loads((tmp_path / "sm" / "icd10_chapter_lstm" / "2" / "assets.extra" / "model_card.json").read_text())
     decision = card["pipeline"]["decision"]
@@ -72,6 +67,42 @@ def test_push_refuse_push_and_the_server_picks_up_the_new_version(tmp_path, caps
     assert pipeline.main(["status", "--export_base", str(tmp_path / "sm")]) == 0
     lines = capsys.readouterr().out.strip().splitlines()
     assert lines[0].startswith("icd10_chapter_lstm 2: accuracy") and lines[1].startswith("icd10_chapter_lstm 1:")
+
+
+@pytest.fixture
+def trained_by_the_session(tiny_classifier_run, monkeypatch):
+    """Pipeline runs in this test take the session's tiny chapter classifier as what they trained (the same
+    experiment on the same tiny data): the steps after training run for real, without a training of their own."""
+    from tfnlp import run as run_lib
+
+    def trained(experiment, workdir, *args, **kwargs):
+        workdir.mkdir(parents=True, exist_ok=True)  # where the pipeline keeps its evaluation, as a run would
+        return tiny_classifier_run
+
+    monkeypatch.setattr(run_lib, "run_experiment", trained)
+    return tiny_classifier_run
+
+
+def test_a_blessed_candidate_is_infra_validated_and_pushed_with_its_card(trained_by_the_session, tmp_path, capsys):
+    # Nothing in service and no baseline floor: the candidate is blessed; tfnlp's server loads it for real.
+    text = PIPELINE.replace("baseline_floor = true", "baseline_floor = false")
+    assert run(tmp_path, "w", text=text) == 0 and versions(tmp_path) == ["1"]
+    out = capsys.readouterr().out
+    assert "infra-validation: tfnlp's server loaded the candidate" in out and "pushed: " in out
+    card = json.loads((tmp_path / "sm" / "icd10_chapter_lstm" / "1" / "assets.extra" / "model_card.json").read_text())
+    assert card["pipeline"]["decision"]["blessed"] and card["pipeline"]["replaced_version"] is None
+    assert "icd10_chapter_lstm" in (tmp_path / "models.config").read_text()
+    assert (trained_by_the_session.export / "saved_model.pb").exists()  # pushed as a copy
+
+
+def test_a_blessed_candidate_that_does_not_serve_is_never_pushed(trained_by_the_session, tmp_path, capsys,
+                                                                 monkeypatch):
+    monkeypatch.setattr(pipeline, "infra_validate", lambda version, name: "it does not load (simulated)")
+    text = PIPELINE.replace("baseline_floor = true", "baseline_floor = false")
+    assert run(tmp_path, "w", text=text) == pipeline.EXIT_NOT_BLESSED
+    out = capsys.readouterr().out
+    assert "blessed, but infra-validation failed, nothing pushed: it does not load (simulated)" in out
+    assert versions(tmp_path) == [] and not (tmp_path / "models.config").exists()
 
 
 def test_data_anomalies_are_reported_and_unusable_data_stops_the_run(tmp_path, capsys):

@@ -23,6 +23,7 @@ def finished_trials(storage: str, study: str) -> int:
     return sum(trial.state.is_finished() for trial in loaded.get_trials(deepcopy=False))
 
 
+@pytest.mark.e2e  # a search process killed mid-study, then resumed: about 30 s
 def test_a_killed_search_resumes_until_the_study_holds_its_trials(tmp_path, capsys):
     storage = f"sqlite:///{tmp_path / 'search.db'}"
     argv = [*TINY, "--trials", "4", "--storage", storage, "--study", "s", "--root", str(tmp_path / "runs")]
@@ -106,6 +107,7 @@ def test_every_experiment_has_a_default_space_its_family_can_sample():
         search.check_space(search.default_space(experiment), experiment, name)  # a key or domain it refuses raises
 
 
+@pytest.mark.e2e  # two search processes on one study, then a resume: about 45 s
 @pytest.mark.skipif(not os.environ.get("TFNLP_TEST_POSTGRES"),
                     reason="TFNLP_TEST_POSTGRES names no PostgreSQL server (.ci/run starts one and sets it)")
 def test_two_processes_share_a_study_on_postgresql_and_it_resumes(tmp_path):

@@ -77,6 +77,7 @@ def exported_weights(version):
     return {name: reader.get_tensor(name) for name in reader.get_variable_to_shape_map() if name.startswith("model/")}
 
 
+@pytest.mark.e2e  # three trainings (straight, interrupted, resumed): about 22 s
 def test_a_killed_run_resumes_where_it_was_and_exports_what_the_uninterrupted_run_does(tmp_path, monkeypatch):
     import numpy as np
 
