@@ -8,7 +8,7 @@ on loopback:
 - **hot reload**: clients send batch-1 gRPC requests back to back; the p99 of a steady window is set beside the
   slowest request while new versions are published and picked up (target: at most 2x the steady p99, none failed),
   with every version in the server's process and with a process per version (`--isolate_versions`); beside it, the
-  slowest request around each switch and in a window as long with no reload (the load's own tail);
+  slowest request around each switch, and in windows as long with no reload (the load's own tail);
 - **trickling clients**: connections each sending one byte of a request head every few seconds, while real REST
   requests are made (target: every real request answered 200);
 - **large requests**: the memory of the server and its version processes (the sum of their proportional set sizes,
@@ -104,6 +104,7 @@ def wait_until_idle(pid: int, limit: float = 300.0) -> None:
         time.sleep(1.0)
         if cpu_seconds(pid) - before < 0.05:
             return
+SWITCH_WINDOW = (1.0, 2.0)  # seconds before and after a switch whose requests are the switch's
 
 
 class Load:
@@ -164,13 +165,25 @@ def publish_and_wait(version: Path, base: Path, number: int, target: str) -> flo
     return time.monotonic()
 
 
+def window_maxima(load: Load, start: float, end: float, width: float) -> list[float]:
+    """The slowest request of each consecutive `width`-second window from `start` to `end` that holds any."""
+    maxima = []
+    while start + width <= end:
+        latencies = load.latencies(start, start + width)
+        if latencies:
+            maxima.append(max(latencies))
+        start += width
+    return maxima
+
+
 def hot_reload(path: Path, scratch: Path, texts: Sequence[str], size: dict, isolate: bool = False) -> dict:
     """Slowest request while new versions are picked up, beside the steady p99; `isolate` serves each version from
     a worker process (`--isolate_versions`).
 
-    Two more windows say what the slowest request is due to: the requests that ended from 1 s before to 2 s after
-    each switch (the moment the new version was first seen served), and a control window as long as the reloading
-    one, after it, with no reload (the slowest of many requests is slower than the p99 of fewer, reload or not)."""
+    More windows say what the slowest request is due to: the requests that ended from 1 s before to 2 s after each
+    switch (the moment the new version was first seen served), and a control period as long as the reloading one,
+    after it, with no reload, cut into windows as long as a switch's. The slowest of more requests is slower, reload
+    or not: a switch window is compared with control windows of its own length, not with the whole period."""
     from tfnlp.serving.process import running_server
 
     base = scratch / f"reload-{int(isolate)}" / MODEL_NAME
@@ -190,8 +203,10 @@ def hot_reload(path: Path, scratch: Path, texts: Sequence[str], size: dict, isol
         time.sleep(reload_end - steady_end)
         control_end = time.monotonic()
     steady, reloading = load.latencies(steady_start, steady_end), load.latencies(steady_end, reload_end)
-    near_switches = [seconds for moment in switches for seconds in load.latencies(moment - 1.0, moment + 2.0)]
+    around = [load.latencies(moment - SWITCH_WINDOW[0], moment + SWITCH_WINDOW[1]) for moment in switches]
+    near_switches = [seconds for latencies in around for seconds in latencies]
     control = load.latencies(reload_end, control_end)
+    control_maxima = window_maxima(load, reload_end, control_end, sum(SWITCH_WINDOW))
     steady_p99 = float(np.percentile(steady, 99))
     return {"clients": size["clients"], "reloads": size["reloads"], "isolate": isolate, "steady_requests": len(steady),
             "steady_p99_ms": steady_p99 * 1000, "steady_max_ms": max(steady) * 1000,
@@ -199,7 +214,9 @@ def hot_reload(path: Path, scratch: Path, texts: Sequence[str], size: dict, isol
             "reload_p99_ms": float(np.percentile(reloading, 99)) * 1000, "reload_max_ms": max(reloading) * 1000,
             "over_twice_steady_p99": sum(seconds > 2 * steady_p99 for seconds in reloading),
             "switch_requests": len(near_switches), "switch_max_ms": max(near_switches, default=0.0) * 1000,
+            "switch_maxima_ms": [max(latencies, default=0.0) * 1000 for latencies in around],
             "control_requests": len(control), "control_max_ms": max(control, default=0.0) * 1000,
+            "control_window_maxima_ms": [seconds * 1000 for seconds in control_maxima],
             "control_over_twice_steady_p99": sum(seconds > 2 * steady_p99 for seconds in control),
             "failed": len(load.failures), "failures": dict(Counter(load.failures))}
 
@@ -312,19 +329,30 @@ def large_requests(path: Path, scratch: Path, texts: Sequence[str], size: dict) 
             "answered_in_s": answered}
 
 
+def control_cell(reload: dict) -> str:
+    """The control period's windows as long as a switch's: their slowest requests beside the worst switch's."""
+    maxima, worst_switch = reload["control_window_maxima_ms"], reload["switch_max_ms"]
+    if not maxima:
+        return "no control window"
+    as_slow = sum(maximum >= worst_switch for maximum in maxima)
+    return (f"in {len(maxima)} windows as long with no reload, slowest median {np.median(maxima):.0f} ms, worst "
+            f"{max(maxima):.0f} ms ({max(maxima) / reload['steady_p99_ms']:.1f}x); {as_slow} of {len(maxima)} "
+            "as slow as the worst switch")
+
+
 def reload_row(reload: dict) -> str:
     """The table row of one hot-reload measurement."""
     mode = "a process per version" if reload.get("isolate") else "one process"
+    switches = ", ".join(f"{maximum:.0f}" for maximum in reload["switch_maxima_ms"])
     return (f"| hot reload ({reload['clients']} gRPC clients, {reload['reloads']} reloads; {mode}) | steady p99 "
             f"{reload['steady_p99_ms']:.0f} ms (slowest {reload['steady_max_ms']:.0f} ms, {reload['steady_requests']} "
             f"requests); while reloading p99 {reload['reload_p99_ms']:.0f} ms, slowest "
             f"{reload['reload_max_ms']:.0f} ms ({reload['reload_max_ms'] / reload['steady_p99_ms']:.1f}x), "
             f"{reload['over_twice_steady_p99']} of {reload['reload_requests']} over 2x; {reload['failed']} failed; "
-            f"around the switches slowest {reload['switch_max_ms']:.0f} ms "
-            f"({reload['switch_max_ms'] / reload['steady_p99_ms']:.1f}x, {reload['switch_requests']} requests); "
-            f"as long with no reload slowest {reload['control_max_ms']:.0f} ms "
-            f"({reload['control_max_ms'] / reload['steady_p99_ms']:.1f}x), "
-            f"{reload['control_over_twice_steady_p99']} of {reload['control_requests']} over 2x "
+            f"around each switch ({SWITCH_WINDOW[0]:.0f} s before to {SWITCH_WINDOW[1]:.0f} s after) slowest "
+            f"{switches} ms ({reload['switch_max_ms'] / reload['steady_p99_ms']:.1f}x, {reload['switch_requests']} "
+            f"requests); {control_cell(reload)}; {reload['control_over_twice_steady_p99']} of "
+            f"{reload['control_requests']} requests with no reload over 2x "
             "| slowest at most 2x the steady p99, none failed |")
 
 
