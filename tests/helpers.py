@@ -12,7 +12,6 @@ import urllib.request
 from pathlib import Path
 
 import numpy as np
-import pytest
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 NCBI = SHARED_DATA / "ncbi-disease"
@@ -139,21 +138,8 @@ def running_server(base: Path, *flags: str, name: str = "icd10_seq2seq"):
     """tfnlp's server on free loopback ports serving `base` as `name`; yields its gRPC and REST addresses."""
     from tfnlp.serving import process
 
-    # One retry: once in four full runs (2026-12-03) a server child exited at start with only gRPC's "epoll_wait
-    # error: Bad file descriptor" as output, while the other xdist worker started processes too; not understood yet.
-    for attempt in (1, 2):
-        try:
-            server = process.running_server(name, base, *flags)
-            addresses = server.__enter__()
-        except RuntimeError as error:
-            if attempt == 2:
-                pytest.fail(str(error))
-            continue
-        try:
-            yield addresses
-        finally:
-            server.__exit__(None, None, None)
-        return
+    with process.running_server(name, base, *flags) as addresses:
+        yield addresses
 
 
 def http(url: str, body=None, method: str | None = None, headers: dict | None = None) -> tuple[int, dict]:

@@ -25,12 +25,26 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def die_with_parent() -> None:
-    """In a child between fork and exec: ask Linux to send it SIGTERM when its parent dies (PR_SET_PDEATHSIG), so a
-    killed pipeline or test leaves no server behind. Elsewhere, nothing."""
-    if sys.platform.startswith("linux"):
-        pr_set_pdeathsig = 1
-        ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
+PARENT_PID = "TFNLP_PARENT_PID"  # set by `server_process` in its child's environment: the pid to die with
+
+
+def follow_parent() -> None:
+    """In a server that `server_process` started: ask Linux to send it SIGTERM when its parent dies
+    (PR_SET_PDEATHSIG), so that a killed pipeline or test leaves no server behind, and exit at once if the parent is
+    already gone. Elsewhere, nothing.
+
+    The child asks for itself rather than in a `preexec_fn`: a `preexec_fn` makes Python fork (not vfork) a parent
+    whose gRPC threads run, and gRPC's fork handlers then killed one child in about ten at its start, before exec,
+    with only "epoll_wait error: Bad file descriptor" as output (2026-12-04, `python -m tfnlp.serving.server`
+    started twelve times while another process trained).
+    """
+    parent = os.environ.pop(PARENT_PID, None)
+    if parent is None or not sys.platform.startswith("linux"):
+        return
+    pr_set_pdeathsig = 1
+    ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
+    if os.getppid() != int(parent):  # it died before the request: no signal will come
+        os.kill(os.getpid(), signal.SIGTERM)
 
 
 def process_alive(pid: int) -> bool:
@@ -81,7 +95,7 @@ def server_process(model_name: str, base_path: str | Path, *flags: str,
                                 f"--rest_api_port={rest_port}", f"--model_name={model_name}",
                                 f"--model_base_path={base_path}", *flags],
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                               preexec_fn=die_with_parent)
+                               env={**os.environ, PARENT_PID: str(os.getpid())})
     target = f"127.0.0.1:{port}"
     deadline = time.monotonic() + start_timeout
     while True:

@@ -48,7 +48,7 @@ from tensorflow_serving.config import model_server_config_pb2
 from tfnlp.errors import UserError, cli_main
 from tfnlp.serving import GRPC_OPTIONS
 from tfnlp.serving.limits import DEFAULT_MAX_BYTES_IN_FLIGHT, DEFAULT_TIMEOUT_MS, Limits
-from tfnlp.serving.process import lower_this_threads_priority
+from tfnlp.serving.process import follow_parent, lower_this_threads_priority
 from tfnlp.serving.store import (
     DEFAULT_MAX_ROWS,
     ModelStore,
@@ -258,6 +258,7 @@ def _loader(args: argparse.Namespace):
 
 @cli_main
 def main(argv: Sequence[str] | None = None) -> int:
+    follow_parent()
     parser = argparse.ArgumentParser(prog="python -m tfnlp.serving.server", description=__doc__.splitlines()[0])
     parser.add_argument("--port", type=port_number, default=8500, help="gRPC port (0: a free one)")
     parser.add_argument("--rest_api_port", type=port_number, default=0, help="REST port (0: no REST)")
