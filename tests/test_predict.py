@@ -7,7 +7,7 @@ import pytest
 import tfnlp
 from tests.helpers import served_in_fresh_process
 from tfnlp import predict
-from tfnlp.answers import CodeAnswer, LabelAnswer, TaggedAnswer
+from tfnlp.answers import NO_ANSWER, CodeAnswer, LabelAnswer, TaggedAnswer, render
 from tfnlp.errors import UserError
 from tfnlp.predictor import resolve_version
 
@@ -23,7 +23,11 @@ def test_the_coder_answers_the_same_from_its_version_its_model_base_and_its_run(
     assert all(isinstance(answer, CodeAnswer) for answer in answers)
     assert [answer.code for answer in answers] == served["code"]
     assert [answer.text for answer in answers] == TEXTS
-    assert [answer.ranked[0].code for answer in answers] == served["code"] and answers[0].label
+    assert [answer.ranked[0].code for answer in answers[:2]] == served["code"][:2] and answers[0].label
+    # The empty text is answered with no code, confidence 0, and the review flag; a person reads that.
+    empty = answers[2]
+    assert (empty.code, empty.ranked, empty.confidence, empty.needs_review) == ("", (), 0.0, True)
+    assert render(empty).splitlines()[-1] == f"  -> {NO_ANSWER} (needs review)"
     single = tfnlp.load(tiny_run["version"]).predict("Insuffisance cardiaque")
     assert len(single) == 1 and single[0].code == served["code"][0]
 
@@ -36,6 +40,7 @@ def test_a_classifier_answers_labels_with_scores(tiny_classifier_run):
     assert all(isinstance(answer, LabelAnswer) for answer in answers) and len(answers) == 600
     assert [answer.label for answer in answers[:3]] == served["label"]
     assert [answer.score for answer in answers[:3]] == pytest.approx(served["score"], rel=1e-5)
+    assert answers[2].ranked == () and answers[2].needs_review and NO_ANSWER in render(answers[2])
     assert predictor.experiment == "icd10_chapter_lstm"
 
 

@@ -21,6 +21,7 @@ from typing import Any, ClassVar
 CODER_OUTPUTS = ("code",)
 TAGGER_OUTPUTS = ("entity_text", "entity_type", "entity_start", "entity_end")
 CLASSIFIER_OUTPUTS = ("label", "probabilities")
+NO_ANSWER = "no answer (no letter or digit to read, or no candidate found)"
 
 
 def display_code(code: str) -> str:
@@ -78,7 +79,9 @@ class CodeAnswer:
                                                               row["top_confidences"], strict=True) if _text(c))
         else:
             ranked = (RankedCode(code, display_code(code), "", None),)
-        best = ranked[0] if ranked else RankedCode(code, display_code(code), "", None)
+        # No candidate: a text with nothing to read (confidence 0 where the export says so), or an old export's code.
+        best = ranked[0] if ranked else RankedCode(code, display_code(code), "", float(row["confidence"])
+                                                   if "confidence" in row else None)
         return cls(text, code, best.display_code, best.label, best.confidence, _flag(row), ranked,
                    float(row.get("score", 0.0)))
 
@@ -106,7 +109,7 @@ class LabelAnswer:
     def from_outputs(cls, text: str, row: Mapping[str, Any]) -> LabelAnswer:
         if "top_labels" in row:
             ranked = tuple(RankedLabel(_text(label), float(score))
-                           for label, score in zip(row["top_labels"], row["top_scores"], strict=True))
+                           for label, score in zip(row["top_labels"], row["top_scores"], strict=True) if _text(label))
         else:
             ranked = (RankedLabel(_text(row["label"]), float(row["score"])),)
         return cls(text, _text(row["label"]), float(row["score"]), _flag(row), ranked)
@@ -178,11 +181,14 @@ def render(answer: Answer, top_k: int | None = None) -> str:
         for rank, candidate in enumerate(answer.ranked[:top_k], 1):
             lines.append(f"  {rank:>4}  {candidate.display_code:<7} {_confidence(candidate.confidence):>10}  "
                          f"{candidate.label}")
-        lines.append(f"  -> {answer.display_code} {answer.label}".rstrip() + f" ({_review(answer.needs_review)})")
+        best = f"{answer.display_code} {answer.label}".strip() if answer.code else NO_ANSWER
+        lines.append(f"  -> {best} ({_review(answer.needs_review)})")
         return "\n".join(lines)
     if isinstance(answer, LabelAnswer):
-        ranked = ", ".join(f"{item.label} {item.score:.2f}" for item in answer.ranked[:top_k])
         review = _review(answer.needs_review)
+        if not answer.label:
+            return f"{answer.text}\n  -> {NO_ANSWER} ({review})"
+        ranked = ", ".join(f"{item.label} {item.score:.2f}" for item in answer.ranked[:top_k])
         return f"{answer.text}\n  -> {answer.label} {answer.score:.2f} (ranked: {ranked}; {review})"
     return f"{marked_text(answer)}\n  {len(answer.entities)} entities ({_review(answer.needs_review)})"
 

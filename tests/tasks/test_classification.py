@@ -66,6 +66,10 @@ def test_chapter_lstm_trains_reports_and_exports(tiny_classifier_run):
     assert served["label"] == [labels[0] for labels in served["top_labels"]]
     assert served["score"] == [scores[0] for scores in served["top_scores"]]
     assert all(0.0 <= s <= 1.0 for s in served["score"]) and len(served["needs_review"]) == 3
+    # The empty text is not answered: no label, scores 0, and a person should look.
+    assert served["label"][1] == "" and set(served["top_labels"][1]) == {""} and served["needs_review"][1]
+    assert served["score"][1] == 0.0 and set(served["top_scores"][1]) == {0.0}
+    assert all(served["label"][index] and served["score"][index] > 0 for index in (0, 2))
     assert "<UNK>" not in served["label"] and all("<UNK>" not in row for row in served["top_labels"])  # never answered
     assert_lean_export(version, metrics)
 

@@ -268,9 +268,13 @@ def test_the_coders_export_ranks_labelled_codes_with_calibrated_confidences(tiny
     for name in ("top_codes", "display_code", "top_labels", "top_confidences"):
         assert out["__shapes__"][name] == [len(texts), k], name
     assert out["__shapes__"]["needs_review"] == [len(texts)] and out["__dtypes__"]["needs_review"] == "bool"
+    # The empty text is not answered: no code, no label, confidence 0, and a person should look.
+    assert out["top_codes"][2] == out["top_labels"][2] == ["", ""] and out["code"][2] == out["label"][2] == ""
+    assert out["top_confidences"][2] == [0.0, 0.0] and out["score"][2] == 0.0 and out["needs_review"][2]
     labels = cim10_labels("fr")
-    for codes, shown, names, confidences, best in zip(out["top_codes"], out["display_code"], out["top_labels"],
-                                                     out["top_confidences"], out["code"], strict=True):
+    answered = [index for index, text in enumerate(texts) if text]
+    for codes, shown, names, confidences, best in zip(*([out[name][index] for index in answered] for name in (
+            "top_codes", "display_code", "top_labels", "top_confidences", "code")), strict=True):
         assert codes[0] == best
         for code, dotted, name in zip(codes, shown, names, strict=True):
             assert name == (labels.get(code) or labels.get(category(code), "")) and name

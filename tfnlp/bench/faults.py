@@ -42,7 +42,7 @@ from tfnlp.bench.decode import seq2seq_model_path
 from tfnlp.bench.serving import MODEL_NAME, grpc_call, text_batches
 
 SIZES = {"quick": {"clients": 4, "steady": 3.0, "reloads": 1, "trickles": 100, "real": 30, "burst": 4,
-                   "burst_rows": 2000, "memory_reloads": 4},
+                   "burst_rows": 1000, "memory_reloads": 2},
          "full": {"clients": 8, "steady": 10.0, "reloads": 2, "trickles": 300, "real": 100, "burst": 8,
                   "burst_rows": 10000, "memory_reloads": 16}}
 SWITCH_WINDOW = (1.0, 2.0)  # seconds before and after a switch whose requests are the switch's

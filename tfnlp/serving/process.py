@@ -33,10 +33,10 @@ def follow_parent() -> None:
     (PR_SET_PDEATHSIG), so that a killed pipeline or test leaves no server behind, and exit at once if the parent is
     already gone. Elsewhere, nothing.
 
-    The child asks for itself rather than in a `preexec_fn`: a `preexec_fn` makes Python fork (not vfork) a parent
-    whose gRPC threads run, and gRPC's fork handlers then killed one child in about ten at its start, before exec,
-    with only "epoll_wait error: Bad file descriptor" as output (2026-12-04, `python -m tfnlp.serving.server`
-    started twelve times while another process trained).
+    The child asks for itself rather than in a `preexec_fn`: a `preexec_fn` makes Python fork (not vfork), so gRPC's
+    fork handlers run in the child; they restart its poller thread, whose epoll descriptor `close_fds` then closes
+    before exec, and the child dies with only "epoll_wait error: Bad file descriptor" as output (grpc/grpc issue
+    43055, open for grpcio 1.81 and later; here 1 of 12 starts while another process trained, 2026-12-04).
     """
     parent = os.environ.pop(PARENT_PID, None)
     if parent is None or not sys.platform.startswith("linux"):

@@ -51,7 +51,8 @@ class ClassifierServing(ServingModule):
     """The export: raw texts -> `label`, its calibrated `score`, the `top_k` best `top_labels` with their calibrated
     `top_scores` [B, k], `needs_review` [B] (the best score below the threshold chosen on validation) and the model's
     own `probabilities` [B, C]; and, as signature `tokens`, the words the model reads (after standardisation and
-    `data.preprocess`). `<UNK>` (labels unseen in training) is never answered."""
+    `data.preprocess`). `<UNK>` (labels unseen in training) is never answered; nor is a text with no letter or digit
+    (labels "", scores 0, `needs_review` true)."""
 
     def __init__(self, model: keras.Model, labels: Sequence[str], preprocess: keras.layers.Layer | None = None,
                  word_level: bool = True, top_k: int = 5, tfidf: TfidfLinear | None = None) -> None:
@@ -97,9 +98,11 @@ class ClassifierServing(ServingModule):
     def serve(self, text):
         probabilities = self.probabilities(text)
         labels, scores = self.ranked(probabilities)
-        confidence = ranking.confidences(scores, self.calibration)[:, :self.top_k]
-        return {"label": labels[:, 0], "score": confidence[:, 0], "top_labels": labels[:, :self.top_k],
-                "top_scores": confidence, "needs_review": confidence[:, 0] < self.calibration["threshold"],
+        answered = ranking.has_words(text)
+        labels, confidence = ranking.withheld(labels[:, :self.top_k],
+                                              ranking.confidences(scores, self.calibration)[:, :self.top_k], answered)
+        return {"label": labels[:, 0], "score": confidence[:, 0], "top_labels": labels,
+                "top_scores": confidence, "needs_review": ranking.needs_review(confidence, self.calibration, answered),
                 "probabilities": probabilities}
 
     @tf.function(input_signature=[TEXT_SPEC])

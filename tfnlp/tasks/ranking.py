@@ -3,7 +3,8 @@
 One piece of graph code for every export that ranks answers (the coder's beam, a classifier's labels):
 a signature's fitted `tfnlp.calibration.RankCalibration` lives in variables (`calibration_variables`,
 set by `assign` after training), and `confidences` turns final scores [B, K], best first, into
-confidences that are non-increasing along K and sum to at most 1.
+confidences that are non-increasing along K and sum to at most 1. A text with no letter or digit (empty, blank,
+punctuation only) is not answered: no candidate, confidence 0, and flagged for review (`withheld`).
 """
 
 from __future__ import annotations
@@ -43,6 +44,23 @@ def confidences(scores: tf.Tensor, calibration: dict[str, tf.Variable]) -> tf.Te
 
     return tf.cond(calibration["isotonic"], isotonic,
                    lambda: softmax_with_none(calibration["temperature"], calibration["none_logit"]))
+
+
+def has_words(text: tf.Tensor) -> tf.Tensor:
+    """bool [B]: whether each raw text holds a letter or a digit, something a model can read."""
+    return tf.logical_not(tf.strings.regex_full_match(text, r"[^\pL\pN]*"))
+
+
+def withheld(ranked: tf.Tensor, confidence: tf.Tensor, answered: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+    """Ranked candidates [B, K] (strings) and their confidences [B, K], emptied ("" and 0) for the texts that are not
+    answered (`answered` [B] false): a model that read nothing would answer from its prior alone."""
+    return tf.where(answered[:, None], ranked, ""), tf.where(answered[:, None], confidence, 0.0)
+
+
+def needs_review(confidence: tf.Tensor, calibration: dict[str, tf.Variable], answered: tf.Tensor) -> tf.Tensor:
+    """bool [B]: the best candidate's confidence ([B, K], best first) is below the threshold chosen on validation, or
+    the text is not answered."""
+    return tf.logical_or(confidence[:, 0] < calibration["threshold"], tf.logical_not(answered))
 
 
 def interpolate(values: tf.Tensor, points_x: tf.Tensor, points_y: tf.Tensor) -> tf.Tensor:

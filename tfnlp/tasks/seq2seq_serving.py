@@ -7,7 +7,8 @@ the category head; `greedy` with width 1. Both answer what a person reads: `top_
 `code`, `label`, `confidence` and `needs_review` [B] for the best code. A confidence is the
 hypothesis' final (fused) score turned into a probability by a softmax over the beam with a
 temperature and a "none of these" logit fitted on the validation split (`RankCalibration`), or
-by an isotonic map; `needs_review` is true below the threshold chosen on validation.
+by an isotonic map; `needs_review` is true below the threshold chosen on validation. A text with no letter or
+digit gets no code (`code` and `top_codes` empty, confidences 0) and `needs_review`.
 `encode` and `decode_step` expose single steps for step-by-step callers such as the decode
 benchmark.
 """
@@ -198,31 +199,33 @@ class Seq2SeqServing(ServingModule):
         tokens = tf.gather(tf.cond(empty, lambda: tf.zeros([0, steps], tf.int32), tokens_ta.concat), restore)
         log_prob = tf.gather(tf.cond(empty, lambda: tf.zeros([0]), log_prob_ta.concat), restore)
         attention = tf.gather(tf.cond(empty, lambda: tf.zeros([0, steps, width]), attention_ta.concat), restore)
-        ranked = tf.gather(tf.cond(empty, lambda: tf.zeros([0, top_k], tf.string), ranked_ta.concat), restore)
+        answered = ranking.has_words(text)
+        ranked = tf.where(answered[:, None], tf.gather(tf.cond(empty, lambda: tf.zeros([0, top_k], tf.string),
+                                                               ranked_ta.concat), restore), "")
         scores = tf.gather(tf.cond(empty, lambda: tf.zeros([0, beam_size]), scores_ta.concat), restore)
         strings = tf.gather(self.token_strings, tokens)
         # Steps up to and including the first end token are real; the rest is padding.
         real = tf.equal(tf.cumsum(tf.cast(tf.equal(tokens, END), tf.int32), axis=1, exclusive=True), 0)
         outputs = {
-            "code": tf.strings.reduce_join(tf.where(tokens > END, strings, ""), axis=1),
-            "score": tf.exp(log_prob),
+            "code": tf.where(answered, tf.strings.reduce_join(tf.where(tokens > END, strings, ""), axis=1), ""),
+            "score": tf.where(answered, tf.exp(log_prob), 0.0),
             "attention": attention * tf.cast(real, tf.float32)[:, :, None],
             "input_tokens": input_tokens,
             "output_tokens": tf.where(real, strings, ""),
         }
         if calibration == "raw":
             return {**outputs, "top_codes": ranked, "top_scores": scores}
-        return {**outputs, **self._ranked_answer(ranked, scores, self.calibration[calibration], top_k)}
+        return {**outputs, **self._ranked_answer(ranked, scores, self.calibration[calibration], top_k, answered)}
 
     def _ranked_answer(self, ranked: tf.Tensor, scores: tf.Tensor, calibration: dict[str, tf.Variable],
-                       top_k: int) -> dict[str, tf.Tensor]:
+                       top_k: int, answered: tf.Tensor) -> dict[str, tf.Tensor]:
         """What a person reads: the top codes with their labels and calibrated confidences, the review flag."""
         confidence = ranking.confidences(scores, calibration)[:, :top_k]
-        confidence = tf.where(tf.equal(ranked, ""), 0.0, confidence)  # a beam that found no code
+        confidence = tf.where(tf.equal(ranked, ""), 0.0, confidence)  # a beam that found no code, a text not answered
         labels = self.code_labels.lookup(ranked)
         return {"top_codes": ranked, "display_code": display_codes(ranked), "top_labels": labels,
                 "top_confidences": confidence, "label": labels[:, 0], "confidence": confidence[:, 0],
-                "needs_review": confidence[:, 0] < calibration["threshold"]}
+                "needs_review": ranking.needs_review(confidence, calibration, answered)}
 
     def _decode_chunk(self, text: tf.Tensor, beam_size: int) -> dict[str, tf.Tensor]:
         """Beam search (greedy at width 1) on a few texts, reranked by the category head if it has one: the best
