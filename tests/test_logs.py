@@ -52,3 +52,31 @@ def test_help_of_every_command_answers_without_importing_tensorflow():
         result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
         assert result.stdout.strip().splitlines()[-1] == "NO_TENSORFLOW", (module, result.stderr[-500:])
         assert "usage:" in result.stdout, module
+
+
+def test_a_packages_root_logger_warnings_are_dropped_and_its_errors_kept():
+    import logging
+    import os
+
+    from tfnlp.logs import RootNotices
+
+    notices = RootNotices("apache_beam")
+    inside = os.sep.join(["", "site-packages", "apache_beam", "ml", "inference", "base.py"])
+    outside = os.sep.join(["", "site-packages", "tfnlp", "beam.py"])
+
+    def record(level, path):
+        return logging.LogRecord("root", level, path, 1, "message", (), None)
+
+    assert not notices.filter(record(logging.WARNING, inside))
+    assert notices.filter(record(logging.ERROR, inside))
+    assert notices.filter(record(logging.WARNING, outside))
+
+
+def test_importing_apache_beam_after_drop_root_notices_prints_nothing():
+    pytest.importorskip("apache_beam", reason="the beam extra is not installed")
+    script = ("import logging\nfrom tfnlp.logs import drop_root_notices\ndrop_root_notices('apache_beam')\n"
+              "import apache_beam\nfrom apache_beam.ml.inference.base import RunInference\n"
+              "logging.getLogger().warning('a warning of our own')\n")
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.strip() == "WARNING:root:a warning of our own"

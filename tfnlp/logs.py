@@ -8,11 +8,15 @@ reader drops TensorFlow's native info, warning and error lines (what goes wrong 
 Python exception, which is kept) and the lines that come with them, and passes everything else
 on: Python warnings, tracebacks, tfnlp's own messages and fatal native lines (`F...`).
 `TFNLP_NATIVE_LOGS=1` turns the filter off, to see every native line.
+
+Python libraries that warn on the root logger (`logging.warning(...)`), out of reach of their own
+loggers' levels, are quietened the same way for the commands that use them (`drop_root_notices`).
 """
 
 from __future__ import annotations
 
 import atexit
+import logging
 import os
 import re
 import sys
@@ -69,6 +73,26 @@ def _pass_on(read_end: int, terminal: int) -> None:
             os.write(terminal, kept)
     if pending and keep(pending):
         os.write(terminal, pending)
+
+
+class RootNotices(logging.Filter):
+    """Drops the records under ERROR that a package's modules log on the root logger."""
+
+    def __init__(self, package: str) -> None:
+        super().__init__()
+        self.marker = f"{os.sep}{package}{os.sep}"
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno >= logging.ERROR or self.marker not in record.pathname
+
+
+def drop_root_notices(package: str) -> None:
+    """Keep `package`'s warnings on the root logger off the terminal (its errors still reach it): Apache Beam warns
+    there, at import and while a pipeline runs, that Google Cloud clients and a platform module it does not use here
+    are missing ("apitools not found", "Resource module is not available"). Call before importing the package."""
+    root = logging.getLogger()
+    if not any(isinstance(item, RootNotices) and item.marker == f"{os.sep}{package}{os.sep}" for item in root.filters):
+        root.addFilter(RootNotices(package))
 
 
 def is_command_start() -> bool:

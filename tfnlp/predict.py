@@ -26,6 +26,7 @@ from pathlib import Path
 
 from tfnlp import answers
 from tfnlp.errors import UserError, cli_main
+from tfnlp.logs import drop_root_notices
 from tfnlp.predictor import load, resolve_version
 
 BATCH_KINDS = ("csv", "tsv", "jsonl", "text", "tfrecord")
@@ -68,6 +69,7 @@ def run_batch(args: argparse.Namespace, beam_options: Sequence[str]) -> int:
                         "1 <= min <= max")
     if "://" not in args.model:
         resolve_version(args.model)  # a wrong path fails before Beam loads
+    drop_root_notices("apache_beam")
     try:
         from tfnlp import beam
     except ImportError:

@@ -33,6 +33,9 @@ def worker_counts(value: str) -> list[int]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Print the table and the headline."""
+    from tfnlp.logs import drop_root_notices
+
+    drop_root_notices("apache_beam")
     from tfnlp import beam
     from tfnlp.config import DataConfig
     from tfnlp.data import sources
