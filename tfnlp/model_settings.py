@@ -251,6 +251,10 @@ class TransformerTaggerSettings(TaggerSettings):
     lora_targets: str = setting("", "comma-separated layers LoRA adapts (empty: keras-hub's default, query and value)")
     decoder: str = setting("constrained", "how tags are read: argmax, constrained (Viterbi under BIO2) or crf",
                            choices=DECODERS)
+    char_filters: int = setting(0, "filters of a character CNN over each sub-token's word, beside the backbone's "
+                                   "states (0: none)", low=0, high=4096)
+    char_embedding_dim: int = setting(30, "size of a character's embedding in the character CNN", low=1, high=1024)
+    kernel_size: int = setting(3, "characters the character CNN reads at a time", low=1, high=64)
 
 
 FAMILIES: tuple[type[ModelSettings], ...] = (

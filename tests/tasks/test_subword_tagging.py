@@ -14,6 +14,7 @@ from tests.helpers import (
     entities_found,
     served_in_fresh_process,
     tiny_bert_preset,
+    variable_bytes,
     write_conll,
 )
 from tfnlp import run as run_lib
@@ -106,10 +107,11 @@ def test_first_sub_token_carries_the_tag_and_the_option_labels_all():
     tag_ids = tf.ragged.constant([[0, 1, 2]], dtype=tf.int32)
     weights = tf.ragged.constant([[1.0, 2.0, 3.0]])
     for label_all, labels, piece_weights in ((False, [0, 1, 2, 0], [1, 2, 3, 0]), (True, [0, 1, 2, 2], [1, 2, 3, 3])):
-        pieces, y, w = tf.function(subword_tagging.training_windows)(
+        pieces, y, w, piece_words = tf.function(subword_tagging.training_windows)(
             tokenizer, words, spaced, tag_ids, weights, tf.constant(inside_tags(tags)), label_all)
         assert pieces.to_list() == [[5, 6, 7, 8]]
         assert y.to_list() == [labels] and w.to_list() == [piece_weights]
+        assert piece_words.to_list() == [[b"the", b"crohn", b"diseases", b"diseases"]]  # each sub-token's word
     assert inside_tags(("O", "B-X", "I-X", "B-Y", "I-Y")).tolist() == [0, 2, 2, 4, 4]
 
 
@@ -172,6 +174,24 @@ def test_tiny_transformer_tagger_trains_exports_and_serves_entity_offsets(tmp_pa
     assert all(sliced == entity for sliced, _, entity in found)
     assert out["tags"][1] == [""] * len(out["tags"][1]) and out["tokens"][2][-2:] == ["today", "."]
     assert_lean_export(tmp_path / "export" / experiment / "1", metrics)
+
+
+def test_a_bert_tagger_with_a_character_cnn_trains_and_its_export_reads_raw_text_alone(tmp_path):
+    data = write_conll(tmp_path, count=80)
+    preset = tiny_bert_preset(tmp_path / "preset", VOCABULARY, hidden_dim=16)
+    argv = ["ner_bert", "--tiny", "--data", f"conll:{data}", "--workdir", str(tmp_path / "work"), "--export_base",
+            str(tmp_path / "export"), "--set", "train.baselines=false", f"model.preset={preset}",
+            "model.max_input_tokens=16", "model.char_filters=8", "model.char_embedding_dim=4"]
+    assert train.main(argv) == 0
+    export = tmp_path / "export" / "ner_bert" / "1"
+    loaded = tf.saved_model.load(str(export))
+    signature = loaded.signatures["serving_default"]
+    assert list(signature.structured_input_signature[1]) == ["text"]  # the words are cut in the graph
+    assert any("/convolution/" in name for name in variable_bytes(export)), "no character CNN in the export"
+    texts = ["The patient has severe Crohn disease today.", "", " ".join(["the patient was treated ."] * 8)]
+    out = signature(text=tf.constant(texts))
+    assert out["tags"].shape[0] == 3 and out["entity_start"].shape[0] == 3
+    assert not any(out["tags"].numpy()[1])  # nothing to tag in the empty text
 
 
 @pytest.mark.parametrize("experiment", ["ner_bert", "ner_gpt"])

@@ -23,6 +23,7 @@ from tfnlp.models.crf import CRF
 from tfnlp.models.layers import Lowercase
 
 MAX_WORD_CHARACTERS = 24  # a word's characters the character CNN reads (the longest words' prefix)
+TOKEN_WORDS = "token_words"  # a transformer tagger's input with the word of each sub-token (`model.char_filters`)
 
 
 def _scores_per_step(sequence, tags: Sequence[str], config: BiLSTMTaggerSettings | TransformerTaggerSettings):
@@ -115,12 +116,16 @@ def bilstm_tagger(config: BiLSTMTaggerSettings, vocabulary: Sequence[str], tags:
     return keras.Model(tokens, _scores_per_step(states, tags, config), name="bilstm_tagger")
 
 
-def transformer_tagger(config: TransformerTaggerSettings, vocabulary_size: int, tags: Sequence[str]) -> keras.Model:
-    """A keras-hub backbone -> dropout -> tag scores per sub-token.
+def transformer_tagger(config: TransformerTaggerSettings, vocabulary_size: int, tags: Sequence[str],
+                       characters: Sequence[str] = ()) -> keras.Model:
+    """A keras-hub backbone (+ a character CNN over each sub-token's word) -> dropout -> tag scores per sub-token.
 
     `bert_tagger`: BertBackbone from the minilm asset or `model.preset`. `gpt_tagger`: GPT2Backbone
     (causal: a word's tag sees only the words before it) from `model.preset`, or a fresh GPT-2 of
-    `model.num_layers` layers, `model.embedding_dim` wide, over `vocabulary_size` sub-tokens.
+    `model.num_layers` layers, `model.embedding_dim` wide, over `vocabulary_size` sub-tokens. With
+    `model.char_filters`, the model also reads `token_words` [B, P] (strings: the word each sub-token
+    comes from, "" for special tokens and padding) and puts that word's character CNN vector beside
+    the backbone's state: the spelling an uncased sub-word vocabulary loses (capitals, digits).
     """
     import keras_hub
 
@@ -145,4 +150,12 @@ def transformer_tagger(config: TransformerTaggerSettings, vocabulary_size: int, 
         raise UserError(f"model.max_input_tokens={config.max_input_tokens} is over the backbone's "
                         f"{backbone.max_sequence_length} positions")
     sequence = backbone.output["sequence_output"] if isinstance(backbone.output, dict) else backbone.output
-    return keras.Model(backbone.input, _scores_per_step(sequence, tags, config), name=config.name)
+    inputs = backbone.input
+    if config.char_filters:
+        words = keras.Input(shape=(None,), dtype="string", name=TOKEN_WORDS)
+        spelling = CharacterCNN(characters, config.char_embedding_dim, config.char_filters, config.kernel_size,
+                                name="characters")(words)
+        sequence = keras.layers.Concatenate(name="piece_features")([sequence, keras.ops.cast(spelling,
+                                                                                             sequence.dtype)])
+        inputs = {**backbone.input, TOKEN_WORDS: words}
+    return keras.Model(inputs, _scores_per_step(sequence, tags, config), name=config.name)

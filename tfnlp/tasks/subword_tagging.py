@@ -28,6 +28,7 @@ from tfnlp.data.records import TaggedSentence
 from tfnlp.errors import UserError
 from tfnlp.model_settings import TransformerTaggerSettings
 from tfnlp.models.layers import at_least_one_step
+from tfnlp.models.taggers import TOKEN_WORDS
 from tfnlp.tasks.base import bucket_by_length, epoch_shuffle
 
 MAX_WORD_PIECES = 16
@@ -145,10 +146,12 @@ class SubwordTokenizer(tf.Module):
         word_position = tf.gather(chosen.row_starts(), read_from) - tf.gather(windowed.row_starts(), word_window)
         return Windows(windowed, piece_word, piece_is_first, word_window, word_position)
 
-    def model_inputs(self, pieces: tf.RaggedTensor) -> dict[str, tf.Tensor]:
-        """Windows of sub-tokens [W, (P)] -> the backbone's padded inputs, special tokens added."""
+    def model_inputs(self, pieces: tf.RaggedTensor, words: tf.RaggedTensor | None = None) -> dict[str, tf.Tensor]:
+        """Windows of sub-tokens [W, (P)] -> the backbone's padded inputs, special tokens added; with `words` (the
+        word of each sub-token, `piece_words`), the model's `token_words` too."""
         return _inputs(self.kind, self.with_specials(pieces, *self.specials).to_tensor(self.pad_id),
-                       self.with_specials(tf.ones_like(pieces), 1, 1).to_tensor(0))
+                       self.with_specials(tf.ones_like(pieces), 1, 1).to_tensor(0),
+                       None if words is None else self.with_specials(words, "", "").to_tensor(""))
 
     def with_specials(self, values: tf.RaggedTensor, start=None, end=None) -> tf.RaggedTensor:
         """Per-sub-token values [W, (P)] with `start` / `end` where the model's special tokens go (BERT)."""
@@ -212,11 +215,22 @@ def make_tokenizer(config: TransformerTaggerSettings, training_texts: Sequence[s
                             config.window_stride)
 
 
+def piece_words(words: tf.RaggedTensor, windows: Windows) -> tf.RaggedTensor:
+    """The word each sub-token of `windows` comes from: [W, (P)] strings."""
+    return windows.pieces.with_flat_values(tf.gather(words.flat_values, windows.piece_word))
+
+
+def reads_words(model: keras.Model) -> bool:
+    """Whether a transformer tagger also reads each sub-token's word (`model.char_filters`)."""
+    return isinstance(model.input, dict) and TOKEN_WORDS in model.input
+
+
 def word_scores(model: keras.Model, tokenizer: SubwordTokenizer, words: tf.RaggedTensor,
                 spaced: tf.RaggedTensor) -> tf.Tensor:
     """Tag scores of each word, read on its first sub-token: [B, T, tags], T >= 1, zeros past a text's end."""
     windows = tokenizer.windows(words, spaced)
-    scores = model(tokenizer.model_inputs(windows.pieces), training=False)
+    scores = model(tokenizer.model_inputs(windows.pieces, piece_words(words, windows) if reads_words(model) else None),
+                   training=False)
     at = tf.stack([windows.word_window, windows.word_position + tokenizer.prefix], axis=-1)
     per_word = words.with_flat_values(tf.gather_nd(scores, at))
     return at_least_one_step(per_word.to_tensor(0.0))
@@ -224,8 +238,8 @@ def word_scores(model: keras.Model, tokenizer: SubwordTokenizer, words: tf.Ragge
 
 def training_windows(tokenizer: SubwordTokenizer, words: tf.RaggedTensor, spaced: tf.RaggedTensor,
                      tags: tf.RaggedTensor, weights: tf.RaggedTensor, inside: tf.Tensor,
-                     label_all_subtokens: bool) -> tuple[tf.RaggedTensor, tf.RaggedTensor, tf.RaggedTensor]:
-    """Windows of sub-token ids with their labels and weights ([W, (P)] each, special tokens not yet added).
+                     label_all_subtokens: bool) -> tuple[tf.RaggedTensor, ...]:
+    """Windows of sub-token ids with their labels, weights and words ([W, (P)] each, special tokens not yet added).
 
     `inside` maps each tag id to the tag later sub-tokens learn with `label_all_subtokens` (B-X -> I-X).
     """
@@ -238,7 +252,8 @@ def training_windows(tokenizer: SubwordTokenizer, words: tf.RaggedTensor, spaced
     else:
         labels = tf.where(windows.piece_is_first, word_tags, 0)
         piece_weights = tf.where(windows.piece_is_first, word_weights, 0.0)
-    return windows.pieces, windows.pieces.with_flat_values(labels), windows.pieces.with_flat_values(piece_weights)
+    return (windows.pieces, windows.pieces.with_flat_values(labels), windows.pieces.with_flat_values(piece_weights),
+            piece_words(words, windows))
 
 
 def inside_tags(tags: Sequence[str]) -> np.ndarray:
@@ -253,20 +268,23 @@ BUCKET_BOUNDARIES = (16, 24, 32, 48, 64, 96, 128, 192, 256)
 
 def window_dataset(tokenizer: SubwordTokenizer, sentences: Sequence[TaggedSentence], tag_ids: list[list[int]],
                    token_weights: list[list[float]], inside: np.ndarray, label_all_subtokens: bool, batch_size: int,
-                   shuffle_seed: int | None, epoch: tf.Variable | None = None) -> tf.data.Dataset:
+                   shuffle_seed: int | None, epoch: tf.Variable | None = None,
+                   with_words: bool = False) -> tf.data.Dataset:
     """Training or validation batches of windows: (backbone inputs, labels, weights), each [B, P].
 
     Windows of similar length are batched together (less padding: a transformer's cost grows with
-    it); `shuffle_seed` None keeps the windows in order (validation).
+    it); `shuffle_seed` None keeps the windows in order (validation). `with_words` adds each
+    sub-token's word to the inputs (`token_words`, for `model.char_filters`).
     """
     words = tf.ragged.constant([list(sentence.tokens) for sentence in sentences], dtype=tf.string)
     spaced = tf.ragged.constant(sentence_spacing(sentences), dtype=tf.bool)
     tags = tf.ragged.constant(tag_ids, dtype=tf.int32)
     weights = tf.ragged.constant(token_weights, dtype=tf.float32)
-    pieces, labels, piece_weights = tf.function(training_windows)(tokenizer, words, spaced, tags, weights,
-                                                                  tf.constant(inside), label_all_subtokens)
+    pieces, labels, piece_weights, words_of_pieces = tf.function(training_windows)(
+        tokenizer, words, spaced, tags, weights, tf.constant(inside), label_all_subtokens)
     rows = (tokenizer.with_specials(pieces, *tokenizer.specials), tokenizer.with_specials(tf.ones_like(pieces), 1, 1),
-            tokenizer.with_specials(labels, 0, 0), tokenizer.with_specials(piece_weights, 0.0, 0.0))
+            tokenizer.with_specials(labels, 0, 0), tokenizer.with_specials(piece_weights, 0.0, 0.0),
+            tokenizer.with_specials(words_of_pieces, "", ""))
     lengths = rows[0].row_lengths().numpy()
     splits, values = rows[0].row_splits, [row.flat_values for row in rows]
     # Windows as dense rows of different lengths (padded_batch refuses ragged elements).
@@ -276,13 +294,17 @@ def window_dataset(tokenizer: SubwordTokenizer, sentences: Sequence[TaggedSenten
         dataset = epoch_shuffle(dataset, len(lengths), len(lengths), shuffle_seed, epoch)
     boundaries = [bound + 1 for bound in BUCKET_BOUNDARIES if bound < lengths.max(initial=1)]
     dataset = bucket_by_length(dataset, lengths, boundaries, batch_size, lambda ids, *_: tf.shape(ids)[0],
-                               padding_values=(tokenizer.pad_id, 0, 0, 0.0))
+                               padding_values=(tokenizer.pad_id, 0, 0, 0.0, ""))
     return dataset.map(
-        lambda ids, mask, y, w: (_inputs(tokenizer.kind, ids, mask), y, w)).prefetch(tf.data.AUTOTUNE)
+        lambda ids, mask, y, w, piece_word: (_inputs(tokenizer.kind, ids, mask, piece_word if with_words else None),
+                                             y, w)).prefetch(tf.data.AUTOTUNE)
 
 
-def _inputs(kind: str, token_ids: tf.Tensor, padding_mask: tf.Tensor) -> dict[str, tf.Tensor]:
+def _inputs(kind: str, token_ids: tf.Tensor, padding_mask: tf.Tensor,
+            words: tf.Tensor | None = None) -> dict[str, tf.Tensor]:
     inputs = {"token_ids": token_ids, "padding_mask": padding_mask}
     if kind == "bert":
         inputs["segment_ids"] = tf.zeros_like(token_ids)
+    if words is not None:
+        inputs[TOKEN_WORDS] = words
     return inputs

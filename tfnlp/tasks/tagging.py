@@ -229,7 +229,8 @@ class TaggingTask(Task):
 
     def make_model(self) -> keras.Model:
         if self.transformer:
-            return transformer_tagger(self.experiment.model, self.tokenizer.vocabulary_size, self.tags.tokens)
+            return transformer_tagger(self.experiment.model, self.tokenizer.vocabulary_size, self.tags.tokens,
+                                      self.characters)
         return bilstm_tagger(self.experiment.model, self.vocabulary, self.tags.tokens, self.initial_embeddings,
                              self.characters)
 
@@ -257,7 +258,7 @@ class TaggingTask(Task):
             return subword_tagging.window_dataset(
                 self.tokenizer, sentences, ids, token_weights, subword_tagging.inside_tags(self.tags.tokens),
                 self.experiment.model.label_all_subtokens, train.batch_size, train.seed if training else None,
-                self.epoch)
+                self.epoch, with_words=bool(self.experiment.model.char_filters))
         tokens = tf.ragged.constant([list(sentence.tokens) for sentence in sentences], dtype=tf.string)
         tags = tf.ragged.constant(ids, dtype=tf.int32)
         weights = tf.ragged.constant(token_weights, dtype=tf.float32)
