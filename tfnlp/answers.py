@@ -177,7 +177,8 @@ def _review(flag: bool | None) -> str:
 def render(answer: Answer, top_k: int | None = None) -> str:
     """The answer as a person reads it: a few lines of plain text."""
     if isinstance(answer, CodeAnswer):
-        lines = [f"{answer.text}", f"  {'rank':>4}  {'code':<7} {'confidence':>10}  label"]
+        header = f"  {'rank':>4}  {'code':<7} {'confidence':>10}  label"
+        lines = [answer.text, *([header] if answer.ranked else [])]
         for rank, candidate in enumerate(answer.ranked[:top_k], 1):
             lines.append(f"  {rank:>4}  {candidate.display_code:<7} {_confidence(candidate.confidence):>10}  "
                          f"{candidate.label}")
