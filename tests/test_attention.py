@@ -14,9 +14,10 @@ def test_alignments_keep_real_positions_and_rows_sum_to_one(tiny_run):
     outputs = attention.predict_local(tiny_run["version"], TEXTS)
     alignments = attention.alignments_from_outputs(TEXTS, outputs)
     assert alignments[0].input_tokens == ["choléra", "à", "vibrio", "cholerae"]
-    assert alignments[2].input_tokens == []  # an empty text reads no word
+    # An empty text reads no word and is not answered: no code, no output token.
+    assert alignments[2].input_tokens == alignments[2].output_tokens == [] and alignments[2].code == ""
     for alignment in alignments:
-        assert alignment.output_tokens[-1] == "</s>" or len(alignment.output_tokens) == 7
+        assert not alignment.input_tokens or alignment.output_tokens[-1] == "</s>" or len(alignment.output_tokens) == 7
         assert alignment.attention.shape == (len(alignment.output_tokens), len(alignment.input_tokens))
         if alignment.input_tokens:
             np.testing.assert_allclose(alignment.attention.sum(axis=1), 1.0, rtol=1e-5)

@@ -211,7 +211,7 @@ class Seq2SeqServing(ServingModule):
             "score": tf.where(answered, tf.exp(log_prob), 0.0),
             "attention": attention * tf.cast(real, tf.float32)[:, :, None],
             "input_tokens": input_tokens,
-            "output_tokens": tf.where(real, strings, ""),
+            "output_tokens": tf.where(real & answered[:, None], strings, ""),
         }
         if calibration == "raw":
             return {**outputs, "top_codes": ranked, "top_scores": scores}
