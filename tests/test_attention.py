@@ -70,3 +70,11 @@ def test_bad_models_and_inputs_exit_2_with_a_reason(tiny_run, tmp_path, capsys):
             attention.main(argv)
         assert exit_info.value.code == 2
         assert message in capsys.readouterr().err
+
+
+def test_a_text_with_nothing_to_read_is_reported_without_a_code(tiny_run, tmp_path, capsys):
+    png = tmp_path / "blank.png"
+    assert attention.main([str(tiny_run["version"]), "!!!", "-o", str(png)]) == 0
+    out = capsys.readouterr().out
+    assert "!!!" in out and "-> no answer" in out and "<- " not in out  # no character decoded: none attends
+    assert_picture(png, min_width=100, min_height=100)

@@ -44,6 +44,8 @@ class Alignment:
         """The code in its dotted form with its label, and the confidence (or the decoder's score)."""
         from tfnlp.answers import display_code
 
+        if not self.code:
+            return "no answer\n(no letter or digit to read, or no code found)"
         label = self.label if len(self.label) <= 48 else self.label[:47] + "…"
         measure = (f"confidence {self.confidence:.2f}" if self.confidence is not None
                    else f"decoder score {self.score:.2f}")
@@ -59,6 +61,11 @@ class Alignment:
 
 
 def _draw_heatmap(axes, alignment: Alignment, first_column: bool):
+    if not alignment.attention.size:  # nothing decoded, or nothing read: no grid to draw
+        axes.text(0.5, 0.5, "nothing to show", ha="center", va="center", transform=axes.transAxes)
+        axes.set_axis_off()
+        axes.set_title(alignment.title, fontsize=10)
+        return None
     image = axes.imshow(alignment.attention, cmap="viridis", vmin=0.0, vmax=1.0, aspect="auto")
     axes.set_xticks(range(len(alignment.input_tokens)), alignment.input_tokens, rotation=60, ha="right")
     axes.set_yticks(range(len(alignment.output_tokens)), alignment.output_tokens)
@@ -80,10 +87,11 @@ def attention_figure(alignments: Sequence[Alignment], columns: int = 2):
                                      figsize=(columns * max(4.5, 0.45 * widest + 1.5), rows * (3.6 + 0.08 * longest)))
     for axes in axes_grid.flat[len(alignments):]:
         axes.axis("off")
-    image = None
-    for index, (axes, alignment) in enumerate(zip(axes_grid.flat, alignments, strict=False)):
-        image = _draw_heatmap(axes, alignment, first_column=index % columns == 0)
-    figure.colorbar(image, ax=list(axes_grid.flat), label="attention weight", shrink=0.8)
+    images = [_draw_heatmap(axes, alignment, first_column=index % columns == 0)
+              for index, (axes, alignment) in enumerate(zip(axes_grid.flat, alignments, strict=False))]
+    drawn = [image for image in images if image is not None]
+    if drawn:
+        figure.colorbar(drawn[-1], ax=list(axes_grid.flat), label="attention weight", shrink=0.8)
     return figure
 
 
