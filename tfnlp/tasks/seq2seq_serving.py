@@ -199,13 +199,12 @@ class Seq2SeqServing(ServingModule):
         tokens = tf.gather(tf.cond(empty, lambda: tf.zeros([0, steps], tf.int32), tokens_ta.concat), restore)
         log_prob = tf.gather(tf.cond(empty, lambda: tf.zeros([0]), log_prob_ta.concat), restore)
         attention = tf.gather(tf.cond(empty, lambda: tf.zeros([0, steps, width]), attention_ta.concat), restore)
-        answered = ranking.has_words(text)
-        ranked = tf.where(answered[:, None], tf.gather(tf.cond(empty, lambda: tf.zeros([0, top_k], tf.string),
-                                                               ranked_ta.concat), restore), "")
+        ranked = tf.gather(tf.cond(empty, lambda: tf.zeros([0, top_k], tf.string), ranked_ta.concat), restore)
         scores = tf.gather(tf.cond(empty, lambda: tf.zeros([0, beam_size]), scores_ta.concat), restore)
         strings = tf.gather(self.token_strings, tokens)
         # Steps up to and including the first end token are real; the rest is padding.
         real = tf.equal(tf.cumsum(tf.cast(tf.equal(tokens, END), tf.int32), axis=1, exclusive=True), 0)
+        answered = ranking.has_words(text)
         outputs = {
             "code": tf.where(answered, tf.strings.reduce_join(tf.where(tokens > END, strings, ""), axis=1), ""),
             "score": tf.where(answered, tf.exp(log_prob), 0.0),
@@ -220,8 +219,8 @@ class Seq2SeqServing(ServingModule):
     def _ranked_answer(self, ranked: tf.Tensor, scores: tf.Tensor, calibration: dict[str, tf.Variable],
                        top_k: int, answered: tf.Tensor) -> dict[str, tf.Tensor]:
         """What a person reads: the top codes with their labels and calibrated confidences, the review flag."""
-        confidence = ranking.confidences(scores, calibration)[:, :top_k]
-        confidence = tf.where(tf.equal(ranked, ""), 0.0, confidence)  # a beam that found no code, a text not answered
+        ranked, confidence = ranking.withheld(ranked, ranking.confidences(scores, calibration)[:, :top_k], answered)
+        confidence = tf.where(tf.equal(ranked, ""), 0.0, confidence)  # a beam that found no code
         labels = self.code_labels.lookup(ranked)
         return {"top_codes": ranked, "display_code": display_codes(ranked), "top_labels": labels,
                 "top_confidences": confidence, "label": labels[:, 0], "confidence": confidence[:, 0],
