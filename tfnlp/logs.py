@@ -90,9 +90,9 @@ def drop_root_notices(package: str) -> None:
     """Keep `package`'s warnings on the root logger off the terminal (its errors still reach it): Apache Beam warns
     there, at import and while a pipeline runs, that Google Cloud clients and a platform module it does not use here
     are missing ("apitools not found", "Resource module is not available"). Call before importing the package."""
-    root = logging.getLogger()
-    if not any(isinstance(item, RootNotices) and item.marker == f"{os.sep}{package}{os.sep}" for item in root.filters):
-        root.addFilter(RootNotices(package))
+    root, notices = logging.getLogger(), RootNotices(package)
+    if not any(isinstance(item, RootNotices) and item.marker == notices.marker for item in root.filters):
+        root.addFilter(notices)
 
 
 def is_command_start() -> bool:
