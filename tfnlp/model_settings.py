@@ -83,13 +83,17 @@ class ClassifierSettings(ModelSettings):
 
 @dataclass(frozen=True)
 class TaggerSettings(ModelSettings):
-    """What every tagger family has: how its entities' confidences are calibrated and when a text needs review."""
+    """What every tagger family has: how its entities' confidences are calibrated, when a text needs review, and the
+    shape of a character CNN."""
 
     calibration: str = setting("temperature", "how entity confidences are calibrated on the validation split: "
                                               "temperature, isotonic or none", choices=CALIBRATIONS)
     review_precision: float = setting(0.95, "entity precision the texts given without review reach on the "
                                             "validation split (needs_review when an entity is below the threshold)",
                                       low=0.0, high=1.0)
+    # The character CNN's shape, for the families that read words' characters (`model.char_filters` > 0).
+    char_embedding_dim: int = setting(30, "size of a character's embedding in the character CNN", low=1, high=1024)
+    kernel_size: int = setting(3, "characters the character CNN reads at a time", low=1, high=64)
 
 
 @dataclass(frozen=True)
@@ -220,8 +224,6 @@ class BiLSTMTaggerSettings(TaggerSettings):
                                " empty: random)")
     char_filters: int = setting(50, "filters of the character CNN per word (0: no character features)",
                                 low=0, high=8192)
-    char_embedding_dim: int = setting(30, "size of a character's embedding in the character CNN", low=1, high=1024)
-    kernel_size: int = setting(3, "characters the character CNN reads at a time", low=1, high=64)
     decoder: str = setting("crf", "how tags are read: argmax, constrained (Viterbi under BIO2) or crf (a linear-chain"
                                   " CRF trained on the sentence likelihood)", choices=DECODERS)
 
@@ -253,8 +255,6 @@ class TransformerTaggerSettings(TaggerSettings):
                            choices=DECODERS)
     char_filters: int = setting(0, "filters of a character CNN over each sub-token's word, beside the backbone's "
                                    "states (0: none)", low=0, high=4096)
-    char_embedding_dim: int = setting(30, "size of a character's embedding in the character CNN", low=1, high=1024)
-    kernel_size: int = setting(3, "characters the character CNN reads at a time", low=1, high=64)
 
 
 FAMILIES: tuple[type[ModelSettings], ...] = (
