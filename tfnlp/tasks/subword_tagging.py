@@ -282,9 +282,12 @@ def window_dataset(tokenizer: SubwordTokenizer, sentences: Sequence[TaggedSenten
     weights = tf.ragged.constant(token_weights, dtype=tf.float32)
     pieces, labels, piece_weights, words_of_pieces = tf.function(training_windows)(
         tokenizer, words, spaced, tags, weights, tf.constant(inside), label_all_subtokens)
-    rows = (tokenizer.with_specials(pieces, *tokenizer.specials), tokenizer.with_specials(tf.ones_like(pieces), 1, 1),
-            tokenizer.with_specials(labels, 0, 0), tokenizer.with_specials(piece_weights, 0.0, 0.0),
-            tokenizer.with_specials(words_of_pieces, "", ""))
+    rows = [tokenizer.with_specials(pieces, *tokenizer.specials), tokenizer.with_specials(tf.ones_like(pieces), 1, 1),
+            tokenizer.with_specials(labels, 0, 0), tokenizer.with_specials(piece_weights, 0.0, 0.0)]
+    padding = [tokenizer.pad_id, 0, 0, 0.0]
+    if with_words:  # carried through shuffling and batching only when the model reads them
+        rows.append(tokenizer.with_specials(words_of_pieces, "", ""))
+        padding.append("")
     lengths = rows[0].row_lengths().numpy()
     splits, values = rows[0].row_splits, [row.flat_values for row in rows]
     # Windows as dense rows of different lengths (padded_batch refuses ragged elements).
@@ -294,10 +297,9 @@ def window_dataset(tokenizer: SubwordTokenizer, sentences: Sequence[TaggedSenten
         dataset = epoch_shuffle(dataset, len(lengths), len(lengths), shuffle_seed, epoch)
     boundaries = [bound + 1 for bound in BUCKET_BOUNDARIES if bound < lengths.max(initial=1)]
     dataset = bucket_by_length(dataset, lengths, boundaries, batch_size, lambda ids, *_: tf.shape(ids)[0],
-                               padding_values=(tokenizer.pad_id, 0, 0, 0.0, ""))
+                               padding_values=tuple(padding))
     return dataset.map(
-        lambda ids, mask, y, w, piece_word: (_inputs(tokenizer.kind, ids, mask, piece_word if with_words else None),
-                                             y, w)).prefetch(tf.data.AUTOTUNE)
+        lambda ids, mask, y, w, *words: (_inputs(tokenizer.kind, ids, mask, *words), y, w)).prefetch(tf.data.AUTOTUNE)
 
 
 def _inputs(kind: str, token_ids: tf.Tensor, padding_mask: tf.Tensor,
