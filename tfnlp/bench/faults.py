@@ -328,9 +328,14 @@ def large_requests(path: Path, scratch: Path, texts: Sequence[str], size: dict) 
             "answered_in_s": answered}
 
 
+def worst_switch_ms(reload: dict) -> float:
+    """The slowest request around any switch of a hot-reload measurement (0 with no switch)."""
+    return max(reload["switch_maxima_ms"], default=0.0)
+
+
 def control_cell(reload: dict) -> str:
     """The control period's windows as long as a switch's: their slowest requests beside the worst switch's."""
-    maxima, worst_switch = reload["control_window_maxima_ms"], max(reload["switch_maxima_ms"], default=0.0)
+    maxima, worst_switch = reload["control_window_maxima_ms"], worst_switch_ms(reload)
     if not maxima:
         return "no control window"
     as_slow = sum(maximum >= worst_switch for maximum in maxima)
@@ -343,14 +348,13 @@ def reload_row(reload: dict) -> str:
     """The table row of one hot-reload measurement."""
     mode = "a process per version" if reload.get("isolate") else "one process"
     switches = ", ".join(f"{maximum:.0f}" for maximum in reload["switch_maxima_ms"])
-    worst_switch = max(reload["switch_maxima_ms"], default=0.0)
     return (f"| hot reload ({reload['clients']} gRPC clients, {reload['reloads']} reloads; {mode}) | steady p99 "
             f"{reload['steady_p99_ms']:.0f} ms (slowest {reload['steady_max_ms']:.0f} ms, {reload['steady_requests']} "
             f"requests); while reloading p99 {reload['reload_p99_ms']:.0f} ms, slowest "
             f"{reload['reload_max_ms']:.0f} ms ({reload['reload_max_ms'] / reload['steady_p99_ms']:.1f}x), "
             f"{reload['over_twice_steady_p99']} of {reload['reload_requests']} over 2x; {reload['failed']} failed; "
             f"around each switch ({SWITCH_WINDOW[0]:.0f} s before to {SWITCH_WINDOW[1]:.0f} s after) slowest "
-            f"{switches} ms ({worst_switch / reload['steady_p99_ms']:.1f}x, {reload['switch_requests']} "
+            f"{switches} ms ({worst_switch_ms(reload) / reload['steady_p99_ms']:.1f}x, {reload['switch_requests']} "
             f"requests); {control_cell(reload)}; {reload['control_over_twice_steady_p99']} of "
             f"{reload['control_requests']} requests with no reload over 2x "
             "| slowest at most 2x the steady p99, none failed |")
