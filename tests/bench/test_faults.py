@@ -35,7 +35,7 @@ def test_the_table_sets_each_measurement_beside_its_target():
                         "1091 MB | no growth per reload |")
 
 
-@pytest.mark.slow  # about 2 minutes: three servers, a reload under load, 100 trickling connections, 4 x 2,000 rows
+@pytest.mark.slow  # about 3 minutes: five servers, a reload under load, 100 trickling connections, 4 x 1,000 rows
 def test_a_quick_run_measures_the_three_faults(tiny_run, capsys):
     assert bench.main(["faults", "--quick", "--model", str(tiny_run["version"])]) == 0
     out = capsys.readouterr().out
@@ -43,7 +43,8 @@ def test_a_quick_run_measures_the_three_faults(tiny_run, capsys):
     assert "around each switch (1 s before to 2 s after) slowest " in out and " windows as long with no reload" in out
     assert "| hot reload (4 gRPC clients, 1 reloads; a process per version) | steady p99" in out
     assert "| 100 trickling REST connections | 30/30 real requests answered 200" in out
-    assert "| 4 hot reloads, one after another | PSS " in out
+    assert "| 4 concurrent requests of 1000 rows " in out
+    assert "| 2 hot reloads, one after another | PSS " in out
 
 
 def test_control_windows_are_cut_as_long_as_a_switch_window():
