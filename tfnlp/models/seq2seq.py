@@ -167,13 +167,18 @@ class Seq2SeqDecoder(keras.layers.Layer):
     def step(self, previous_token, state, encoder_outputs, encoder_mask, projected_keys=None):
         """One inference step through the LSTM cell, without the layer's time loop.
 
-        previous_token [B] -> logits [B, V], attention weights [B, T], new state [h, c]. Same
-        weights and result as `call` on a length-1 sequence, with less overhead per step.
+        previous_token [B * K] -> logits [B * K, V], attention weights [B * K, T], new state [h, c], for K
+        hypotheses of each of B texts (a text's rows together; K = 1 without a beam). The encoder's outputs
+        [B, T, D], mask [B, T] and `projected_keys` [B, T, units] come once per text: a text's K hypotheses attend
+        as K query steps of one sequence, so nothing is repeated K times. Same weights and result as `call` on a
+        length-1 sequence, with less overhead per step.
         """
         output, state = self.rnn.cell(self.embedding(previous_token), state, training=False)
-        logits, weights = self._attend_and_predict(output[:, None, :], encoder_outputs, encoder_mask,
-                                                   projected_keys, training=False)
-        return logits[:, 0, :], weights[:, 0, :], list(state)
+        queries = tf.reshape(output, [tf.shape(encoder_outputs)[0], -1, output.shape[-1]])  # [B, K, units]
+        logits, weights = self._attend_and_predict(queries, encoder_outputs, encoder_mask, projected_keys,
+                                                   training=False)
+        return (tf.reshape(logits, [-1, logits.shape[-1]]), tf.reshape(weights, [-1, tf.shape(weights)[-1]]),
+                list(state))
 
     def _attend_and_predict(self, rnn_outputs, encoder_outputs, encoder_mask, projected_keys, training):
         context, weights = self.attention(rnn_outputs, encoder_outputs, mask=encoder_mask,
