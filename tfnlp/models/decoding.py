@@ -207,7 +207,6 @@ def beam_search(model: CharSeq2Seq, inputs: dict[str, tf.Tensor], allowed: tf.Te
     prefix_prior = None
     if prior is not None:
         prefix_prior = prior(text_outputs, text_mask)  # [B, P]
-        text_of_row = tf.repeat(tf.range(batch), beam_size)[:, None]  # [B*K, 1]
     pad_only = tf.one_hot(PAD, vocab, on_value=0.0, off_value=NEG_INF)  # a finished beam only pads, at no cost
     end_only = tf.one_hot(END, vocab, on_value=True, off_value=False)
 
@@ -223,11 +222,11 @@ def beam_search(model: CharSeq2Seq, inputs: dict[str, tf.Tensor], allowed: tf.Te
         step_log_prob = tf.nn.log_softmax(logits)  # [B*K, V]
         decoder_step = step_log_prob
         if prefix_prior is not None:
-            old = tf.gather_nd(prefix_prior, tf.concat([text_of_row, tf.gather(anchor, node)[:, None]], axis=1))
+            # Each text's prior row, indexed by its beams' prefixes: old [B, K], new [B, K * V].
+            old = tf.gather(prefix_prior, tf.reshape(tf.gather(anchor, node), [batch, beam_size]), batch_dims=1)
             new_nodes = tf.gather(anchor, tf.gather(next_node, node))  # [B*K, V]
-            new = tf.gather_nd(prefix_prior, tf.stack([tf.broadcast_to(text_of_row, tf.shape(new_nodes)),
-                                                       new_nodes], axis=-1))
-            step_log_prob += new - old[:, None]
+            new = tf.gather(prefix_prior, tf.reshape(new_nodes, [batch, -1]), batch_dims=1)
+            step_log_prob += tf.reshape(new, [-1, vocab]) - tf.reshape(old, [-1, 1])
         step_allowed = tf.gather(allowed, node)
         step_allowed = tf.logical_and(step_allowed, tf.logical_or(step < steps - 1, end_only)[None, :])
         step_log_prob = tf.where(step_allowed, step_log_prob, NEG_INF)
