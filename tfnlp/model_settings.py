@@ -255,6 +255,8 @@ class TransformerTaggerSettings(TaggerSettings):
                            choices=DECODERS)
     char_filters: int = setting(0, "filters of a character CNN over each sub-token's word, beside the backbone's "
                                    "states (0: none)", low=0, high=4096)
+    vectors: str = setting("", "pretrained vectors of each sub-token's word beside the backbone's states "
+                               "(glove-6b-50d, fr-vectors, a file; empty: none)")
 
 
 FAMILIES: tuple[type[ModelSettings], ...] = (

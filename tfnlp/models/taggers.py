@@ -116,16 +116,25 @@ def bilstm_tagger(config: BiLSTMTaggerSettings, vocabulary: Sequence[str], tags:
     return keras.Model(tokens, _scores_per_step(states, tags, config), name="bilstm_tagger")
 
 
+def reads_words_of(config: TransformerTaggerSettings) -> bool:
+    """Whether a transformer tagger of these settings reads each sub-token's word (`token_words`)."""
+    return bool(config.char_filters or config.vectors)
+
+
 def transformer_tagger(config: TransformerTaggerSettings, vocabulary_size: int, tags: Sequence[str],
-                       characters: Sequence[str] = ()) -> keras.Model:
-    """A keras-hub backbone (+ a character CNN over each sub-token's word) -> dropout -> tag scores per sub-token.
+                       characters: Sequence[str] = (), vocabulary: Sequence[str] = (),
+                       initial_embeddings: np.ndarray | None = None) -> keras.Model:
+    """A keras-hub backbone (+ a character CNN and word vectors of each sub-token's word) -> dropout -> tag scores
+    per sub-token.
 
     `bert_tagger`: BertBackbone from the minilm asset or `model.preset`. `gpt_tagger`: GPT2Backbone
     (causal: a word's tag sees only the words before it) from `model.preset`, or a fresh GPT-2 of
     `model.num_layers` layers, `model.embedding_dim` wide, over `vocabulary_size` sub-tokens. With
     `model.char_filters`, the model also reads `token_words` [B, P] (strings: the word each sub-token
     comes from, "" for special tokens and padding) and puts that word's character CNN vector beside
-    the backbone's state: the spelling an uncased sub-word vocabulary loses (capitals, digits).
+    the backbone's state: the spelling an uncased sub-word vocabulary loses (capitals, digits). With
+    `model.vectors`, the word's pretrained vector (`initial_embeddings`, rows for padding, unknown, then
+    `vocabulary`; fine-tuned with the rest) goes beside it too.
     """
     import keras_hub
 
@@ -151,11 +160,23 @@ def transformer_tagger(config: TransformerTaggerSettings, vocabulary_size: int, 
                         f"{backbone.max_sequence_length} positions")
     sequence = backbone.output["sequence_output"] if isinstance(backbone.output, dict) else backbone.output
     inputs = backbone.input
-    if config.char_filters:
+    if reads_words_of(config):
         words = keras.Input(shape=(None,), dtype="string", name=TOKEN_WORDS)
-        spelling = CharacterCNN(characters, config.char_embedding_dim, config.char_filters, config.kernel_size,
-                                name="characters")(words)
-        sequence = keras.layers.Concatenate(name="piece_features")([sequence, keras.ops.cast(spelling,
-                                                                                             sequence.dtype)])
+        features = [sequence]
+        if config.char_filters:
+            features.append(CharacterCNN(characters, config.char_embedding_dim, config.char_filters,
+                                         config.kernel_size, name="characters")(words))
+        if config.vectors:
+            features.append(_word_vectors(words, vocabulary, initial_embeddings))
+        sequence = keras.layers.Concatenate(name="piece_features")(
+            [features[0], *(keras.ops.cast(feature, sequence.dtype) for feature in features[1:])])
         inputs = {**backbone.input, TOKEN_WORDS: words}
     return keras.Model(inputs, _scores_per_step(sequence, tags, config), name=config.name)
+
+
+def _word_vectors(words, vocabulary: Sequence[str], initial_embeddings: np.ndarray):
+    """Words [B, T] (strings) -> their lower-cased word's embedding [B, T, D], started from pretrained vectors."""
+    lookup = keras.layers.StringLookup(vocabulary=list(vocabulary), mask_token="", name="vector_words")
+    embedding = keras.layers.Embedding(*initial_embeddings.shape, name="word_vectors",
+                                       embeddings_initializer=keras.initializers.Constant(initial_embeddings))
+    return embedding(lookup(Lowercase(name="vector_lowercase")(words)))

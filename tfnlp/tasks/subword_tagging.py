@@ -221,7 +221,7 @@ def piece_words(words: tf.RaggedTensor, windows: Windows) -> tf.RaggedTensor:
 
 
 def reads_words(model: keras.Model) -> bool:
-    """Whether a transformer tagger also reads each sub-token's word (`model.char_filters`)."""
+    """Whether a transformer tagger also reads each sub-token's word (`model.char_filters`, `model.vectors`)."""
     return isinstance(model.input, dict) and TOKEN_WORDS in model.input
 
 
@@ -274,7 +274,7 @@ def window_dataset(tokenizer: SubwordTokenizer, sentences: Sequence[TaggedSenten
 
     Windows of similar length are batched together (less padding: a transformer's cost grows with
     it); `shuffle_seed` None keeps the windows in order (validation). `with_words` adds each
-    sub-token's word to the inputs (`token_words`, for `model.char_filters`).
+    sub-token's word to the inputs (`token_words`, for `model.char_filters` and `model.vectors`).
     """
     words = tf.ragged.constant([list(sentence.tokens) for sentence in sentences], dtype=tf.string)
     spaced = tf.ragged.constant(sentence_spacing(sentences), dtype=tf.bool)

@@ -32,7 +32,7 @@ from tfnlp.metrics import entity_scores, per_type_rows, span_scores, write_rows_
 from tfnlp.model_settings import TransformerTaggerSettings
 from tfnlp.models.crf import CRF, CRFLoss, bio_allowed, decoder_layer, viterbi
 from tfnlp.models.layers import at_least_one_step
-from tfnlp.models.taggers import bilstm_tagger, transformer_tagger
+from tfnlp.models.taggers import bilstm_tagger, reads_words_of, transformer_tagger
 from tfnlp.tasks import ranking, subword_tagging
 from tfnlp.tasks.base import TEXT_SPEC, TRANSFORMER_SPACE, ServingModule, Task, batches, shuffled
 from tfnlp.tasks.subword_tagging import SubwordTokenizer
@@ -42,6 +42,8 @@ RAGGED_WORDS = tf.RaggedTensorSpec([None, None], tf.string, ragged_rank=1, row_s
 RAGGED_SPACING = tf.RaggedTensorSpec([None, None], tf.bool, ragged_rank=1, row_splits_dtype=tf.int64)
 PREDICT_BATCH = 64  # sentences per call when evaluating (sorted by length: little padding)
 RESERVED_WORDS = 2  # the word lookup's padding and [UNK] ids
+# A transformer tagger's word vectors (`model.vectors`): its training words, then the vectors' most frequent words.
+VECTOR_WORDS = 30000
 MAX_CHARACTERS = 500  # the character CNN's alphabet: the training text's most frequent characters
 
 
@@ -158,9 +160,13 @@ class TaggingTask(Task):
         if not self.transformer:
             words = (token.lower() for sentence in splits.train for token in sentence.tokens)
             self.vocabulary = most_frequent(words, max(config.vocab_size - RESERVED_WORDS, 1))
-        if not self.transformer and config.vectors:
+        if self.transformer and config.vectors:
+            words = (token.lower() for sentence in splits.train for token in sentence.tokens)
+            self.vocabulary = most_frequent(words, VECTOR_WORDS)
+        if config.vectors:
             self.vocabulary, self.initial_embeddings = pretrained_embeddings(
-                config.vectors, self.vocabulary, config.vocab_size, experiment.train.seed)
+                config.vectors, self.vocabulary, VECTOR_WORDS if self.transformer else config.vocab_size,
+                experiment.train.seed)
         characters = (character for sentence in splits.train for token in sentence.tokens for character in token)
         self.characters = most_frequent(characters, MAX_CHARACTERS)
 
@@ -230,7 +236,7 @@ class TaggingTask(Task):
     def make_model(self) -> keras.Model:
         if self.transformer:
             return transformer_tagger(self.experiment.model, self.tokenizer.vocabulary_size, self.tags.tokens,
-                                      self.characters)
+                                      self.characters, self.vocabulary, self.initial_embeddings)
         return bilstm_tagger(self.experiment.model, self.vocabulary, self.tags.tokens, self.initial_embeddings,
                              self.characters)
 
@@ -258,7 +264,7 @@ class TaggingTask(Task):
             return subword_tagging.window_dataset(
                 self.tokenizer, sentences, ids, token_weights, subword_tagging.inside_tags(self.tags.tokens),
                 self.experiment.model.label_all_subtokens, train.batch_size, train.seed if training else None,
-                self.epoch, with_words=bool(self.experiment.model.char_filters))
+                self.epoch, with_words=reads_words_of(self.experiment.model))
         tokens = tf.ragged.constant([list(sentence.tokens) for sentence in sentences], dtype=tf.string)
         tags = tf.ragged.constant(ids, dtype=tf.int32)
         weights = tf.ragged.constant(token_weights, dtype=tf.float32)
