@@ -50,3 +50,17 @@ def test_unknown_task_is_a_user_error(capsys):
     with pytest.raises(SystemExit) as exit_info:
         bench.main(["classifiers", "--tasks", "poetry"])
     assert exit_info.value.code == 2 and "unknown tasks" in capsys.readouterr().err
+
+
+def test_texts_per_second_is_the_median_of_timed_passes_after_an_untimed_one():
+    from tfnlp.bench.classifiers import texts_per_second
+
+    batch_sizes = []
+
+    def signature(text):  # any callable that takes the texts as the signature does
+        batch_sizes.append(int(text.shape[0]))
+        return {"label": text}
+
+    rate = texts_per_second(signature, [f"text {index}" for index in range(5)], batch_size=2, passes=3)
+    assert batch_sizes == [2, 2, 1] * 4  # one untimed pass, then three timed ones, in batches of 2
+    assert rate > 0

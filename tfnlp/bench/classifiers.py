@@ -69,13 +69,18 @@ def outputs_in_batches(signature, texts: Sequence[str], batch_size: int = 256) -
         yield signature(text=tf.constant(list(texts[start:start + batch_size])))
 
 
-def texts_per_second(signature, texts: Sequence[str], batch_size: int = 256) -> float:
-    """Texts per second through a SavedModel's serving signature (one untimed warm-up call first)."""
-    next(outputs_in_batches(signature, texts[:batch_size], batch_size))
-    started = time.perf_counter()
-    for _ in outputs_in_batches(signature, texts, batch_size):
-        pass
-    return len(texts) / (time.perf_counter() - started)
+def texts_per_second(signature, texts: Sequence[str], batch_size: int = 256, passes: int = 3) -> float:
+    """Texts per second through a SavedModel's serving signature: the median of `passes` timed passes over `texts`
+    after an untimed one (a single pass is at the mercy of this machine's wandering speed)."""
+    import numpy as np
+    import tensorflow as tf
+
+    from tfnlp.bench.speed import timed_passes
+
+    batches = [tf.constant(list(texts[start:start + batch_size])) for start in range(0, len(texts), batch_size)]
+    for batch in batches:
+        signature(text=batch)
+    return float(np.median(timed_passes({"export": signature}, batches, passes)["export"]))
 
 
 def run_one(experiment, folder: Path, tokens_of=None) -> dict:
