@@ -53,9 +53,25 @@ def test_calibration_lowers_the_error_of_a_deliberately_overconfident_ranker(met
 def test_the_review_threshold_answers_as_many_texts_as_the_precision_target_allows():
     confidence = np.array([0.9, 0.8, 0.7, 0.6, 0.5, 0.4])
     correct = np.array([1, 1, 1, 0, 1, 0])
-    review = cal.review_threshold(confidence, correct, 0.8)  # the top 5 are right 4 times in 5
-    assert (review.threshold, review.answered, review.precision) == (0.5, 5 / 6, 0.8)
+    review = cal.review_threshold(confidence, correct, 0.8, assurance=None)  # the measured precision alone
+    assert (review.threshold, review.answered, review.precision) == (0.5, 5 / 6, 0.8)  # the top 5: 4 right in 5
     unreachable = cal.review_threshold(confidence, np.zeros(6), 0.5)
     assert unreachable.answered == 0.0 and unreachable.threshold > 1.0
-    tied = cal.review_threshold(np.array([0.9, 0.9, 0.5]), np.array([1, 0, 1]), 0.6)
+    tied = cal.review_threshold(np.array([0.9, 0.9, 0.5]), np.array([1, 0, 1]), 0.6, assurance=None)
     assert tied.answered == 1.0  # the two tied at 0.9 are answered together (1 of 2 right): all 3 reach 2/3
+
+
+def test_the_review_threshold_asks_the_validation_texts_to_make_the_precision_sure():
+    # 400 texts by falling confidence: the first 200 right 98% of the time, the next 100 right 4 times in 5, the
+    # last 100 never. Measured alone, the precision reaches 0.9 down to text 306; the bound stops at text 294.
+    correct = np.array(([1] * 49 + [0]) * 4 + ([1] * 4 + [0]) * 20 + [0] * 100)
+    confidence = np.linspace(1.0, 0.0, len(correct), endpoint=False)
+    measured = cal.review_threshold(confidence, correct, 0.9, assurance=None)
+    assured = cal.review_threshold(confidence, correct, 0.9)  # the one-sided 90% Clopper-Pearson bound
+    assert measured.precision >= 0.9 and assured.precision >= 0.9
+    assert 0.5 < assured.answered < measured.answered  # fewer texts answered, with a precision that holds
+    hits = correct[:round(assured.answered * len(correct))].sum()
+    from scipy.stats import beta
+
+    assert beta.ppf(0.1, hits, assured.answered * len(correct) - hits + 1) >= 0.9
+    assert cal.review_threshold(np.ones(10) * 0.9, np.ones(10), 0.95).answered == 0.0  # 10 right of 10 is not sure

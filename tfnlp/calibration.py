@@ -5,8 +5,8 @@
 - `fit_softmax_with_none`: temperature scaling of ranked answers' scores, with one more logit for "the right
   answer is none of these" (so confidences sum to at most 1); fitted by maximum likelihood of where the truth is.
 - `fit_isotonic`: a non-decreasing map from raw to calibrated confidence (scikit-learn's isotonic regression).
-- `review_threshold`: the lowest confidence above which the answered texts reach a target precision on
-  validation, so that as many texts as possible are answered without review.
+- `review_threshold`: the lowest confidence above which the answered texts reach a target precision, with 90%
+  assurance from the validation split, so that as many texts as possible are answered without review.
 
 Pure NumPy / SciPy / scikit-learn on numbers: the serving graphs fold the fitted values in.
 """
@@ -18,6 +18,8 @@ from dataclasses import dataclass
 import numpy as np
 
 ECE_BINS = 15
+# How sure the validation split must make us that the texts answered without review reach the precision target.
+REVIEW_ASSURANCE = 0.9
 NEG_INF = -1e9
 
 
@@ -162,21 +164,37 @@ class ReviewThreshold:
     precision: float
 
 
-def review_threshold(confidence: np.ndarray, correct: np.ndarray, target: float) -> ReviewThreshold:
-    """The lowest confidence threshold at which the answers at or above it are right at least `target` of the time:
-    as many texts as possible answered without review at that precision.
+def review_threshold(confidence: np.ndarray, correct: np.ndarray, target: float,
+                     assurance: float | None = REVIEW_ASSURANCE) -> ReviewThreshold:
+    """The lowest confidence threshold at which the answers at or above it reach precision `target` with
+    `assurance`: the one-sided Clopper-Pearson lower bound (at `assurance`) of their precision on these texts is at
+    least `target`. As many texts as possible are answered without review, and new texts answered at that threshold
+    still reach the target.
+
+    The bound, not the precision measured here, because the threshold is chosen on the texts it is measured on: the
+    lowest threshold whose measured precision just reaches the target lands where these texts happened to be right,
+    and new texts answered at it fall short (the coder on cim10: 0.951 on validation, 0.929 on test; with the bound
+    at 0.9, 0.961 and 0.957, answering 55% of the test texts instead of 64%).
 
     Args:
         confidence: [N] each text's best confidence.
         correct: [N] whether that answer was right (as the precision target counts it).
         target: the precision the answered texts must reach.
+        assurance: how sure these texts must make us of it; None: the precision measured on them must reach it.
     """
+    from scipy.stats import beta
+
     confidence, correct = np.asarray(confidence, float), np.asarray(correct, float)
     order = np.argsort(-confidence, kind="stable")
-    precision = np.cumsum(correct[order]) / np.arange(1, len(order) + 1)
+    hits, answered = np.cumsum(correct[order]), np.arange(1, len(order) + 1)
+    precision = hits / answered
+    lower = precision
+    if assurance is not None:
+        with np.errstate(invalid="ignore"):  # no right answer yet: a bound of 0
+            lower = np.nan_to_num(beta.ppf(1.0 - assurance, hits, answered - hits + 1))
     # Only cut between different confidences: every text at the threshold is answered alike.
     distinct = np.append(np.diff(confidence[order]) != 0, True)
-    reaching = np.nonzero((precision >= target) & distinct)[0]
+    reaching = np.nonzero((lower >= target) & distinct)[0]
     if not len(reaching):
         return ReviewThreshold(1.0 + 1e-6, 0.0, 0.0)
     last = int(reaching[-1])

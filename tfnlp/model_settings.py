@@ -69,8 +69,8 @@ class ClassifierSettings(ModelSettings):
     top_k: int = setting(5, "ranked labels each answer gives (top_labels, top_scores)", low=1, high=256)
     calibration: str = setting("temperature", "how scores are calibrated on the validation split: temperature, "
                                               "isotonic or none", choices=CALIBRATIONS)
-    review_precision: float = setting(0.95, "precision the answers given without review reach on the validation "
-                                            "split (needs_review below the threshold that gives it)",
+    review_precision: float = setting(0.95, "precision the answers given without review reach, with 90% assurance "
+                                            "from the validation split (needs_review below the threshold)",
                                       low=0.0, high=1.0)
     tfidf_fusion: str = setting("validation", "fuse the network with the TF-IDF logistic regression compiled into "
                                               "the graph, its weight chosen on the validation split (validation), "
@@ -88,8 +88,9 @@ class TaggerSettings(ModelSettings):
 
     calibration: str = setting("temperature", "how entity confidences are calibrated on the validation split: "
                                               "temperature, isotonic or none", choices=CALIBRATIONS)
-    review_precision: float = setting(0.95, "entity precision the texts given without review reach on the "
-                                            "validation split (needs_review when an entity is below the threshold)",
+    review_precision: float = setting(0.95, "entity precision the texts given without review reach, with 90% "
+                                            "assurance from the validation split (needs_review when an entity is "
+                                            "below the threshold)",
                                       low=0.0, high=1.0)
     # The character CNN's shape, for the families that read words' characters (`model.char_filters` > 0).
     char_embedding_dim: int = setting(30, "size of a character's embedding in the character CNN", low=1, high=1024)
@@ -137,8 +138,8 @@ class Seq2SeqCoderSettings(ModelSettings):
     calibration: str = setting("temperature", "how the ranked codes' scores become confidences, fitted on the "
                                               "validation split: temperature, isotonic or none",
                                choices=CALIBRATIONS)
-    review_precision: float = setting(0.95, "category precision the answers given without review reach on the "
-                                            "validation split (needs_review below the threshold that gives it)",
+    review_precision: float = setting(0.95, "category precision the answers given without review reach, with 90% "
+                                            "assurance from the validation split (needs_review below the threshold)",
                                       low=0.0, high=1.0)
 
 

@@ -154,7 +154,9 @@ class Seq2SeqServing(ServingModule):
     def ranked_scores(self, texts: Sequence[str], beam_size: int, batch_size: int = 256) -> tuple[list, np.ndarray]:
         """The ranked codes [N, K] and their final scores [N, K] (before calibration) of `texts`: what calibration is
         fitted on."""
-        function = tf.function(lambda text: self.predict(text, beam_size, beam_size, "raw"))
+        # One trace for every batch size (the last batch is smaller): no retracing, and no TensorFlow warning of it.
+        function = tf.function(lambda text: self.predict(text, beam_size, beam_size, "raw"),
+                               input_signature=[TEXT_SPEC])
         codes, scores = [], []
         for start in range(0, len(texts), batch_size):
             outputs = function(tf.constant(list(texts[start:start + batch_size]), dtype=tf.string))
