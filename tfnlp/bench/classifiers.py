@@ -73,11 +73,10 @@ def texts_per_second(signature, texts: Sequence[str], batch_size: int = 256, pas
     """Texts per second through a SavedModel's serving signature: the median of `passes` timed passes over `texts`
     after an untimed one (a single pass is at the mercy of this machine's wandering speed)."""
     import numpy as np
-    import tensorflow as tf
 
-    from tfnlp.bench.speed import timed_passes
+    from tfnlp.bench.speed import text_batches, timed_passes
 
-    batches = [tf.constant(list(texts[start:start + batch_size])) for start in range(0, len(texts), batch_size)]
+    batches = text_batches(texts, batch_size)
     for batch in batches:
         signature(text=batch)
     return float(np.median(timed_passes({"export": signature}, batches, passes)["export"]))

@@ -36,6 +36,13 @@ def same_answers(first: dict, other: dict) -> bool:
     return True
 
 
+def text_batches(texts: Sequence[str], batch_size: int) -> list:
+    """`texts` as string tensors of `batch_size` texts (the last one shorter), as a serving signature takes them."""
+    import tensorflow as tf
+
+    return [tf.constant(list(texts[start:start + batch_size])) for start in range(0, len(texts), batch_size)]
+
+
 def timed_passes(signatures: dict, batches: list, passes: int) -> dict[str, list[float]]:
     """Texts/s of each signature over `passes` passes through `batches`, the order turning each pass."""
     texts = sum(int(batch.shape[0]) for batch in batches)
@@ -74,7 +81,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from tfnlp.data import sources
 
     texts = [record.text for record in sources.load(args.data, DataConfig()).splits.validation][:args.texts]
-    batches = [tf.constant(texts[start:start + args.batch_size]) for start in range(0, len(texts), args.batch_size)]
+    batches = text_batches(texts, args.batch_size)
     signatures = {f"{index}: {model}": tf.saved_model.load(model).signatures["serving_default"]
                   for index, model in enumerate(args.model, 1)}
     answers = {name: [signature(text=batch) for batch in batches[:2]] for name, signature in signatures.items()}

@@ -157,12 +157,10 @@ class TaggingTask(Task):
         self.transformer = isinstance(config, TransformerTaggerSettings)
         self.tags = tag_vocabulary(splits.train)
         self.vocabulary, self.initial_embeddings = [], None
-        if not self.transformer:
+        if not self.transformer or config.vectors:  # a word embedding: the BiLSTM's, or word vectors beside BERT
             words = (token.lower() for sentence in splits.train for token in sentence.tokens)
-            self.vocabulary = most_frequent(words, max(config.vocab_size - RESERVED_WORDS, 1))
-        if self.transformer and config.vectors:
-            words = (token.lower() for sentence in splits.train for token in sentence.tokens)
-            self.vocabulary = most_frequent(words, VECTOR_WORDS)
+            self.vocabulary = most_frequent(words, VECTOR_WORDS if self.transformer
+                                            else max(config.vocab_size - RESERVED_WORDS, 1))
         if config.vectors:
             self.vocabulary, self.initial_embeddings = pretrained_embeddings(
                 config.vectors, self.vocabulary, VECTOR_WORDS if self.transformer else config.vocab_size,
