@@ -55,9 +55,12 @@ class CodeAnswer:
         text: the text asked about.
         code, display_code, label, confidence: the best code (`I500`, `I50.0`), its label and its calibrated
             confidence (None for an export without calibrated outputs).
-        needs_review: True when the confidence is below the threshold chosen on validation (None: unknown).
+        needs_review: True when the category confidence (the confidence in older exports) is below the threshold
+            chosen on validation (None: unknown).
         ranked: the candidates, best first (the best one included).
         score: the decoder's own probability of the best code (not calibrated).
+        category_confidence: how likely the best code's category is right: the summed confidences of the candidates
+            in it (None for an export without it).
     """
 
     kind: ClassVar[str] = "code"
@@ -69,6 +72,7 @@ class CodeAnswer:
     needs_review: bool | None
     ranked: tuple[RankedCode, ...]
     score: float
+    category_confidence: float | None = None
 
     @classmethod
     def from_outputs(cls, text: str, row: Mapping[str, Any]) -> CodeAnswer:
@@ -82,8 +86,9 @@ class CodeAnswer:
         # No candidate: a text with nothing to read (confidence 0 where the export says so), or an old export's code.
         best = ranked[0] if ranked else RankedCode(code, display_code(code), "", float(row["confidence"])
                                                    if "confidence" in row else None)
+        in_category = float(row["category_confidence"]) if "category_confidence" in row else None
         return cls(text, code, best.display_code, best.label, best.confidence, _flag(row), ranked,
-                   float(row.get("score", 0.0)))
+                   float(row.get("score", 0.0)), in_category)
 
 
 @dataclass(frozen=True)
@@ -183,7 +188,9 @@ def render(answer: Answer, top_k: int | None = None) -> str:
             lines.append(f"  {rank:>4}  {candidate.display_code:<7} {_confidence(candidate.confidence):>10}  "
                          f"{candidate.label}")
         best = f"{answer.display_code} {answer.label}".strip() if answer.code else NO_ANSWER
-        lines.append(f"  -> {best} ({_review(answer.needs_review)})")
+        sure = (f"category {answer.code[:3]} {answer.category_confidence:.2f}, "
+                if answer.code and answer.category_confidence is not None else "")
+        lines.append(f"  -> {best} ({sure}{_review(answer.needs_review)})")
         return "\n".join(lines)
     if isinstance(answer, LabelAnswer):
         review = _review(answer.needs_review)

@@ -48,7 +48,7 @@ def test_metadata_and_status(server):
         "code": "DT_STRING", "score": "DT_FLOAT", "attention": "DT_FLOAT",
         "input_tokens": "DT_STRING", "output_tokens": "DT_STRING", "top_codes": "DT_STRING",
         "display_code": "DT_STRING", "top_labels": "DT_STRING", "top_confidences": "DT_FLOAT", "label": "DT_STRING",
-        "confidence": "DT_FLOAT", "needs_review": "DT_BOOL"}
+        "confidence": "DT_FLOAT", "category_confidence": "DT_FLOAT", "needs_review": "DT_BOOL"}
     assert client.status("icd10_seq2seq", server["target"]) == [{"version": 1, "state": "AVAILABLE"}]
 
 

@@ -20,5 +20,5 @@ def test_an_unanswered_text_has_no_candidate_no_confidence_and_needs_review():
     assert kept.numpy().tolist() == [[b"I500", b"I509"], [b"", b""]]
     np.testing.assert_allclose(kept_confidence.numpy(), [[0.9, 0.05], [0.0, 0.0]])
     variables = ranking.calibration_variables("t", RankCalibration("temperature", threshold=0.5))
-    flags = ranking.needs_review(tf.constant([[0.9], [0.9], [0.2]]), variables, tf.constant([True, False, True]))
+    flags = ranking.needs_review(tf.constant([0.9, 0.9, 0.2]), variables, tf.constant([True, False, True]))
     assert flags.numpy().tolist() == [False, True, True]

@@ -2,6 +2,7 @@ from collections import Counter
 
 import keras
 import numpy as np
+import pytest
 import tensorflow as tf
 
 from tfnlp.data.records import Record
@@ -283,6 +284,15 @@ def test_the_coders_export_ranks_labelled_codes_with_calibrated_confidences(tiny
         assert sum(confidences) <= 1.0 + 1e-6
     assert out["label"] == [names[0] for names in out["top_labels"]]
     assert out["confidence"] == [row[0] for row in out["top_confidences"]]
+    # The review goes by the best code's category: the summed confidences of the listed codes in it.
+    assert out["__shapes__"]["category_confidence"] == [len(texts)]
+    for codes, confidences, in_category in zip(out["top_codes"], out["top_confidences"], out["category_confidence"],
+                                               strict=True):
+        expected = sum(c for code, c in zip(codes, confidences, strict=True) if code and code[:3] == codes[0][:3])
+        assert in_category == pytest.approx(expected, abs=1e-6) and in_category >= confidences[0]
+    threshold = tiny_run["metrics"]["calibration"]["beam"]["review_threshold"]
+    assert out["needs_review"] == [not text or c < threshold for text, c in zip(texts, out["category_confidence"],
+                                                                                  strict=True)]
     greedy = served_in_fresh_process(tiny_run["version"], texts, "greedy")
     assert greedy["__shapes__"]["top_codes"] == [len(texts), 1] and greedy["top_codes"] == [[c] for c in greedy["code"]]
     calibration = tiny_run["metrics"]["calibration"]
@@ -294,3 +304,29 @@ def test_display_codes_dot_codes_and_leave_categories_short_codes_and_blanks():
 
     shown = display_codes(tf.constant([["I500", "I50", "", "Z9"], ["V2900XA", "A0", "J45", "E119"]])).numpy()
     assert shown.tolist() == [[b"I50.0", b"I50", b"", b"Z9"], [b"V29.00XA", b"A0", b"J45", b"E11.9"]]
+
+
+def test_category_confidence_sums_the_listed_codes_of_the_best_codes_category():
+    from tfnlp.tasks.seq2seq_serving import category_confidences
+
+    codes = tf.constant([["I500", "I509", "J45"], ["J45", "I500", "J450"], ["", "", ""]])
+    confidence = tf.constant([[0.5, 0.25, 0.125], [0.4, 0.3, 0.2], [0.0, 0.0, 0.0]])
+    np.testing.assert_allclose(category_confidences(codes, confidence).numpy(), [0.75, 0.6, 0.0])
+
+
+def test_the_review_threshold_goes_by_the_category_confidence():
+    from tfnlp.tasks.seq2seq import fit_rank_calibration
+
+    # 40 texts whose best code is a coin flip between two siblings (0.5 each): the category is right every time, the
+    # code half the time; 40 whose best code's category is wrong, at a lower confidence in its category.
+    sure = [["I500", "I509"]] * 40
+    unsure = [["J450", "K590"]] * 40
+    codes = sure + unsure
+    scores = np.array([[0.0, 0.0]] * 40 + [[0.0, -0.5]] * 40)
+    truth = ["I500" if index % 2 else "I509" for index in range(40)] + ["A01"] * 40
+    fitted, summary = fit_rank_calibration(codes, scores, truth, "none", 0.9)
+    assert summary["answered"] == 0.5 and summary["precision_answered"] == 1.0
+    # By the best code's confidence alone the sure texts (0.5) would fall below the unsure ones (0.62).
+    assert 0.5 < fitted.threshold <= 1.0
+    only_listed_best, _ = fit_rank_calibration(codes, scores, truth, "none", 0.9, top_k=1)
+    assert only_listed_best.threshold > 1.0  # nothing reaches 0.9 by the best code's confidence alone

@@ -101,8 +101,8 @@ class ClassifierServing(ServingModule):
         answered = ranking.has_words(text)
         labels, confidence = ranking.withheld(labels[:, :self.top_k],
                                               ranking.confidences(scores, self.calibration)[:, :self.top_k], answered)
-        return {"label": labels[:, 0], "score": confidence[:, 0], "top_labels": labels,
-                "top_scores": confidence, "needs_review": ranking.needs_review(confidence, self.calibration, answered),
+        return {"label": labels[:, 0], "score": confidence[:, 0], "top_labels": labels, "top_scores": confidence,
+                "needs_review": ranking.needs_review(confidence[:, 0], self.calibration, answered),
                 "probabilities": probabilities}
 
     @tf.function(input_signature=[TEXT_SPEC])

@@ -58,9 +58,9 @@ def withheld(ranked: tf.Tensor, confidence: tf.Tensor, answered: tf.Tensor) -> t
 
 
 def needs_review(confidence: tf.Tensor, calibration: dict[str, tf.Variable], answered: tf.Tensor) -> tf.Tensor:
-    """bool [B]: the best candidate's confidence ([B, K], best first) is below the threshold chosen on validation, or
-    the text is not answered."""
-    return tf.logical_or(confidence[:, 0] < calibration["threshold"], tf.logical_not(answered))
+    """bool [B]: the confidence the review goes by ([B]: the best candidate's, or the coder's in its category) is below
+    the threshold chosen on validation, or the text is not answered."""
+    return tf.logical_or(confidence < calibration["threshold"], tf.logical_not(answered))
 
 
 def interpolate(values: tf.Tensor, points_x: tf.Tensor, points_y: tf.Tensor) -> tf.Tensor:

@@ -26,7 +26,7 @@ from tfnlp.models.seq2seq import char_seq2seq, masked_accuracy, masked_loss
 from tfnlp.models.tfidf import TfidfLinear
 from tfnlp.tasks.base import ServingModule, Task, predict_strings
 from tfnlp.tasks.seq2seq_inputs import Seq2SeqPreprocessor
-from tfnlp.tasks.seq2seq_serving import Answers, CategoryFusion, RankCalibration, Seq2SeqServing
+from tfnlp.tasks.seq2seq_serving import Answers, CategoryFusion, RankCalibration, Seq2SeqServing, category_confidences
 
 TFIDF_FILE = "tfidf.npz"
 DECODE_BATCH = 1024  # texts per call of the serving graph when evaluating
@@ -184,7 +184,8 @@ class Seq2SeqTask(Task):
         report = {}
         for name, width in (("beam", serving.beam_size), ("greedy", 1)):
             codes, scores = serving.ranked_scores(texts, width)
-            fitted, summary = fit_rank_calibration(codes, scores, truth, config.calibration, config.review_precision)
+            fitted, summary = fit_rank_calibration(codes, scores, truth, config.calibration, config.review_precision,
+                                                   min(config.top_k, width))
             serving.set_calibration(name, fitted)
             report[name] = summary
         return report
@@ -254,16 +255,24 @@ def code_labels(codes: Sequence[str], labels: dict[str, str] | None, train: Sequ
 
 
 def fit_rank_calibration(codes: list[list[str]], scores: np.ndarray, truth: Sequence[str], method: str,
-                         target_precision: float) -> tuple[RankCalibration, dict]:
+                         target_precision: float, top_k: int | None = None) -> tuple[RankCalibration, dict]:
     """The calibration of ranked codes (`codes` [N][K] with their final `scores` [N, K]) against the `truth`, by
-    `method`, and the review threshold reaching `target_precision` on category; with what it gave."""
+    `method`, and the review threshold reaching `target_precision` on category; with what it gave.
+
+    The review goes by the best code's category confidence over the `top_k` codes the export lists (all K: None), as
+    the export's `needs_review` does: ranking texts by it answers more of them at the same category precision than
+    ranking by the best code's confidence (cim10 validation: 56.7% against 55.1% at 0.95).
+    """
     from tfnlp import calibration as cal
 
     right = np.array([[code == target for code in row] for row, target in zip(codes, truth, strict=True)], bool)
     fitted, raw, calibrated = cal.fit_ranked(scores, right, method)
     best_category_right = np.array([category(row[0]) == category(target) for row, target in zip(codes, truth,
                                                                                                 strict=True)])
-    review = cal.review_threshold(calibrated[:, 0], best_category_right, target_precision)
+    listed = slice(0, top_k)
+    in_category = category_confidences(tf.constant([row[listed] for row in codes], tf.string),
+                                       tf.constant(calibrated[:, listed], tf.float32)).numpy()
+    review = cal.review_threshold(in_category, best_category_right, target_precision)
     return dataclasses.replace(fitted, threshold=review.threshold), cal.summary(raw, calibrated, right, fitted, review,
                                                                               "category")
 

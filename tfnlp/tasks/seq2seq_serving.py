@@ -4,11 +4,13 @@ confidence, with scores and attention.
 `serve` (the `serving_default` signature) decodes with the configured beam width, reranked by
 the category head; `greedy` with width 1. Both answer what a person reads: `top_codes`,
 `display_code`, `top_labels` and `top_confidences` [B, k] (k = `model.top_k`, 1 for `greedy`),
-`code`, `label`, `confidence` and `needs_review` [B] for the best code. A confidence is the
+`code`, `label`, `confidence`, `category_confidence` and `needs_review` [B] for the best code. A confidence is the
 hypothesis' final (fused) score turned into a probability by a softmax over the beam with a
 temperature and a "none of these" logit fitted on the validation split (`RankCalibration`), or
-by an isotonic map; `needs_review` is true below the threshold chosen on validation. A text with no letter or
-digit gets no code (`code` and `top_codes` empty, confidences 0) and `needs_review`.
+by an isotonic map. `category_confidence` is the best code's category's: the summed confidences of the listed codes
+in it. `needs_review` is true when it is below the threshold chosen on validation (the review's precision target is
+the category's). A text with no letter or digit gets no code (`code` and `top_codes` empty, confidences 0) and
+`needs_review`.
 `encode` and `decode_step` expose single steps for step-by-step callers such as the decode
 benchmark.
 """
@@ -72,6 +74,15 @@ class CategoryFusion:
     tfidf: TfidfLinear | None = None
     tfidf_weight: float = 0.0
     tfidf_sharpness: float = 1.0
+
+
+def category_confidences(codes: tf.Tensor, confidence: tf.Tensor) -> tf.Tensor:
+    """[B]: how likely the best code's category is right: the summed confidences of the ranked codes ([B, k], best
+    first, with their confidences [B, k]) in that category. The codes are distinct answers of which at most one is
+    right, so their confidences add up; a coder's second choice is often a sibling of its first."""
+    categories = tf.strings.substr(codes, 0, CATEGORY_LENGTH)
+    same = tf.equal(categories, categories[:, :1]) & tf.not_equal(codes, "")
+    return tf.reduce_sum(tf.where(same, confidence, 0.0), axis=1)
 
 
 def head_log_probs(model: keras.Model, encoder_outputs: tf.Tensor, mask: tf.Tensor) -> tf.Tensor:
@@ -224,9 +235,11 @@ class Seq2SeqServing(ServingModule):
         ranked, confidence = ranking.withheld(ranked, ranking.confidences(scores, calibration)[:, :top_k], answered)
         confidence = tf.where(tf.equal(ranked, ""), 0.0, confidence)  # a beam that found no code
         labels = self.code_labels.lookup(ranked)
+        in_category = category_confidences(ranked, confidence)
         return {"top_codes": ranked, "display_code": display_codes(ranked), "top_labels": labels,
                 "top_confidences": confidence, "label": labels[:, 0], "confidence": confidence[:, 0],
-                "needs_review": ranking.needs_review(confidence, calibration, answered)}
+                "category_confidence": in_category, "needs_review": ranking.needs_review(in_category, calibration,
+                                                                                         answered)}
 
     def _decode_chunk(self, text: tf.Tensor, beam_size: int) -> dict[str, tf.Tensor]:
         """Beam search (greedy at width 1) on a few texts, reranked by the category head if it has one: the best
