@@ -75,3 +75,11 @@ def test_the_review_threshold_asks_the_validation_texts_to_make_the_precision_su
 
     assert beta.ppf(0.1, hits, assured.answered * len(correct) - hits + 1) >= 0.9
     assert cal.review_threshold(np.ones(10) * 0.9, np.ones(10), 0.95).answered == 0.0  # 10 right of 10 is not sure
+
+
+def test_a_report_says_which_confidence_its_review_goes_by():
+    from tfnlp.calibration import review_basis
+
+    assert review_basis({"review_by": "category"}) == ", by the best code's category confidence"
+    assert review_basis({"review_by": "best"}) == ", by the best code's confidence"
+    assert review_basis({"answered": 0.5}) == ""

@@ -37,7 +37,9 @@ class RankCalibration:
         method: `temperature`, `isotonic` or `none`.
         temperature, none_logit: the softmax's parameters.
         points_x, points_y: the isotonic map's breakpoints (increasing x).
-        threshold: answers whose best confidence is below this need review (1.0 + tiny: every answer).
+        threshold: answers whose review confidence is below this need review (1.0 + tiny: every answer).
+        review_by: which confidence the review goes by: `best` (the best answer's) or `category` (the coder's best
+            code's category's: its listed codes' confidences summed), whichever answers more texts on validation.
     """
 
     method: str = "temperature"
@@ -46,6 +48,7 @@ class RankCalibration:
     points_x: tuple[float, ...] = (0.0, 1.0)
     points_y: tuple[float, ...] = (0.0, 1.0)
     threshold: float = 0.0
+    review_by: str = "best"
 
 
 def raw_confidences(scores: np.ndarray) -> np.ndarray:
@@ -212,3 +215,10 @@ def summary(raw: np.ndarray, calibrated: np.ndarray, right: np.ndarray, fitted: 
             "ece_after": expected_calibration_error(calibrated[:, 0], right[:, 0]),
             "temperature": fitted.temperature, "none_logit": fitted.none_logit, "review_threshold": review.threshold,
             "answered": review.answered, "precision_answered": review.precision, "precision_of": precision_of}
+
+
+def review_basis(report: dict) -> str:
+    """`, by ...`: which confidence a calibration report's review goes by, for a sentence about it ("" when the
+    report does not say: a classifier's or a tagger's, always its best answer's)."""
+    bases = {"best": "the best code's confidence", "category": "the best code's category confidence"}
+    return f", by {bases[report['review_by']]}" if "review_by" in report else ""

@@ -30,6 +30,7 @@ from pathlib import Path
 
 from tfnlp import config as config_lib
 from tfnlp import progress
+from tfnlp.calibration import review_basis
 from tfnlp.errors import UserError
 from tfnlp.paths import writable_folder
 from tfnlp.tables import format_table
@@ -360,7 +361,7 @@ def calibration_summary(calibration: dict) -> str:
     return "\n".join(
         f"calibration ({name}, {report['method']}, validation): ECE {report['ece_before']:.3f} -> "
         f"{report['ece_after']:.3f}; {report['answered']:.0%} answered without review at {report['precision_of']} "
-        f"precision {report['precision_answered']:.3f}" for name, report in calibration.items())
+        f"precision {report['precision_answered']:.3f}{review_basis(report)}" for name, report in calibration.items())
 
 
 def served_evaluation(serving, experiment: config_lib.Experiment, task) -> dict | None:

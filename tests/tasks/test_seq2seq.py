@@ -290,9 +290,10 @@ def test_the_coders_export_ranks_labelled_codes_with_calibrated_confidences(tiny
                                                strict=True):
         expected = sum(c for code, c in zip(codes, confidences, strict=True) if code and code[:3] == codes[0][:3])
         assert in_category == pytest.approx(expected, abs=1e-6) and in_category >= confidences[0]
-    threshold = tiny_run["metrics"]["calibration"]["beam"]["review_threshold"]
-    assert out["needs_review"] == [not text or c < threshold for text, c in zip(texts, out["category_confidence"],
-                                                                                  strict=True)]
+    fitted = tiny_run["metrics"]["calibration"]["beam"]
+    review_by = out["category_confidence"] if fitted["review_by"] == "category" else out["confidence"]
+    assert out["needs_review"] == [not text or c < fitted["review_threshold"] for text, c in zip(texts, review_by,
+                                                                                                   strict=True)]
     greedy = served_in_fresh_process(tiny_run["version"], texts, "greedy")
     assert greedy["__shapes__"]["top_codes"] == [len(texts), 1] and greedy["top_codes"] == [[c] for c in greedy["code"]]
     calibration = tiny_run["metrics"]["calibration"]
@@ -327,6 +328,18 @@ def test_the_review_threshold_goes_by_the_category_confidence():
     fitted, summary = fit_rank_calibration(codes, scores, truth, "none", 0.9)
     assert summary["answered"] == 0.5 and summary["precision_answered"] == 1.0
     # By the best code's confidence alone the sure texts (0.5) would fall below the unsure ones (0.62).
-    assert 0.5 < fitted.threshold <= 1.0
+    assert (fitted.review_by, summary["review_by"]) == ("category", "category") and 0.5 < fitted.threshold <= 1.0
     only_listed_best, _ = fit_rank_calibration(codes, scores, truth, "none", 0.9, top_k=1)
     assert only_listed_best.threshold > 1.0  # nothing reaches 0.9 by the best code's confidence alone
+
+
+def test_the_review_goes_by_the_best_codes_confidence_when_its_category_says_less():
+    from tfnlp.tasks.seq2seq import fit_rank_calibration
+
+    # Every list is two siblings, so the category's confidence is the same (1) for every text, right or wrong;
+    # the best code's confidence tells the 40 right texts (0.73) from the 40 wrong ones (0.5).
+    codes = [["I500", "I509"]] * 80
+    scores = np.array([[0.0, -1.0]] * 40 + [[0.0, 0.0]] * 40)
+    truth = ["I500"] * 40 + ["A01"] * 40
+    fitted, summary = fit_rank_calibration(codes, scores, truth, "none", 0.9)
+    assert fitted.review_by == "best" and summary["answered"] == 0.5 and 0.5 < fitted.threshold < 0.8

@@ -26,7 +26,8 @@ def calibration_variables(name: str, calibration: RankCalibration = UNCALIBRATED
             "isotonic": variable(calibration.method != "temperature", tf.bool, "isotonic"),
             "points_x": variable(calibration.points_x, tf.float32, "points_x", tf.TensorShape([None])),
             "points_y": variable(calibration.points_y, tf.float32, "points_y", tf.TensorShape([None])),
-            "threshold": variable(calibration.threshold, tf.float32, "threshold")}
+            "threshold": variable(calibration.threshold, tf.float32, "threshold"),
+            "review_by_category": variable(calibration.review_by == "category", tf.bool, "review_by_category")}
 
 
 def confidences(scores: tf.Tensor, calibration: dict[str, tf.Variable]) -> tf.Tensor:
@@ -81,3 +82,4 @@ def assign(variables: dict[str, tf.Variable], calibration: RankCalibration) -> N
     variables["points_x"].assign(calibration.points_x)
     variables["points_y"].assign(calibration.points_y)
     variables["threshold"].assign(calibration.threshold)
+    variables["review_by_category"].assign(calibration.review_by == "category")

@@ -8,9 +8,9 @@ the category head; `greedy` with width 1. Both answer what a person reads: `top_
 hypothesis' final (fused) score turned into a probability by a softmax over the beam with a
 temperature and a "none of these" logit fitted on the validation split (`RankCalibration`), or
 by an isotonic map. `category_confidence` is the best code's category's: the summed confidences of the listed codes
-in it. `needs_review` is true when it is below the threshold chosen on validation (the review's precision target is
-the category's). A text with no letter or digit gets no code (`code` and `top_codes` empty, confidences 0) and
-`needs_review`.
+in it. `needs_review` is true when the best code's confidence, or its category's (whichever answered more validation
+texts at the category precision asked), is below the threshold chosen on validation. A text with no letter or
+digit gets no code (`code` and `top_codes` empty, confidences 0) and `needs_review`.
 `encode` and `decode_step` expose single steps for step-by-step callers such as the decode
 benchmark.
 """
@@ -236,9 +236,10 @@ class Seq2SeqServing(ServingModule):
         confidence = tf.where(tf.equal(ranked, ""), 0.0, confidence)  # a beam that found no code
         labels = self.code_labels.lookup(ranked)
         in_category = category_confidences(ranked, confidence)
+        review_by = tf.where(calibration["review_by_category"], in_category, confidence[:, 0])
         return {"top_codes": ranked, "display_code": display_codes(ranked), "top_labels": labels,
                 "top_confidences": confidence, "label": labels[:, 0], "confidence": confidence[:, 0],
-                "category_confidence": in_category, "needs_review": ranking.needs_review(in_category, calibration,
+                "category_confidence": in_category, "needs_review": ranking.needs_review(review_by, calibration,
                                                                                          answered)}
 
     def _decode_chunk(self, text: tf.Tensor, beam_size: int) -> dict[str, tf.Tensor]:
