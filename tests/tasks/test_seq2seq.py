@@ -343,3 +343,20 @@ def test_the_review_goes_by_the_best_codes_confidence_when_its_category_says_les
     truth = ["I500"] * 40 + ["A01"] * 40
     fitted, summary = fit_rank_calibration(codes, scores, truth, "none", 0.9)
     assert fitted.review_by == "best" and summary["answered"] == 0.5 and 0.5 < fitted.threshold < 0.8
+
+
+def test_ranked_scores_trace_once_per_width_and_stay_out_of_the_export(tmp_path):
+    from tfnlp.tasks.seq2seq_serving import Seq2SeqServing
+
+    pre = preprocessor()
+    keras.utils.set_random_seed(5)
+    model = char_seq2seq(CONFIG, pre.vectorizer.vocabulary_size(), len(pre.alphabet))
+    serving = Seq2SeqServing(pre, model, CodeTrie.from_codes(CLASSIFICATION, pre.alphabet), 2)
+    texts = [record.text for record in TRAIN]
+    first = serving.ranked_scores(texts, 2, batch_size=3)  # batches of 3 and a smaller last one
+    traced = serving._ranked_functions.by_width[2].experimental_get_tracing_count()
+    again = serving.ranked_scores(texts, 2)
+    assert first[0] == again[0] and np.allclose(first[1], again[1])
+    assert serving._ranked_functions.by_width[2].experimental_get_tracing_count() == traced
+    tf.saved_model.save(serving, str(tmp_path), signatures={"serving_default": serving.serve})
+    assert not hasattr(tf.saved_model.load(str(tmp_path)), "_ranked_functions")

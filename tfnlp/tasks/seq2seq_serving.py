@@ -17,6 +17,7 @@ benchmark.
 
 from __future__ import annotations
 
+import types
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -140,6 +141,9 @@ class Seq2SeqServing(ServingModule):
         self.decode_steps = preprocessor.decoder_length if longest is None else min(preprocessor.decoder_length,
                                                                                      longest + 1)
         self._preprocessor = preprocessor
+        # ranked_scores' traced function per beam width, in a plain object: a tf.Module would track a dict of
+        # functions and save them into the export.
+        self._ranked_functions = types.SimpleNamespace(by_width={})
         self.per_category = per_category
         self._set_fusion(fusion, trie, preprocessor)
 
@@ -165,9 +169,12 @@ class Seq2SeqServing(ServingModule):
     def ranked_scores(self, texts: Sequence[str], beam_size: int, batch_size: int = 256) -> tuple[list, np.ndarray]:
         """The ranked codes [N, K] and their final scores [N, K] (before calibration) of `texts`: what calibration is
         fitted on."""
-        # One trace for every batch size (the last batch is smaller): no retracing, and no TensorFlow warning of it.
-        function = tf.function(lambda text: self.predict(text, beam_size, beam_size, "raw"),
-                               input_signature=[TEXT_SPEC])
+        # One trace for every batch size (the last batch is smaller) and every call at this width (calibration and
+        # the bench ask twice): no retracing, and no TensorFlow warning of it.
+        function = self._ranked_functions.by_width.get(beam_size)
+        if function is None:
+            function = self._ranked_functions.by_width[beam_size] = tf.function(
+                lambda text: self.predict(text, beam_size, beam_size, "raw"), input_signature=[TEXT_SPEC])
         codes, scores = [], []
         for start in range(0, len(texts), batch_size):
             outputs = function(tf.constant(list(texts[start:start + batch_size]), dtype=tf.string))
