@@ -80,3 +80,26 @@ def test_importing_apache_beam_after_drop_root_notices_prints_nothing():
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert result.stderr.strip() == "WARNING:root:a warning of our own"
+
+
+def test_tensorflows_retracing_warning_is_dropped_where_asked_and_other_warnings_kept():
+    import logging
+
+    from tfnlp.logs import RetracingNotices, drop_retracing_notices
+
+    logger, seen = logging.getLogger("tensorflow"), []
+    handler = logging.Handler()
+    handler.emit = lambda record: seen.append(record.getMessage())
+    saved = list(logger.filters)
+    logger.addHandler(handler)
+    try:
+        drop_retracing_notices()
+        drop_retracing_notices()  # once is enough
+        assert sum(isinstance(item, RetracingNotices) for item in logger.filters) == 1
+        logger.warning("5 out of the last 5 calls to <function f at 0x1> triggered tf.function retracing. Tracing is "
+                       "expensive")
+        logger.warning("something else")
+        assert seen == ["something else"]
+    finally:
+        logger.removeHandler(handler)
+        logger.filters[:] = saved

@@ -10,7 +10,9 @@ on: Python warnings, tracebacks, tfnlp's own messages and fatal native lines (`F
 `TFNLP_NATIVE_LOGS=1` turns the filter off, to see every native line.
 
 Python libraries that warn on the root logger (`logging.warning(...)`), out of reach of their own
-loggers' levels, are quietened the same way for the commands that use them (`drop_root_notices`).
+loggers' levels, are quietened the same way for the commands that use them (`drop_root_notices`), and so is
+TensorFlow's retracing warning where a command builds several modules of one class on purpose
+(`drop_retracing_notices`).
 """
 
 from __future__ import annotations
@@ -93,6 +95,22 @@ def drop_root_notices(package: str) -> None:
     root, notices = logging.getLogger(), RootNotices(package)
     if not any(isinstance(item, RootNotices) and item.marker == notices.marker for item in root.filters):
         root.addFilter(notices)
+
+
+class RetracingNotices(logging.Filter):
+    """Drops TensorFlow's "N out of the last M calls to <function> triggered tf.function retracing" records."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "triggered tf.function retracing" not in record.getMessage()
+
+
+def drop_retracing_notices() -> None:
+    """Keep TensorFlow's retracing warning off the terminal of a command that builds several serving modules of one
+    class on purpose (`bench icd10`'s decoding variants): TensorFlow counts the traces of one Python function across
+    every object, so each new module's first trace, as it must be, reads as needless retracing."""
+    logger = logging.getLogger("tensorflow")
+    if not any(isinstance(item, RetracingNotices) for item in logger.filters):
+        logger.addFilter(RetracingNotices())
 
 
 def is_command_start() -> bool:
