@@ -12,7 +12,7 @@ on: Python warnings, tracebacks, tfnlp's own messages and fatal native lines (`F
 Python libraries that warn on the root logger (`logging.warning(...)`), out of reach of their own
 loggers' levels, are quietened the same way for the commands that use them (`drop_root_notices`), and so is
 TensorFlow's retracing warning where a command builds several modules of one class on purpose
-(`drop_retracing_notices`).
+(`drop_retracing_notices`, the benches).
 """
 
 from __future__ import annotations
@@ -106,8 +106,9 @@ class RetracingNotices(logging.Filter):
 
 def drop_retracing_notices() -> None:
     """Keep TensorFlow's retracing warning off the terminal of a command that builds several serving modules of one
-    class on purpose (`bench icd10`'s decoding variants): TensorFlow counts the traces of one Python function across
-    every object, so each new module's first trace, as it must be, reads as needless retracing."""
+    class on purpose (the benches: `bench icd10`'s decoding variants, `bench ner`'s taggers): TensorFlow counts the
+    traces of one Python function across every object, so each new module's first trace, as it must be, reads as
+    needless retracing."""
     logger = logging.getLogger("tensorflow")
     if not any(isinstance(item, RetracingNotices) for item in logger.filters):
         logger.addFilter(RetracingNotices())

@@ -7,6 +7,7 @@ import functools
 from collections.abc import Sequence
 
 from tfnlp.errors import cli_main
+from tfnlp.logs import drop_retracing_notices
 from tfnlp.registry import Registry
 
 
@@ -31,6 +32,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tfnlp.bench", description=__doc__)
     parser.add_argument("suite", help=f"one of: {', '.join(registry.names())}")
     args, rest = parser.parse_known_args(argv)
+    # Every suite builds several models and serving modules of one class on purpose (variants, taggers, runs), each
+    # traced once: TensorFlow counts traces across objects and would call that needless retracing.
+    drop_retracing_notices()
     return registry.get(args.suite)(rest)
 
 

@@ -43,7 +43,6 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from tfnlp.errors import UserError
-from tfnlp.logs import drop_retracing_notices
 
 EXTRA_TERMS = 10_000  # ICD-10-CM terms added to `en+cm`'s training split: about twice the English training time
 LANGUAGES = {"fr": "cim10", "en": "cim10:lang=en", "en+cm": f"cim10:lang=en,icd10cm_terms={EXTRA_TERMS}"}
@@ -228,7 +227,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.reworded < 1:
         raise UserError(f"--reworded {args.reworded}: must be at least 1")
     reworded = min(args.reworded, 300) if args.quick else args.reworded
-    drop_retracing_notices()  # five serving modules of one class per language, each traced once
     with tempfile.TemporaryDirectory() as scratch:
         rows = [row for lang in langs for row in evaluate_language(lang, args.quick, reworded, Path(scratch))]
     print("\n" + table(rows))

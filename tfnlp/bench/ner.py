@@ -25,6 +25,10 @@ from tfnlp.model_settings import DECODERS
 TAGGERS = ("ner_bilstm", "ner_bert", "ner_gpt")
 NCBI_CONLL = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "ncbi-disease" / "conll"
 SPACY_ROW = "spaCy ner (en, efficiency)"
+# --quick checks that the bench runs, in about a minute: the BiLSTM and one transformer (ner_gpt shares its code
+# path with ner_bert; ask for it with --taggers).
+QUICK_TAGGERS = ("ner_bilstm", "ner_bert")
+QUICK_SENTENCES = 300
 
 
 def chosen(value: str, known: Sequence[str], option: str) -> list[str]:
@@ -42,14 +46,15 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     parser = argparse.ArgumentParser(prog="python -m tfnlp.bench ner", description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true",
-                        help="tiny variants on 600 sentences, one epoch; spaCy for a few hundred steps")
+                        help=f"tiny variants on {QUICK_SENTENCES} sentences, one epoch, {', '.join(QUICK_TAGGERS)} "
+                        "unless --taggers says otherwise; spaCy for a few hundred steps")
     parser.add_argument("--data", default=f"conll:{NCBI_CONLL}", help="a tagging source (conll:, pubtator:, ...)")
-    parser.add_argument("--taggers", default=",".join(TAGGERS), help="comma-separated tagger experiments")
+    parser.add_argument("--taggers", help=f"comma-separated tagger experiments (default: {','.join(TAGGERS)})")
     parser.add_argument("--decoders", default="", help="comma-separated model.decoder values to train each tagger "
                         "with (default: each experiment's own)")
     parser.add_argument("--no-spacy", dest="spacy", action="store_false", help="leave out the spaCy row")
     args = parser.parse_args(argv)
-    taggers = chosen(args.taggers, TAGGERS, "--taggers")
+    taggers = chosen(args.taggers or ",".join(QUICK_TAGGERS if args.quick else TAGGERS), TAGGERS, "--taggers")
     decoders = chosen(args.decoders, DECODERS, "--decoders") or [""]
     if not taggers:
         raise UserError(f"--taggers {args.taggers!r}: choose among {', '.join(TAGGERS)}")
@@ -59,7 +64,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as scratch:
         for name in taggers:
             for decoder in decoders:
-                overrides = (["data.max_records=600"] if args.quick else []) + (
+                overrides = ([f"data.max_records={QUICK_SENTENCES}"] if args.quick else []) + (
                     [f"model.decoder={decoder}"] if decoder else [])
                 experiment = configured(name, args.data, None, args.quick, overrides)
                 scores = run_one(experiment, Path(scratch) / f"{name}-{decoder}",

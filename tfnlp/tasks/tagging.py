@@ -325,7 +325,7 @@ class TaggingTask(Task):
         sentences = self.splits.validation
         if not sentences or not all(sentence.offsets for sentence in sentences):
             return {}  # no character offsets: served entities cannot be checked against the truth
-        answer = tf.function(serving.answer)
+        answer = tf.function(serving.answer, input_signature=[TEXT_SPEC])  # one trace, whatever the batch size
         scores, right = [], []
         for chunk in batches(sentences, PREDICT_BATCH):
             found = {name: value.numpy() for name, value in answer(tf.constant([s.text for s in chunk])).items()}
