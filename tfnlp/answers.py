@@ -55,8 +55,8 @@ class CodeAnswer:
         text: the text asked about.
         code, display_code, label, confidence: the best code (`I500`, `I50.0`), its label and its calibrated
             confidence (None for an export without calibrated outputs).
-        needs_review: True when the category confidence (the confidence in older exports) is below the threshold
-            chosen on validation (None: unknown).
+        needs_review: True when the confidence the review goes by (the best code's or its category's, chosen on
+            validation) is below the threshold chosen there (None: unknown).
         ranked: the candidates, best first (the best one included).
         score: the decoder's own probability of the best code (not calibrated).
         category_confidence: how likely the best code's category is right: the summed confidences of the candidates
