@@ -41,7 +41,7 @@ def test_calibration_lowers_the_error_of_a_deliberately_overconfident_ranker(met
         assert fitted.temperature == pytest.approx(3.0, rel=0.25)
         after = cal.softmax_with_none(scores[2000:], fitted.temperature, fitted.none_logit)
     else:
-        mapped = np.interp(held_out_raw, fitted.points_x, fitted.points_y)
+        mapped = np.interp(cal.raw_log_odds(scores[2000:]), fitted.points_x, fitted.points_y)
         after = mapped / np.maximum(mapped.sum(axis=1, keepdims=True), 1.0)
     before_error = cal.expected_calibration_error(held_out_raw[:, 0], right[2000:, 0])
     after_error = cal.expected_calibration_error(after[:, 0], right[2000:, 0])
@@ -83,3 +83,13 @@ def test_a_report_says_which_confidence_its_review_goes_by():
     assert review_basis({"review_by": "category"}) == ", by the best code's category confidence"
     assert review_basis({"review_by": "best"}) == ", by the best code's confidence"
     assert review_basis({"answered": 0.5}) == ""
+
+
+def test_log_odds_of_raw_confidences_tell_apart_what_float32_rounds_to_1():
+    scores = np.array([[-5.0, -25.0, -30.0], [-5.0, -28.0, -30.0], [-1.0, -1.0, -40.0]])
+    log_odds = cal.raw_log_odds(scores)
+    raw = cal.raw_confidences(scores)
+    assert np.allclose(1 / (1 + np.exp(-log_odds)), raw)  # the same confidences, read as log-odds
+    assert np.float32(raw[0, 0]) == np.float32(raw[1, 0]) == 1.0 and log_odds[1, 0] - log_odds[0, 0] > 2.5
+    one = np.array([[-1e-3], [0.0], [-5.0]])  # one hypothesis: its own log-probability
+    assert np.allclose(1 / (1 + np.exp(-cal.raw_log_odds(one))), np.exp(np.minimum(one, -cal.LOG_ODDS_EPSILON)))

@@ -21,6 +21,8 @@ ECE_BINS = 15
 # How sure the validation split must make us that the texts answered without review reach the precision target.
 REVIEW_ASSURANCE = 0.9
 NEG_INF = -1e9
+# A log-probability is read as at most this far below 0 for its log-odds: a probability of exactly 1 has none.
+LOG_ODDS_EPSILON = 1e-12
 
 
 @dataclass(frozen=True)
@@ -28,9 +30,9 @@ class RankCalibration:
     """How one signature turns its hypotheses' final scores s [K] into confidences, and when it asks for review.
 
     `temperature`: c_i = exp(s_i / T) / (exp(b) + sum_j exp(s_j / T)), T = `temperature`, b = `none_logit` (the
-    mass left for "the right code is none of these"). `isotonic`: the raw confidences (a plain softmax over the
-    beam; with one hypothesis, the decoder's probability of its code) mapped through the non-decreasing
-    piecewise-linear function (`points_x`, `points_y`); `none` is that map's identity. Either way the
+    mass left for "the right code is none of these"). `isotonic`: the raw confidences' log-odds (of a plain softmax
+    over the beam; with one hypothesis, of the decoder's probability of its code) mapped through the non-decreasing
+    piecewise-linear function (`points_x`, `points_y`); `none`: the raw confidences themselves. Either way the
     confidences of a text are non-increasing along the ranking and sum to at most 1.
 
     Attributes:
@@ -58,6 +60,20 @@ def raw_confidences(scores: np.ndarray) -> np.ndarray:
     return np.exp(np.minimum(scores, 0.0)) if scores.shape[1] == 1 else softmax_with_none(scores)
 
 
+def raw_log_odds(scores: np.ndarray) -> np.ndarray:
+    """The log-odds [N, K] of the raw confidences (`raw_confidences`) of ranked answers' scores [N, K], computed from
+    the scores: the isotonic map reads them, here and in the serving graph. A confident answer's raw confidence is 1
+    to float32's precision (0.9999999 and 0.99999999 are both 1.0 in the graph), its log-odds are not (16 and 18)."""
+    from scipy.special import logsumexp
+
+    scores = np.asarray(scores, float)
+    if scores.shape[1] == 1:
+        own = np.minimum(scores, -LOG_ODDS_EPSILON)  # the decoder's own log-probability: log(p / (1 - p))
+        return own - np.log(-np.expm1(own))
+    others = np.where(np.eye(scores.shape[1], dtype=bool)[None], -np.inf, scores[:, None, :])
+    return scores - logsumexp(others, axis=2)
+
+
 def fit_ranked(scores: np.ndarray, right: np.ndarray, method: str) -> tuple[RankCalibration, np.ndarray, np.ndarray]:
     """Calibrate ranked answers by `method` (`temperature`, `isotonic` or `none`).
 
@@ -76,8 +92,13 @@ def fit_ranked(scores: np.ndarray, right: np.ndarray, method: str) -> tuple[Rank
         temperature, none_logit = fit_softmax_with_none(scores, truth_index)
         return (RankCalibration("temperature", temperature, none_logit), raw,
                 softmax_with_none(scores, temperature, none_logit))
-    points = fit_isotonic(raw, right) if method == "isotonic" else ((0.0, 1.0), (0.0, 1.0))
-    mapped = np.interp(raw, *points)
+    if method == "isotonic":
+        log_odds = raw_log_odds(scores)
+        points = fit_isotonic(log_odds, right)
+        mapped = np.interp(log_odds, *points)
+    else:
+        points = ((0.0, 1.0), (0.0, 1.0))
+        mapped = raw
     return (RankCalibration(method, points_x=points[0], points_y=points[1]), raw,
             mapped / np.maximum(mapped.sum(axis=1, keepdims=True), 1.0))
 
@@ -142,12 +163,14 @@ def fit_softmax_with_none(scores: np.ndarray, truth_index: np.ndarray) -> tuple[
 
 
 def fit_isotonic(raw: np.ndarray, correct: np.ndarray) -> tuple[tuple[float, ...], tuple[float, ...]]:
-    """The breakpoints (x, y) of a non-decreasing map from raw confidence to the observed rate of right answers."""
+    """The breakpoints (x, y) of a non-decreasing map from a raw score (the log-odds of a raw confidence) to the
+    observed rate of right answers; a constant map at that rate when the scores do not differ."""
     from sklearn.isotonic import IsotonicRegression
 
     raw, correct = np.ravel(raw), np.ravel(correct).astype(float)
     if len(np.unique(raw)) < 2:
-        return (0.0, 1.0), (0.0, 1.0)
+        rate = float(correct.mean()) if len(correct) else 0.0
+        return (0.0, 1.0), (rate, rate)
     fitted = IsotonicRegression(y_min=0.0, y_max=1.0, increasing=True, out_of_bounds="clip").fit(raw, correct)
     return tuple(float(x) for x in fitted.X_thresholds_), tuple(float(y) for y in fitted.y_thresholds_)
 

@@ -22,3 +22,20 @@ def test_an_unanswered_text_has_no_candidate_no_confidence_and_needs_review():
     variables = ranking.calibration_variables("t", RankCalibration("temperature", threshold=0.5))
     flags = ranking.needs_review(tf.constant([0.9, 0.9, 0.2]), variables, tf.constant([True, False, True]))
     assert flags.numpy().tolist() == [False, True, True]
+
+
+def test_the_graph_gives_the_isotonic_confidences_fitted_on_validation_even_for_confident_answers():
+    from tfnlp import calibration as cal
+
+    # Beams whose best answer is 1 - 1e-9 .. 1 - 1e-12 sure: 1.0 in float32. Right when its margin is wide.
+    rng = np.random.default_rng(0)
+    best = rng.uniform(-6.0, -1.0, 400)
+    margin = rng.uniform(10.0, 30.0, 400)
+    scores = np.stack([best, best - margin, best - margin - 5.0], axis=1)
+    right = np.zeros_like(scores, bool)
+    right[:, 0] = margin + rng.normal(0.0, 3.0, 400) > 20.0
+    fitted, _, calibrated = cal.fit_ranked(scores, right, "isotonic")
+    variables = ranking.calibration_variables("iso", fitted)
+    graph = ranking.confidences(tf.constant(scores, tf.float32), variables).numpy()
+    np.testing.assert_allclose(graph, calibrated, atol=1e-4)
+    assert calibrated[:, 0].min() < 0.3 and calibrated[:, 0].max() > 0.7  # the map does tell them apart

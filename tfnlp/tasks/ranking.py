@@ -9,9 +9,10 @@ punctuation only) is not answered: no candidate, confidence 0, and flagged for r
 
 from __future__ import annotations
 
+import numpy as np
 import tensorflow as tf
 
-from tfnlp.calibration import NEG_INF, RankCalibration
+from tfnlp.calibration import LOG_ODDS_EPSILON, NEG_INF, RankCalibration
 
 UNCALIBRATED = RankCalibration("none")  # the raw confidences, until a calibration is fitted
 
@@ -24,6 +25,7 @@ def calibration_variables(name: str, calibration: RankCalibration = UNCALIBRATED
     return {"temperature": variable(calibration.temperature, tf.float32, "temperature"),
             "none_logit": variable(calibration.none_logit, tf.float32, "none_logit"),
             "isotonic": variable(calibration.method != "temperature", tf.bool, "isotonic"),
+            "log_odds": variable(calibration.method == "isotonic", tf.bool, "log_odds"),
             "points_x": variable(calibration.points_x, tf.float32, "points_x", tf.TensorShape([None])),
             "points_y": variable(calibration.points_y, tf.float32, "points_y", tf.TensorShape([None])),
             "threshold": variable(calibration.threshold, tf.float32, "threshold"),
@@ -38,13 +40,25 @@ def confidences(scores: tf.Tensor, calibration: dict[str, tf.Variable]) -> tf.Te
         return tf.exp(logits - tf.reduce_logsumexp(tf.concat([logits, none], axis=1), axis=1, keepdims=True))
 
     def isotonic():
-        # One hypothesis (greedy): its own probability; several: a softmax over them.
+        # One hypothesis (greedy): its own probability; several: a softmax over them. The isotonic map reads their
+        # log-odds (`log_odds`); `none` (the same branch, identity points) the probabilities themselves.
         raw = tf.exp(scores) if scores.shape[1] == 1 else softmax_with_none(1.0, NEG_INF)
-        mapped = interpolate(raw, calibration["points_x"], calibration["points_y"])
+        read = tf.where(calibration["log_odds"], log_odds(scores), raw)
+        mapped = interpolate(read, calibration["points_x"], calibration["points_y"])
         return mapped / tf.maximum(tf.reduce_sum(mapped, axis=1, keepdims=True), 1.0)  # at most 1 in all
 
     return tf.cond(calibration["isotonic"], isotonic,
                    lambda: softmax_with_none(calibration["temperature"], calibration["none_logit"]))
+
+
+def log_odds(scores: tf.Tensor) -> tf.Tensor:
+    """The log-odds [B, K] of the raw confidences of final scores [B, K], from the scores (`calibration.raw_log_odds`,
+    which the isotonic map is fitted on): a confident answer's softmax is 1.0 in float32, its log-odds are not."""
+    if scores.shape[1] == 1:
+        own = tf.minimum(scores, -LOG_ODDS_EPSILON)
+        return own - tf.math.log(-tf.math.expm1(own))
+    others = tf.where(tf.eye(tf.shape(scores)[1], dtype=tf.bool)[None], -np.inf, scores[:, None, :])
+    return scores - tf.reduce_logsumexp(others, axis=2)
 
 
 def has_words(text: tf.Tensor) -> tf.Tensor:
@@ -79,6 +93,7 @@ def assign(variables: dict[str, tf.Variable], calibration: RankCalibration) -> N
     variables["temperature"].assign(calibration.temperature)
     variables["none_logit"].assign(calibration.none_logit)
     variables["isotonic"].assign(calibration.method != "temperature")
+    variables["log_odds"].assign(calibration.method == "isotonic")
     variables["points_x"].assign(calibration.points_x)
     variables["points_y"].assign(calibration.points_y)
     variables["threshold"].assign(calibration.threshold)
