@@ -18,6 +18,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+from tfnlp.data.icd10 import category
+
 CODER_OUTPUTS = ("code",)
 TAGGER_OUTPUTS = ("entity_text", "entity_type", "entity_start", "entity_end")
 CLASSIFIER_OUTPUTS = ("label", "probabilities")
@@ -188,7 +190,7 @@ def render(answer: Answer, top_k: int | None = None) -> str:
             lines.append(f"  {rank:>4}  {candidate.display_code:<7} {_confidence(candidate.confidence):>10}  "
                          f"{candidate.label}")
         best = f"{answer.display_code} {answer.label}".strip() if answer.code else NO_ANSWER
-        sure = (f"category {answer.code[:3]} at {answer.category_confidence:.2f}, "
+        sure = (f"category {category(answer.code)} at {answer.category_confidence:.2f}, "
                 if answer.code and answer.category_confidence is not None else "")
         lines.append(f"  -> {best} ({sure}{_review(answer.needs_review)})")
         return "\n".join(lines)

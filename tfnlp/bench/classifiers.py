@@ -63,10 +63,10 @@ def serving_signature(version: Path):
 
 def outputs_in_batches(signature, texts: Sequence[str], batch_size: int = 256) -> Iterator[dict]:
     """The signature's outputs for `texts`, one call per batch of `batch_size`."""
-    import tensorflow as tf
+    from tfnlp.bench.speed import text_batches
 
-    for start in range(0, len(texts), batch_size):
-        yield signature(text=tf.constant(list(texts[start:start + batch_size])))
+    for batch in text_batches(texts, batch_size):
+        yield signature(text=batch)
 
 
 def texts_per_second(signature, texts: Sequence[str], batch_size: int = 256, passes: int = 3) -> float:
