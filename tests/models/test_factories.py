@@ -55,3 +55,25 @@ def test_bilstm_tagger_gives_a_distribution_per_token_and_round_trips():
     assert probabilities.shape == (2, 4, 3)
     np.testing.assert_allclose(probabilities.sum(axis=-1), 1.0, rtol=1e-5)
     np.testing.assert_allclose(rebuilt(tagger)(tokens).numpy(), probabilities, rtol=1e-6)
+
+
+def test_transformer_tagger_bilstm_reads_real_sub_tokens_only(tmp_path):
+    """`model.lstm_units`: a BiLSTM over the backbone's states; what the padding holds does not reach real sub-tokens
+    (the backward direction starts at the text's last real sub-token), and the model round-trips."""
+    from tests.helpers import tiny_bert_preset
+    from tfnlp.model_settings import TransformerTaggerSettings
+    from tfnlp.models.taggers import transformer_tagger
+
+    preset = tiny_bert_preset(tmp_path / "preset", ["crohn", "disease", "the"], hidden_dim=8)
+    settings = TransformerTaggerSettings(preset=str(preset), max_input_tokens=8, dropout=0.0, lstm_units=3)
+    model = transformer_tagger(settings, 0, ["O", "B-X", "I-X"])
+    assert model.get_layer("bilstm").forward_layer.units == 3
+    ids = np.array([[2, 5, 6, 3, 0, 0], [2, 5, 6, 3, 7, 7]], dtype="int32")  # the same text, other padding ids
+    inputs = {"token_ids": ids, "segment_ids": np.zeros_like(ids),
+              "padding_mask": np.array([[1, 1, 1, 1, 0, 0]] * 2, dtype="int32")}
+    scores = keras.ops.convert_to_numpy(model(inputs))
+    assert scores.shape == (2, 6, 3)
+    np.testing.assert_allclose(scores[0, :4], scores[1, :4], atol=1e-5)
+    path = tmp_path / "tagger.keras"
+    model.save(path)
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(keras.models.load_model(path)(inputs)), scores, atol=1e-5)

@@ -184,13 +184,14 @@ def test_a_bert_tagger_with_word_features_trains_and_its_export_reads_raw_text_a
     argv = ["ner_bert", "--tiny", "--data", f"conll:{data}", "--workdir", str(tmp_path / "work"), "--export_base",
             str(tmp_path / "export"), "--set", "train.baselines=false", f"model.preset={preset}",
             "model.max_input_tokens=16", "model.char_filters=8", "model.char_embedding_dim=4",
-            f"model.vectors={vectors}"]
+            f"model.vectors={vectors}", "model.lstm_units=4"]
     assert train.main(argv) == 0
     export = tmp_path / "export" / "ner_bert" / "1"
     loaded = tf.saved_model.load(str(export))
     signature = loaded.signatures["serving_default"]
     assert list(signature.structured_input_signature[1]) == ["text"]  # the words are cut in the graph
     assert any("/convolution/" in name for name in variable_bytes(export)), "no character CNN in the export"
+    assert any("/backward_layer/" in name for name in variable_bytes(export)), "no BiLSTM in the export"
     reader = tf.train.load_checkpoint(str(export / "variables" / "variables"))
     tables = [reader.get_tensor(name) for name, shape in reader.get_variable_to_shape_map().items()
               if name.endswith("_embeddings/.ATTRIBUTES/VARIABLE_VALUE") and shape[1:] == [3]]

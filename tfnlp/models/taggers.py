@@ -2,8 +2,8 @@
 
 - `bilstm_tagger`: tokens [B, T] (strings) -> lower-cased word ids -> embedding (+ a character CNN
   per word) -> BiLSTM -> tag scores.
-- `transformer_tagger`: a keras-hub backbone (BERT, or GPT-2, causal) -> dropout -> tag scores per
-  sub-token; `tfnlp.tasks.subword_tagging` cuts words into sub-tokens and windows for it.
+- `transformer_tagger`: a keras-hub backbone (BERT, or GPT-2, causal) (-> BiLSTM) -> dropout -> tag scores
+  per sub-token; `tfnlp.tasks.subword_tagging` cuts words into sub-tokens and windows for it.
 
 The scores are probabilities (softmax) for `model.decoder=argmax|constrained`, and emissions
 passed through a `tfnlp.models.crf.CRF` layer for `model.decoder=crf`.
@@ -134,7 +134,8 @@ def transformer_tagger(config: TransformerTaggerSettings, vocabulary_size: int, 
     comes from, "" for special tokens and padding) and puts that word's character CNN vector beside
     the backbone's state: the spelling an uncased sub-word vocabulary loses (capitals, digits). With
     `model.vectors`, the word's pretrained vector (`initial_embeddings`, rows for padding, unknown, then
-    `vocabulary`; fine-tuned with the rest) goes beside it too.
+    `vocabulary`; fine-tuned with the rest) goes beside it too. With `model.lstm_units`, a BiLSTM reads
+    those features across the text before the tag scores (BERT-BiLSTM-CRF taggers).
     """
     import keras_hub
 
@@ -171,6 +172,11 @@ def transformer_tagger(config: TransformerTaggerSettings, vocabulary_size: int, 
         sequence = keras.layers.Concatenate(name="piece_features")(
             [features[0], *(keras.ops.cast(feature, sequence.dtype) for feature in features[1:])])
         inputs = {**backbone.input, TOKEN_WORDS: words}
+    if config.lstm_units:
+        # Padding sub-tokens are masked: the backward direction starts from a text's last sub-token.
+        mask = keras.ops.cast(backbone.input["padding_mask"], "bool")
+        sequence = keras.layers.Bidirectional(keras.layers.LSTM(config.lstm_units, return_sequences=True),
+                                              name="bilstm")(sequence, mask=mask)
     return keras.Model(inputs, _scores_per_step(sequence, tags, config), name=config.name)
 
 
