@@ -258,6 +258,8 @@ class TransformerTaggerSettings(TaggerSettings):
                                    "states (0: none)", low=0, high=4096)
     vectors: str = setting("", "pretrained vectors of each sub-token's word beside the backbone's states "
                                "(glove-6b-50d, fr-vectors, a file; empty: none)")
+    freeze_backbone: bool = setting(False, "keep the backbone's pretrained weights as they are and train what reads "
+                                           "its states alone (the backbone as a feature extractor)")
     lstm_units: int = setting(0, "a BiLSTM of this many units a direction over the sub-tokens' features before the "
                                  "tag scores (0: none)", low=0, high=4096)
 

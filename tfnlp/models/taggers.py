@@ -135,7 +135,8 @@ def transformer_tagger(config: TransformerTaggerSettings, vocabulary_size: int, 
     the backbone's state: the spelling an uncased sub-word vocabulary loses (capitals, digits). With
     `model.vectors`, the word's pretrained vector (`initial_embeddings`, rows for padding, unknown, then
     `vocabulary`; fine-tuned with the rest) goes beside it too. With `model.lstm_units`, a BiLSTM reads
-    those features across the text before the tag scores (BERT-BiLSTM-CRF taggers).
+    those features across the text before the tag scores (BERT-BiLSTM-CRF taggers). With
+    `model.freeze_backbone`, the backbone's weights stay as pretrained: only what reads its states learns.
     """
     import keras_hub
 
@@ -156,6 +157,11 @@ def transformer_tagger(config: TransformerTaggerSettings, vocabulary_size: int, 
             intermediate_dim=4 * config.embedding_dim, dropout=config.dropout,
             max_sequence_length=config.max_input_tokens)
     backbone = adapted(backbone, config)
+    if config.freeze_backbone:
+        if config.lora_rank:
+            raise UserError("model.freeze_backbone keeps every backbone weight as it is, model.lora_rank adapts some: "
+                            "give one of them")
+        backbone.trainable = False
     if config.max_input_tokens > backbone.max_sequence_length:
         raise UserError(f"model.max_input_tokens={config.max_input_tokens} is over the backbone's "
                         f"{backbone.max_sequence_length} positions")
@@ -176,7 +182,7 @@ def transformer_tagger(config: TransformerTaggerSettings, vocabulary_size: int, 
         # Padding sub-tokens are masked: the backward direction starts from a text's last sub-token.
         mask = keras.ops.cast(backbone.input["padding_mask"], "bool")
         sequence = keras.layers.Bidirectional(keras.layers.LSTM(config.lstm_units, return_sequences=True),
-                                              name="bilstm")(sequence, mask=mask)
+                                              name="bilstm")(keras.layers.Dropout(config.dropout)(sequence), mask=mask)
     return keras.Model(inputs, _scores_per_step(sequence, tags, config), name=config.name)
 
 
