@@ -77,3 +77,23 @@ def test_transformer_tagger_bilstm_reads_real_sub_tokens_only(tmp_path):
     path = tmp_path / "tagger.keras"
     model.save(path)
     np.testing.assert_allclose(keras.ops.convert_to_numpy(keras.models.load_model(path)(inputs)), scores, atol=1e-5)
+
+
+def test_transformer_tagger_with_a_frozen_backbone_trains_its_head_alone(tmp_path):
+    """`model.freeze_backbone`: only the BiLSTM and the tag scores learn; LoRA beside it is refused."""
+    from tests.helpers import tiny_bert_preset
+    from tfnlp.errors import UserError
+    from tfnlp.model_settings import TransformerTaggerSettings
+    from tfnlp.models.taggers import transformer_tagger
+
+    preset = str(tiny_bert_preset(tmp_path / "preset", ["crohn", "disease"], hidden_dim=8))
+    tags = ["O", "B-X", "I-X"]
+    frozen = transformer_tagger(TransformerTaggerSettings(preset=preset, max_input_tokens=8, lstm_units=3,
+                                                          freeze_backbone=True), 0, tags)
+    head = frozen.get_layer("bilstm").trainable_weights + frozen.get_layer("tags").trainable_weights
+    assert {id(weight) for weight in frozen.trainable_weights} == {id(weight) for weight in head}
+    whole = transformer_tagger(TransformerTaggerSettings(preset=preset, max_input_tokens=8, lstm_units=3), 0, tags)
+    assert len(whole.trainable_weights) > len(head)
+    with pytest.raises(UserError, match="freeze_backbone"):
+        transformer_tagger(TransformerTaggerSettings(preset=preset, max_input_tokens=8, freeze_backbone=True,
+                                                     lora_rank=2), 0, tags)
