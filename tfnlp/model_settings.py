@@ -260,6 +260,8 @@ class TransformerTaggerSettings(TaggerSettings):
                                "(glove-6b-50d, fr-vectors, a file; empty: none)")
     freeze_backbone: bool = setting(False, "keep the backbone's pretrained weights as they are and train what reads "
                                            "its states alone (the backbone as a feature extractor)")
+    backbone_layers: int = setting(1, "the backbone's last transformer layers whose states the tags are read from, "
+                                      "side by side (1: its output)", low=1, high=64)
     lstm_units: int = setting(0, "a BiLSTM of this many units a direction over the sub-tokens' features before the "
                                  "tag scores (0: none)", low=0, high=4096)
 

@@ -97,3 +97,18 @@ def test_transformer_tagger_with_a_frozen_backbone_trains_its_head_alone(tmp_pat
     with pytest.raises(UserError, match="freeze_backbone"):
         transformer_tagger(TransformerTaggerSettings(preset=preset, max_input_tokens=8, freeze_backbone=True,
                                                      lora_rank=2), 0, tags)
+
+
+def test_transformer_tagger_reads_the_last_backbone_layers_side_by_side(tmp_path):
+    from tests.helpers import tiny_bert_preset
+    from tfnlp.errors import UserError
+    from tfnlp.model_settings import TransformerTaggerSettings
+    from tfnlp.models.taggers import transformer_tagger
+
+    preset = str(tiny_bert_preset(tmp_path / "preset", ["crohn", "disease"], hidden_dim=8))  # 2 layers
+    model = transformer_tagger(TransformerTaggerSettings(preset=preset, max_input_tokens=8, backbone_layers=2), 0,
+                               ["O", "B-X", "I-X"])
+    assert model.get_layer("backbone_layers").output.shape[-1] == 16
+    assert model.get_layer("tags").kernel.shape == (16, 3)
+    with pytest.raises(UserError, match="backbone_layers=3 is over the backbone's 2 layers"):
+        transformer_tagger(TransformerTaggerSettings(preset=preset, max_input_tokens=8, backbone_layers=3), 0, ["O"])

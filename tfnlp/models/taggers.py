@@ -137,6 +137,7 @@ def transformer_tagger(config: TransformerTaggerSettings, vocabulary_size: int, 
     `vocabulary`; fine-tuned with the rest) goes beside it too. With `model.lstm_units`, a BiLSTM reads
     those features across the text before the tag scores (BERT-BiLSTM-CRF taggers). With
     `model.freeze_backbone`, the backbone's weights stay as pretrained: only what reads its states learns.
+    `model.backbone_layers=N` reads the last N transformer layers' states side by side.
     """
     import keras_hub
 
@@ -165,7 +166,7 @@ def transformer_tagger(config: TransformerTaggerSettings, vocabulary_size: int, 
     if config.max_input_tokens > backbone.max_sequence_length:
         raise UserError(f"model.max_input_tokens={config.max_input_tokens} is over the backbone's "
                         f"{backbone.max_sequence_length} positions")
-    sequence = backbone.output["sequence_output"] if isinstance(backbone.output, dict) else backbone.output
+    sequence = _backbone_states(backbone, config.backbone_layers)
     inputs = backbone.input
     if reads_words_of(config):
         words = keras.Input(shape=(None,), dtype="string", name=TOKEN_WORDS)
@@ -184,6 +185,19 @@ def transformer_tagger(config: TransformerTaggerSettings, vocabulary_size: int, 
         sequence = keras.layers.Bidirectional(keras.layers.LSTM(config.lstm_units, return_sequences=True),
                                               name="bilstm")(keras.layers.Dropout(config.dropout)(sequence), mask=mask)
     return keras.Model(inputs, _scores_per_step(sequence, tags, config), name=config.name)
+
+
+def _backbone_states(backbone, layers: int):
+    """The backbone's output, or (`layers` > 1) its last `layers` transformer layers' states side by side: a
+    backbone pretrained for sentence embeddings shapes its last layer for pooling, and the layers below keep more
+    of each token (BERT's feature-based NER read its last four)."""
+    if layers == 1:
+        return backbone.output["sequence_output"] if isinstance(backbone.output, dict) else backbone.output
+    if layers > backbone.num_layers:
+        raise UserError(f"model.backbone_layers={layers} is over the backbone's {backbone.num_layers} layers")
+    states = [backbone.get_layer(f"transformer_layer_{index}").output
+              for index in range(backbone.num_layers - layers, backbone.num_layers)]
+    return keras.layers.Concatenate(name="backbone_layers")(states)
 
 
 def _word_vectors(words, vocabulary: Sequence[str], initial_embeddings: np.ndarray):
