@@ -10,7 +10,7 @@ from tfnlp import experiments
 # they run with `-m slow`.
 HEAVY_ASSETS = {"sentiment_bilstm": "movie-reviews", "sentiment_glove_logreg": "glove-6b-50d",
                 "sentiment_glove_mlp": "glove-6b-50d", "sentiment_glove_bilstm": "glove-6b-50d",
-                "sentiment_bert": "minilm", "ner_bert": "minilm"}
+                "sentiment_bert": "minilm", "ner_bert": "minilm"}  # tiny ner_bert fine-tunes, without GloVe
 # Factories the default suite already trains, exports lean and serves end to end in tests/tasks: here with -m slow.
 COVERED_ELSEWHERE = {"icd10_chapter_lstm", "icd10_code_bilstm_conv", "icd10_glove_logreg", "icd10_glove_mlp",
                      "icd10_glove_bilstm", "ner_bilstm", "ner_gpt"}

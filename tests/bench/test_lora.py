@@ -22,3 +22,15 @@ def test_bad_options_are_user_errors(argv, message, capsys):
     with pytest.raises(SystemExit) as stopped:
         bench.main(["lora", *argv])
     assert stopped.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_ner_bert_is_compared_in_its_fine_tuned_form():
+    """ner_bert's defaults freeze the backbone (LoRA beside them is refused): the bench's rows fine-tune it."""
+    from tfnlp.bench.lora import FINE_TUNED
+    from tfnlp.config import apply_overrides
+    from tfnlp.experiments import get
+
+    for rank in (0, 8):
+        model = apply_overrides(get("ner_bert"), [*FINE_TUNED["ner_bert"], f"model.lora_rank={rank}"]).model
+        assert not model.freeze_backbone and model.lora_rank == rank
+        assert (model.lstm_units, model.char_filters, model.vectors, model.backbone_layers) == (0, 0, "", 1)

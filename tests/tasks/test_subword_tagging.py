@@ -176,7 +176,7 @@ def test_tiny_transformer_tagger_trains_exports_and_serves_entity_offsets(tmp_pa
     assert_lean_export(tmp_path / "export" / experiment / "1", metrics)
 
 
-def test_a_bert_tagger_with_word_features_trains_and_its_export_reads_raw_text_alone(tmp_path):
+def test_a_frozen_bert_tagger_with_word_features_and_a_bilstm_trains_and_its_export_reads_raw_text_alone(tmp_path):
     data = write_conll(tmp_path, count=80)
     preset = tiny_bert_preset(tmp_path / "preset", VOCABULARY, hidden_dim=16)
     vectors = tmp_path / "vectors.txt"  # GloVe's text form; "crohn" is a training word, "colitis" is not
@@ -184,7 +184,8 @@ def test_a_bert_tagger_with_word_features_trains_and_its_export_reads_raw_text_a
     argv = ["ner_bert", "--tiny", "--data", f"conll:{data}", "--workdir", str(tmp_path / "work"), "--export_base",
             str(tmp_path / "export"), "--set", "train.baselines=false", f"model.preset={preset}",
             "model.max_input_tokens=16", "model.char_filters=8", "model.char_embedding_dim=4",
-            f"model.vectors={vectors}", "model.lstm_units=4"]
+            f"model.vectors={vectors}", "model.lstm_units=4", "model.freeze_backbone=true", "model.backbone_layers=2",
+            "model.decoder=crf", "train.learning_rate=0.003"]  # ner_bert's defaults, shrunk
     assert train.main(argv) == 0
     export = tmp_path / "export" / "ner_bert" / "1"
     loaded = tf.saved_model.load(str(export))
@@ -197,6 +198,11 @@ def test_a_bert_tagger_with_word_features_trains_and_its_export_reads_raw_text_a
               if name.endswith("_embeddings/.ATTRIBUTES/VARIABLE_VALUE") and shape[1:] == [3]]
     # A word of the vectors that no training text holds keeps its pretrained vector (its gradient is always 0).
     assert len(tables) == 1 and np.isclose(tables[0], [-0.2, 0.4, 0.1], atol=1e-3).all(axis=1).any()
+    # The frozen backbone is exported as the preset holds it.
+    pretrained = keras_hub.models.BertBackbone.from_preset(str(preset)).token_embedding.embeddings.numpy()
+    exported = [reader.get_tensor(name) for name, shape in reader.get_variable_to_shape_map().items()
+                if shape == list(pretrained.shape)]
+    assert len(exported) == 1 and np.array_equal(exported[0], pretrained)
     texts = ["The patient has severe Crohn disease today.", "", " ".join(["the patient was treated ."] * 8)]
     out = signature(text=tf.constant(texts))
     assert out["tags"].shape[0] == 3 and out["entity_start"].shape[0] == 3
