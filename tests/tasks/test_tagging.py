@@ -77,3 +77,16 @@ def test_pretrained_vectors_start_the_bilstm_embedding(tmp_path):
     experiment = apply_overrides(get("ner_bilstm", tiny=True), [])
     model = bilstm_tagger(experiment.model, vocabulary, ["O", "B-X", "I-X"], matrix)
     assert np.array_equal(model.get_layer("embedding").get_weights()[0], matrix)
+
+
+def test_the_search_space_fits_what_trains():
+    """A fine-tuned backbone searches small rates; a frozen one leaves a head to train at a BiLSTM's rates."""
+    from tfnlp.tasks.base import TRANSFORMER_SPACE
+
+    frozen = TaggingTask.search_space(get("ner_bert"))
+    assert frozen["train.learning_rate"]["high"] == 1e-2 and frozen["model.lstm_units"] == [64, 128, 256]
+    fine_tuned = apply_overrides(get("ner_bert"), ["model.freeze_backbone=false"])
+    assert TaggingTask.search_space(fine_tuned) is TRANSFORMER_SPACE
+    no_bilstm = apply_overrides(get("ner_bert"), ["model.lstm_units=0"])
+    assert "model.lstm_units" not in TaggingTask.search_space(no_bilstm)
+    assert "model.units" in TaggingTask.search_space(get("ner_bilstm"))

@@ -173,10 +173,15 @@ class TaggingTask(Task):
 
     @classmethod
     def search_space(cls, experiment: Experiment) -> dict:
-        if isinstance(experiment.model, TransformerTaggerSettings):
+        model = experiment.model
+        if isinstance(model, TransformerTaggerSettings) and not model.freeze_backbone:
             return TRANSFORMER_SPACE
-        return {"train.learning_rate": {"low": 3e-4, "high": 1e-2, "log": True}, "train.batch_size": [16, 32, 64],
-                "model.units": [64, 128, 256], "model.dropout": {"low": 0.0, "high": 0.5}}
+        head = {"train.learning_rate": {"low": 3e-4, "high": 1e-2, "log": True}, "train.batch_size": [16, 32, 64],
+                "model.dropout": {"low": 0.0, "high": 0.5}}
+        # A frozen backbone leaves a head to train, at a BiLSTM's rates (no BiLSTM, no units to search).
+        if isinstance(model, TransformerTaggerSettings):
+            return {**head, **({"model.lstm_units": [64, 128, 256]} if model.lstm_units else {})}
+        return {**head, "model.units": [64, 128, 256]}
 
     headline = "entity_f1"
 
