@@ -6,10 +6,12 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tfnlp.model_settings import BiLSTMTaggerSettings, WordClassifierSettings
+from tests.helpers import tiny_bert_preset
+from tfnlp.errors import UserError
+from tfnlp.model_settings import BiLSTMTaggerSettings, TransformerTaggerSettings, WordClassifierSettings
 from tfnlp.models.classifiers import CLASSIFIERS, dense_head, mean_vectors_features
 from tfnlp.models.layers import word_vectorizer
-from tfnlp.models.taggers import bilstm_tagger
+from tfnlp.models.taggers import bilstm_tagger, transformer_tagger
 
 CONFIG = WordClassifierSettings(vocab_size=40, embedding_dim=4, units=3, filters=4, kernel_size=2, max_input_tokens=5,
                      dropout=0.0)
@@ -60,9 +62,6 @@ def test_bilstm_tagger_gives_a_distribution_per_token_and_round_trips():
 def test_transformer_tagger_bilstm_reads_real_sub_tokens_only(tmp_path):
     """`model.lstm_units`: a BiLSTM over the backbone's states; what the padding holds does not reach real sub-tokens
     (the backward direction starts at the text's last real sub-token), and the model round-trips."""
-    from tests.helpers import tiny_bert_preset
-    from tfnlp.model_settings import TransformerTaggerSettings
-    from tfnlp.models.taggers import transformer_tagger
 
     preset = tiny_bert_preset(tmp_path / "preset", ["crohn", "disease", "the"], hidden_dim=8)
     settings = TransformerTaggerSettings(preset=str(preset), max_input_tokens=8, dropout=0.0, lstm_units=3)
@@ -81,10 +80,6 @@ def test_transformer_tagger_bilstm_reads_real_sub_tokens_only(tmp_path):
 
 def test_transformer_tagger_with_a_frozen_backbone_trains_its_head_alone(tmp_path):
     """`model.freeze_backbone`: only the BiLSTM and the tag scores learn; LoRA beside it is refused."""
-    from tests.helpers import tiny_bert_preset
-    from tfnlp.errors import UserError
-    from tfnlp.model_settings import TransformerTaggerSettings
-    from tfnlp.models.taggers import transformer_tagger
 
     preset = str(tiny_bert_preset(tmp_path / "preset", ["crohn", "disease"], hidden_dim=8))
     tags = ["O", "B-X", "I-X"]
@@ -100,10 +95,6 @@ def test_transformer_tagger_with_a_frozen_backbone_trains_its_head_alone(tmp_pat
 
 
 def test_transformer_tagger_reads_the_last_backbone_layers_side_by_side(tmp_path):
-    from tests.helpers import tiny_bert_preset
-    from tfnlp.errors import UserError
-    from tfnlp.model_settings import TransformerTaggerSettings
-    from tfnlp.models.taggers import transformer_tagger
 
     preset = str(tiny_bert_preset(tmp_path / "preset", ["crohn", "disease"], hidden_dim=8))  # 2 layers
     model = transformer_tagger(TransformerTaggerSettings(preset=preset, max_input_tokens=8, backbone_layers=2), 0,

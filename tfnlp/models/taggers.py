@@ -143,6 +143,9 @@ def transformer_tagger(config: TransformerTaggerSettings, vocabulary_size: int, 
 
     from tfnlp.models.classifiers import adapted, bert_preset, checked_preset
 
+    if config.freeze_backbone and config.lora_rank:  # refused before the backbone's weights are read
+        raise UserError("model.freeze_backbone keeps every backbone weight as it is, model.lora_rank adapts some: "
+                        "give one of them")
     if config.name == "bert_tagger":
         backbone = keras_hub.models.BertBackbone.from_preset(bert_preset(config.preset))
     elif config.preset:
@@ -159,9 +162,6 @@ def transformer_tagger(config: TransformerTaggerSettings, vocabulary_size: int, 
             max_sequence_length=config.max_input_tokens)
     backbone = adapted(backbone, config)
     if config.freeze_backbone:
-        if config.lora_rank:
-            raise UserError("model.freeze_backbone keeps every backbone weight as it is, model.lora_rank adapts some: "
-                            "give one of them")
         backbone.trainable = False
     if config.max_input_tokens > backbone.max_sequence_length:
         raise UserError(f"model.max_input_tokens={config.max_input_tokens} is over the backbone's "
