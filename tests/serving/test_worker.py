@@ -89,6 +89,9 @@ def test_the_store_replaces_a_worker_that_died_and_a_retired_one_ends_after_its_
     with pytest.raises(ServingError) as late:
         run_signature(second, "", {"text": TEXTS[:1]})
     assert late.value.code == grpc.StatusCode.UNAVAILABLE
+    # The retiring thread marks the worker closed, then stops its process and removes the folder: wait for that.
+    while second._folder.exists() and time.monotonic() < deadline:
+        time.sleep(0.1)
     assert not (second._folder).exists()
 
 
