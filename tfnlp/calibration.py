@@ -5,6 +5,8 @@
 - `fit_softmax_with_none`: temperature scaling of ranked answers' scores, with one more logit for "the right
   answer is none of these" (so confidences sum to at most 1); fitted by maximum likelihood of where the truth is.
 - `fit_isotonic`: a non-decreasing map from raw to calibrated confidence (scikit-learn's isotonic regression).
+- `fit_evidence`: a logistic regression combining several confidences in one answer (the coder's category: its
+  beam's and its category models'), by `combined`'s formula.
 - `review_threshold`: the lowest confidence above which the answered texts reach a target precision, with 90%
   assurance from the validation split, so that as many texts as possible are answered without review.
 
@@ -13,6 +15,7 @@ Pure NumPy / SciPy / scikit-learn on numbers: the serving graphs fold the fitted
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -23,6 +26,8 @@ REVIEW_ASSURANCE = 0.9
 NEG_INF = -1e9
 # A log-probability is read as at most this far below 0 for its log-odds: a probability of exactly 1 has none.
 LOG_ODDS_EPSILON = 1e-12
+# Probabilities are clipped this far inside (0, 1) before their log-odds are combined (`combined`): float32 holds it.
+EVIDENCE_EPSILON = 1e-6
 
 
 @dataclass(frozen=True)
@@ -41,7 +46,11 @@ class RankCalibration:
         points_x, points_y: the isotonic map's breakpoints (increasing x).
         threshold: answers whose review confidence is below this need review (1.0 + tiny: every answer).
         review_by: which confidence the review goes by: `best` (the best answer's) or `category` (the coder's best
-            code's category's: its listed codes' confidences summed), whichever answers more texts on validation.
+            code's category's: its listed codes' confidences summed, or their combination with the category models'
+            beliefs by `evidence_weights`), whichever answers more texts on validation.
+        evidence_weights, evidence_bias: the coder's category confidence is `combined(evidence, weights, bias)` of
+            its evidence (the summed confidences, then each category model's probability of that category); the
+            defaults keep the summed confidences as they are.
     """
 
     method: str = "temperature"
@@ -51,6 +60,8 @@ class RankCalibration:
     points_y: tuple[float, ...] = (0.0, 1.0)
     threshold: float = 0.0
     review_by: str = "best"
+    evidence_weights: tuple[float, ...] = (1.0,)
+    evidence_bias: float = 0.0
 
 
 def raw_confidences(scores: np.ndarray) -> np.ndarray:
@@ -101,6 +112,29 @@ def fit_ranked(scores: np.ndarray, right: np.ndarray, method: str) -> tuple[Rank
         mapped = raw
     return (RankCalibration(method, points_x=points[0], points_y=points[1]), raw,
             mapped / np.maximum(mapped.sum(axis=1, keepdims=True), 1.0))
+
+
+def combined(evidence: np.ndarray, weights: Sequence[float], bias: float) -> np.ndarray:
+    """[N] sigmoid(bias + sum_i weights_i * logit(evidence_i)) of probabilities `evidence` [N, E], each clipped
+    `EVIDENCE_EPSILON` inside (0, 1): with weights (1,) and bias 0, the first column itself (clipped). The serving
+    graph computes the same (`tasks.ranking.combined`)."""
+    clipped = np.clip(np.asarray(evidence, float)[:, :len(weights)], EVIDENCE_EPSILON, 1.0 - EVIDENCE_EPSILON)
+    logits = np.log(clipped) - np.log1p(-clipped)
+    return 1.0 / (1.0 + np.exp(-(bias + logits @ np.asarray(weights, float))))
+
+
+def fit_evidence(evidence: np.ndarray, correct: np.ndarray) -> tuple[tuple[float, ...], float]:
+    """The weights and bias of `combined` that best predict `correct` [N] from `evidence` [N, E] (probabilities):
+    an L2-regularised logistic regression on their log-odds. Answers that are all right or all wrong leave nothing to
+    learn: the first column alone (weights (1, 0, ...), bias 0)."""
+    from sklearn.linear_model import LogisticRegression
+
+    evidence, correct = np.asarray(evidence, float), np.asarray(correct, bool)
+    if correct.all() or not correct.any():
+        return (1.0,) + (0.0,) * (evidence.shape[1] - 1), 0.0
+    clipped = np.clip(evidence, EVIDENCE_EPSILON, 1.0 - EVIDENCE_EPSILON)
+    fitted = LogisticRegression(C=1.0, max_iter=1000).fit(np.log(clipped) - np.log1p(-clipped), correct)
+    return tuple(float(weight) for weight in fitted.coef_[0]), float(fitted.intercept_[0])
 
 
 def expected_calibration_error(confidence: np.ndarray, correct: np.ndarray, bins: int = ECE_BINS) -> float:

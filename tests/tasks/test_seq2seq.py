@@ -1,10 +1,11 @@
+import dataclasses
 from collections import Counter
 
 import keras
 import numpy as np
-import pytest
 import tensorflow as tf
 
+from tfnlp.data.icd10 import category
 from tfnlp.data.records import Record
 from tfnlp.data.vocabulary import Vocabulary
 from tfnlp.model_settings import Seq2SeqCoderSettings
@@ -261,7 +262,7 @@ def test_beam_search_scores_at_least_as_high_as_greedy():
 
 def test_the_coders_export_ranks_labelled_codes_with_calibrated_confidences(tiny_run):
     from tests.helpers import served_in_fresh_process
-    from tfnlp.data.icd10 import category, cim10_labels
+    from tfnlp.data.icd10 import cim10_labels
 
     texts = ["Insuffisance cardiaque congestive", "Choléra", "", "zzqx"]
     out = served_in_fresh_process(tiny_run["version"], texts)
@@ -284,14 +285,12 @@ def test_the_coders_export_ranks_labelled_codes_with_calibrated_confidences(tiny
         assert sum(confidences) <= 1.0 + 1e-6
     assert out["label"] == [names[0] for names in out["top_labels"]]
     assert out["confidence"] == [row[0] for row in out["top_confidences"]]
-    # The review goes by the best code's category: the summed confidences of the listed codes in it.
+    # The category's confidence: a probability, none for the text not answered (its sums and evidence: the test
+    # of `category_evidence` below).
     assert out["__shapes__"]["category_confidence"] == [len(texts)]
-    for codes, confidences, in_category in zip(out["top_codes"], out["top_confidences"], out["category_confidence"],
-                                               strict=True):
-        expected = sum(c for code, c in zip(codes, confidences, strict=True)
-                       if code and category(code) == category(codes[0]))
-        assert in_category == pytest.approx(expected, abs=1e-6) and in_category >= confidences[0]
+    assert all(0.0 <= c <= 1.0 for c in out["category_confidence"]) and out["category_confidence"][2] == 0.0
     fitted = tiny_run["metrics"]["calibration"]["beam"]
+    assert len(fitted["evidence_weights"]) == 3 and 0.0 <= fitted["category_ece"] <= 1.0
     review_by = out["category_confidence"] if fitted["review_by"] == "category" else out["confidence"]
     assert out["needs_review"] == [not text or c < fitted["review_threshold"] for text, c in zip(texts, review_by,
                                                                                                    strict=True)]
@@ -314,6 +313,62 @@ def test_category_confidence_sums_the_listed_codes_of_the_best_codes_category():
     codes = tf.constant([["I500", "I509", "J45"], ["J45", "I500", "J450"], ["", "", ""]])
     confidence = tf.constant([[0.5, 0.25, 0.125], [0.4, 0.3, 0.2], [0.0, 0.0, 0.0]])
     np.testing.assert_allclose(category_confidences(codes, confidence).numpy(), [0.75, 0.6, 0.0])
+
+
+def test_the_category_confidence_combines_the_summed_confidences_with_both_category_models_evidence():
+    from tfnlp.baselines import LinearTextModel
+    from tfnlp.calibration import RankCalibration, combined
+    from tfnlp.models.tfidf import TfidfLinear
+    from tfnlp.tasks import seq2seq_serving as export
+
+    config = dataclasses.replace(CONFIG, category_loss_weight=0.5)
+    pre = Seq2SeqPreprocessor.adapt(TRAIN, CLASSIFICATION, config)
+    keras.utils.set_random_seed(3)
+    model = char_seq2seq(config, pre.vectorizer.vocabulary_size(), len(pre.alphabet), len(pre.categories))
+    svm = LinearTextModel.categories_svm(TRAIN)
+    tfidf = TfidfLinear.from_sklearn(svm.features, svm.classes, *svm.weights())
+    serving = export.Seq2SeqServing(pre, model, CodeTrie.from_codes(CLASSIFICATION, pre.alphabet), 3, 0.0,
+                                    export.CategoryFusion(0.5, tfidf, 0.5), export.Answers(top_k=3))
+    texts = ["Choléra", "Asthme sévère", "Diabète de type 2", "Fièvre"]
+    ranked = serving.ranked_scores(texts, 3)
+    # The evidence: each category model's probability of the best code's category, computed here on its own.
+    best = [category(row[0]) for row in ranked.codes]
+    encoded = serving.encode(tf.constant(texts))
+    head = tf.exp(export.head_log_probs(model, encoded["encoder_outputs"], encoded["mask"])).numpy()
+    by_tfidf = tf.nn.softmax(tfidf.decision_function(tf.constant(texts))).numpy()
+    expected = [[head[i, pre.categories.index(name)], by_tfidf[i, list(tfidf.classes).index(name)]]
+                for i, name in enumerate(best)]
+    np.testing.assert_allclose(ranked.evidence, expected, atol=1e-5)
+    # The graph combines the summed confidences with it as `calibration.combined` does.
+    weights, bias = (0.5, 1.5, -0.7), 0.3
+    serving.set_calibration("beam", RankCalibration("none", evidence_weights=weights, evidence_bias=bias))
+    out = {name: value.numpy() for name, value in serving.serve(tf.constant(texts)).items()}
+    summed = export.category_confidences(tf.constant(out["top_codes"]), tf.constant(out["top_confidences"])).numpy()
+    # To float32's precision: a summed confidence near 1 leaves few digits to 1 - p, whose log the log-odds read.
+    np.testing.assert_allclose(out["category_confidence"],
+                               combined(np.column_stack([summed, ranked.evidence]), weights, bias), atol=2e-4)
+    # Greedy decoding reads no category model: its evidence is neutral and its category confidence the summed one.
+    greedy = serving.ranked_scores(texts, 1)
+    assert (greedy.evidence == 0.5).all()
+
+
+def test_agreeing_category_models_let_the_review_answer_more_texts():
+    from tfnlp.tasks.seq2seq import fit_rank_calibration
+
+    # 120 texts, every best code at the same confidence, right on category for 90: the beam alone cannot tell which.
+    # A category model that gives the right ones 0.9 and the wrong ones 0.2 (with some noise) can.
+    rng = np.random.default_rng(0)
+    codes = [["I500", "J450"]] * 120
+    scores = np.array([[0.0, -1.0]] * 120)
+    right = np.arange(120) < 90
+    truth = np.where(right, "I509", "K590").tolist()
+    evidence = np.column_stack([np.clip(np.where(right, 0.9, 0.2) + rng.normal(0, 0.05, 120), 0.01, 0.99),
+                                np.full(120, 0.5)])
+    alone, alone_summary = fit_rank_calibration(codes, scores, truth, "none", 0.9)
+    fitted, summary = fit_rank_calibration(codes, scores, truth, "none", 0.9, evidence=evidence)
+    assert alone_summary["answered"] == 0.0 and alone.evidence_weights == (1.0,)
+    assert fitted.review_by == "category" and summary["answered"] >= 0.7 and summary["precision_answered"] >= 0.9
+    assert fitted.evidence_weights[1] > 0 and summary["category_ece"] < summary["category_ece_summed"]
 
 
 def test_the_review_threshold_goes_by_the_category_confidence():

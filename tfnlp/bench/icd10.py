@@ -153,7 +153,7 @@ def raw_best_confidence(serving, texts: Sequence[str]) -> list[float]:
     """The best code's confidence before calibration (a softmax over the beam; greedy: the decoder's probability)."""
     from tfnlp.calibration import raw_confidences
 
-    _, scores = serving.ranked_scores(texts, serving.beam_size)
+    scores = serving.ranked_scores(texts, serving.beam_size).scores
     return raw_confidences(scores)[:, 0].tolist()
 
 

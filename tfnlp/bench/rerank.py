@@ -83,7 +83,7 @@ def print_ranked_lists(task, model, texts: Sequence[str], truth: Sequence[str], 
         for limit in limits:
             serving = Seq2SeqServing(task.preprocessor, model, task.trie, width, 0.0, fusion,
                                      Answers(config.top_k, task.labels), limit)
-            ranked, _ = serving.ranked_scores(texts, width)
+            ranked = serving.ranked_scores(texts, width).codes
             cells = [ranked_accuracy([row[:depth] for row in ranked], truth, cut)
                      for depth in (1, k) for cut in (category, str)]
             print(f"| {width} | {limit or 'no limit'} | " + " | ".join(f"{cell:.3f}" for cell in cells) + " |")

@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
-from tfnlp.calibration import LOG_ODDS_EPSILON, NEG_INF, RankCalibration
+from tfnlp.calibration import EVIDENCE_EPSILON, LOG_ODDS_EPSILON, NEG_INF, RankCalibration
 
 UNCALIBRATED = RankCalibration("none")  # the raw confidences, until a calibration is fitted
 
@@ -29,7 +29,10 @@ def calibration_variables(name: str, calibration: RankCalibration = UNCALIBRATED
             "points_x": variable(calibration.points_x, tf.float32, "points_x", tf.TensorShape([None])),
             "points_y": variable(calibration.points_y, tf.float32, "points_y", tf.TensorShape([None])),
             "threshold": variable(calibration.threshold, tf.float32, "threshold"),
-            "review_by_category": variable(calibration.review_by == "category", tf.bool, "review_by_category")}
+            "review_by_category": variable(calibration.review_by == "category", tf.bool, "review_by_category"),
+            "evidence_weights": variable(calibration.evidence_weights, tf.float32, "evidence_weights",
+                                         tf.TensorShape([None])),
+            "evidence_bias": variable(calibration.evidence_bias, tf.float32, "evidence_bias")}
 
 
 def confidences(scores: tf.Tensor, calibration: dict[str, tf.Variable]) -> tf.Tensor:
@@ -59,6 +62,15 @@ def log_odds(scores: tf.Tensor) -> tf.Tensor:
         return own - tf.math.log(-tf.math.expm1(own))
     others = tf.where(tf.eye(tf.shape(scores)[1], dtype=tf.bool)[None], -np.inf, scores[:, None, :])
     return scores - tf.reduce_logsumexp(others, axis=2)
+
+
+def combined(evidence: tf.Tensor, calibration: dict[str, tf.Variable]) -> tf.Tensor:
+    """[B] the probabilities `evidence` [B, E] combined by the fitted logistic regression
+    (`calibration.combined`, whose weights read the first columns)."""
+    weights = calibration["evidence_weights"]
+    clipped = tf.clip_by_value(evidence[:, :tf.shape(weights)[0]], EVIDENCE_EPSILON, 1.0 - EVIDENCE_EPSILON)
+    logits = tf.math.log(clipped) - tf.math.log1p(-clipped)
+    return tf.sigmoid(calibration["evidence_bias"] + tf.linalg.matvec(logits, weights))
 
 
 def has_words(text: tf.Tensor) -> tf.Tensor:
@@ -98,3 +110,5 @@ def assign(variables: dict[str, tf.Variable], calibration: RankCalibration) -> N
     variables["points_y"].assign(calibration.points_y)
     variables["threshold"].assign(calibration.threshold)
     variables["review_by_category"].assign(calibration.review_by == "category")
+    variables["evidence_weights"].assign(calibration.evidence_weights)
+    variables["evidence_bias"].assign(calibration.evidence_bias)

@@ -7,9 +7,11 @@ the category head; `greedy` with width 1. Both answer what a person reads: `top_
 `code`, `label`, `confidence`, `category_confidence` and `needs_review` [B] for the best code. A confidence is the
 hypothesis' final (fused) score turned into a probability by a softmax over the beam with a
 temperature and a "none of these" logit fitted on the validation split (`RankCalibration`), or
-by an isotonic map. `category_confidence` is the best code's category's: the summed confidences of the listed codes
-in it. `needs_review` is true when the best code's confidence, or its category's (whichever answered more validation
-texts at the category precision asked), is below the threshold chosen on validation. A text with no letter or
+by an isotonic map. `category_confidence` is how likely the best code's category is right: the summed confidences of
+the listed codes in it, combined (beam search with category models) with the category head's and the TF-IDF model's
+probabilities of that category by a logistic regression fitted on the validation split. `needs_review` is true
+when the best code's confidence, or its category's (whichever answered more validation texts at the category
+precision asked), is below the threshold chosen on validation. A text with no letter or
 digit gets no code (`code` and `top_codes` empty, confidences 0) and `needs_review`.
 `encode` and `decode_step` expose single steps for step-by-step callers such as the decode
 benchmark.
@@ -20,6 +22,7 @@ from __future__ import annotations
 import types
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import keras
 import numpy as np
@@ -35,6 +38,19 @@ from tfnlp.tasks.base import TEXT_SPEC, ServingModule
 from tfnlp.tasks.seq2seq_inputs import Seq2SeqPreprocessor
 
 DECODE_CHUNK = 128  # texts decoded together after sorting a request by length
+# The category models whose probability of the best code's category is evidence beside the beam's own
+# (`category_evidence`); a model the export lacks gives 0.5, whose log-odds are 0.
+EVIDENCE_MODELS = ("head", "tfidf")
+NO_EVIDENCE = 0.5
+
+
+class RankedScores(NamedTuple):
+    """What calibration is fitted on: the ranked codes [N][K], their final scores [N, K] (before calibration) and
+    the category models' probabilities of the best code's category [N, len(EVIDENCE_MODELS)]."""
+
+    codes: list[list[str]]
+    scores: np.ndarray
+    evidence: np.ndarray
 
 
 @dataclass(frozen=True)
@@ -86,6 +102,19 @@ def category_confidences(codes: tf.Tensor, confidence: tf.Tensor) -> tf.Tensor:
     return tf.reduce_sum(tf.where(same, confidence, 0.0), axis=1)
 
 
+def class_table(classes: Sequence[str]) -> tf.lookup.StaticHashTable:
+    """Class name -> its column (-1: unknown)."""
+    return tf.lookup.StaticHashTable(tf.lookup.KeyValueTensorInitializer(
+        tf.constant(list(classes), tf.string), tf.range(len(classes))), default_value=-1)
+
+
+def probability_of(log_probs: tf.Tensor, table: tf.lookup.StaticHashTable, names: tf.Tensor) -> tf.Tensor:
+    """[B] the probability of each class `names` [B] under `log_probs` [B, classes]; 0 for a class the model does
+    not know."""
+    index = table.lookup(names)
+    return tf.where(index >= 0, tf.exp(tf.gather(log_probs, tf.maximum(index, 0), batch_dims=1)), 0.0)
+
+
 def head_log_probs(model: keras.Model, encoder_outputs: tf.Tensor, mask: tf.Tensor) -> tf.Tensor:
     """The coder's category head: log-probabilities [B, categories] of its encoded texts."""
     return tf.nn.log_softmax(model.category_logits(encoder_outputs, mask))
@@ -131,9 +160,9 @@ class Seq2SeqServing(ServingModule):
         self.token_strings = tf.Variable(list(preprocessor.alphabet.tokens), trainable=False, name="token_strings")
         self.beam_size = beam_size
         self.rerank_weight = rerank_weight if preprocessor.categories else 0.0
-        self.category_table = (tf.lookup.StaticHashTable(tf.lookup.KeyValueTensorInitializer(
-            tf.constant(preprocessor.categories), tf.range(len(preprocessor.categories))), default_value=-1)
-            if self.rerank_weight else None)
+        # The category head's classes: for the rerank and as evidence of the best code's category.
+        has_head = bool(preprocessor.categories) and getattr(model, "category_head", None) is not None
+        self.category_table = class_table(preprocessor.categories) if has_head else None
         self.decoder_length = tf.Variable(preprocessor.decoder_length, trainable=False, name="decoder_length")
         # The trie's longest code (plus the end token) bounds the steps worth decoding: the code set's codes are
         # often shorter than `model.max_output_length` allows (4 characters against 6 for cim10: 5 steps of 7).
@@ -161,26 +190,30 @@ class Seq2SeqServing(ServingModule):
         if self.tfidf_weight:
             self.tfidf = fusion.tfidf
             self.tfidf_prior = PrefixPrior(prefixes, fusion.tfidf.classes)
+            self.tfidf_table = class_table(fusion.tfidf.classes)
 
     def set_calibration(self, name: str, calibration: RankCalibration) -> None:
         """Fold a fitted calibration into signature `name`'s (`beam` or `greedy`) variables."""
         ranking.assign(self.calibration[name], calibration)
 
-    def ranked_scores(self, texts: Sequence[str], beam_size: int, batch_size: int = 256) -> tuple[list, np.ndarray]:
-        """The ranked codes [N, K] and their final scores [N, K] (before calibration) of `texts`: what calibration is
-        fitted on."""
+    def ranked_scores(self, texts: Sequence[str], beam_size: int, batch_size: int = 256) -> RankedScores:
+        """The ranked codes [N, K] of `texts`, their final scores [N, K] (before calibration) and the category
+        models' evidence: what calibration is fitted on."""
         # One trace for every batch size (the last batch is smaller) and every call at this width (calibration and
         # the bench ask twice): no retracing, and no TensorFlow warning of it.
         function = self._ranked_functions.by_width.get(beam_size)
         if function is None:
             function = self._ranked_functions.by_width[beam_size] = tf.function(
                 lambda text: self.predict(text, beam_size, beam_size, "raw"), input_signature=[TEXT_SPEC])
-        codes, scores = [], []
+        codes, scores, evidence = [], [], []
         for start in range(0, len(texts), batch_size):
             outputs = function(tf.constant(list(texts[start:start + batch_size]), dtype=tf.string))
             codes += [[code.decode("utf-8") for code in row] for row in outputs["top_codes"].numpy()]
             scores.append(outputs["top_scores"].numpy())
-        return codes, np.concatenate(scores) if scores else np.zeros((0, beam_size), np.float32)
+            evidence.append(outputs["category_evidence"].numpy())
+        if not scores:
+            return RankedScores([], np.zeros((0, beam_size), np.float32), np.zeros((0, len(EVIDENCE_MODELS))))
+        return RankedScores(codes, np.concatenate(scores), np.concatenate(evidence))
 
     def predict(self, text: tf.Tensor, beam_size: int, top_k: int, calibration: str) -> dict[str, tf.Tensor]:
         """Decode raw texts [B] into the named outputs of the serving signature: the best code and the `top_k` best,
@@ -202,6 +235,8 @@ class Seq2SeqServing(ServingModule):
         scores_ta = tf.TensorArray(tf.float32, size=0, dynamic_size=True, infer_shape=False,
                                    element_shape=[None, None])
         log_prob_ta = tf.TensorArray(tf.float32, size=0, dynamic_size=True, infer_shape=False, element_shape=[None])
+        evidence_ta = tf.TensorArray(tf.float32, size=0, dynamic_size=True, infer_shape=False,
+                                     element_shape=[None, len(EVIDENCE_MODELS)])
         attention_ta = tf.TensorArray(tf.float32, size=0, dynamic_size=True, infer_shape=False,
                                       element_shape=[None, None, None])
         chunks = (tf.shape(text)[0] + DECODE_CHUNK - 1) // DECODE_CHUNK
@@ -213,6 +248,7 @@ class Seq2SeqServing(ServingModule):
             attention_ta = attention_ta.write(index, tf.pad(decoded["attention"], padding))
             ranked_ta = ranked_ta.write(index, decoded["ranked_codes"][:, :top_k])
             scores_ta = scores_ta.write(index, decoded["ranked_scores"])
+            evidence_ta = evidence_ta.write(index, decoded["category_evidence"])
         restore = tf.math.invert_permutation(order)
         # An empty request has no chunk: build its (empty) outputs from known shapes.
         empty = tf.equal(chunks, 0)
@@ -221,6 +257,8 @@ class Seq2SeqServing(ServingModule):
         attention = tf.gather(tf.cond(empty, lambda: tf.zeros([0, steps, width]), attention_ta.concat), restore)
         ranked = tf.gather(tf.cond(empty, lambda: tf.zeros([0, top_k], tf.string), ranked_ta.concat), restore)
         scores = tf.gather(tf.cond(empty, lambda: tf.zeros([0, beam_size]), scores_ta.concat), restore)
+        evidence = tf.gather(tf.cond(empty, lambda: tf.zeros([0, len(EVIDENCE_MODELS)]), evidence_ta.concat),
+                             restore)
         strings = tf.gather(self.token_strings, tokens)
         # Steps up to and including the first end token are real; the rest is padding.
         real = tf.equal(tf.cumsum(tf.cast(tf.equal(tokens, END), tf.int32), axis=1, exclusive=True), 0)
@@ -233,16 +271,19 @@ class Seq2SeqServing(ServingModule):
             "output_tokens": tf.where(real & answered[:, None], strings, ""),
         }
         if calibration == "raw":
-            return {**outputs, "top_codes": ranked, "top_scores": scores}
-        return {**outputs, **self._ranked_answer(ranked, scores, self.calibration[calibration], top_k, answered)}
+            return {**outputs, "top_codes": ranked, "top_scores": scores, "category_evidence": evidence}
+        return {**outputs, **self._ranked_answer(ranked, scores, evidence, self.calibration[calibration], top_k,
+                                                 answered)}
 
-    def _ranked_answer(self, ranked: tf.Tensor, scores: tf.Tensor, calibration: dict[str, tf.Variable],
-                       top_k: int, answered: tf.Tensor) -> dict[str, tf.Tensor]:
+    def _ranked_answer(self, ranked: tf.Tensor, scores: tf.Tensor, evidence: tf.Tensor,
+                       calibration: dict[str, tf.Variable], top_k: int, answered: tf.Tensor) -> dict[str, tf.Tensor]:
         """What a person reads: the top codes with their labels and calibrated confidences, the review flag."""
         ranked, confidence = ranking.withheld(ranked, ranking.confidences(scores, calibration)[:, :top_k], answered)
         confidence = tf.where(tf.equal(ranked, ""), 0.0, confidence)  # a beam that found no code
         labels = self.code_labels.lookup(ranked)
-        in_category = category_confidences(ranked, confidence)
+        in_category = ranking.combined(tf.concat([category_confidences(ranked, confidence)[:, None], evidence], 1),
+                                       calibration)
+        in_category = tf.where(tf.equal(ranked[:, 0], ""), 0.0, in_category)
         review_by = tf.where(calibration["review_by_category"], in_category, confidence[:, 0])
         return {"top_codes": ranked, "display_code": display_codes(ranked), "top_labels": labels,
                 "top_confidences": confidence, "label": labels[:, 0], "confidence": confidence[:, 0],
@@ -253,8 +294,11 @@ class Seq2SeqServing(ServingModule):
         """Beam search (greedy at width 1) on a few texts, reranked by the category head if it has one: the best
         hypothesis, and every hypothesis' code and final score, best first (`ranked_codes`, `ranked_scores`)."""
         fused = beam_size > 1 and (self.head_weight or self.tfidf_weight)
+        # Once per text: the beam's prior and the evidence of its best code's category both read it.
+        tfidf = (tfidf_log_probs(self.tfidf, self.tfidf_sharpness, text) if beam_size > 1 and self.tfidf_weight
+                 else None)
         hypotheses = beam_search(self.model, self._preprocessor.encode_texts(text), self.allowed, self.next_node,
-                                 self.decode_steps, beam_size, prior=self._prior(text) if fused else None,
+                                 self.decode_steps, beam_size, prior=self._prior(tfidf) if fused else None,
                                  anchor=self.anchor if fused or self.per_category else None,
                                  per_category=self.per_category, category_step=CATEGORY_LENGTH - 1)
         hypotheses = _pad_steps(hypotheses, self.decoder_length)
@@ -268,17 +312,32 @@ class Seq2SeqServing(ServingModule):
         ranked_scores = tf.gather(scores, order, batch_dims=1)
         # A beam that never wrote a whole code (fewer allowed codes than beams) scores about NEG_INF: no code.
         codes = tf.where(ranked_scores > NEG_INF / 2, codes, "")
-        return {**select(hypotheses, scores), "ranked_codes": codes, "ranked_scores": ranked_scores}
+        evidence = (self._category_evidence(codes[:, 0], hypotheses, tfidf) if beam_size > 1
+                    else tf.fill([tf.shape(codes)[0], len(EVIDENCE_MODELS)], NO_EVIDENCE))
+        return {**select(hypotheses, scores), "ranked_codes": codes, "ranked_scores": ranked_scores,
+                "category_evidence": evidence}
 
-    def _prior(self, text: tf.Tensor):
-        """The weighted prefix log-priors of `text`'s category models, for `beam_search`."""
+    def _category_evidence(self, best: tf.Tensor, hypotheses: dict[str, tf.Tensor], tfidf) -> tf.Tensor:
+        """[B, len(EVIDENCE_MODELS)]: the category head's and the TF-IDF model's probabilities of the category of
+        each text's best code `best` [B] (`NO_EVIDENCE` for a model the export lacks)."""
+        categories = tf.strings.substr(best, 0, CATEGORY_LENGTH)
+        no_evidence = tf.fill(tf.shape(best), NO_EVIDENCE)
+        head = no_evidence if self.category_table is None else probability_of(
+            head_log_probs(self.model, hypotheses["encoder_outputs"], hypotheses["mask"]), self.category_table,
+            categories)
+        by_tfidf = no_evidence if tfidf is None else probability_of(tfidf, self.tfidf_table, categories)
+        return tf.stack([head, by_tfidf], axis=1)
+
+    def _prior(self, tfidf: tf.Tensor | None):
+        """The weighted prefix log-priors of the category models, for `beam_search` (`tfidf`: the TF-IDF model's
+        log-probabilities of the texts' categories)."""
 
         def prior(encoder_outputs: tf.Tensor, mask: tf.Tensor) -> tf.Tensor:
             total = 0.0
             if self.head_weight:
                 total += self.head_weight * self.head_prior(head_log_probs(self.model, encoder_outputs, mask))
             if self.tfidf_weight:
-                total += self.tfidf_weight * self.tfidf_prior(tfidf_log_probs(self.tfidf, self.tfidf_sharpness, text))
+                total += self.tfidf_weight * self.tfidf_prior(tfidf)
             return total
 
         return prior
