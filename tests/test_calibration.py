@@ -82,6 +82,9 @@ def test_a_report_says_which_confidence_its_review_goes_by():
 
     assert review_basis({"review_by": "category"}) == ", by the best code's category confidence"
     assert review_basis({"review_by": "best"}) == ", by the best code's confidence"
+    combined = {"review_by": "category", "category_ece_summed": 0.1234, "category_ece": 0.0321}
+    assert review_basis(combined) == (", by the best code's category confidence (the beam's, combined with the "
+                                      "category models': ECE 0.123 -> 0.032)")
     assert review_basis({"answered": 0.5}) == ""
 
 

@@ -278,4 +278,10 @@ def review_basis(report: dict) -> str:
     """`, by ...`: which confidence a calibration report's review goes by, for a sentence about it ("" when the
     report does not say: a classifier's or a tagger's, always its best answer's)."""
     bases = {"best": "the best code's confidence", "category": "the best code's category confidence"}
-    return f", by {bases[report['review_by']]}" if "review_by" in report else ""
+    if "review_by" not in report:
+        return ""
+    combined_with = ""
+    if report["review_by"] == "category" and "category_ece" in report:
+        combined_with = (f" (the beam's, combined with the category models': ECE {report['category_ece_summed']:.3f}"
+                         f" -> {report['category_ece']:.3f})")
+    return f", by {bases[report['review_by']]}{combined_with}"
