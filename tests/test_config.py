@@ -45,6 +45,9 @@ def test_an_experiment_round_trips_through_its_dict():
     ("model.dropout=1.0", "model.dropout=1.0: must be below 1"),
     ("train.lr_schedule=step", "train.lr_schedule='step': use one of cosine, linear, constant, plateau"),
     ("train.lr_schedule=plateau train.warmup_steps=5", "train.lr_schedule=plateau takes no warm-up"),
+    ("train.ema_momentum=0.99 train.grad_accum_steps=2", "train.ema_momentum averages the weights after every "
+                                                          "update, train.grad_accum_steps"),
+    ("train.ema_momentum=1", "train.ema_momentum=1.0: must be below 1"),
     ("train.precision=half", "train.precision='half': use one of float32"),
     ("model.embedding_dim=100000000", "model.embedding_dim=100000000: must be at most 4,096"),
     ("train.batch_size=99999999999999999999", "train.batch_size=99999999999999999999: must be below"),

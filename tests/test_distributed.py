@@ -101,3 +101,23 @@ def test_schedules_warm_up_then_decay_and_weight_decay_picks_adamw():
     # Accumulating k batches makes k times fewer optimizer steps: the schedule spans those.
     assert learning_rate(TrainConfig(epochs=2, grad_accum_steps=4), 40).decay_steps == 20
     assert tf.is_tensor(schedule(tf.constant(3)))
+
+
+def test_weight_averaging_writes_the_epochs_moving_average_into_the_model_at_its_end():
+    steps, seen = 4, []
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1)])
+    model.compile(optimizer=make_optimizer(TrainConfig(epochs=2, learning_rate=0.1, ema_momentum=0.9), steps),
+                  loss="mse")
+    record = keras.callbacks.LambdaCallback(on_epoch_end=lambda epoch, logs: seen.append(
+        ([variable.numpy().copy() for variable in model.trainable_variables],
+         [average.numpy().copy() for average in model.optimizer._model_variables_moving_average])))
+    features = np.random.default_rng(0).normal(size=(4 * steps, 3)).astype("float32")
+    model.fit(features, features.sum(axis=1, keepdims=True), batch_size=4, epochs=2, verbose=0,
+              callbacks=[record])
+    # What an epoch's end reads (validation, checkpoints) is the averaged weights, not the last update's.
+    assert len(seen) == 2
+    for weights, averaged in seen:
+        for weight, average in zip(weights, averaged, strict=True):
+            np.testing.assert_allclose(weight, average, rtol=1e-6)
+    assert not make_optimizer(TrainConfig(), steps).use_ema

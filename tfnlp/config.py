@@ -73,6 +73,9 @@ class TrainConfig:
                                      low=0.0, below=1.0)
     weight_decay: float = setting(0.0, "decoupled weight decay (AdamW); 0 uses Adam", low=0.0)
     grad_accum_steps: int = setting(1, "batches whose gradients are averaged before each update", low=1)
+    ema_momentum: float = setting(0.0, "weight averaging: at each epoch's end the weights become their exponential "
+                                       "moving average over the epoch's updates, at this momentum (0: off)",
+                                  low=0.0, below=1.0)
     precision: str = setting("float32", "Keras's dtype policy: float32, mixed_float16 or mixed_bfloat16",
                              choices=PRECISIONS)
     jit_compile: bool = setting(False, "compile the training step with XLA")
@@ -397,6 +400,9 @@ def validate(experiment: Experiment) -> Experiment:
     if train.lr_schedule == "plateau" and (train.warmup_steps or train.warmup_fraction):
         raise UserError("train.lr_schedule=plateau takes no warm-up (train.warmup_steps / warmup_fraction): "
                         "use cosine, linear or constant with a warm-up")
+    if train.ema_momentum and train.grad_accum_steps > 1:
+        raise UserError("train.ema_momentum averages the weights after every update, train.grad_accum_steps "
+                        "updates once every few batches: Keras's optimizers cannot do both; give one of them")
     _check_decoder(experiment)
     model = experiment.model
     if getattr(model, "top_k", 0) > getattr(model, "beam_size", float("inf")):

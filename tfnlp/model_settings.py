@@ -166,8 +166,8 @@ class WordClassifierSettings(ClassifierSettings):
 
 # The options a scikit-learn fit does not read: it has no epochs, optimizer, schedule, loss or strategy.
 SKLEARN_UNREAD = ("epochs", "batch_size", "learning_rate", "patience", "lr_schedule", "lr_final_fraction",
-                  "warmup_steps", "warmup_fraction", "weight_decay", "grad_accum_steps", "precision", "jit_compile",
-                  "lr_patience", "lr_factor", "strategy", "shuffle_buffer", "monitor", "loss", *FOCAL)
+                  "warmup_steps", "warmup_fraction", "weight_decay", "grad_accum_steps", "ema_momentum", "precision",
+                  "jit_compile", "lr_patience", "lr_factor", "strategy", "shuffle_buffer", "monitor", "loss", *FOCAL)
 
 
 @dataclass(frozen=True)

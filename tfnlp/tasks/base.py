@@ -140,12 +140,17 @@ def learning_rate(train: TrainConfig, steps_per_epoch: int):
 
 def make_optimizer(train: TrainConfig, steps_per_epoch: int) -> keras.optimizers.Optimizer:
     """Adam, or AdamW with `train.weight_decay`, on the configured schedule; Keras accumulates the gradients of
-    `train.grad_accum_steps` batches before each update (the optimizers' own `gradient_accumulation_steps`)."""
-    accumulation = {"gradient_accumulation_steps": train.grad_accum_steps} if train.grad_accum_steps > 1 else {}
+    `train.grad_accum_steps` batches before each update (the optimizers' own `gradient_accumulation_steps`). With
+    `train.ema_momentum`, the optimizer keeps an exponential moving average of the weights and writes it into the
+    model at each epoch's last step (Keras's `use_ema`), so that validation, checkpoints and the export read the
+    averaged weights."""
+    options = {"gradient_accumulation_steps": train.grad_accum_steps} if train.grad_accum_steps > 1 else {}
+    if train.ema_momentum:
+        options.update(use_ema=True, ema_momentum=train.ema_momentum, ema_overwrite_frequency=steps_per_epoch)
     rate = learning_rate(train, steps_per_epoch)
     if train.weight_decay:
-        return keras.optimizers.AdamW(rate, weight_decay=train.weight_decay, **accumulation)
-    return keras.optimizers.Adam(rate, **accumulation)
+        return keras.optimizers.AdamW(rate, weight_decay=train.weight_decay, **options)
+    return keras.optimizers.Adam(rate, **options)
 
 
 def shuffled(dataset: tf.data.Dataset, count: int, train: TrainConfig, training: bool,
