@@ -62,7 +62,7 @@ class CodeAnswer:
         ranked: the candidates, best first (the best one included).
         score: the decoder's own probability of the best code (not calibrated).
         category_confidence: how likely the best code's category is right: the summed confidences of the candidates
-            in it (None for an export without it).
+            in it, combined with the coder's category models' beliefs (None for an export without it).
     """
 
     kind: ClassVar[str] = "code"
