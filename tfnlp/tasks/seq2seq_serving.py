@@ -297,14 +297,15 @@ class Seq2SeqServing(ServingModule):
         # Once per text: the beam's prior and the evidence of its best code's category both read it.
         tfidf = (tfidf_log_probs(self.tfidf, self.tfidf_sharpness, text) if beam_size > 1 and self.tfidf_weight
                  else None)
+        head: dict[str, tf.Tensor] = {}  # the category head's log-probabilities, once: prior, rerank and evidence
         hypotheses = beam_search(self.model, self._preprocessor.encode_texts(text), self.allowed, self.next_node,
-                                 self.decode_steps, beam_size, prior=self._prior(tfidf) if fused else None,
+                                 self.decode_steps, beam_size, prior=self._prior(tfidf, head) if fused else None,
                                  anchor=self.anchor if fused or self.per_category else None,
                                  per_category=self.per_category, category_step=CATEGORY_LENGTH - 1)
         hypotheses = _pad_steps(hypotheses, self.decoder_length)
         scores = hypotheses["search_score"]
         if beam_size > 1 and self.rerank_weight:
-            scores += self.rerank_weight * self._category_log_prob(hypotheses)
+            scores += self.rerank_weight * self._category_log_prob(hypotheses, head)
         order = tf.argsort(scores, axis=1, direction="DESCENDING", stable=True)
         tokens = tf.gather(hypotheses["tokens"], order, batch_dims=1)
         strings = tf.gather(self.token_strings, tokens)
@@ -312,39 +313,47 @@ class Seq2SeqServing(ServingModule):
         ranked_scores = tf.gather(scores, order, batch_dims=1)
         # A beam that never wrote a whole code (fewer allowed codes than beams) scores about NEG_INF: no code.
         codes = tf.where(ranked_scores > NEG_INF / 2, codes, "")
-        evidence = (self._category_evidence(codes[:, 0], hypotheses, tfidf) if beam_size > 1
+        evidence = (self._category_evidence(codes[:, 0], hypotheses, tfidf, head) if beam_size > 1
                     else tf.fill([tf.shape(codes)[0], len(EVIDENCE_MODELS)], NO_EVIDENCE))
         return {**select(hypotheses, scores), "ranked_codes": codes, "ranked_scores": ranked_scores,
                 "category_evidence": evidence}
 
-    def _category_evidence(self, best: tf.Tensor, hypotheses: dict[str, tf.Tensor], tfidf) -> tf.Tensor:
+    def _category_evidence(self, best: tf.Tensor, hypotheses: dict[str, tf.Tensor], tfidf,
+                           head: dict[str, tf.Tensor]) -> tf.Tensor:
         """[B, len(EVIDENCE_MODELS)]: the category head's and the TF-IDF model's probabilities of the category of
         each text's best code `best` [B] (`NO_EVIDENCE` for a model the export lacks)."""
         categories = tf.strings.substr(best, 0, CATEGORY_LENGTH)
         no_evidence = tf.fill(tf.shape(best), NO_EVIDENCE)
-        head = no_evidence if self.category_table is None else probability_of(
-            head_log_probs(self.model, hypotheses["encoder_outputs"], hypotheses["mask"]), self.category_table,
+        by_head = no_evidence if self.category_table is None else probability_of(
+            self._head_log_probs(hypotheses["encoder_outputs"], hypotheses["mask"], head), self.category_table,
             categories)
         by_tfidf = no_evidence if tfidf is None else probability_of(tfidf, self.tfidf_table, categories)
-        return tf.stack([head, by_tfidf], axis=1)
+        return tf.stack([by_head, by_tfidf], axis=1)
 
-    def _prior(self, tfidf: tf.Tensor | None):
+    def _head_log_probs(self, encoder_outputs: tf.Tensor, mask: tf.Tensor, head: dict[str, tf.Tensor]) -> tf.Tensor:
+        """`head_log_probs` of a chunk's texts, computed once and kept in `head` (the beam's prior, the rerank and
+        the evidence read the same encoder outputs)."""
+        if "log_probs" not in head:
+            head["log_probs"] = head_log_probs(self.model, encoder_outputs, mask)
+        return head["log_probs"]
+
+    def _prior(self, tfidf: tf.Tensor | None, head: dict[str, tf.Tensor]):
         """The weighted prefix log-priors of the category models, for `beam_search` (`tfidf`: the TF-IDF model's
-        log-probabilities of the texts' categories)."""
+        log-probabilities of the texts' categories; `head`: where the head's are kept for the chunk)."""
 
         def prior(encoder_outputs: tf.Tensor, mask: tf.Tensor) -> tf.Tensor:
             total = 0.0
             if self.head_weight:
-                total += self.head_weight * self.head_prior(head_log_probs(self.model, encoder_outputs, mask))
+                total += self.head_weight * self.head_prior(self._head_log_probs(encoder_outputs, mask, head))
             if self.tfidf_weight:
                 total += self.tfidf_weight * self.tfidf_prior(tfidf)
             return total
 
         return prior
 
-    def _category_log_prob(self, hypotheses: dict[str, tf.Tensor]) -> tf.Tensor:
+    def _category_log_prob(self, hypotheses: dict[str, tf.Tensor], head: dict[str, tf.Tensor]) -> tf.Tensor:
         """Category head's log-probability [B, K] of each hypothesis' category."""
-        log_probs = head_log_probs(self.model, hypotheses["encoder_outputs"], hypotheses["mask"])
+        log_probs = self._head_log_probs(hypotheses["encoder_outputs"], hypotheses["mask"], head)
         prefixes = tf.strings.reduce_join(
             tf.gather(self.token_strings, hypotheses["tokens"][:, :, :CATEGORY_LENGTH]), axis=-1)
         index = self.category_table.lookup(prefixes)
