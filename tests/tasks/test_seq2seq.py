@@ -372,6 +372,7 @@ def test_agreeing_category_models_let_the_review_answer_more_texts():
 
 
 def test_the_review_threshold_goes_by_the_category_confidence():
+    from tfnlp.tasks import ranking
     from tfnlp.tasks.seq2seq import fit_rank_calibration
 
     # 40 texts whose best code is a coin flip between two siblings (0.5 each): the category is right every time, the
@@ -385,6 +386,9 @@ def test_the_review_threshold_goes_by_the_category_confidence():
     assert summary["answered"] == 0.5 and summary["precision_answered"] == 1.0
     # By the best code's confidence alone the sure texts (0.5) would fall below the unsure ones (0.62).
     assert (fitted.review_by, summary["review_by"]) == ("category", "category") and 0.5 < fitted.threshold <= 1.0
+    # The sure texts' summed confidence is 1: the graph (which clips it inside (0, 1)) still answers them.
+    graph = ranking.combined(tf.constant([[1.0]]), ranking.calibration_variables("beam", fitted)).numpy()
+    assert graph[0] >= fitted.threshold
     only_listed_best, _ = fit_rank_calibration(codes, scores, truth, "none", 0.9, top_k=1)
     assert only_listed_best.threshold > 1.0  # nothing reaches 0.9 by the best code's confidence alone
 

@@ -279,14 +279,16 @@ def fit_rank_calibration(codes: list[list[str]], scores: np.ndarray, truth: Sequ
     summed = category_confidences(tf.constant([row[listed] for row in codes], tf.string),
                                   tf.constant(calibrated[:, listed], tf.float32)).numpy()
     category_report = {"category_ece_summed": cal.expected_calibration_error(summed, best_category_right)}
-    in_category = summed
+    columns = summed[:, None] if evidence is None else np.column_stack([summed, evidence])
     if evidence is not None:
-        weights, bias = cal.fit_evidence(np.column_stack([summed, evidence]), best_category_right)
+        weights, bias = cal.fit_evidence(columns, best_category_right)
         fitted = dataclasses.replace(fitted, evidence_weights=weights, evidence_bias=bias)
-        in_category = np.where([bool(row[0]) for row in codes],
-                               cal.combined(np.column_stack([summed, evidence]), weights, bias), 0.0)
+    # As the graph computes it (clipped, combined; 0 where the beam found no code), so that its threshold holds there.
+    in_category = np.where([bool(row[0]) for row in codes],
+                           cal.combined(columns, fitted.evidence_weights, fitted.evidence_bias), 0.0)
+    if evidence is not None:
         category_report.update(category_ece=cal.expected_calibration_error(in_category, best_category_right),
-                               evidence_weights=list(weights), evidence_bias=bias)
+                               evidence_weights=list(fitted.evidence_weights), evidence_bias=fitted.evidence_bias)
     by_best = cal.review_threshold(calibrated[:, 0], best_category_right, target_precision)
     by_category = cal.review_threshold(in_category, best_category_right, target_precision)
     review, review_by = (by_category, "category") if by_category.answered > by_best.answered else (by_best, "best")
