@@ -347,7 +347,7 @@ def test_the_category_confidence_combines_the_summed_confidences_with_both_categ
     # To float32's precision: a summed confidence near 1 leaves few digits to 1 - p, whose log the log-odds read.
     np.testing.assert_allclose(out["category_confidence"],
                                combined(np.column_stack([summed, ranked.evidence]), weights, bias), atol=2e-4)
-    # Greedy decoding reads no category model: its evidence is neutral and its category confidence the summed one.
+    # Greedy decoding reads no category model: its evidence is neutral (0.5, whose log-odds are 0).
     greedy = serving.ranked_scores(texts, 1)
     assert (greedy.evidence == 0.5).all()
 
