@@ -118,9 +118,14 @@ def combined(evidence: np.ndarray, weights: Sequence[float], bias: float) -> np.
     """[N] sigmoid(bias + sum_i weights_i * logit(evidence_i)) of probabilities `evidence` [N, E], each clipped
     `EVIDENCE_EPSILON` inside (0, 1): with weights (1,) and bias 0, the first column itself (clipped). The serving
     graph computes the same (`tasks.ranking.combined`)."""
-    clipped = np.clip(np.asarray(evidence, float)[:, :len(weights)], EVIDENCE_EPSILON, 1.0 - EVIDENCE_EPSILON)
-    logits = np.log(clipped) - np.log1p(-clipped)
+    logits = evidence_log_odds(np.asarray(evidence, float)[:, :len(weights)])
     return 1.0 / (1.0 + np.exp(-(bias + logits @ np.asarray(weights, float))))
+
+
+def evidence_log_odds(evidence: np.ndarray) -> np.ndarray:
+    """The log-odds of probabilities `evidence`, each clipped `EVIDENCE_EPSILON` inside (0, 1)."""
+    clipped = np.clip(evidence, EVIDENCE_EPSILON, 1.0 - EVIDENCE_EPSILON)
+    return np.log(clipped) - np.log1p(-clipped)
 
 
 def fit_evidence(evidence: np.ndarray, correct: np.ndarray) -> tuple[tuple[float, ...], float]:
@@ -132,8 +137,7 @@ def fit_evidence(evidence: np.ndarray, correct: np.ndarray) -> tuple[tuple[float
     evidence, correct = np.asarray(evidence, float), np.asarray(correct, bool)
     if correct.all() or not correct.any():
         return (1.0,) + (0.0,) * (evidence.shape[1] - 1), 0.0
-    clipped = np.clip(evidence, EVIDENCE_EPSILON, 1.0 - EVIDENCE_EPSILON)
-    fitted = LogisticRegression(C=1.0, max_iter=1000).fit(np.log(clipped) - np.log1p(-clipped), correct)
+    fitted = LogisticRegression(C=1.0, max_iter=1000).fit(evidence_log_odds(evidence), correct)
     return tuple(float(weight) for weight in fitted.coef_[0]), float(fitted.intercept_[0])
 
 
