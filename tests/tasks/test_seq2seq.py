@@ -331,13 +331,18 @@ def test_the_category_confidence_combines_the_summed_confidences_with_both_categ
                                     export.CategoryFusion(0.5, tfidf, 0.5), export.Answers(top_k=3))
     texts = ["Choléra", "Asthme sévère", "Diabète de type 2", "Fièvre"]
     ranked = serving.ranked_scores(texts, 3)
-    # The evidence: each category model's probability of the best code's category, computed here on its own.
-    best = [category(row[0]) for row in ranked.codes]
+    # The evidence: each category model's probability of each ranked code's category, computed here on its own
+    # (0 for a category the model does not know).
     encoded = serving.encode(tf.constant(texts))
     head = tf.exp(export.head_log_probs(model, encoded["encoder_outputs"], encoded["mask"])).numpy()
     by_tfidf = tf.nn.softmax(tfidf.decision_function(tf.constant(texts))).numpy()
-    expected = [[head[i, pre.categories.index(name)], by_tfidf[i, list(tfidf.classes).index(name)]]
-                for i, name in enumerate(best)]
+
+    def probability(table, classes, text, code):
+        return table[text, list(classes).index(category(code))] if category(code) in classes else 0.0
+
+    expected = [[[probability(head, pre.categories, i, code), probability(by_tfidf, tfidf.classes, i, code)]
+                 for code in row] for i, row in enumerate(ranked.codes)]
+    assert ranked.evidence.shape == (4, 3, 2) and any(len({category(code) for code in row}) > 1 for row in ranked.codes)
     np.testing.assert_allclose(ranked.evidence, expected, atol=1e-5)
     # The graph combines the summed confidences with it as `calibration.combined` does.
     weights, bias = (0.5, 1.5, -0.7), 0.3
@@ -346,7 +351,7 @@ def test_the_category_confidence_combines_the_summed_confidences_with_both_categ
     summed = export.category_confidences(tf.constant(out["top_codes"]), tf.constant(out["top_confidences"])).numpy()
     # To float32's precision: a summed confidence near 1 leaves few digits to 1 - p, whose log the log-odds read.
     np.testing.assert_allclose(out["category_confidence"],
-                               combined(np.column_stack([summed, ranked.evidence]), weights, bias), atol=2e-4)
+                               combined(np.column_stack([summed, ranked.evidence[:, 0]]), weights, bias), atol=2e-4)
     # Greedy decoding reads no category model: its evidence is neutral (0.5, whose log-odds are 0).
     greedy = serving.ranked_scores(texts, 1)
     assert (greedy.evidence == 0.5).all()
@@ -356,19 +361,36 @@ def test_agreeing_category_models_let_the_review_answer_more_texts():
     from tfnlp.tasks.seq2seq import fit_rank_calibration
 
     # 120 texts, every best code at the same confidence, right on category for 90: the beam alone cannot tell which.
-    # A category model that gives the right ones 0.9 and the wrong ones 0.2 (with some noise) can.
+    # A category model that gives the right ones 0.9 and the wrong ones 0.2 (with some noise) can; the second listed
+    # code's category (J45) is never right, and the model gives it 0.2 too.
     rng = np.random.default_rng(0)
     codes = [["I500", "J450"]] * 120
     scores = np.array([[0.0, -1.0]] * 120)
     right = np.arange(120) < 90
     truth = np.where(right, "I509", "K590").tolist()
-    evidence = np.column_stack([np.clip(np.where(right, 0.9, 0.2) + rng.normal(0, 0.05, 120), 0.01, 0.99),
-                                np.full(120, 0.5)])
+    best = np.column_stack([np.clip(np.where(right, 0.9, 0.2) + rng.normal(0, 0.05, 120), 0.01, 0.99),
+                            np.full(120, 0.5)])
+    second = np.column_stack([np.clip(0.2 + rng.normal(0, 0.05, 120), 0.01, 0.99), np.full(120, 0.5)])
+    evidence = np.stack([best, second], axis=1)
     alone, alone_summary = fit_rank_calibration(codes, scores, truth, "none", 0.9)
     fitted, summary = fit_rank_calibration(codes, scores, truth, "none", 0.9, evidence=evidence)
     assert alone_summary["answered"] == 0.0 and alone.evidence_weights == (1.0,)
     assert fitted.review_by == "category" and summary["answered"] >= 0.7 and summary["precision_answered"] >= 0.9
     assert fitted.evidence_weights[1] > 0 and summary["category_ece"] < summary["category_ece_summed"]
+
+
+def test_listed_categories_are_each_texts_distinct_categories_with_their_summed_confidence_and_evidence():
+    from tfnlp.tasks.seq2seq import listed_categories
+
+    codes = [["I500", "J450", "I509"], ["K590", "", ""]]
+    confidences = np.array([[0.5, 0.25, 0.125], [0.75, 0.0, 0.0]])
+    evidence = np.array([[[0.6, 0.7], [0.2, 0.1], [0.9, 0.9]], [[0.3, 0.4], [0.5, 0.5], [0.5, 0.5]]])
+    rows, right = listed_categories(codes, confidences, evidence, ["I501", "A01"])
+    # I50 sums its two codes and reads its first code's evidence; J45 its own; the empty codes list nothing.
+    np.testing.assert_allclose(rows, [[0.625, 0.6, 0.7], [0.25, 0.2, 0.1], [0.75, 0.3, 0.4]])
+    assert right.tolist() == [True, False, False]
+    rows, right = listed_categories(codes, confidences, evidence, ["I501", "A01"], top_k=2)
+    np.testing.assert_allclose(rows[0], [0.5, 0.6, 0.7])  # the third code is not listed
 
 
 def test_the_review_threshold_goes_by_the_category_confidence():

@@ -38,7 +38,7 @@ from tfnlp.tasks.base import TEXT_SPEC, ServingModule
 from tfnlp.tasks.seq2seq_inputs import Seq2SeqPreprocessor
 
 DECODE_CHUNK = 128  # texts decoded together after sorting a request by length
-# The category models whose probability of the best code's category is evidence beside the beam's own
+# The category models whose probability of a ranked code's category is evidence beside the beam's own
 # (`category_evidence`); a model the export lacks gives 0.5, whose log-odds are 0.
 EVIDENCE_MODELS = ("head", "tfidf")
 NO_EVIDENCE = 0.5
@@ -46,7 +46,7 @@ NO_EVIDENCE = 0.5
 
 class RankedScores(NamedTuple):
     """What calibration is fitted on: the ranked codes [N][K], their final scores [N, K] (before calibration) and
-    the category models' probabilities of the best code's category [N, len(EVIDENCE_MODELS)]."""
+    the category models' probabilities of each ranked code's category [N, K, len(EVIDENCE_MODELS)]."""
 
     codes: list[list[str]]
     scores: np.ndarray
@@ -109,8 +109,8 @@ def class_table(classes: Sequence[str]) -> tf.lookup.StaticHashTable:
 
 
 def probability_of(log_probs: tf.Tensor, table: tf.lookup.StaticHashTable, names: tf.Tensor) -> tf.Tensor:
-    """[B] the probability of each class `names` [B] under `log_probs` [B, classes]; 0 for a class the model does
-    not know."""
+    """[B] or [B, K]: the probability of each class `names` ([B] or [B, K]) under its text's `log_probs`
+    [B, classes]; 0 for a class the model does not know."""
     index = table.lookup(names)
     return tf.where(index >= 0, tf.exp(tf.gather(log_probs, tf.maximum(index, 0), batch_dims=1)), 0.0)
 
@@ -212,7 +212,8 @@ class Seq2SeqServing(ServingModule):
             scores.append(outputs["top_scores"].numpy())
             evidence.append(outputs["category_evidence"].numpy())
         if not scores:
-            return RankedScores([], np.zeros((0, beam_size), np.float32), np.zeros((0, len(EVIDENCE_MODELS))))
+            return RankedScores([], np.zeros((0, beam_size), np.float32),
+                                np.zeros((0, beam_size, len(EVIDENCE_MODELS))))
         return RankedScores(codes, np.concatenate(scores), np.concatenate(evidence))
 
     def predict(self, text: tf.Tensor, beam_size: int, top_k: int, calibration: str) -> dict[str, tf.Tensor]:
@@ -236,7 +237,7 @@ class Seq2SeqServing(ServingModule):
                                    element_shape=[None, None])
         log_prob_ta = tf.TensorArray(tf.float32, size=0, dynamic_size=True, infer_shape=False, element_shape=[None])
         evidence_ta = tf.TensorArray(tf.float32, size=0, dynamic_size=True, infer_shape=False,
-                                     element_shape=[None, len(EVIDENCE_MODELS)])
+                                     element_shape=[None, None, len(EVIDENCE_MODELS)])
         attention_ta = tf.TensorArray(tf.float32, size=0, dynamic_size=True, infer_shape=False,
                                       element_shape=[None, None, None])
         chunks = (tf.shape(text)[0] + DECODE_CHUNK - 1) // DECODE_CHUNK
@@ -257,8 +258,8 @@ class Seq2SeqServing(ServingModule):
         attention = tf.gather(tf.cond(empty, lambda: tf.zeros([0, steps, width]), attention_ta.concat), restore)
         ranked = tf.gather(tf.cond(empty, lambda: tf.zeros([0, top_k], tf.string), ranked_ta.concat), restore)
         scores = tf.gather(tf.cond(empty, lambda: tf.zeros([0, beam_size]), scores_ta.concat), restore)
-        evidence = tf.gather(tf.cond(empty, lambda: tf.zeros([0, len(EVIDENCE_MODELS)]), evidence_ta.concat),
-                             restore)
+        evidence = tf.gather(tf.cond(empty, lambda: tf.zeros([0, beam_size, len(EVIDENCE_MODELS)]),
+                                     evidence_ta.concat), restore)
         strings = tf.gather(self.token_strings, tokens)
         # Steps up to and including the first end token are real; the rest is padding.
         real = tf.equal(tf.cumsum(tf.cast(tf.equal(tokens, END), tf.int32), axis=1, exclusive=True), 0)
@@ -281,8 +282,8 @@ class Seq2SeqServing(ServingModule):
         ranked, confidence = ranking.withheld(ranked, ranking.confidences(scores, calibration)[:, :top_k], answered)
         confidence = tf.where(tf.equal(ranked, ""), 0.0, confidence)  # a beam that found no code
         labels = self.code_labels.lookup(ranked)
-        in_category = ranking.combined(tf.concat([category_confidences(ranked, confidence)[:, None], evidence], 1),
-                                       calibration)
+        in_category = ranking.combined(tf.concat([category_confidences(ranked, confidence)[:, None],
+                                                  evidence[:, 0]], 1), calibration)
         in_category = tf.where(tf.equal(ranked[:, 0], ""), 0.0, in_category)
         review_by = tf.where(calibration["review_by_category"], in_category, confidence[:, 0])
         return {"top_codes": ranked, "display_code": display_codes(ranked), "top_labels": labels,
@@ -313,22 +314,23 @@ class Seq2SeqServing(ServingModule):
         ranked_scores = tf.gather(scores, order, batch_dims=1)
         # A beam that never wrote a whole code (fewer allowed codes than beams) scores about NEG_INF: no code.
         codes = tf.where(ranked_scores > NEG_INF / 2, codes, "")
-        evidence = (self._category_evidence(codes[:, 0], hypotheses, tfidf, head) if beam_size > 1
-                    else tf.fill([tf.shape(codes)[0], len(EVIDENCE_MODELS)], NO_EVIDENCE))
+        evidence = (self._category_evidence(codes, hypotheses, tfidf, head) if beam_size > 1
+                    else tf.fill(tf.concat([tf.shape(codes), [len(EVIDENCE_MODELS)]], 0), NO_EVIDENCE))
         return {**select(hypotheses, scores), "ranked_codes": codes, "ranked_scores": ranked_scores,
                 "category_evidence": evidence}
 
-    def _category_evidence(self, best: tf.Tensor, hypotheses: dict[str, tf.Tensor], tfidf,
+    def _category_evidence(self, codes: tf.Tensor, hypotheses: dict[str, tf.Tensor], tfidf,
                            head: dict[str, tf.Tensor]) -> tf.Tensor:
-        """[B, len(EVIDENCE_MODELS)]: the category head's and the TF-IDF model's probabilities of the category of
-        each text's best code `best` [B] (`NO_EVIDENCE` for a model the export lacks)."""
-        categories = tf.strings.substr(best, 0, CATEGORY_LENGTH)
-        no_evidence = tf.fill(tf.shape(best), NO_EVIDENCE)
+        """[B, K, len(EVIDENCE_MODELS)]: the category head's and the TF-IDF model's probabilities of the category of
+        each ranked code `codes` [B, K] (`NO_EVIDENCE` for a model the export lacks; 0 for no code). The answer reads
+        its best code's; calibration is fitted on every listed category's."""
+        categories = tf.strings.substr(codes, 0, CATEGORY_LENGTH)
+        no_evidence = tf.fill(tf.shape(codes), NO_EVIDENCE)
         by_head = no_evidence if self.category_table is None else probability_of(
             self._head_log_probs(hypotheses["encoder_outputs"], hypotheses["mask"], head), self.category_table,
             categories)
         by_tfidf = no_evidence if tfidf is None else probability_of(tfidf, self.tfidf_table, categories)
-        return tf.stack([by_head, by_tfidf], axis=1)
+        return tf.stack([by_head, by_tfidf], axis=2)
 
     def _head_log_probs(self, encoder_outputs: tf.Tensor, mask: tf.Tensor, head: dict[str, tf.Tensor]) -> tf.Tensor:
         """`head_log_probs` of a chunk's texts, computed once and kept in `head` (the beam's prior, the rerank and
