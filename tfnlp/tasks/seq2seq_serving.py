@@ -9,7 +9,8 @@ hypothesis' final (fused) score turned into a probability by a softmax over the 
 temperature and a "none of these" logit fitted on the validation split (`RankCalibration`), or
 by an isotonic map. `category_confidence` is how likely the best code's category is right: the summed confidences of
 the listed codes in it, combined (beam search with category models) with the category head's and the TF-IDF model's
-probabilities of that category by a logistic regression fitted on the validation split. `needs_review` is true
+probabilities of that category by a logistic regression fitted on the validation split (on every listed category,
+right or wrong). `needs_review` is true
 when the best code's confidence, or its category's (whichever answered more validation texts at the category
 precision asked), is below the threshold chosen on validation. A text with no letter or
 digit gets no code (`code` and `top_codes` empty, confidences 0) and `needs_review`.
