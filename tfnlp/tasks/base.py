@@ -175,6 +175,10 @@ def epoch_shuffle(dataset: tf.data.Dataset, count: int, buffer: int, seed: int,
     base_seed = tf.constant(seed, tf.int64) * 1_000_003
 
     def one_epoch(_):
+        if tf.compat.v1.get_default_graph().seed == 0:
+            # TensorFlow checks a global seed of 0 and an op seed for (0, 0) as Python values, which fails on a tensor
+            # seed (`train.seed=0` crashed here): inside this function only, seed 0 reads as no global seed.
+            tf.random.set_seed(None)
         return dataset.shuffle(buffer, seed=base_seed + epoch.read_value(), reshuffle_each_iteration=False)
 
     return tf.data.Dataset.range(1).flat_map(one_epoch).apply(tf.data.experimental.assert_cardinality(count))
