@@ -308,11 +308,14 @@ def test_display_codes_dot_codes_and_leave_categories_short_codes_and_blanks():
 
 
 def test_category_confidence_sums_the_listed_codes_of_the_best_codes_category():
-    from tfnlp.tasks.seq2seq_serving import category_confidences
+    from tfnlp.tasks.seq2seq_serving import category_confidences, each_category_confidence
 
     codes = tf.constant([["I500", "I509", "J45"], ["J45", "I500", "J450"], ["", "", ""]])
     confidence = tf.constant([[0.5, 0.25, 0.125], [0.4, 0.3, 0.2], [0.0, 0.0, 0.0]])
     np.testing.assert_allclose(category_confidences(codes, confidence).numpy(), [0.75, 0.6, 0.0])
+    # Each listed code's category: J45 and J450 share J45; no code, no confidence.
+    np.testing.assert_allclose(each_category_confidence(codes, confidence).numpy(),
+                               [[0.75, 0.75, 0.125], [0.6, 0.3, 0.6], [0.0, 0.0, 0.0]])
 
 
 def test_the_category_confidence_combines_the_summed_confidences_with_both_category_models_evidence():
@@ -381,15 +384,21 @@ def test_agreeing_category_models_let_the_review_answer_more_texts():
 
 def test_listed_categories_are_each_texts_distinct_categories_with_their_summed_confidence_and_evidence():
     from tfnlp.tasks.seq2seq import listed_categories
+    from tfnlp.tasks.seq2seq_serving import each_category_confidence
 
     codes = [["I500", "J450", "I509"], ["K590", "", ""]]
     confidences = np.array([[0.5, 0.25, 0.125], [0.75, 0.0, 0.0]])
     evidence = np.array([[[0.6, 0.7], [0.2, 0.1], [0.9, 0.9]], [[0.3, 0.4], [0.5, 0.5], [0.5, 0.5]]])
-    rows, right = listed_categories(codes, confidences, evidence, ["I501", "A01"])
+
+    def listed(k):
+        summed = each_category_confidence(tf.constant([row[:k] for row in codes]), tf.constant(confidences[:, :k]))
+        return listed_categories([row[:k] for row in codes], summed.numpy(), evidence[:, :k], ["I501", "A01"])
+
+    rows, right = listed(3)
     # I50 sums its two codes and reads its first code's evidence; J45 its own; the empty codes list nothing.
     np.testing.assert_allclose(rows, [[0.625, 0.6, 0.7], [0.25, 0.2, 0.1], [0.75, 0.3, 0.4]])
     assert right.tolist() == [True, False, False]
-    rows, right = listed_categories(codes, confidences, evidence, ["I501", "A01"], top_k=2)
+    rows, right = listed(2)
     np.testing.assert_allclose(rows[0], [0.5, 0.6, 0.7])  # the third code is not listed
 
 

@@ -26,7 +26,13 @@ from tfnlp.models.seq2seq import char_seq2seq, masked_accuracy, masked_loss
 from tfnlp.models.tfidf import TfidfLinear
 from tfnlp.tasks.base import ServingModule, Task, predict_strings
 from tfnlp.tasks.seq2seq_inputs import Seq2SeqPreprocessor
-from tfnlp.tasks.seq2seq_serving import Answers, CategoryFusion, RankCalibration, Seq2SeqServing, category_confidences
+from tfnlp.tasks.seq2seq_serving import (
+    Answers,
+    CategoryFusion,
+    RankCalibration,
+    Seq2SeqServing,
+    each_category_confidence,
+)
 
 TFIDF_FILE = "tfidf.npz"
 DECODE_BATCH = 1024  # texts per call of the serving graph when evaluating
@@ -279,12 +285,14 @@ def fit_rank_calibration(codes: list[list[str]], scores: np.ndarray, truth: Sequ
     best_category_right = np.array([category(row[0]) == category(target) for row, target in zip(codes, truth,
                                                                                                 strict=True)])
     listed = slice(0, top_k)
-    summed = category_confidences(tf.constant([row[listed] for row in codes], tf.string),
-                                  tf.constant(calibrated[:, listed], tf.float32)).numpy()
+    listed_codes = [row[listed] for row in codes]
+    by_code = each_category_confidence(tf.constant(listed_codes, tf.string),
+                                       tf.constant(calibrated[:, listed], tf.float32)).numpy()
+    summed = by_code[:, 0]
     category_report = {"category_ece_summed": cal.expected_calibration_error(summed, best_category_right)}
     columns = summed[:, None] if evidence is None else np.column_stack([summed, evidence[:, 0]])
     if evidence is not None:
-        weights, bias = cal.fit_evidence(*listed_categories(codes, calibrated, evidence, truth, top_k))
+        weights, bias = cal.fit_evidence(*listed_categories(listed_codes, by_code, evidence[:, listed], truth))
         fitted = dataclasses.replace(fitted, evidence_weights=weights, evidence_bias=bias)
     # As the graph computes it (clipped, combined; 0 where the beam found no code), so that its threshold holds there.
     in_category = np.where([bool(row[0]) for row in codes],
@@ -300,21 +308,19 @@ def fit_rank_calibration(codes: list[list[str]], scores: np.ndarray, truth: Sequ
              **category_report})
 
 
-def listed_categories(codes: list[list[str]], confidences: np.ndarray, evidence: np.ndarray, truth: Sequence[str],
-                      top_k: int | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Each distinct category of each text's `top_k` listed codes (`codes` [N][K], calibrated `confidences` [N, K];
-    all K: None) as what the category confidence reads of it, its listed codes' summed confidence and the category
-    models' probabilities of it (`evidence` [N, K, E]), [M, 1 + E]; and whether it is its text's category [M]."""
+def listed_categories(codes: list[list[str]], summed: np.ndarray, evidence: np.ndarray,
+                      truth: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+    """Each distinct category of each text's listed codes (`codes` [N][k]) as what the category confidence reads of
+    it, its listed codes' summed confidence (`summed` [N, k], `each_category_confidence`) and the category models'
+    probabilities of it (`evidence` [N, k, E]), [M, 1 + E]; and whether it is its text's category [M]."""
     rows, right = [], []
-    for listed, confidence, models, target in zip(codes, confidences, evidence, truth, strict=True):
-        summed: dict[str, float] = {}
-        first: dict[str, int] = {}  # a category's first listed code: its evidence is the category's
-        for index, code in enumerate(listed[:top_k]):
+    for listed, sums, models, target in zip(codes, summed, evidence, truth, strict=True):
+        first: dict[str, int] = {}  # a category's first listed code stands for it (all of its codes read the same)
+        for index, code in enumerate(listed):
             if code:
-                summed[category(code)] = summed.get(category(code), 0.0) + float(confidence[index])
                 first.setdefault(category(code), index)
         for name, index in first.items():
-            rows.append([summed[name], *models[index]])
+            rows.append([sums[index], *models[index]])
             right.append(name == category(target))
     return np.array(rows, float).reshape(-1, 1 + evidence.shape[2]), np.array(right, bool)
 

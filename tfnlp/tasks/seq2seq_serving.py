@@ -94,13 +94,20 @@ class CategoryFusion:
     tfidf_sharpness: float = 1.0
 
 
-def category_confidences(codes: tf.Tensor, confidence: tf.Tensor) -> tf.Tensor:
-    """[B]: how likely the best code's category is right: the summed confidences of the ranked codes ([B, k], best
-    first, with their confidences [B, k]) in that category. The codes are distinct answers of which at most one is
-    right, so their confidences add up; a coder's second choice is often a sibling of its first."""
+def each_category_confidence(codes: tf.Tensor, confidence: tf.Tensor) -> tf.Tensor:
+    """[B, k]: how likely each ranked code's category is right: the summed confidences of the ranked codes ([B, k],
+    best first, with their confidences [B, k]) in that category (0 for no code). The codes are distinct answers of
+    which at most one is right, so their confidences add up; a coder's second choice is often a sibling of its
+    first."""
     categories = tf.strings.substr(codes, 0, CATEGORY_LENGTH)
-    same = tf.equal(categories, categories[:, :1]) & tf.not_equal(codes, "")
-    return tf.reduce_sum(tf.where(same, confidence, 0.0), axis=1)
+    listed = tf.not_equal(codes, "")
+    same = tf.equal(categories[:, :, None], categories[:, None, :]) & listed[:, None, :]
+    return tf.where(listed, tf.reduce_sum(tf.where(same, confidence[:, None, :], 0.0), axis=2), 0.0)
+
+
+def category_confidences(codes: tf.Tensor, confidence: tf.Tensor) -> tf.Tensor:
+    """[B]: how likely the best code's category is right (`each_category_confidence` of the best code)."""
+    return each_category_confidence(codes, confidence)[:, 0]
 
 
 def class_table(classes: Sequence[str]) -> tf.lookup.StaticHashTable:
