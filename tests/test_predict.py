@@ -82,6 +82,9 @@ def test_the_command_prints_readable_answers_or_json(tiny_run, tmp_path, capsys)
     with pytest.raises(SystemExit) as exit_info:
         predict.main([str(tmp_path / "nowhere"), "x"])
     assert exit_info.value.code == 2 and "not an export" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_info:  # the message names the option the user gave
+        predict.main([str(tiny_run["version"]), "--input", str(tmp_path / "missing.txt")])
+    assert exit_info.value.code == 2 and "no such file (--input takes" in capsys.readouterr().err
 
 
 def test_evaluate_scores_each_kind_of_export_with_its_tasks_own_scorer(tiny_run, tiny_classifier_run,

@@ -93,7 +93,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         raise UserError(f"unknown options {' '.join(beam_options)} (Beam options go with a batch --input)")
     if args.top_k is not None and args.top_k < 1:
         raise UserError(f"--top-k {args.top_k}: must be at least 1")
-    texts = read_texts(args.texts, args.input)
+    texts = read_texts(args.texts, args.input, "--input")
     resolve_version(args.model)  # a wrong path fails before TensorFlow loads
     results = load(args.model).predict(texts)
     rows = [json.dumps(answers.to_dict(answer), ensure_ascii=False) for answer in results]
