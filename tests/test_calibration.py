@@ -88,6 +88,21 @@ def test_a_report_says_which_confidence_its_review_goes_by():
     assert review_basis({"answered": 0.5}) == ""
 
 
+def test_a_report_with_no_answer_without_review_says_so_rather_than_a_precision_of_none():
+    # Sentiment at 0.75 accuracy: no threshold reaches label precision 0.95, so every answer goes to review.
+    confidence, correct = np.linspace(0.5, 0.99, 400), np.arange(400) % 4 != 0
+    review = cal.review_threshold(confidence, correct, 0.95)
+    raw = np.stack([confidence, 1 - confidence], axis=1)
+    fitted = cal.fit_ranked(raw, np.stack([correct, ~correct], axis=1), "none")[0]
+    report = cal.summary(raw, raw, np.stack([correct, ~correct], axis=1), fitted, review, "label", 0.95)
+    assert review.answered == 0.0
+    assert cal.answered_phrase(report) == ("no validation text answered without review (no threshold reaches label "
+                                           "precision 0.95 with 90% assurance)")
+    answered = {**report, "answered": 0.604, "precision_answered": 0.9512}
+    assert cal.answered_phrase(answered) == ("60% of the validation texts answered without review, at label "
+                                             "precision 0.951")
+
+
 def test_log_odds_of_raw_confidences_tell_apart_what_float32_rounds_to_1():
     scores = np.array([[-5.0, -25.0, -30.0], [-5.0, -28.0, -30.0], [-1.0, -1.0, -40.0]])
     log_odds = cal.raw_log_odds(scores)

@@ -266,16 +266,29 @@ def review_threshold(confidence: np.ndarray, correct: np.ndarray, target: float,
 
 
 def summary(raw: np.ndarray, calibrated: np.ndarray, right: np.ndarray, fitted: RankCalibration,
-            review: ReviewThreshold, precision_of: str) -> dict:
+            review: ReviewThreshold, precision_of: str, target: float) -> dict:
     """What a calibration gave on the texts it was fitted on: the best answer's ECE before and after, its parameters,
     the review threshold and the share of texts answered without review with their precision (of `precision_of`:
-    `category`, `label`, ...)."""
+    `category`, `label`, ...; the review aimed at `target`)."""
     right = np.asarray(right, float)
     return {"method": fitted.method, "texts": len(right),
             "ece_before": expected_calibration_error(raw[:, 0], right[:, 0]),
             "ece_after": expected_calibration_error(calibrated[:, 0], right[:, 0]),
             "temperature": fitted.temperature, "none_logit": fitted.none_logit, "review_threshold": review.threshold,
-            "answered": review.answered, "precision_answered": review.precision, "precision_of": precision_of}
+            "answered": review.answered, "precision_answered": review.precision, "precision_of": precision_of,
+            "review_target": target}
+
+
+def answered_phrase(report: dict) -> str:
+    """What a calibration report's review left to the model, for a sentence: `60% of the validation texts answered
+    without review, at category precision 0.961`, or, when no threshold reached the target, that none was (rather
+    than a precision of 0 measured on no text)."""
+    if not report["answered"]:
+        target = f" {report['review_target']:g}" if "review_target" in report else ""
+        return (f"no validation text answered without review (no threshold reaches {report['precision_of']} "
+                f"precision{target} with {REVIEW_ASSURANCE:.0%} assurance)")
+    return (f"{report['answered']:.0%} of the validation texts answered without review, at {report['precision_of']} "
+            f"precision {report['precision_answered']:.3f}")
 
 
 def review_basis(report: dict) -> str:

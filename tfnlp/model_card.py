@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from tfnlp import config as config_lib
-from tfnlp.calibration import review_basis
+from tfnlp.calibration import answered_phrase, review_basis
 from tfnlp.tables import format_table
 
 CARD_JSON, CARD_MARKDOWN = "model_card.json", "model_card.md"
@@ -137,8 +137,7 @@ def markdown(card: dict, export: str = "EXPORT") -> str:
     for name, report in (metrics.get("calibration") or {}).items():
         lines += [f"Confidences of `{'serving_default' if name == 'beam' else name}` calibrated on the validation "
                   f"split ({report['method']}): expected calibration error {report['ece_before']:.3f} before, "
-                  f"{report['ece_after']:.3f} after; {report['answered']:.0%} of the validation texts answered "
-                  f"without review, at {report['precision_of']} precision {report['precision_answered']:.3f} "
+                  f"{report['ece_after']:.3f} after; {answered_phrase(report)} "
                   f"(threshold {report['review_threshold']:.3f}{review_basis(report)}).", ""]
     fusion = metrics.get("tfidf_fusion")
     if fusion:

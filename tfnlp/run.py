@@ -30,7 +30,7 @@ from pathlib import Path
 
 from tfnlp import config as config_lib
 from tfnlp import progress
-from tfnlp.calibration import review_basis
+from tfnlp.calibration import answered_phrase, review_basis
 from tfnlp.errors import UserError
 from tfnlp.paths import writable_folder
 from tfnlp.tables import format_table
@@ -360,8 +360,8 @@ def calibration_summary(calibration: dict) -> str:
     """A line per signature: the calibration error before and after, and the answers given without review."""
     return "\n".join(
         f"calibration ({name}, {report['method']}, validation): ECE {report['ece_before']:.3f} -> "
-        f"{report['ece_after']:.3f}; {report['answered']:.0%} answered without review at {report['precision_of']} "
-        f"precision {report['precision_answered']:.3f}{review_basis(report)}" for name, report in calibration.items())
+        f"{report['ece_after']:.3f}; {answered_phrase(report)}{review_basis(report)}"
+        for name, report in calibration.items())
 
 
 def served_evaluation(serving, experiment: config_lib.Experiment, task) -> dict | None:

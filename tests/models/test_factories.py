@@ -1,6 +1,8 @@
 """Classifier and tagger factories at tiny size: output shapes, and `get_config` -> `from_config` round trips
 that answer exactly like the original once given its weights (and its vocabulary, which is state, not config)."""
 
+import warnings
+
 import keras
 import numpy as np
 import pytest
@@ -31,8 +33,11 @@ def rebuilt(model: keras.Model) -> keras.Model:
 def test_keras_classifiers_answer_probabilities_and_round_trip(name):
     vectorizer = word_vectorizer(["good movie", "bad plot", "good plot"], CONFIG.vocab_size)
     vectors = np.random.default_rng(0).normal(size=(vectorizer.vocabulary_size(), 6)).astype("float32")
-    model = CLASSIFIERS.get(name)(CONFIG, vectorizer, 3, vectors if name == "glove_bilstm" else None)
-    probabilities = model(TEXTS).numpy()
+    with warnings.catch_warnings(record=True) as caught:  # e.g. Conv1D dropping the embedding's mask, said each build
+        warnings.simplefilter("always")
+        model = CLASSIFIERS.get(name)(CONFIG, vectorizer, 3, vectors if name == "glove_bilstm" else None)
+        probabilities = model(TEXTS).numpy()
+    assert [str(warning.message) for warning in caught] == []
     assert probabilities.shape == (4, 3)
     np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, rtol=1e-5)
     np.testing.assert_allclose(rebuilt(model)(TEXTS).numpy(), probabilities, rtol=1e-6)

@@ -26,7 +26,7 @@ from tfnlp.model_settings import (
     TransformerTaggerSettings,
     WordClassifierSettings,
 )
-from tfnlp.models.layers import AtLeastOneStep, MaskedMean
+from tfnlp.models.layers import AtLeastOneStep, DropMask, MaskedMean
 from tfnlp.registry import Registry
 
 Factory = Callable[..., keras.Model]
@@ -65,9 +65,10 @@ def bilstm_conv_classifier(config: WordClassifierSettings, vectorizer: keras.lay
     text, ids = _token_ids(vectorizer, config.max_input_tokens, preprocess)
     embedded = keras.layers.Dropout(config.dropout)(_embedding(config, vectorizer, vectors)(ids))
     states = keras.layers.Bidirectional(keras.layers.LSTM(config.units, return_sequences=True), name="bilstm")(embedded)
-    # Conv1D drops Keras masks: pool with the word mask explicitly so padding never enters the mean.
+    # Conv1D cannot read Keras masks: the mask is dropped before it, and the mean pools with the word mask
+    # explicitly so that padding never enters it.
     convolved = keras.layers.Conv1D(config.filters, config.kernel_size, padding="same", activation="relu",
-                                    name="conv")(states)
+                                    name="conv")(DropMask(name="drop_mask")(states))
     pooled = MaskedMean(name="mean_over_words")(convolved, mask=ops.greater(ids, 0))
     return keras.Model(text, _softmax(pooled, num_classes, config.dropout), name="bilstm_conv_classifier")
 

@@ -48,6 +48,26 @@ class MaskedMean(keras.layers.Layer):
 
 
 @keras.saving.register_keras_serializable(package="tfnlp")
+class DropMask(keras.layers.Layer):
+    """Its input unchanged, without the Keras mask: before a layer that cannot read one (Conv1D), which would
+    otherwise warn on every build that it drops it."""
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.supports_masking = True
+
+    def compute_mask(self, inputs, mask=None):
+        return None
+
+    def call(self, inputs, mask=None):
+        # A new tensor: eager tensors carry their mask as an attribute, which the input itself would keep.
+        return tf.identity(inputs)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+
+@keras.saving.register_keras_serializable(package="tfnlp")
 class Lowercase(keras.layers.Layer):
     """Unicode lower-casing of string tensors."""
 

@@ -361,7 +361,8 @@ class ClassificationTask(Task):
         fitted = dataclasses.replace(fitted, threshold=review.threshold)
         ranking.assign(serving.calibration, fitted)
         self.fusion = fusion
-        return {"serving_default": cal.summary(raw, calibrated, right, fitted, review, "label")}
+        return {"serving_default": cal.summary(raw, calibrated, right, fitted, review, "label",
+                                                      self.experiment.model.review_precision)}
 
     def validation_choices(self) -> dict:
         """The TF-IDF fusion's weight and the validation accuracies it was chosen on (once `calibrate` ran)."""

@@ -304,8 +304,8 @@ def fit_rank_calibration(codes: list[list[str]], scores: np.ndarray, truth: Sequ
     by_category = cal.review_threshold(in_category, best_category_right, target_precision)
     review, review_by = (by_category, "category") if by_category.answered > by_best.answered else (by_best, "best")
     return (dataclasses.replace(fitted, threshold=review.threshold, review_by=review_by),
-            {**cal.summary(raw, calibrated, right, fitted, review, "category"), "review_by": review_by,
-             **category_report})
+            {**cal.summary(raw, calibrated, right, fitted, review, "category", target_precision),
+             "review_by": review_by, **category_report})
 
 
 def listed_categories(codes: list[list[str]], summed: np.ndarray, evidence: np.ndarray,
