@@ -162,6 +162,8 @@ class WordClassifierSettings(ClassifierSettings):
     kernel_size: int = setting(3, "Conv1D kernel width (bilstm_conv, glove_bilstm)", low=1, high=64)
     vectors: str = setting("", "pretrained word vectors: glove-6b-50d, fr-vectors or a GloVe / word2vec / fastText "
                                "file (empty: learnt embeddings; glove_bilstm needs them)")
+    fine_tune_vectors: bool = setting(False, "train the pretrained vectors with the rest of the network (lstm, "
+                                             "bilstm_conv; glove_bilstm keeps them frozen)")
 
 
 # The options a scikit-learn fit does not read: it has no epochs, optimizer, schedule, loss or strategy.

@@ -43,6 +43,19 @@ def test_keras_classifiers_answer_probabilities_and_round_trip(name):
     np.testing.assert_allclose(rebuilt(model)(TEXTS).numpy(), probabilities, rtol=1e-6)
 
 
+@pytest.mark.parametrize("name, fine_tune, trained", [("bilstm_conv", False, False), ("bilstm_conv", True, True),
+                                                      ("lstm", True, True), ("glove_bilstm", False, False)])
+def test_pretrained_vectors_train_only_when_asked(name, fine_tune, trained):
+    import dataclasses
+
+    vectorizer = word_vectorizer(["good movie", "bad plot"], CONFIG.vocab_size)
+    vectors = np.random.default_rng(0).normal(size=(vectorizer.vocabulary_size(), 6)).astype("float32")
+    config = dataclasses.replace(CONFIG, name=name, fine_tune_vectors=fine_tune)
+    embedding = CLASSIFIERS.get(name)(config, vectorizer, 2, vectors).get_layer("embedding")
+    np.testing.assert_array_equal(embedding.get_weights()[0], vectors)  # the vectors are where it starts
+    assert embedding.trainable is trained
+
+
 def test_mean_vectors_features_average_known_words_only():
     vectorizer = word_vectorizer([], 0, vocabulary=["good", "bad"])
     vectors = np.array([[0, 0], [0, 0], [1.0, 3.0], [3.0, 5.0]], dtype="float32")  # padding, [UNK], good, bad

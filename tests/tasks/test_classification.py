@@ -204,6 +204,9 @@ def test_bert_classifier_trains_and_exports_a_raw_string_savedmodel(tmp_path):
 @pytest.mark.parametrize("overrides, message", [
     (["model.name=glove_bilstm"], "needs pretrained vectors"),
     (["model.name=mean_vectors_linear"], "needs pretrained vectors"),
+    (["model.fine_tune_vectors=true"], "needs pretrained vectors to start from"),
+    (["model.name=glove_bilstm", "model.vectors=glove-6b-50d", "model.fine_tune_vectors=true"],
+     "glove_bilstm keeps its vectors frozen"),
 ])
 def test_unusable_classifier_choices_are_user_errors(overrides, message):
     from tfnlp.config import apply_overrides

@@ -88,7 +88,9 @@ def _embedding(config: WordClassifierSettings, vectorizer: keras.layers.TextVect
     if vectors is None:
         return keras.layers.Embedding(vectorizer.vocabulary_size(), config.embedding_dim, mask_zero=True,
                                       name="embedding")
-    return keras.layers.Embedding(vectors.shape[0], vectors.shape[1], mask_zero=True, trainable=False,
+    # glove_bilstm is the frozen-vector model by name; the others train the vectors when asked to.
+    trainable = config.fine_tune_vectors and config.name != "glove_bilstm"
+    return keras.layers.Embedding(vectors.shape[0], vectors.shape[1], mask_zero=True, trainable=trainable,
                                   embeddings_initializer=keras.initializers.Constant(vectors), name="embedding")
 
 

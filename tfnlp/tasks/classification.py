@@ -401,10 +401,17 @@ def _texts(records: Sequence[Record]) -> list[str]:
 
 
 def _check_model_name(config) -> None:
-    """The pretrained vectors a classifier needs; UserError when they are not given."""
+    """The pretrained vectors a classifier needs, and whether it can train them; UserError when not."""
     if (isinstance(config, StaticVectorClassifierSettings) or config.name in VECTOR_MODELS) and not config.vectors:
         raise UserError(f"model.name={config.name} needs pretrained vectors: --set model.vectors=glove-6b-50d "
                         "(or fr-vectors, or a GloVe / word2vec / fastText file)")
+    if getattr(config, "fine_tune_vectors", False):
+        if config.name in VECTOR_MODELS:
+            raise UserError(f"model.fine_tune_vectors=true: {config.name} keeps its vectors frozen; use "
+                            "model.name=bilstm_conv with model.vectors=... to train them")
+        if not config.vectors:
+            raise UserError("model.fine_tune_vectors=true needs pretrained vectors to start from: --set "
+                            "model.vectors=glove-6b-50d (or fr-vectors, or a GloVe / word2vec / fastText file)")
 
 
 def _fitted_layers(estimator, num_classes: int, scaler=None) -> list[tuple[np.ndarray, np.ndarray]]:
