@@ -218,6 +218,26 @@ def test_unusable_classifier_choices_are_user_errors(overrides, message):
         ClassificationTask(experiment, Splits(records, records, records))
 
 
+def test_fine_tuned_vectors_give_every_training_word_a_row(tmp_path):
+    from tfnlp.config import apply_overrides
+
+    vector_file = tmp_path / "vectors.txt"  # GloVe text form
+    vector_file.write_text("good 1 0 0\nmovie 0 1 0\nplot 0 0 1\n")
+    records = [Record("good movie", "A"), Record("zorgly plot", "B")]
+
+    def task(*overrides: str) -> ClassificationTask:
+        experiment = apply_overrides(get("icd10_chapter_lstm", tiny=True), [f"model.vectors={vector_file}", *overrides])
+        return ClassificationTask(experiment, Splits(records, records, records))
+
+    # Frozen, a word without a vector reads as unknown; trained, it gets its own (small random) row to learn.
+    assert "zorgly" not in task().vectorizer.get_vocabulary()
+    tuned = task("model.fine_tune_vectors=true")
+    vocabulary, matrix = tuned.vectorizer.get_vocabulary(), tuned.embedding_matrix()
+    assert {"zorgly", "good", "movie", "plot"} <= set(vocabulary) and len(vocabulary) == len(matrix)
+    assert matrix[vocabulary.index("zorgly")].any() and not matrix[:2].any()
+    np.testing.assert_array_equal(matrix[vocabulary.index("plot")], [0, 0, 1])
+
+
 def test_the_tfidf_fusion_is_chosen_on_validation_and_kept_in_the_export(tiny_classifier_run):
     from tfnlp.tasks.classification import FUSION_WEIGHTS
 

@@ -64,12 +64,14 @@ def test_a_source_of_the_wrong_kind_is_a_user_error():
 
 
 def test_pretrained_vectors_start_the_bilstm_embedding(tmp_path):
+    from tfnlp.data.vectors import pretrained_embeddings
     from tfnlp.models.taggers import bilstm_tagger
-    from tfnlp.tasks.tagging import pretrained_embeddings
 
     vector_file = tmp_path / "vectors.txt"  # GloVe text form, most frequent word first
     vector_file.write_text("the 1 0 0\nasthma 0 1 0\ncrohn 0 0 1\nrare 1 1 1\n")
-    vocabulary, matrix = pretrained_embeddings(str(vector_file), ["the", "patient", "asthma"], vector_words=3)
+    vocabulary, matrix, coverage = pretrained_embeddings(str(vector_file), ["the", "patient", "asthma"],
+                                                         vector_words=3)
+    assert (coverage["training_words_found"], coverage["training_words_missing"]) == (2, 1)
     assert vocabulary == ["the", "patient", "asthma", "crohn"]  # test words with a vector are kept
     assert matrix.shape == (2 + 4, 3) and not matrix[:2].any()
     assert matrix[2].tolist() == [1, 0, 0] and matrix[4].tolist() == [0, 1, 0] and matrix[5].tolist() == [0, 0, 1]

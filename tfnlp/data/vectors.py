@@ -22,6 +22,8 @@ from tfnlp import assets
 from tfnlp.errors import UserError
 from tfnlp.parsing import ascii_number
 
+RESERVED_WORDS = 2  # a word lookup's padding and [UNK] ids, before the vocabulary's words
+
 
 @dataclass(frozen=True)
 class WordVectors:
@@ -121,3 +123,24 @@ def load_for_vocabulary(spec: str, max_words: int, training_words: Iterable[str]
     print(f"vectors {spec}: {len(vectors.words)} words of {vectors.dim} dimensions; training vocabulary coverage "
           f"{found}/{found + missing} ({found / max(found + missing, 1):.1%})")
     return vectors, {"vectors": spec, "training_words_found": found, "training_words_missing": missing}
+
+
+def pretrained_embeddings(spec: str, training_words: list[str], vector_words: int,
+                          seed: int = 0) -> tuple[list[str], np.ndarray, dict]:
+    """A word embedding's vocabulary and starting rows from pretrained vectors (`model.vectors`), for a model that
+    trains them (the BiLSTM tagger; a classifier with `model.fine_tune_vectors`).
+
+    The vocabulary is the training words, then the `vector_words` most frequent words of the
+    vectors not among them (so test words unseen in training still have a vector). Rows: padding
+    and unknown (zeros), then each word's vector, or a small random one (seeded) for training words
+    the vectors lack. Also returns `load_for_vocabulary`'s coverage of the training words.
+    """
+    vectors, coverage = load_for_vocabulary(spec, vector_words, training_words)
+    known = set(training_words)
+    vocabulary = list(training_words) + [word for word in vectors.words if word not in known]
+    row_of = {word: row for row, word in enumerate(vectors.words)}
+    scale = float(vectors.matrix.std())
+    rng = np.random.default_rng(seed)
+    rows = [vectors.matrix[row_of[word]] if word in row_of else rng.normal(0.0, scale, vectors.dim)
+            for word in vocabulary]
+    return vocabulary, np.vstack([np.zeros((RESERVED_WORDS, vectors.dim)), *rows]).astype(np.float32), coverage

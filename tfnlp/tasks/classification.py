@@ -25,7 +25,7 @@ import tensorflow as tf
 from tfnlp.config import Experiment
 from tfnlp.data import text as text_lib
 from tfnlp.data.records import Record, Splits
-from tfnlp.data.vocabulary import Vocabulary
+from tfnlp.data.vocabulary import Vocabulary, most_frequent
 from tfnlp.errors import UserError
 from tfnlp.losses import make_loss
 from tfnlp.metrics import CLASSIFICATION_METRICS, classification_scores, write_classification_report
@@ -225,10 +225,19 @@ class ClassificationTask(Task):
     def _load_vectors(self):
         if self.word_pieces or not self.experiment.model.vectors:
             return None, None
-        from tfnlp.data.vectors import load_for_vocabulary
+        from tfnlp.data.vectors import RESERVED_WORDS, WordVectors, load_for_vocabulary, pretrained_embeddings
 
-        words = {word for line in self.training_words(_texts(self.splits.train)) for word in line}
-        return load_for_vocabulary(self.experiment.model.vectors, self.experiment.model.vocab_size, words)
+        config = self.experiment.model
+        lines = self.training_words(_texts(self.splits.train))
+        if config.fine_tune_vectors:
+            # Every training word gets a row, a small random one where the vectors have none: training learns it
+            # (frozen, such a row would stay noise, so frozen vectors keep only the words they have).
+            words = most_frequent((word for line in lines for word in line),
+                                  max(config.vocab_size - RESERVED_WORDS, 1))
+            vocabulary, matrix, coverage = pretrained_embeddings(config.vectors, words, config.vocab_size,
+                                                                 self.experiment.train.seed)
+            return WordVectors(tuple(vocabulary), matrix[RESERVED_WORDS:]), coverage
+        return load_for_vocabulary(config.vectors, config.vocab_size, {word for line in lines for word in line})
 
     def _vectorizer(self) -> keras.layers.TextVectorization:
         """Words of the pretrained vectors when there are some, else the training vocabulary."""

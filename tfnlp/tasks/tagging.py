@@ -25,6 +25,7 @@ import tensorflow as tf
 from tfnlp.config import Experiment
 from tfnlp.data.conll import to_bio2
 from tfnlp.data.records import Splits, TaggedSentence, entity_offsets, entity_spans
+from tfnlp.data.vectors import RESERVED_WORDS, pretrained_embeddings
 from tfnlp.data.vocabulary import Vocabulary, most_frequent
 from tfnlp.errors import UserError
 from tfnlp.losses import make_loss
@@ -41,7 +42,6 @@ from tfnlp.tasks.tagging_graph import entities_from_tags, tokenize_with_offsets
 RAGGED_WORDS = tf.RaggedTensorSpec([None, None], tf.string, ragged_rank=1, row_splits_dtype=tf.int64)
 RAGGED_SPACING = tf.RaggedTensorSpec([None, None], tf.bool, ragged_rank=1, row_splits_dtype=tf.int64)
 PREDICT_BATCH = 64  # sentences per call when evaluating (sorted by length: little padding)
-RESERVED_WORDS = 2  # the word lookup's padding and [UNK] ids
 # A transformer tagger's word vectors (`model.vectors`): its training words, then the vectors' most frequent words.
 VECTOR_WORDS = 30000
 MAX_CHARACTERS = 500  # the character CNN's alphabet: the training text's most frequent characters
@@ -162,7 +162,7 @@ class TaggingTask(Task):
             self.vocabulary = most_frequent(words, VECTOR_WORDS if self.transformer
                                             else max(config.vocab_size - RESERVED_WORDS, 1))
         if config.vectors:
-            self.vocabulary, self.initial_embeddings = pretrained_embeddings(
+            self.vocabulary, self.initial_embeddings, _ = pretrained_embeddings(
                 config.vectors, self.vocabulary, VECTOR_WORDS if self.transformer else config.vocab_size,
                 experiment.train.seed)
         characters = (character for sentence in splits.train for token in sentence.tokens for character in token)
@@ -362,28 +362,6 @@ class TaggingTask(Task):
         save_figure(f1_support_figure([row["f1"] for row in rows], np.array([row["support"] for row in rows]),
                                       [row["type"] for row in rows]), folder / "f1_vs_support.png")
         return {"per_type": rows}
-
-
-def pretrained_embeddings(spec: str, training_words: list[str], vector_words: int,
-                          seed: int = 0) -> tuple[list[str], np.ndarray]:
-    """The tagger's vocabulary and first embedding from pretrained vectors (`model.vectors`).
-
-    The vocabulary is the training words, then the `vector_words` most frequent words of the
-    vectors not among them (so test words unseen in training still have a vector). Rows: padding
-    and unknown (zeros), then each word's vector, or a small random one (seeded) for training words
-    the vectors lack.
-    """
-    from tfnlp.data.vectors import load_for_vocabulary
-
-    vectors, _ = load_for_vocabulary(spec, vector_words, training_words)
-    known = set(training_words)
-    vocabulary = list(training_words) + [word for word in vectors.words if word not in known]
-    row_of = {word: row for row, word in enumerate(vectors.words)}
-    scale = float(vectors.matrix.std())
-    rng = np.random.default_rng(seed)
-    rows = [vectors.matrix[row_of[word]] if word in row_of else rng.normal(0.0, scale, vectors.dim)
-            for word in vocabulary]
-    return vocabulary, np.vstack([np.zeros((RESERVED_WORDS, vectors.dim)), *rows]).astype(np.float32)
 
 
 def _spans(tokens: Sequence[str], tags: Sequence[str]) -> str:
