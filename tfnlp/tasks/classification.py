@@ -240,7 +240,8 @@ class ClassificationTask(Task):
         return load_for_vocabulary(config.vectors, config.vocab_size, {word for line in lines for word in line})
 
     def _vectorizer(self) -> keras.layers.TextVectorization:
-        """Words of the pretrained vectors when there are some, else the training vocabulary."""
+        """Words of the pretrained vectors when there are some (the training words first when they are
+        fine-tuned), else the training vocabulary."""
         return word_vectorizer(_texts(self.splits.train), self.experiment.model.vocab_size, self.preprocess,
                                vocabulary=self.vectors.words if self.vectors is not None else None)
 
@@ -370,8 +371,8 @@ class ClassificationTask(Task):
         fitted = dataclasses.replace(fitted, threshold=review.threshold)
         ranking.assign(serving.calibration, fitted)
         self.fusion = fusion
-        return {"serving_default": cal.summary(raw, calibrated, right, fitted, review, "label",
-                                                      self.experiment.model.review_precision)}
+        target = self.experiment.model.review_precision
+        return {"serving_default": cal.summary(raw, calibrated, right, fitted, review, "label", target)}
 
     def validation_choices(self) -> dict:
         """The TF-IDF fusion's weight and the validation accuracies it was chosen on (once `calibrate` ran)."""

@@ -349,8 +349,8 @@ class TaggingTask(Task):
         review = cal.review_threshold(calibrated[:, 0], right[:, 0], self.experiment.model.review_precision)
         fitted = dataclasses.replace(fitted, threshold=review.threshold)
         ranking.assign(serving.calibration, fitted)
-        return {"entities": cal.summary(raw, calibrated, right, fitted, review, "entity",
-                                             self.experiment.model.review_precision)}
+        target = self.experiment.model.review_precision
+        return {"entities": cal.summary(raw, calibrated, right, fitted, review, "entity", target)}
 
     def write_reports(self, predicted: list[list[str]], workdir: Path, tensorboard_dir: str) -> dict:
         """`report/per_type.csv` and `report/f1_vs_support.png` for the test split."""
