@@ -229,7 +229,7 @@ class ClassificationTask(Task):
 
         config = self.experiment.model
         lines = self.training_words(_texts(self.splits.train))
-        if config.fine_tune_vectors:
+        if getattr(config, "fine_tune_vectors", False):  # word classifiers only: scikit-learn's never train them
             # Every training word gets a row, a small random one where the vectors have none: training learns it
             # (frozen, such a row would stay noise, so frozen vectors keep only the words they have).
             words = most_frequent((word for line in lines for word in line),
