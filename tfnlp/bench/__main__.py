@@ -14,11 +14,26 @@ from tfnlp.registry import Registry
 @functools.cache
 def suites() -> Registry:
     """The benchmark suites by name, registered once, on first use (each imports TensorFlow)."""
-    from tfnlp.bench import beam, classifiers, decode, deid, faults, icd10, lora, ner, rerank, scale, serving, speed
+    from tfnlp.bench import (
+        beam,
+        classifiers,
+        decode,
+        deid,
+        faults,
+        folds,
+        icd10,
+        lora,
+        ner,
+        rerank,
+        scale,
+        serving,
+        speed,
+    )
 
     registry: Registry = Registry("benchmark suite")
     for name, run in (("decode", decode.main), ("rerank", rerank.main), ("serving", serving.main),
-                      ("classifiers", classifiers.main), ("losses", classifiers.losses_main), ("ner", ner.main),
+                      ("classifiers", classifiers.main), ("losses", classifiers.losses_main), ("folds", folds.main),
+                      ("ner", ner.main),
                       ("icd10", icd10.main), ("scale", scale.main), ("lora", lora.main),
                       ("deid", deid.main), ("beam", beam.main), ("faults", faults.main),
                       ("speed", speed.main)):
