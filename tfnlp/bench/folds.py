@@ -33,12 +33,14 @@ def fold_splits(splits: Splits, folds: int, index: int, seed: int = 0) -> Splits
     Raises:
         UserError: fewer than two folds, or too few records for a fold, a validation slice and some training.
     """
+    if folds < 2:
+        raise UserError(f"--folds {folds}: cross-validation needs at least 2 folds")
     pool = list(splits.train) + list(splits.validation)
     random.Random(seed).shuffle(pool)
-    size = len(pool) // folds if folds >= 2 else 0
-    if folds < 2 or size == 0 or len(pool) - size <= len(splits.validation):
-        raise UserError(f"--folds {folds}: needs at least 2 folds, and {len(pool)} training and validation records "
-                        "leave too few for each fold, a validation slice and training")
+    size = len(pool) // folds
+    if size == 0 or len(pool) - size <= len(splits.validation):
+        raise UserError(f"--folds {folds}: {len(pool)} training and validation records leave too few for each "
+                        f"fold's held-out part, a validation slice of {len(splits.validation)} and training")
     held_out = pool[index * size:(index + 1) * size]
     rest = pool[:index * size] + pool[(index + 1) * size:]
     return Splits(rest[len(splits.validation):], rest[:len(splits.validation)], held_out)
