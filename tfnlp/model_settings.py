@@ -164,6 +164,8 @@ class WordClassifierSettings(ClassifierSettings):
                                "file (empty: learnt embeddings; glove_bilstm needs them)")
     fine_tune_vectors: bool = setting(False, "train the pretrained vectors with the rest of the network (lstm, "
                                              "bilstm_conv; glove_bilstm keeps them frozen)")
+    subword_buckets: int = setting(0, "hash buckets of each word's character n-grams, whose mean embedding is added "
+                                      "to the word's (0: none)", low=0, high=10000000)
 
 
 # The options a scikit-learn fit does not read: it has no epochs, optimizer, schedule, loss or strategy.

@@ -56,6 +56,25 @@ def test_pretrained_vectors_train_only_when_asked(name, fine_tune, trained):
     assert embedding.trainable is trained
 
 
+@pytest.mark.parametrize("name", ["lstm", "bilstm_conv"])
+def test_subwords_let_words_outside_the_vocabulary_read_differently(name):
+    import dataclasses
+
+    vectorizer = word_vectorizer(["good movie", "bad plot"], CONFIG.vocab_size)
+    unknown = tf.constant(["zorglub", "qwerty", ""])  # both outside the vocabulary: the same word id
+
+    def probabilities(buckets: int):
+        keras.utils.set_random_seed(0)
+        model = CLASSIFIERS.get(name)(dataclasses.replace(CONFIG, subword_buckets=buckets), vectorizer, 3)
+        return model, model(unknown).numpy()
+
+    _, alone = probabilities(0)
+    np.testing.assert_allclose(alone[0], alone[1])
+    model, with_subwords = probabilities(50)
+    assert not np.allclose(with_subwords[0], with_subwords[1])
+    np.testing.assert_allclose(rebuilt(model)(unknown).numpy(), with_subwords, rtol=1e-6)
+
+
 def test_mean_vectors_features_average_known_words_only():
     vectorizer = word_vectorizer([], 0, vocabulary=["good", "bad"])
     vectors = np.array([[0, 0], [0, 0], [1.0, 3.0], [3.0, 5.0]], dtype="float32")  # padding, [UNK], good, bad

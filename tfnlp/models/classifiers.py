@@ -34,6 +34,32 @@ Layer = keras.layers.Layer
 CLASSIFIERS: Registry[Factory] = Registry("classifier")
 
 
+@keras.saving.register_keras_serializable(package="tfnlp")
+class WordSubwordIds(keras.layers.Layer):
+    """Raw texts [B] -> each word's hashed character n-grams [B, T, N] (0 = padding; `tfnlp.data.text.subword_ids`),
+    for the same words, in the same steps, as the word vocabulary's ids (standardised, split on spaces, at most
+    `max_tokens`, at least one step)."""
+
+    def __init__(self, buckets: int, max_tokens: int, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.buckets, self.max_tokens = buckets, max_tokens
+
+    def call(self, texts):
+        import tensorflow as tf
+
+        from tfnlp.data.text import split_words, subword_ids
+        from tfnlp.models.layers import at_least_one_step
+
+        words = split_words(texts, self.max_tokens)
+        return at_least_one_step(tf.cast(subword_ids(words, self.buckets).to_tensor(0), tf.int32))
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], None, None)
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "buckets": self.buckets, "max_tokens": self.max_tokens}
+
+
 def _token_ids(vectorizer: keras.layers.TextVectorization, max_tokens: int,
                preprocess: Layer | None = None) -> tuple:
     """The text input and its word ids [B, T]: at most `max_tokens` words, and at least one (padded) step, so that
@@ -41,6 +67,21 @@ def _token_ids(vectorizer: keras.layers.TextVectorization, max_tokens: int,
     text = keras.Input(shape=(), dtype="string", name="text")
     ids = vectorizer(preprocess(text) if preprocess is not None else text)[:, :max_tokens]
     return text, AtLeastOneStep(name="at_least_one_word")(ids)
+
+
+def _embedded_words(config: WordClassifierSettings, vectorizer: keras.layers.TextVectorization, text, ids,
+                    vectors: np.ndarray | None, preprocess: Layer | None):
+    """Each word's embedding [B, T, D] (masked), plus the mean embedding of its character n-grams when
+    `model.subword_buckets` is set: a word the vocabulary lacks, or seen rarely, still reads as its pieces."""
+    embedded = _embedding(config, vectorizer, vectors)(ids)
+    if not config.subword_buckets:
+        return embedded
+    from tfnlp.models.seq2seq import MeanSubwordEmbedding
+
+    subwords = WordSubwordIds(config.subword_buckets, config.max_input_tokens, name="subword_ids")(
+        preprocess(text) if preprocess is not None else text)
+    pieces = MeanSubwordEmbedding(config.subword_buckets, embedded.shape[-1], name="subword_embedding")(subwords)
+    return keras.layers.Add(name="word_and_subwords")([embedded, pieces])
 
 
 def _softmax(features, num_classes: int, dropout: float):
@@ -53,7 +94,7 @@ def lstm_classifier(config: WordClassifierSettings, vectorizer: keras.layers.Tex
                     vectors: np.ndarray | None = None, preprocess: Layer | None = None) -> keras.Model:
     """Embedding with masking, dropout, one LSTM layer, dropout, softmax."""
     text, ids = _token_ids(vectorizer, config.max_input_tokens, preprocess)
-    embedded = _embedding(config, vectorizer, vectors)(ids)
+    embedded = _embedded_words(config, vectorizer, text, ids, vectors, preprocess)
     encoded = keras.layers.LSTM(config.units, name="lstm")(keras.layers.Dropout(config.dropout)(embedded))
     return keras.Model(text, _softmax(encoded, num_classes, config.dropout), name="lstm_classifier")
 
@@ -63,7 +104,8 @@ def bilstm_conv_classifier(config: WordClassifierSettings, vectorizer: keras.lay
                            vectors: np.ndarray | None = None, preprocess: Layer | None = None) -> keras.Model:
     """Embedding, bidirectional LSTM, Conv1D over its states, global average over the real words, softmax."""
     text, ids = _token_ids(vectorizer, config.max_input_tokens, preprocess)
-    embedded = keras.layers.Dropout(config.dropout)(_embedding(config, vectorizer, vectors)(ids))
+    embedded = keras.layers.Dropout(config.dropout)(_embedded_words(config, vectorizer, text, ids, vectors,
+                                                                    preprocess))
     states = keras.layers.Bidirectional(keras.layers.LSTM(config.units, return_sequences=True), name="bilstm")(embedded)
     # Conv1D cannot read Keras masks: the mask is dropped before it, and the mean pools with the word mask
     # explicitly so that padding never enters it.
