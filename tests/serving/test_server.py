@@ -188,7 +188,9 @@ def test_a_new_version_is_served_after_the_poll_with_no_failed_request(tiny_run,
         staging = tmp_path / "staging"
         shutil.copytree(tiny_run["version"], staging)
         staging.rename(base / "2")  # appears whole, as tfnlp's export writes it
-        served, failures, deadline = set(), 0, time.monotonic() + 60
+        # Loading the new version takes ~20 s alone; a generous deadline, since the loop stops as soon as it is
+        # served (60 s fell short once with two trainings beside the suite on the two cores).
+        served, failures, deadline = set(), 0, time.monotonic() + 180
         while 2 not in served and time.monotonic() < deadline:
             request = predict_pb2.PredictRequest()
             request.model_spec.name = "icd10_seq2seq"
