@@ -51,8 +51,10 @@ def test_a_quick_run_tabulates_each_fold_beside_the_baseline(capsys):
 
     assert bench.main(["folds", "icd10_chapter_lstm", "--quick"]) == 0
     out = capsys.readouterr().out
-    row = re.search(r"^\| defaults \| (\S+) \| (\S+) \| (\S+) \| (\S+) \| ([+-]\S+) \| (\S+) \|$", out, re.M)
-    first, second, held_out, baseline, difference, _ = (float(value) for value in row.groups())
+    row = re.search(r"^\| defaults \| (\S+) \| (\S+) \| (\S+) \| (\S+) \| ([+-]\S+) \| (\S+) \| (.+) \|$", out,
+                    re.M)
+    first, second, held_out, baseline, difference, _ = (float(value) for value in row.groups()[:6])
+    assert all(0 <= float(weight) <= 1 for weight in row.group(7).split(", "))  # each fold's chosen TF-IDF weight
     assert 0 <= first <= 1 and 0 <= second <= 1 and held_out == pytest.approx((first + second) / 2, abs=1e-3)
     assert difference == pytest.approx(held_out - baseline, abs=2e-3)
     assert "test split not read" in out and "headline: best held-out accuracy: defaults" in out

@@ -47,15 +47,17 @@ def fold_splits(splits: Splits, folds: int, index: int, seed: int = 0) -> Splits
 
 
 def run_fold(experiment, loaded, folder: Path) -> dict:
-    """One fold's run: held-out accuracy of the export's model and of the run's TF-IDF baseline, and the fused
-    validation accuracy the run chose its fusion weight on."""
+    """One fold's run: held-out accuracy of the export's model and of the run's TF-IDF baseline, the fusion weight
+    the run chose (1: the export answers with its TF-IDF model alone) and the fused validation accuracy it chose
+    it on."""
     from tfnlp.run import run_experiment
 
     finished = run_experiment(experiment, folder / "work", folder / "export", loaded)
     fusion = finished.reports.get("tfidf_fusion") or {}
     return {"held_out": finished.test["model"]["accuracy"],
             "baseline": finished.test["baseline_tfidf_logreg"]["accuracy"],
-            "validation": fusion.get("validation_accuracy", {}).get("fused", float("nan"))}
+            "validation": fusion.get("validation_accuracy", {}).get("fused", float("nan")),
+            "tfidf_weight": fusion.get("tfidf_weight")}
 
 
 def variant_experiments(name: str, variants: Sequence[Sequence[str]], quick: bool) -> dict:
@@ -77,17 +79,20 @@ def variant_experiments(name: str, variants: Sequence[Sequence[str]], quick: boo
 
 
 def table(scores: dict[str, list[dict]]) -> str:
-    """A row per variant: each fold's held-out accuracy, their mean, the baseline's, the difference and the fused
-    validation accuracy's mean."""
+    """A row per variant: each fold's held-out accuracy, their mean, the baseline's, the difference, the fused
+    validation accuracy's mean and each fold's TF-IDF weight (variants whose weights are all 1 answer alike: with
+    the TF-IDF model alone)."""
     folds = len(next(iter(scores.values())))
     lines = ["| variant | " + " | ".join(f"fold {index}" for index in range(folds))
-             + " | held out | baseline | difference | fused validation |", "|---" * (folds + 5) + "|"]
+             + " | held out | baseline | difference | fused validation | TF-IDF weights |", "|---" * (folds + 6) + "|"]
     for label, runs in scores.items():
         held_out = statistics.mean(run["held_out"] for run in runs)
         baseline = statistics.mean(run["baseline"] for run in runs)
         validation = statistics.mean(run["validation"] for run in runs)
         lines.append(f"| {label} | " + " | ".join(f"{run['held_out']:.3f}" for run in runs)
-                     + f" | {held_out:.3f} | {baseline:.3f} | {held_out - baseline:+.3f} | {validation:.3f} |")
+                     + f" | {held_out:.3f} | {baseline:.3f} | {held_out - baseline:+.3f} | {validation:.3f} | "
+                     + ", ".join("-" if run["tfidf_weight"] is None else f"{run['tfidf_weight']:g}" for run in runs)
+                     + " |")
     return "\n".join(lines)
 
 
