@@ -29,7 +29,8 @@ def test_other_column_names_are_chosen_by_config(tmp_path):
 
 
 @pytest.mark.parametrize("name, content, message", [
-    ("a.csv", "text,ICD10\nx,A00\n", r"a.csv:2: no column 'RawText'.*data.text_column"),
+    ("a.csv", "text,ICD10\nx,A00\n", r"a.csv:1: no column 'RawText'; the header has .*data.text_column"),
+    ("a.csv", "text,ICD10\n", r"a.csv:1: no column 'RawText'"),  # found in the header, not as "no records"
     ("a.csv", "RawText,ICD10\nx,A00\ny,A01,extra\n", r"a.csv:3: more fields than the header"),
     ("a.csv", "RawText,ICD10\nx\n", r"a.csv:2: row has fewer fields"),
     ("a.csv", "RawText,ICD10\nx,\n", r"a.csv:2: empty 'ICD10'"),

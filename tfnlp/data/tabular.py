@@ -24,11 +24,15 @@ def file_format(path: Path) -> str:
         raise UserError(f"{path}: unknown file type {path.suffix!r}; use one of {', '.join(FORMATS)}") from None
 
 
-def _checked_record(path: Path, line: int, row: dict, text_column: str, label_column: str) -> Record | None:
-    missing = [column for column in (text_column, label_column) if column not in row]
+def _check_columns(path: Path, line: int, present, wanted: tuple[str, ...], where: str) -> None:
+    missing = [column for column in wanted if column not in present]
     if missing:
-        raise located(path, line, f"no column {', '.join(map(repr, missing))}; the row has {sorted(row)}. "
+        raise located(path, line, f"no column {', '.join(map(repr, missing))}; {where} has {sorted(present)}. "
                                   "Name the columns with --set data.text_column=... data.label_column=...")
+
+
+def _checked_record(path: Path, line: int, row: dict, text_column: str, label_column: str) -> Record | None:
+    _check_columns(path, line, row, (text_column, label_column), "the row")
     text, label = row[text_column], row[label_column]
     if text is None or label is None:
         raise located(path, line, f"row has fewer fields than the header ({text_column!r}, {label_column!r})")
@@ -55,12 +59,14 @@ def decoded_text(path: Path, encoding: str = "utf-8") -> str:
                                   f"{hint}") from None
 
 
-def delimited_rows(path: Path, delimiter: str, encoding: str):
+def delimited_rows(path: Path, delimiter: str, encoding: str, columns: tuple[str, ...] = ()):
+    """(line number, row) of a CSV or TSV file; the header (line 1) must hold `columns`."""
     # strict: a stray quote is an error, not the start of a field that silently swallows the following lines.
     reader = csv.DictReader(io.StringIO(decoded_text(path, encoding), newline=""), delimiter=delimiter,
                             strict=True)
     if reader.fieldnames is None:
         raise located(path, 1, "empty file: expected a header line")
+    _check_columns(path, 1, reader.fieldnames, columns, "the header")
     while True:
         start = reader.line_num + 1  # the first line of the row about to be read
         try:
@@ -100,7 +106,7 @@ def read_records(path: Path, text_column: str, label_column: str, encoding: str 
         raise UserError(f"{path}: no such file")
     kind = file_format(path)
     rows = (jsonl_rows(path, encoding) if kind == "jsonl"
-            else delimited_rows(path, "," if kind == "csv" else "\t", encoding))
+            else delimited_rows(path, "," if kind == "csv" else "\t", encoding, (text_column, label_column)))
     records = [_checked_record(path, line, row, text_column, label_column) for line, row in rows]
     if not records:
         raise located(path, None, "no records")
