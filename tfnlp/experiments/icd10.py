@@ -58,11 +58,13 @@ def icd10_chapter_lstm(tiny: bool = False) -> Experiment:
 
 @EXPERIMENTS.register()
 def icd10_code_bilstm_conv(tiny: bool = False) -> Experiment:
-    """Text -> ICD-10 category (3 characters; data.label_length=4 for the code): BiLSTM + Conv1D.
+    """Text -> ICD-10 category (3 characters; data.label_length=4: code): BiLSTM + Conv1D, words and char n-grams.
 
     python -m tfnlp.train icd10_code_bilstm_conv
     """
-    model = settings("bilstm_conv", embedding_dim=128, units=128, filters=256, dropout=0.3)
+    # Character n-grams chosen by 4-fold cross-validation on the training and validation texts (docs/results.md):
+    # most category labels are rare words and inflections that a word vocabulary of 10,495 labels sees once or never.
+    model = settings("bilstm_conv", embedding_dim=128, units=128, filters=256, dropout=0.3, subword_buckets=20000)
     return classifier("icd10_code_bilstm_conv", icd10_code_bilstm_conv.__doc__.splitlines()[0], model, 3, tiny)
 
 
