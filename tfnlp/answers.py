@@ -95,15 +95,18 @@ class CodeAnswer:
 
 @dataclass(frozen=True)
 class RankedLabel:
-    """One candidate label and its (calibrated, where the export is) probability."""
+    """One candidate label, its (calibrated, where the export is) probability and its description ("" where the
+    export has none; an ICD-10 category's label in the code set)."""
 
     label: str
     score: float
+    description: str = ""
 
 
 @dataclass(frozen=True)
 class LabelAnswer:
-    """A classifier's answer to one text: the best label, its score, the ranked labels and the review flag."""
+    """A classifier's answer to one text: the best label, its score, the ranked labels, the review flag, and the best
+    label's description where the export has them ("" otherwise)."""
 
     kind: ClassVar[str] = "label"
     text: str
@@ -111,15 +114,19 @@ class LabelAnswer:
     score: float
     needs_review: bool | None
     ranked: tuple[RankedLabel, ...]
+    description: str = ""
 
     @classmethod
     def from_outputs(cls, text: str, row: Mapping[str, Any]) -> LabelAnswer:
         if "top_labels" in row:
-            ranked = tuple(RankedLabel(_text(label), float(score))
-                           for label, score in zip(row["top_labels"], row["top_scores"], strict=True) if _text(label))
+            descriptions = row.get("top_descriptions", [""] * len(row["top_labels"]))
+            ranked = tuple(RankedLabel(_text(label), float(score), _text(description))
+                           for label, score, description in zip(row["top_labels"], row["top_scores"], descriptions,
+                                                                strict=True) if _text(label))
         else:
             ranked = (RankedLabel(_text(row["label"]), float(row["score"])),)
-        return cls(text, _text(row["label"]), float(row["score"]), _flag(row), ranked)
+        return cls(text, _text(row["label"]), float(row["score"]), _flag(row), ranked,
+                   _text(row.get("description", "")))
 
 
 @dataclass(frozen=True)
@@ -198,6 +205,12 @@ def render(answer: Answer, top_k: int | None = None) -> str:
         review = _review(answer.needs_review)
         if not answer.label:
             return f"{answer.text}\n  -> {NO_ANSWER} ({review})"
+        if answer.description:  # described labels (ICD-10 categories) read as the coder's ranked list does
+            width = max(len("label"), *(len(item.label) for item in answer.ranked[:top_k]))
+            lines = [answer.text, f"  {'rank':>4}  {'label':<{width}} {'score':>6}  description"]
+            lines += [f"  {rank:>4}  {item.label:<{width}} {item.score:>6.2f}  {item.description}"
+                      for rank, item in enumerate(answer.ranked[:top_k], 1)]
+            return "\n".join([*lines, f"  -> {answer.label} {answer.description} ({review})"])
         ranked = ", ".join(f"{item.label} {item.score:.2f}" for item in answer.ranked[:top_k])
         return f"{answer.text}\n  -> {answer.label} {answer.score:.2f} (ranked: {ranked}; {review})"
     return f"{marked_text(answer)}\n  {len(answer.entities)} entities ({_review(answer.needs_review)})"

@@ -9,11 +9,19 @@ import tensorflow as tf
 
 from tests.helpers import assert_lean_export, assert_picture, run_tiny, served_in_fresh_process, tiny_bert_preset
 from tfnlp import train
+from tfnlp.answers import LabelAnswer, render
 from tfnlp.config import DataConfig
 from tfnlp.data.records import Record, Splits
 from tfnlp.data.vocabulary import Vocabulary
 from tfnlp.experiments import get
-from tfnlp.tasks.classification import UNKNOWN_LABEL, ClassificationTask, _fitted_layers, cut_label
+from tfnlp.tasks.classification import (
+    UNKNOWN_LABEL,
+    ClassificationTask,
+    ClassifierServing,
+    _fitted_layers,
+    cut_label,
+    label_descriptions,
+)
 
 WORDS = ["good", "great", "fine", "bad", "awful", "poor", "movie", "plot", "the", "a"]
 
@@ -124,6 +132,32 @@ def test_labels_unseen_in_training_map_to_unk_and_are_counted(tmp_path):
     assert task.truth(task.splits.test) == [UNKNOWN_LABEL, "A00"]
     assert Vocabulary.sorted(["y", "x"], (UNKNOWN_LABEL,)).ids(["y", "z"]).tolist() == [2, 0]
     assert cut_label("S06.21", 4) == "S062" and cut_label("positive", 0) == "positive"
+
+
+def test_icd10_categories_answer_with_their_label_in_the_code_set():
+    labels = (UNKNOWN_LABEL, "A00", "I50", "S72")
+    code_set = {"A00": "Choléra", "I50": "Insuffisance cardiaque", "I500": "Insuffisance cardiaque congestive"}
+    descriptions = label_descriptions(labels, code_set)
+    assert descriptions == ["", "Choléra", "Insuffisance cardiaque", ""]  # S72 has none in this code set
+
+    def model(text, training=False):  # I50, then S72, then A00, for every text
+        return tf.tile(tf.constant([[0.0, 0.1, 0.6, 0.3]]), [tf.shape(text)[0], 1])
+
+    serving = ClassifierServing(model, labels, top_k=2, descriptions=descriptions)  # kept: serve holds it weakly
+    served = serving.serve(tf.constant(["insuffisance cardiaque", ""]))
+    rows = [{name: value[index] for name, value in {k: v.numpy().tolist() for k, v in served.items()}.items()}
+            for index in range(2)]
+    assert rows[0]["top_labels"] == [b"I50", b"S72"] and rows[0]["top_descriptions"] == [b"Insuffisance cardiaque", b""]
+    assert rows[0]["description"] == b"Insuffisance cardiaque"
+    assert rows[1]["description"] == b"" and rows[1]["top_descriptions"] == [b"", b""]  # nothing to read, no answer
+    answer = LabelAnswer.from_outputs("insuffisance cardiaque", rows[0])
+    assert answer.description == "Insuffisance cardiaque" and answer.ranked[0].description == "Insuffisance cardiaque"
+    assert "-> I50 Insuffisance cardiaque" in render(answer) and "S72" in render(answer)
+    # Chapter letters and sentiment have no descriptions: the export keeps its outputs as they were.
+    assert label_descriptions((UNKNOWN_LABEL, "A", "I"), code_set) is None
+    plain_serving = ClassifierServing(model, labels, top_k=2)
+    plain = plain_serving.serve(tf.constant(["x"]))
+    assert "description" not in plain and "top_descriptions" not in plain
 
 
 def test_weighted_loss_gives_rare_classes_larger_sample_weights():

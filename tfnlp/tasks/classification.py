@@ -50,15 +50,18 @@ def cut_label(target: str, length: int) -> str:
 class ClassifierServing(ServingModule):
     """The export: raw texts -> `label`, its calibrated `score`, the `top_k` best `top_labels` with their calibrated
     `top_scores` [B, k], `needs_review` [B] (the best score below the threshold chosen on validation) and the model's
-    own `probabilities` [B, C]; and, as signature `tokens`, the words the model reads (after standardisation and
-    `data.preprocess`). `<UNK>` (labels unseen in training) is never answered; nor is a text with no letter or digit
-    (labels "", scores 0, `needs_review` true)."""
+    own `probabilities` [B, C]; where the labels have descriptions (ICD-10 categories: their label in the code set),
+    `description` [B] and `top_descriptions` [B, k] beside them; and, as signature `tokens`, the words the model reads
+    (after standardisation and `data.preprocess`). `<UNK>` (labels unseen in training) is never answered; nor is a
+    text with no letter or digit (labels "", scores 0, `needs_review` true)."""
 
     def __init__(self, model: keras.Model, labels: Sequence[str], preprocess: keras.layers.Layer | None = None,
-                 word_level: bool = True, top_k: int = 5, tfidf: TfidfLinear | None = None) -> None:
+                 word_level: bool = True, top_k: int = 5, tfidf: TfidfLinear | None = None,
+                 descriptions: Sequence[str] | None = None) -> None:
         super().__init__()
         self.model = model
         self.labels = tf.constant(list(labels))
+        self.descriptions = tf.constant(list(descriptions)) if descriptions else None
         self.preprocess = preprocess
         self.word_level = word_level
         self.top_k = max(1, min(top_k, len(labels) - 1))
@@ -88,22 +91,27 @@ class ClassifierServing(ServingModule):
             return network
         return fused(network, self.tfidf_probabilities(text), self.tfidf_weight)
 
-    def ranked(self, probabilities: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-        """Every label but `<UNK>` and its log-probability [B, C - 1], best first."""
+    def ranked(self, probabilities: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+        """Every label but `<UNK>`, its log-probability and its index in `labels` minus one [B, C - 1], best first."""
         log_probabilities = tf.math.log(tf.maximum(probabilities[:, 1:], 1e-30))
         scores, order = tf.math.top_k(log_probabilities, k=tf.shape(log_probabilities)[1])
-        return tf.gather(self.labels[1:], order), scores
+        return tf.gather(self.labels[1:], order), scores, order
 
     @tf.function(input_signature=[TEXT_SPEC])
     def serve(self, text):
         probabilities = self.probabilities(text)
-        labels, scores = self.ranked(probabilities)
+        labels, scores, order = self.ranked(probabilities)
         answered = ranking.has_words(text)
         labels, confidence = ranking.withheld(labels[:, :self.top_k],
                                               ranking.confidences(scores, self.calibration)[:, :self.top_k], answered)
-        return {"label": labels[:, 0], "score": confidence[:, 0], "top_labels": labels, "top_scores": confidence,
-                "needs_review": ranking.needs_review(confidence[:, 0], self.calibration, answered),
-                "probabilities": probabilities}
+        outputs = {"label": labels[:, 0], "score": confidence[:, 0], "top_labels": labels, "top_scores": confidence,
+                   "needs_review": ranking.needs_review(confidence[:, 0], self.calibration, answered),
+                   "probabilities": probabilities}
+        if self.descriptions is not None:
+            described, _ = ranking.withheld(tf.gather(self.descriptions[1:], order[:, :self.top_k]), confidence,
+                                            answered)
+            outputs.update(description=described[:, 0], top_descriptions=described)
+        return outputs
 
     @tf.function(input_signature=[TEXT_SPEC])
     def tokens(self, text):
@@ -112,6 +120,13 @@ class ClassifierServing(ServingModule):
 
     def extra_signatures(self) -> dict:
         return {"tokens": self.tokens} if self.word_level else {}
+
+
+def label_descriptions(labels: Sequence[str], label_texts: dict[str, str] | None) -> list[str] | None:
+    """Each label's text in `label_texts` ("" where it has none), or None when no label has one (chapter letters,
+    sentiment): an ICD-10 category classifier answers I50 with "Insuffisance cardiaque"."""
+    descriptions = [(label_texts or {}).get(label, "") for label in labels]
+    return descriptions if any(descriptions) else None
 
 
 def fused(network: tf.Tensor, tfidf: tf.Tensor, weight) -> tf.Tensor:
@@ -146,13 +161,19 @@ class ClassificationTask(Task):
         splits: train / validation / test records.
     """
 
-    def __init__(self, experiment: Experiment, splits: Splits) -> None:
+    @classmethod
+    def from_data(cls, experiment: Experiment, loaded) -> ClassificationTask:
+        """The task with the source's label texts, where it has them (ICD-10 categories answer with their label)."""
+        return cls(experiment, loaded.splits, loaded.labels)
+
+    def __init__(self, experiment: Experiment, splits: Splits, label_texts: dict[str, str] | None = None) -> None:
         super().__init__(experiment, splits)
         _check_model_name(experiment.model)
         length = experiment.data.label_length
         self.splits = Splits(*([Record(record.text, cut_label(record.target, length)) for record in part]
                                for part in (splits.train, splits.validation, splits.test)))
         self.labels = Vocabulary.sorted((record.target for record in self.splits.train), (UNKNOWN_LABEL,))
+        self.descriptions = label_descriptions(self.labels.tokens, label_texts)
         self.preprocess = self._preprocess_layer()
         self.vectors, self.coverage = self._load_vectors()
         self.vectorizer = None if self.word_pieces else self._vectorizer()
@@ -319,7 +340,8 @@ class ClassificationTask(Task):
 
     def serving(self, model: keras.Model) -> ClassifierServing:
         return ClassifierServing(model, self.labels.tokens, self.preprocess, word_level=not self.word_pieces,
-                                 top_k=self.experiment.model.top_k, tfidf=self.tfidf_graph)
+                                 top_k=self.experiment.model.top_k, tfidf=self.tfidf_graph,
+                                 descriptions=self.descriptions)
 
     @functools.cached_property
     def tfidf_model(self):
@@ -364,7 +386,7 @@ class ClassificationTask(Task):
             print(f"fusion with the in-graph TF-IDF logistic regression ({serving.tfidf.weight_count:,} weights): "
                   f"weight {weight:g} chosen on validation, accuracy {accuracies[0.0]:.3f} network alone, "
                   f"{accuracies[1.0]:.3f} TF-IDF alone, {accuracies[weight]:.3f} fused")
-        labels, scores = (value.numpy() for value in serving.ranked(tf.constant(probabilities)))
+        labels, scores, _ = (value.numpy() for value in serving.ranked(tf.constant(probabilities)))
         right = labels == np.array([label.encode("utf-8") for label in truth])[:, None]
         fitted, raw, calibrated = cal.fit_ranked(scores, right, self.experiment.model.calibration)
         review = cal.review_threshold(calibrated[:, 0], right[:, 0], self.experiment.model.review_precision)
