@@ -159,6 +159,8 @@ class ClassificationTask(Task):
     Args:
         experiment: the run's configuration.
         splits: train / validation / test records.
+        label_texts: {label: its text} from the source's code set (cim10's category labels), answered beside the
+            labels where they have one.
     """
 
     @classmethod
