@@ -39,6 +39,8 @@ def test_train_returns_a_run_that_reads_back_from_its_folder(tiny_classifier_run
     assert (again.experiment, again.export, again.test, again.history) == (run.experiment, run.export, run.test,
                                                                           run.history)
     assert "| model |" in again.table()
+    # What it ran on reads back too: the versions and CPU that two runs' figures are compared by.
+    assert again.environment == run.environment and run.environment["packages"]["tensorflow"] != "not installed"
 
 
 @pytest.mark.e2e  # a coder trained for this module (about 40 s), then the rerank bench on it (about 30 s)

