@@ -205,12 +205,12 @@ def render(answer: Answer, top_k: int | None = None) -> str:
         review = _review(answer.needs_review)
         if not answer.label:
             return f"{answer.text}\n  -> {NO_ANSWER} ({review})"
-        if answer.description:  # described labels (ICD-10 categories) read as the coder's ranked list does
-            width = max(len("label"), *(len(item.label) for item in answer.ranked[:top_k]))
+        if answer.description:  # described labels are ICD-10 codes: read as the coder's ranked list, dotted
+            width = max(len("label"), *(len(display_code(item.label)) for item in answer.ranked[:top_k]))
             lines = [answer.text, f"  {'rank':>4}  {'label':<{width}} {'score':>6}  description"]
-            lines += [f"  {rank:>4}  {item.label:<{width}} {item.score:>6.2f}  {item.description}"
+            lines += [f"  {rank:>4}  {display_code(item.label):<{width}} {item.score:>6.2f}  {item.description}"
                       for rank, item in enumerate(answer.ranked[:top_k], 1)]
-            return "\n".join([*lines, f"  -> {answer.label} {answer.description} ({review})"])
+            return "\n".join([*lines, f"  -> {display_code(answer.label)} {answer.description} ({review})"])
         ranked = ", ".join(f"{item.label} {item.score:.2f}" for item in answer.ranked[:top_k])
         return f"{answer.text}\n  -> {answer.label} {answer.score:.2f} (ranked: {ranked}; {review})"
     return f"{marked_text(answer)}\n  {len(answer.entities)} entities ({_review(answer.needs_review)})"

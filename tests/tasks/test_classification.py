@@ -153,6 +153,13 @@ def test_icd10_categories_answer_with_their_label_in_the_code_set():
     answer = LabelAnswer.from_outputs("insuffisance cardiaque", rows[0])
     assert answer.description == "Insuffisance cardiaque" and answer.ranked[0].description == "Insuffisance cardiaque"
     assert "-> I50 Insuffisance cardiaque" in render(answer) and "S72" in render(answer)
+    # A code-level classifier (data.label_length=4) shows its codes dotted, as the coder does; the object keeps them.
+    code_level = LabelAnswer.from_outputs("x", {"label": "I500", "score": 0.8, "top_labels": ["I500", "I10"],
+                                                "top_scores": [0.8, 0.1], "description": "Insuffisance cardiaque "
+                                                "congestive", "top_descriptions": ["Insuffisance cardiaque congestive",
+                                                                                   "Hypertension essentielle"]})
+    assert code_level.label == "I500" and "-> I50.0 Insuffisance cardiaque congestive" in render(code_level)
+    assert "     1  I50.0   0.80  Insuffisance" in render(code_level)
     # Chapter letters and sentiment have no descriptions: the export keeps its outputs as they were.
     assert label_descriptions((UNKNOWN_LABEL, "A", "I"), code_set) is None
     plain_serving = ClassifierServing(model, labels, top_k=2)
