@@ -8,6 +8,8 @@ from tfnlp.bench import __main__ as bench
 def test_decode_bench_compares_both_decoders_on_the_exported_model(tiny_run, capsys):
     assert bench.main(["decode", "--quick", "--model", str(tiny_run["version"])]) == 0
     out = capsys.readouterr().out
+    # A bench's output says what it ran on: its figures repeat on that machine and those packages.
+    assert out.startswith("environment: Python ") and " tensorflow 2." in out.splitlines()[0]
     assert "| in-graph batched" in out and "| Python loop, per text, per character | 64 |" in out
     # Both decoders run the same greedy constrained search on the same model: they must agree.
     agreement = float(re.search(r"same code from both on ([\d.]+)%", out).group(1))

@@ -6,6 +6,7 @@ import argparse
 import functools
 from collections.abc import Sequence
 
+from tfnlp import environment
 from tfnlp.errors import cli_main
 from tfnlp.logs import drop_retracing_notices
 from tfnlp.registry import Registry
@@ -50,7 +51,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     # Every suite builds several models and serving modules of one class on purpose (variants, taggers, runs), each
     # traced once: TensorFlow counts traces across objects and would call that needless retracing.
     drop_retracing_notices()
-    return registry.get(args.suite)(rest)
+    suite = registry.get(args.suite)
+    if not {"-h", "--help"} & set(rest):
+        # Figures repeat on one machine and one set of packages, not across them: each bench says which it ran on.
+        print(f"environment: {environment.summary(environment.describe())}", flush=True)
+    return suite(rest)
 
 
 if __name__ == "__main__":
