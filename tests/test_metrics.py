@@ -64,3 +64,14 @@ def test_the_paired_difference_interval_holds_zero_for_a_tie_and_excludes_it_for
     assert wider["high"] - wider["low"] > gap["high"] - gap["low"]  # fewer texts, less certainty
     with pytest.raises(ValueError, match="equal, non-empty"):
         metrics.paired_accuracy_difference([True], [True, False])
+
+
+def test_the_classification_report_writes_its_files_and_stays_quiet_for_a_single_class(tmp_path):
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a warning here would reach the user's terminal
+        report = metrics.write_classification_report(["I50", "I50"], ["I50", "J45"], ["I50", "J45", "J45"], tmp_path)
+    assert [row["label"] for row in report["per_class"]] == ["I50", "J45"]
+    for name in ("per_class.csv", "confusion_matrix.png", "f1_vs_support.png", "class_distribution.png"):
+        assert (tmp_path / name).stat().st_size > 0

@@ -4,6 +4,7 @@ F1 vs support and class distribution; seqeval entity scores per type."""
 from __future__ import annotations
 
 import csv
+import warnings
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
@@ -146,7 +147,10 @@ def write_classification_report(truth: Sequence[str], predicted: Sequence[str], 
     rows = per_class_rows(truth, predicted)
     write_rows_csv(folder / "per_class.csv", rows)
     shown = [label for label, _ in Counter(truth).most_common(top_classes)]
-    matrix = confusion_matrix(truth, predicted, labels=shown)
+    with warnings.catch_warnings():
+        # One class in the test split (or in a tiny run's) gives a 1 x 1 matrix, which is right: no warning to print.
+        warnings.filterwarnings("ignore", message="A single label was found", category=UserWarning)
+        matrix = confusion_matrix(truth, predicted, labels=shown)
     figures = {
         "confusion_matrix": confusion_matrix_figure(matrix, shown),
         "f1_vs_support": f1_support_figure([row["f1"] for row in rows], np.array([row["support"] for row in rows]),
