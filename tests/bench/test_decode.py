@@ -17,6 +17,18 @@ def test_decode_bench_compares_both_decoders_on_the_exported_model(tiny_run, cap
     assert re.search(r"^headline: in-graph batched decoding is \d+x faster", out.strip().splitlines()[-1])
 
 
+def test_help_after_a_suite_is_the_suites_and_a_missing_suite_is_named(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        bench.main(["speed", "--help"])
+    out = capsys.readouterr().out
+    assert exit_info.value.code == 0 and "python -m tfnlp.bench speed" in out and "--model MODEL" in out
+    assert "environment:" not in out  # nothing is measured
+    assert bench.main(["--help"]) == 0 and "one of: beam" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as exit_info:
+        bench.main([])
+    assert exit_info.value.code == 2 and "name a suite: one of beam" in capsys.readouterr().err
+
+
 def test_unknown_suite_and_bad_model_folder_are_user_errors(tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_info:
         bench.main(["nope"])

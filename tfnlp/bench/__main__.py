@@ -45,16 +45,24 @@ def suites() -> Registry:
 @cli_main
 def main(argv: Sequence[str] | None = None) -> int:
     registry = suites()
-    parser = argparse.ArgumentParser(prog="python -m tfnlp.bench", description=__doc__)
-    parser.add_argument("suite", help=f"one of: {', '.join(registry.names())}")
+    # The help option is the suite's once a suite is named (`bench speed --help` lists speed's options).
+    parser = argparse.ArgumentParser(prog="python -m tfnlp.bench", description=__doc__, add_help=False)
+    parser.add_argument("suite", nargs="?", help=f"one of: {', '.join(registry.names())}")
+    parser.add_argument("-h", "--help", action="store_true", help="this help; after a suite, the suite's options")
     args, rest = parser.parse_known_args(argv)
+    if args.suite is None:
+        if args.help:
+            parser.print_help()
+            return 0
+        parser.error(f"name a suite: one of {', '.join(registry.names())}")
     # Every suite builds several models and serving modules of one class on purpose (variants, taggers, runs), each
     # traced once: TensorFlow counts traces across objects and would call that needless retracing.
     drop_retracing_notices()
     suite = registry.get(args.suite)
-    if not {"-h", "--help"} & set(rest):
-        # Figures repeat on one machine and one set of packages, not across them: each bench says which it ran on.
-        print(f"environment: {environment.summary(environment.describe())}", flush=True)
+    if args.help:
+        return suite([*rest, "--help"])
+    # Figures repeat on one machine and one set of packages, not across them: each bench says which it ran on.
+    print(f"environment: {environment.summary(environment.describe())}", flush=True)
     return suite(rest)
 
 
