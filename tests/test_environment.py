@@ -72,3 +72,12 @@ def test_the_summary_is_one_readable_line():
                                 "cpu": {"model": "Xeon", "vector_flags": ["avx2"]},
                                 "kernel_settings": {"TF_ENABLE_ONEDNN_OPTS": "0"}})
     assert line == "Python 3.11.2, keras 3.15.1 on Xeon (avx2); TF_ENABLE_ONEDNN_OPTS=0"
+
+
+def test_a_model_card_says_what_it_was_trained_with_and_an_older_card_its_versions():
+    from tfnlp.model_card import trained_with
+
+    environment_record = {"python": "3.11.2", "packages": {"keras": "3.15.1"}, "cpu": {"model": "Xeon"}}
+    assert trained_with({"environment": environment_record}) == ("Python 3.11.2, keras 3.15.1 on Xeon "
+                                                                 "(no vector flags read)")
+    assert trained_with({"versions": {"tensorflow": "2.21.0", "keras": "3.15.1"}}) == "TensorFlow 2.21.0, Keras 3.15.1"

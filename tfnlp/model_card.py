@@ -156,8 +156,14 @@ def markdown(card: dict, export: str = "EXPORT") -> str:
                   + ("; ".join(decision["reasons"]) or "all rules met"), ""]
     lines += ["## Limitations", "", *(f"- {line}" for line in card["limitations"]), "",
               "## How to use", "", *how_to_use(card["name"], export, EXAMPLES[card["task"]]), "",
-              f"tfnlp {card['versions']['tfnlp']}, TensorFlow {card['versions']['tensorflow']}, Keras "
-              f"{card['versions']['keras']}, commit {card['git_commit']}; made {card['created_at']}.", "",
-              *([f"Trained with {environment_lib.summary(card['environment'])}.", ""] if card.get("environment")
-                else [])]
+              f"tfnlp {card['versions']['tfnlp']}, commit {card['git_commit']}; made {card['created_at']}. Trained "
+              f"with {trained_with(card)}.", ""]
     return "\n".join(lines)
+
+
+def trained_with(card: dict) -> str:
+    """What the card's model was trained with: its environment's summary, or TensorFlow's and Keras's versions for a
+    card from before environments were recorded."""
+    if card.get("environment"):
+        return environment_lib.summary(card["environment"])
+    return f"TensorFlow {card['versions']['tensorflow']}, Keras {card['versions']['keras']}"
